@@ -1,0 +1,90 @@
+"""Arguments of hybrid batch training, parsed by ``HfArgumentParser`` (every field is a ``--flag``).
+
+Field names follow Tevatron main (``train_group_size``, ``query_max_len``, ``query_prefix``…) so that one
+command line works with both backends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+REGIMES = ("hybrid", "mono", "cross", "xx")
+
+
+@dataclass
+class HybridDataArguments:
+    train_files: List[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Parallel training data of ONE source: Tevatron-format JSONL files, one per language, as "
+            "LANG=PATH (e.g. en=data/en.jsonl de=data/de.jsonl), or a directory holding {lang}.jsonl files."
+        },
+    )
+    extra_sources: List[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Further sources, each NAME:LANG=PATH,LANG=PATH or NAME:DIR (e.g. msmarco:en=en.jsonl). "
+            "Each optimizer-step batch draws its examples from one source (see --source_sampling)."
+        },
+    )
+    dataset_name: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Hugging Face dataset to read instead of --train_files; languages are its configs "
+            "(e.g. unicamp-dl/mmarco style), given by --languages."
+        },
+    )
+    dataset_split: str = field(default="train", metadata={"help": "Split of --dataset_name."})
+    languages: List[str] = field(
+        default_factory=list, metadata={"help": "Languages to train on (default: all languages of the data)."}
+    )
+    language_weights: List[float] = field(
+        default_factory=list,
+        metadata={"help": "Sampling weight per language, same order as --languages (default: uniform)."},
+    )
+    regime: str = field(
+        default="hybrid",
+        metadata={
+            "help": "Batch regime: hybrid (mono with probability --alpha, else cross), mono (X-X-mono: one "
+            "language per batch), cross (X-Y: query and passage languages differ), xx (per example one random "
+            "language for both sides; LAReQA ablation)."
+        },
+    )
+    alpha: float = field(default=0.5, metadata={"help": "Probability that a hybrid batch is monolingual."})
+    pivot_language: Optional[str] = field(
+        default=None,
+        metadata={"help": "Cross batches: passages always in this language (queries in any other)."},
+    )
+    source_sampling: str = field(
+        default="proportional",
+        metadata={"help": "How each batch picks its source: proportional (to size) or round_robin."},
+    )
+    train_group_size: int = field(
+        default=8, metadata={"help": "Passages per query: 1 positive + (group size - 1) negatives."}
+    )
+    query_max_len: int = field(default=32, metadata={"help": "Max query length in tokens (truncated)."})
+    passage_max_len: int = field(default=128, metadata={"help": "Max passage length in tokens (truncated)."})
+    query_prefix: str = field(default="", metadata={"help": "Prepended to every query, e.g. 'query: '."})
+    passage_prefix: str = field(default="", metadata={"help": "Prepended to every passage, e.g. 'passage: '."})
+    passage_field_separator: str = field(default=" ", metadata={"help": "Joins a passage's title and text."})
+    pad_to_multiple_of: int = field(default=8, metadata={"help": "Pad token lengths to a multiple of this."})
+
+    def __post_init__(self):
+        if self.regime not in REGIMES:
+            raise ValueError(f"--regime must be one of {', '.join(REGIMES)}, got {self.regime!r}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"--alpha must be in [0, 1], got {self.alpha}")
+        if self.source_sampling not in ("proportional", "round_robin"):
+            raise ValueError(f"--source_sampling must be proportional or round_robin, got {self.source_sampling!r}")
+        if self.language_weights and len(self.language_weights) != len(self.languages):
+            raise ValueError("--language_weights needs one weight per entry of --languages")
+        if any(w < 0 for w in self.language_weights) or (self.language_weights and sum(self.language_weights) <= 0):
+            raise ValueError("--language_weights must be non-negative and not all zero")
+        if self.train_group_size < 1:
+            raise ValueError("--train_group_size must be at least 1")
+
+    @property
+    def mono_probability(self) -> float:
+        """α of the regime: 1 for mono, 0 for cross, --alpha for hybrid (unused by xx)."""
+        return {"mono": 1.0, "cross": 0.0}.get(self.regime, self.alpha)

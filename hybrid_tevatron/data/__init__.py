@@ -1,0 +1,3 @@
+from .corpus import ParallelCorpus, csr
+
+__all__ = ["ParallelCorpus", "csr"]

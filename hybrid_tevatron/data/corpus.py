@@ -1,0 +1,76 @@
+"""The parallel corpus: one training source whose queries and passages exist in several languages.
+
+Ids are interned to integer indices and id lists are stored as CSR arrays, so memory stays linear in the
+number of query ids and the batch plan can work on integers only.
+
+Alignment: a query index ``q`` is the same question in every language; ``positives(q)`` / ``negatives(q)``
+are passage (doc) indices shared by all languages; ``passage_text(lang, d)`` is ``d``'s text in ``lang``
+(``None`` where the corpus has no translation). Every positive has text in every language (checked by the
+readers); a negative may lack a language, and is then unavailable in that language.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+
+@dataclass
+class ParallelCorpus:
+    name: str
+    languages: List[str]
+    query_ids: List[str]  # index -> external query id
+    doc_ids: List[str]  # index -> external docid
+    queries: Dict[str, List[str]]  # lang -> query text per query index
+    passages: Dict[str, List[Optional[str]]]  # lang -> passage text per doc index (None: no text in lang)
+    pos_offsets: np.ndarray  # CSR: positives of q are pos_docs[pos_offsets[q]:pos_offsets[q+1]]
+    pos_docs: np.ndarray
+    neg_offsets: np.ndarray
+    neg_docs: np.ndarray
+    _neg_by_lang: Dict[str, tuple] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.query_ids)
+
+    @property
+    def num_docs(self) -> int:
+        return len(self.doc_ids)
+
+    def positives(self, q: int) -> np.ndarray:
+        return self.pos_docs[self.pos_offsets[q] : self.pos_offsets[q + 1]]
+
+    def negatives(self, q: int, lang: Optional[str] = None) -> np.ndarray:
+        """Negatives of ``q``; with ``lang``, only those that have text in ``lang``."""
+        if lang is None:
+            return self.neg_docs[self.neg_offsets[q] : self.neg_offsets[q + 1]]
+        offsets, docs = self._negatives_in(lang)
+        return docs[offsets[q] : offsets[q + 1]]
+
+    def _negatives_in(self, lang: str) -> tuple:
+        if lang not in self._neg_by_lang:
+            has_text = np.fromiter((t is not None for t in self.passages[lang]), bool, self.num_docs)
+            keep = has_text[self.neg_docs] if len(self.neg_docs) else np.zeros(0, bool)
+            counts = np.add.reduceat(keep.astype(np.int64), self.neg_offsets[:-1]) if len(keep) else None
+            if counts is None:
+                counts = np.zeros(len(self), np.int64)
+            else:  # reduceat gives the next segment's first value for empty segments: zero them
+                counts[np.diff(self.neg_offsets) == 0] = 0
+            offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+            self._neg_by_lang[lang] = (offsets, self.neg_docs[keep])
+        return self._neg_by_lang[lang]
+
+    def query_text(self, lang: str, q: int) -> str:
+        return self.queries[lang][q]
+
+    def passage_text(self, lang: str, d: int) -> Optional[str]:
+        return self.passages[lang][d]
+
+
+def csr(lists: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, values) int64 CSR arrays of a list of integer lists."""
+    offsets = np.zeros(len(lists) + 1, dtype=np.int64)
+    np.cumsum([len(x) for x in lists], out=offsets[1:])
+    values = np.fromiter((v for x in lists for v in x), dtype=np.int64, count=int(offsets[-1]))
+    return offsets, values
