@@ -1,0 +1,35 @@
+"""Shared fixtures: a tiny locally built XLM-R model and a small parallel corpus (nothing downloaded)."""
+
+import os
+
+import pytest
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    from hybrid_tevatron.testing import build_tiny_model
+
+    return build_tiny_model(str(tmp_path_factory.mktemp("tiny-xlmr")))
+
+
+@pytest.fixture(scope="session")
+def parallel_dir(tmp_path_factory):
+    """Directory with en/de/es/zh.jsonl: 40 parallel queries, 4 negatives each."""
+    from hybrid_tevatron.testing import write_parallel_jsonl
+
+    out = str(tmp_path_factory.mktemp("parallel"))
+    write_parallel_jsonl(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    if not os.path.isdir(SHARED_DATA):
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
