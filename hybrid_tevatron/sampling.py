@@ -29,6 +29,7 @@ class PlanEntry(NamedTuple):
 
     source: int  # index into the plan's sources
     query: int  # query index in that source
+    mode: str  # the step's mode: MONO, CROSS or XX
     query_lang: str
     passage_lang: str
     passages: Tuple[int, ...]  # exactly group_size doc indices, positive first
