@@ -29,7 +29,8 @@ different docids, so they can share a step, where one's positive is an in-batch 
 Sentences that are nobody's gold are not used (they have no parallel id).
 
 ``title`` is empty: the evaluation's candidates are bare sentences. Outputs are written to a temporary name and
-renamed, with ``split.json`` (train/test titles, rule) and ``stats.json`` (counts) beside them.
+renamed, with ``split.json`` (train/test titles, rule), ``train_articles.txt``/``test_articles.txt`` (one title a
+line, the form ``python -m hybrid_tevatron.eval.lareqa --articles @FILE`` reads) and ``stats.json`` (counts).
 """
 
 from __future__ import annotations
@@ -214,6 +215,11 @@ def convert(xquad_dir: str, output_dir: str, languages: Sequence[str] = TRAIN_LA
     split_info = {"rule": f"article i (file order) is test when i % {every} == {offset}",
                   "train": train, "test": test, "written": split}
     _write_json(os.path.join(output_dir, "split.json"), split_info)
+    for side, names in (("train", train), ("test", test)):  # for ``eval.lareqa --articles @FILE``
+        tmp = os.path.join(output_dir, f"{side}_articles.txt.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("".join(t + "\n" for t in names))
+        os.replace(tmp, os.path.join(output_dir, f"{side}_articles.txt"))
     stats["split"] = split
     _write_json(os.path.join(output_dir, "stats.json"), stats)
     return stats
@@ -249,7 +255,8 @@ def main(argv=None) -> int:
         ap.error("--xquad_dir and --output_dir are required")
     stats = convert(args.xquad_dir, args.output_dir, args.languages, args.split, args.test_every, args.test_offset)
     print(json.dumps(stats), file=sys.stderr)
-    print(f"wrote {', '.join(l + '.jsonl' for l in args.languages)}, split.json, stats.json to {args.output_dir}",
+    print(f"wrote {', '.join(l + '.jsonl' for l in args.languages)}, split.json, train_articles.txt, "
+          f"test_articles.txt, stats.json to {args.output_dir}",
           file=sys.stderr)
     return 0
 

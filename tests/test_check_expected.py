@@ -1,0 +1,78 @@
+"""2CR-style expected-scores checker: snapshot -> YAML -> OK / OKish / FAIL / MISSING."""
+
+import json
+
+import pytest
+import yaml
+
+from hybrid_tevatron.eval import check_expected as ce
+
+RESULTS = {
+    "meta": {"steps": 200},
+    "xquad-r": {
+        "hybrid": {"multi.map": {"mean": 0.6, "std": 0.004, "n": 3, "values": [0.596, 0.6, 0.604]},
+                   "rank_distance": {"mean": 300.0, "std": 10.0, "n": 3}},
+        "zero-shot": {"multi.map": 0.5, "rank_distance": 400.0},
+    },
+}
+
+
+def test_snapshot_tolerances_and_selection():
+    rows = ce.snapshot(RESULTS, ["xquad-r/*/multi.map", "xquad-r/*/rank_distance"], dict(ce.DEFAULTS, ok_rel=0.01))
+    by_id = {r["id"]: r for r in rows}
+    assert list(by_id) == ["xquad-r/hybrid/multi.map", "xquad-r/hybrid/rank_distance",
+                           "xquad-r/zero-shot/multi.map", "xquad-r/zero-shot/rank_distance"]
+    assert by_id["xquad-r/hybrid/multi.map"] == {"id": "xquad-r/hybrid/multi.map", "expected": 0.6, "ok": 0.006,
+                                                 "okish": 0.02, "n": 3, "std": 0.004}
+    assert by_id["xquad-r/hybrid/rank_distance"]["ok"] == 10.0  # max(abs, 1% of 300, 1 std)
+    assert by_id["xquad-r/hybrid/rank_distance"]["okish"] == 30.0  # 3 std
+    assert by_id["xquad-r/zero-shot/multi.map"]["ok"] == 0.005 and "std" not in by_id["xquad-r/zero-shot/multi.map"]
+    with pytest.raises(ce.ExpectedError, match="match nothing.*mlqa-r"):
+        ce.snapshot(RESULTS, ["mlqa-r/*"])
+
+
+def test_write_then_check_statuses(tmp_path, capsys):
+    res = tmp_path / "summary.json"
+    res.write_text(json.dumps(RESULTS))
+    exp = tmp_path / "expected.yaml"
+    assert ce.main(["--write", str(exp), "--results", str(res), "--select", "xquad-r/*/multi.map",
+                    "--meta", "command=bash recipes/reproduce.sh"]) == 0
+    doc = ce.load_expected(str(exp))
+    assert doc["meta"] == {"command": "bash recipes/reproduce.sh"} and doc["results"] == str(res)
+    assert ce.main([str(exp)]) == 0  # a run checks OK against its own snapshot
+    assert capsys.readouterr().out.count(" OK\n") == 2
+
+    moved = json.loads(json.dumps(RESULTS))
+    moved["xquad-r"]["hybrid"]["multi.map"]["mean"] = 0.59  # -0.010: beyond ok (0.005), within okish (0.02)
+    moved["xquad-r"]["zero-shot"]["multi.map"] = 0.45  # -0.05: FAIL
+    rows = {r["id"]: r for r in ce.check(doc, moved)}
+    assert rows["xquad-r/hybrid/multi.map"]["status"] == "OKish"
+    assert rows["xquad-r/hybrid/multi.map"]["diff"] == pytest.approx(-0.01)
+    assert rows["xquad-r/zero-shot/multi.map"]["status"] == "FAIL"
+    res.write_text(json.dumps(moved))
+    assert ce.main([str(exp)]) == 1
+    out = capsys.readouterr().out
+    assert "OKish" in out and "FAIL" in out and "1 OKish, 1 FAIL" in out
+
+    del moved["xquad-r"]["zero-shot"]
+    res.write_text(json.dumps(moved))
+    assert ce.main([str(exp)]) == 1
+    assert "MISSING" in capsys.readouterr().out
+    assert ce.main([str(exp), "--results", str(tmp_path / "nope.json")]) == 1
+    assert "nope.json: no such results file" in capsys.readouterr().err
+
+
+def test_malformed_expected_files_name_the_row(tmp_path):
+    path = tmp_path / "bad.yaml"
+    cases = [
+        ({"rows": []}, "non-empty 'rows'"),
+        ({"rows": [{"expected": 1, "ok": 0, "okish": 0}]}, r"row 0: needs an 'id'"),
+        ({"rows": [{"id": "a/b", "expected": "x", "ok": 0, "okish": 0}]}, r"row 0 \(a/b\): 'expected' must be"),
+        ({"rows": [{"id": "a/b", "expected": 1, "ok": 0.1, "okish": 0.05}]}, r"row 0 \(a/b\): need 0 <= ok <= okish"),
+        ({"rows": [{"id": "a", "expected": 1, "ok": 0, "okish": 0}, {"id": "a", "expected": 1, "ok": 0, "okish": 0}]},
+         r"row 1 \(a\): duplicate id"),
+    ]
+    for doc, message in cases:
+        path.write_text(yaml.safe_dump(doc))
+        with pytest.raises(ce.ExpectedError, match=message):
+            ce.load_expected(str(path))
