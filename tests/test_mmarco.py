@@ -147,3 +147,20 @@ def test_cli(mmarco_dir, tmp_path, capsys):
     assert f"to {out}" in capsys.readouterr().err
     assert json.load(open(os.path.join(out, "stats.json")))["queries"] == 1
     assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
+
+
+def test_prepare_recipe_uses_local_copy(mmarco_dir, tmp_path):
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = str(tmp_path / "prepared")
+    env = dict(os.environ, MMARCO_DIR=mmarco_dir, LANGS="en zh", MAX_QUERIES="2", NEGATIVES="1",
+               PYTHON=sys.executable)
+    proc = subprocess.run(["bash", os.path.join(root, "recipes", "prepare_mmarco.sh"), out], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{out}/train/{{en,zh}}.jsonl" in proc.stdout and "downloading" not in proc.stderr
+    rows = _read(os.path.join(out, "train", "zh.jsonl"))
+    assert [r["query_id"] for r in rows] == ["1185869", "1185868"]
+    assert all(len(r["negative_passages"]) == 1 for r in rows)

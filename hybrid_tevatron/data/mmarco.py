@@ -119,8 +119,10 @@ def convert(mmarco_dir: str, output_dir: str, languages: Sequence[str] = PAPER_L
     if negatives < 0:
         raise ValueError(f"--negatives must be >= 0, got {negatives}")
     triples = os.path.join(mmarco_dir, TRIPLES)
-    if not os.path.isfile(triples):
-        raise FileNotFoundError(f"{triples}: missing (download it with recipes/prepare_mmarco.sh)")
+    needed = [triples] + [f(mmarco_dir, lang, translation) for lang in langs for f in (queries_path, collection_path)]
+    absent = [p for p in needed if not os.path.isfile(p)]
+    if absent:  # before hours of streaming
+        raise FileNotFoundError(f"{', '.join(absent)}: missing (download with recipes/prepare_mmarco.sh)")
     chosen = select_queries(triples, max_queries, negatives)
     pids = {p for pos, neg in chosen.values() for p in pos + neg}
     # pass 1, one language at a time: which selected ids have text in every language
