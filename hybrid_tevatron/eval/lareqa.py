@@ -1,0 +1,504 @@
+"""LAReQA (XQuAD-R, MLQA-R) -> Pyserini inputs: corpora, topics, qrels and a manifest.
+
+    python -m hybrid_tevatron.eval.lareqa --data_dir ../shared/data/xquad-r --output_dir lareqa/xquad-r
+
+Candidates are the sentences of every paragraph (``sentences``); a question's gold sentence in language Y is the
+sentence of its Y paragraph whose ``sentence_breaks`` span holds ``answers[0].answer_start`` of file Y. Settings
+(LAReQA): **mono** X->X (pool = X), **cross** X->Y, X != Y (pool = Y; only pairs sharing questions), **multi**
+(pool = all languages; the gold sentence of every language holding the question id is relevant).
+
+Output layout (paths in the manifest are relative to the output folder)::
+
+    manifest.json                 languages, pairs, counts, corpora, topics, searches (see ``build``)
+    corpus/{lang}.jsonl, all.jsonl {"id": "{lang}-{n}", "contents": sentence, "lang": lang}; n = position in file
+    topics/{X}.tsv                qid \\t question, qid = "{question id}-{X}"
+    topics/cross.{X}-{Y}.tsv      only where X has questions missing from Y (MLQA-R)
+    qrels/{search}.txt            TREC qrels ("qid 0 docid 1") per search: mono.X, cross.X-Y, multi.X
+    corpora.tsv                   pool \\t corpus path \\t size                  (one line per index to build)
+    searches.tsv                  name \\t setting \\t query lang \\t pool \\t topics \\t qrels \\t pool size
+                                  (one line per search; the run goes to RUNS/{name}.trec)
+
+Docids are stable: filtering (``--articles``, ``--max_questions``) drops sentences but never renumbers them.
+Everything is written to a temporary folder next to the output folder and renamed into place at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+
+from hybrid_tevatron.eval import atomic_write_json
+
+MANIFEST_FORMAT = "hybrid_tevatron.lareqa/1"
+KNOWN_DATASETS = {
+    "xquad-r": {"languages": ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"), "parallel": True},
+    "mlqa-r": {"languages": ("ar", "de", "en", "es", "hi", "vi", "zh"), "parallel": False},
+}
+SEARCH_COLUMNS = ("name", "setting", "query_lang", "pool", "topics", "qrels", "pool_size")
+_WS = re.compile(r"[\t\n\r]+")
+
+
+class LareqaError(ValueError):
+    """A problem with the LAReQA input files; the message names the file and the item."""
+
+
+def clean_text(text: str) -> str:
+    """Tabs and line breaks -> one space, then strip (TSV topics and Pyserini's field splitting need this)."""
+    return _WS.sub(" ", text).strip()
+
+
+def docid(lang: str, n: int) -> str:
+    return f"{lang}-{n}"
+
+
+def query_id(question_id: str, lang: str) -> str:
+    return f"{question_id}-{lang}"
+
+
+@dataclass
+class Candidate:
+    docid: str
+    text: str
+    article: int
+
+
+@dataclass
+class Question:
+    id: str
+    text: str
+    gold: str  # docid of the gold sentence in this language
+    article: int
+
+
+@dataclass
+class LanguagePool:
+    """One language file: its candidate sentences and questions (file order), article titles by index."""
+
+    lang: str
+    path: str
+    candidates: list[Candidate] = field(default_factory=list)
+    questions: dict[str, Question] = field(default_factory=dict)
+    titles: list[str] = field(default_factory=list)
+
+
+def _require(cond: bool, path: str, where: str, msg: str) -> None:
+    if not cond:
+        raise LareqaError(f"{path}: {where}: {msg}")
+
+
+def read_language_file(path: str, lang: str) -> LanguagePool:
+    """Parse one LAReQA JSON file into candidates and questions with gold sentence ids."""
+    if not os.path.isfile(path):
+        raise LareqaError(f"{path}: language file for '{lang}' not found")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except json.JSONDecodeError as err:
+        raise LareqaError(f"{path}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+    except UnicodeDecodeError as err:
+        raise LareqaError(f"{path}: not UTF-8 ({err})") from None
+    _require(isinstance(data, dict) and isinstance(data.get("data"), list), path, "top level",
+             'expected {"data": [articles]}')
+    pool = LanguagePool(lang=lang, path=path)
+    for ai, article in enumerate(data["data"]):
+        where = f"data[{ai}]"
+        _require(isinstance(article, dict) and isinstance(article.get("paragraphs"), list), path, where,
+                 "article without a 'paragraphs' list")
+        pool.titles.append(str(article.get("title", "")))
+        for pi, para in enumerate(article["paragraphs"]):
+            pwhere = f"{where}.paragraphs[{pi}]"
+            _require(isinstance(para, dict), path, pwhere, "paragraph is not an object")
+            for key in ("sentences", "sentence_breaks", "qas"):
+                _require(isinstance(para.get(key), list), path, pwhere, f"missing list '{key}'")
+            sentences, breaks = para["sentences"], para["sentence_breaks"]
+            _require(len(sentences) == len(breaks), path, pwhere,
+                     f"{len(sentences)} sentences but {len(breaks)} sentence_breaks")
+            first = len(pool.candidates)
+            for si, (sentence, span) in enumerate(zip(sentences, breaks)):
+                _require(isinstance(sentence, str), path, f"{pwhere}.sentences[{si}]", "not a string")
+                _require(isinstance(span, list) and len(span) == 2 and all(isinstance(x, int) for x in span),
+                         path, f"{pwhere}.sentence_breaks[{si}]", f"expected [start, end], got {span!r}")
+                pool.candidates.append(Candidate(docid(lang, len(pool.candidates)), clean_text(sentence), ai))
+            for qi, qa in enumerate(para["qas"]):
+                qwhere = f"{pwhere}.qas[{qi}]"
+                _require(isinstance(qa, dict) and isinstance(qa.get("id"), str) and qa["id"], path, qwhere,
+                         "question without a string 'id'")
+                qwhere += f" (id {qa['id']})"
+                _require(qa["id"] not in pool.questions, path, qwhere, "duplicate question id in this file")
+                _require(isinstance(qa.get("question"), str), path, qwhere, "missing 'question' text")
+                answers = qa.get("answers")
+                _require(isinstance(answers, list) and answers and isinstance(answers[0], dict)
+                         and isinstance(answers[0].get("answer_start"), int), path, qwhere,
+                         "no answers[0].answer_start")
+                start = answers[0]["answer_start"]
+                hits = [si for si, (b, e) in enumerate(breaks) if b <= start < e]
+                _require(len(hits) == 1, path, qwhere,
+                         f"answer_start {start} lies in {len(hits)} sentence_breaks spans {breaks} (need exactly 1)")
+                gold = pool.candidates[first + hits[0]].docid
+                pool.questions[qa["id"]] = Question(qa["id"], clean_text(qa["question"]), gold, ai)
+    _require(bool(pool.candidates), path, "pool", "no candidate sentences (empty pool)")
+    _require(bool(pool.questions), path, "questions", "no questions")
+    return pool
+
+
+@dataclass
+class ArticleSelection:
+    """Articles picked by 0-based index (position in the file) or by title; ``@FILE`` reads one entry a line."""
+
+    indices: set[int] = field(default_factory=set)
+    titles: set[str] = field(default_factory=set)
+
+    @classmethod
+    def parse(cls, specs) -> "ArticleSelection | None":
+        if not specs:
+            return None
+        sel = cls()
+        for spec in _expand_specs(specs):
+            if re.fullmatch(r"\d+", spec):
+                sel.indices.add(int(spec))
+            else:
+                sel.titles.add(spec)
+        return sel
+
+    def matches(self, index: int, title: str) -> bool:
+        return index in self.indices or title in self.titles
+
+    def to_json(self):
+        return {"indices": sorted(self.indices), "titles": sorted(self.titles)}
+
+
+def _expand_specs(specs) -> list[str]:
+    out = []
+    for spec in specs:
+        if spec.startswith("@"):
+            path = spec[1:]
+            if not os.path.isfile(path):
+                raise LareqaError(f"{path}: article list not found")
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    line = line.strip()
+                    if line and not line.startswith("#"):
+                        out.append(line)
+        else:
+            out.append(spec.strip())
+    return out
+
+
+@dataclass
+class Lareqa:
+    """A loaded (and possibly filtered) LAReQA dataset."""
+
+    dataset: str
+    data_dir: str
+    parallel: bool
+    pools: dict[str, LanguagePool]
+    selection: dict
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self.pools)
+
+
+def _detect_dataset(data_dir: str, dataset: str | None) -> str:
+    if dataset and dataset != "auto":
+        return dataset
+    return os.path.basename(os.path.normpath(data_dir)).lower()
+
+
+def load_lareqa(data_dir: str, languages=None, dataset: str | None = None, articles=None, exclude_articles=None,
+                max_questions: int | None = None, full_pool: bool = False, log=None) -> Lareqa:
+    """Read ``{lang}.json`` for every language, apply the article/question selection, check alignment."""
+    if not os.path.isdir(data_dir):
+        raise LareqaError(f"{data_dir}: data folder not found")
+    name = _detect_dataset(data_dir, dataset)
+    spec = KNOWN_DATASETS.get(name)
+    if languages:
+        langs = list(dict.fromkeys(languages))
+    elif spec:
+        langs = list(spec["languages"])
+    else:
+        langs = sorted(f[:-5] for f in os.listdir(data_dir) if f.endswith(".json"))
+        if not langs:
+            raise LareqaError(f"{data_dir}: no {{lang}}.json files")
+    parallel = bool(spec and spec["parallel"])
+    pools = {}
+    for lang in langs:
+        path = os.path.join(data_dir, f"{lang}.json")
+        pools[lang] = read_language_file(path, lang)
+        if log:
+            log(f"read {path}: {len(pools[lang].questions)} questions, {len(pools[lang].candidates)} sentences")
+
+    keep, drop = ArticleSelection.parse(articles), ArticleSelection.parse(exclude_articles)
+    for label, sel in (("--articles", keep), ("--exclude_articles", drop)):
+        if sel is None:
+            continue
+        known_titles = {t for p in pools.values() for t in p.titles}
+        n_articles = max(len(p.titles) for p in pools.values())
+        bad = sorted(str(i) for i in sel.indices if i >= n_articles) + sorted(sel.titles - known_titles)
+        if bad:
+            raise LareqaError(f"{data_dir}: {label} names articles found in no language file: {', '.join(bad)}")
+    if keep or drop:
+        for pool in pools.values():
+            ok = {i for i, t in enumerate(pool.titles)
+                  if (keep is None or keep.matches(i, t)) and not (drop and drop.matches(i, t))}
+            _filter(pool, lambda c: c.article in ok, lambda q: q.article in ok)
+
+    if max_questions is not None:
+        if max_questions < 1:
+            raise LareqaError(f"--max_questions must be >= 1, got {max_questions}")
+        chosen = _first_questions(pools, max_questions)
+        for pool in pools.values():
+            kept_articles = {q.article for q in pool.questions.values() if q.id in chosen}
+            _filter(pool, (lambda c: True) if full_pool else (lambda c, a=kept_articles: c.article in a),
+                    lambda q: q.id in chosen)
+
+    for pool in pools.values():
+        if not pool.candidates:
+            raise LareqaError(f"{pool.path}: empty pool after the article/question selection")
+        if not pool.questions:
+            raise LareqaError(f"{pool.path}: no questions left after the article/question selection")
+    if parallel:
+        _check_parallel(name, pools)
+    selection = {
+        "articles": keep.to_json() if keep else None,
+        "exclude_articles": drop.to_json() if drop else None,
+        "max_questions": max_questions,
+        "full_pool": bool(full_pool) if max_questions is not None else True,
+    }
+    return Lareqa(name, os.path.abspath(data_dir), parallel, pools, selection)
+
+
+def _filter(pool: LanguagePool, keep_candidate, keep_question) -> None:
+    pool.candidates = [c for c in pool.candidates if keep_candidate(c)]
+    kept = {c.docid for c in pool.candidates}
+    pool.questions = {k: q for k, q in pool.questions.items() if keep_question(q) and q.gold in kept}
+
+
+def _first_questions(pools: dict[str, LanguagePool], n: int) -> set[str]:
+    """The first ``n`` question ids, taken round-robin over languages in file order (deterministic)."""
+    orders = [list(p.questions) for p in pools.values()]
+    chosen: dict[str, None] = {}
+    for i in range(max(len(o) for o in orders)):
+        for order in orders:
+            if i < len(order) and len(chosen) < n:
+                chosen.setdefault(order[i])
+    return set(chosen)
+
+
+def _check_parallel(name: str, pools: dict[str, LanguagePool]) -> None:
+    first = next(iter(pools.values()))
+    ids = set(first.questions)
+    for pool in pools.values():
+        other = set(pool.questions)
+        if other != ids:
+            missing = sorted(ids - other)
+            extra = sorted(other - ids)
+            detail = (f"question id {missing[0]} (in {first.path}) is missing from {pool.path}" if missing
+                      else f"question id {extra[0]} (in {pool.path}) is missing from {first.path}")
+            raise LareqaError(f"{name} must be {len(pools)}-way parallel: {detail} "
+                              f"({len(missing)} missing, {len(extra)} extra)")
+
+
+def plan_searches(data: Lareqa) -> list[dict]:
+    """Every search of the three settings, with its topics/qrels content (not yet written)."""
+    langs = data.languages
+    golds = {lang: {qid: q.gold for qid, q in data.pools[lang].questions.items()} for lang in langs}
+    sizes = {lang: len(data.pools[lang].candidates) for lang in langs}
+    searches = []
+
+    def add(setting, x, pool, questions, relevant, topics):
+        name = {"mono": f"mono.{x}", "cross": f"cross.{x}-{pool}", "multi": f"multi.{x}"}[setting]
+        qrels = {query_id(q, x): relevant(q) for q in questions}
+        searches.append({
+            "name": name, "setting": setting, "query_lang": x, "pool": pool,
+            "topics": topics, "qrels": f"qrels/{name}.txt",
+            "pool_size": sum(sizes.values()) if pool == "all" else sizes[pool],
+            "queries": len(qrels), "relevant": sum(len(v) for v in qrels.values()),
+            "run": f"{name}.trec", "_qrels": qrels, "_questions": questions,
+        })
+
+    for x in langs:
+        add("mono", x, x, list(golds[x]), lambda q, x=x: [golds[x][q]], f"topics/{x}.tsv")
+    for x in langs:
+        for y in langs:
+            if x == y:
+                continue
+            shared = [q for q in golds[x] if q in golds[y]]
+            if not shared:
+                continue
+            topics = f"topics/{x}.tsv" if len(shared) == len(golds[x]) else f"topics/cross.{x}-{y}.tsv"
+            add("cross", x, y, shared, lambda q, y=y: [golds[y][q]], topics)
+    for x in langs:
+        add("multi", x, "all", list(golds[x]), lambda q: [golds[lang][q] for lang in langs if q in golds[lang]],
+            f"topics/{x}.tsv")
+    return searches
+
+
+def build(data: Lareqa, output_dir: str, overwrite: bool = False, log=None) -> dict:
+    """Write corpora, topics, qrels, ``corpora.tsv``, ``searches.tsv`` and ``manifest.json``; return the manifest.
+
+    Manifest keys: ``format``, ``dataset``, ``data_dir``, ``parallel``, ``languages``, ``pairs`` ([X, Y] with X != Y),
+    ``selection``, ``counts`` (``questions``/``sentences``/``articles`` per language, ``pool_all``, ``queries``
+    per setting), ``corpora`` ({pool: {path, size}}, pool = a language or ``all``), ``topics`` ({X: {path,
+    queries}}), ``searches`` (list of {name, setting, query_lang, pool, topics, qrels, pool_size, queries,
+    relevant, run}).
+    """
+    output_dir = os.path.abspath(output_dir)
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise LareqaError(f"{output_dir}: exists and is not a folder")
+    if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
+        raise LareqaError(f"{output_dir}: folder exists and is not empty (pass --overwrite to replace it)")
+    parent = os.path.dirname(output_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.", suffix=".tmp", dir=parent)
+    try:
+        manifest = _write_all(data, tmp, log)
+        if os.path.isdir(output_dir):
+            old = tmp + ".old"
+            os.rename(output_dir, old)
+            os.rename(tmp, output_dir)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, output_dir)
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp)
+    return manifest
+
+
+def _write_all(data: Lareqa, root: str, log=None) -> dict:
+    langs = data.languages
+    for sub in ("corpus", "topics", "qrels"):
+        os.makedirs(os.path.join(root, sub))
+    corpora = {}
+    with open(os.path.join(root, "corpus", "all.jsonl"), "w", encoding="utf-8") as all_f:
+        for lang in langs:
+            rel = f"corpus/{lang}.jsonl"
+            with open(os.path.join(root, rel), "w", encoding="utf-8") as f:
+                for c in data.pools[lang].candidates:
+                    line = json.dumps({"id": c.docid, "contents": c.text, "lang": lang}, ensure_ascii=False) + "\n"
+                    f.write(line)
+                    all_f.write(line)
+            corpora[lang] = {"path": rel, "size": len(data.pools[lang].candidates)}
+    corpora["all"] = {"path": "corpus/all.jsonl", "size": sum(c["size"] for c in corpora.values())}
+
+    topics = {}
+    for lang in langs:
+        rel = f"topics/{lang}.tsv"
+        _write_topics(os.path.join(root, rel), data.pools[lang], list(data.pools[lang].questions))
+        topics[lang] = {"path": rel, "queries": len(data.pools[lang].questions)}
+
+    searches = plan_searches(data)
+    for s in searches:
+        if not os.path.exists(os.path.join(root, s["topics"])):
+            _write_topics(os.path.join(root, s["topics"]), data.pools[s["query_lang"]], s["_questions"])
+        with open(os.path.join(root, s["qrels"]), "w", encoding="utf-8") as f:
+            for qid, docids in s.pop("_qrels").items():
+                for d in docids:
+                    f.write(f"{qid} 0 {d} 1\n")
+        del s["_questions"]
+
+    with open(os.path.join(root, "corpora.tsv"), "w", encoding="utf-8") as f:
+        for pool, c in corpora.items():
+            f.write(f"{pool}\t{c['path']}\t{c['size']}\n")
+    with open(os.path.join(root, "searches.tsv"), "w", encoding="utf-8") as f:
+        for s in searches:
+            f.write("\t".join(str(s[k]) for k in SEARCH_COLUMNS) + "\n")
+
+    pairs = [[s["query_lang"], s["pool"]] for s in searches if s["setting"] == "cross"]
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "dataset": data.dataset,
+        "data_dir": data.data_dir,
+        "parallel": data.parallel,
+        "languages": langs,
+        "pairs": pairs,
+        "selection": data.selection,
+        "counts": {
+            "questions": {lang: len(data.pools[lang].questions) for lang in langs},
+            "sentences": {lang: len(data.pools[lang].candidates) for lang in langs},
+            "articles": {lang: len({c.article for c in data.pools[lang].candidates}) for lang in langs},
+            "pool_all": corpora["all"]["size"],
+            "unique_questions": len({q for lang in langs for q in data.pools[lang].questions}),
+            "pairs": len(pairs),
+            "queries": {setting: sum(s["queries"] for s in searches if s["setting"] == setting)
+                        for setting in ("mono", "cross", "multi")},
+        },
+        "corpora": corpora,
+        "topics": topics,
+        "searches_tsv_columns": list(SEARCH_COLUMNS),
+        "searches": searches,
+    }
+    atomic_write_json(os.path.join(root, "manifest.json"), manifest)
+    if log:
+        log(f"wrote {len(corpora)} corpora, {len(topics)} topic files, {len(searches)} searches")
+    return manifest
+
+
+def _write_topics(path: str, pool: LanguagePool, question_ids) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for q in question_ids:
+            f.write(f"{query_id(q, pool.lang)}\t{pool.questions[q].text}\n")
+
+
+def load_manifest(path: str) -> dict:
+    """Read a manifest written by :func:`build` (``path`` may be the folder); adds ``root`` (its folder)."""
+    if os.path.isdir(path):
+        path = os.path.join(path, "manifest.json")
+    if not os.path.isfile(path):
+        raise LareqaError(f"{path}: manifest not found")
+    try:
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except json.JSONDecodeError as err:
+        raise LareqaError(f"{path}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise LareqaError(f"{path}: not a {MANIFEST_FORMAT} manifest (format={manifest.get('format')!r})")
+    manifest["root"] = os.path.dirname(os.path.abspath(path))
+    return manifest
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m hybrid_tevatron.eval.lareqa", description=__doc__.split("\n")[0])
+    p.add_argument("--data_dir", required=True, help="folder with {lang}.json LAReQA files (xquad-r/ or mlqa-r/)")
+    p.add_argument("--output_dir", required=True)
+    p.add_argument("--dataset", default="auto", help="xquad-r, mlqa-r or auto (from the folder name); "
+                   "xquad-r must be fully parallel")
+    p.add_argument("--languages", nargs="+", help="default: all languages of the dataset")
+    p.add_argument("--articles", nargs="+", metavar="SPEC",
+                   help="keep only these articles: 0-based index, title, or @FILE (one entry a line, # comments)")
+    p.add_argument("--exclude_articles", nargs="+", metavar="SPEC", help="drop these articles (same forms)")
+    p.add_argument("--max_questions", type=int, help="keep the first N question ids (round-robin over languages, "
+                   "file order) and only the sentences of their articles (a small deterministic slice for CI)")
+    p.add_argument("--full_pool", action="store_true", help="with --max_questions: keep every sentence")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    args = p.parse_args(argv)
+
+    def log(msg):
+        print(f"[lareqa] {msg}", file=sys.stderr, flush=True)
+
+    try:
+        data = load_lareqa(args.data_dir, args.languages, args.dataset, args.articles, args.exclude_articles,
+                           args.max_questions, args.full_pool, log=log)
+        manifest = build(data, args.output_dir, overwrite=args.overwrite, log=log)
+    except LareqaError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    c = manifest["counts"]
+    out = os.path.abspath(args.output_dir)
+    print(f"{manifest['dataset']}: {len(manifest['languages'])} languages, {c['unique_questions']} question ids, "
+          f"{c['pool_all']} sentences, {c['pairs']} cross pairs, {len(manifest['searches'])} searches")
+    print(f"manifest: {os.path.join(out, 'manifest.json')}")
+    print(f"corpora:  {os.path.join(out, 'corpora.tsv')}  (pool, corpus, size)")
+    print(f"searches: {os.path.join(out, 'searches.tsv')}  ({', '.join(SEARCH_COLUMNS)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
