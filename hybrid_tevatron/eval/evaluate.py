@@ -1,0 +1,200 @@
+"""Evaluate the LAReQA runs of one model: mono / cross / multilingual metrics and rank distance.
+
+    python -m hybrid_tevatron.eval.evaluate --manifest lareqa/xquad-r --runs_dir runs/hybrid/xquad-r \\
+        --output_dir reports/hybrid/xquad-r [--name hybrid] [--seen_languages en de ...]
+
+Reads ``{runs_dir}/{search}.trec`` (or ``.trec.gz``) for every search of the manifest (``searches.tsv``) and writes
+``results.json``, ``results.md`` (paper layout + per-language tables + the X->Y matrix) and ``cross_map.png`` (X->Y
+mAP heatmap, diagonal = mono). Averages: per search over its queries (``trec_eval -c``), then cross over the pool
+languages of each query language, then every setting macro over query languages. Rank distance: multilingual runs
+only (see ``hybrid_tevatron.eval.metrics``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from hybrid_tevatron.eval import atomic_write_json, atomic_write_text
+from hybrid_tevatron.eval.lareqa import LareqaError, load_manifest
+from hybrid_tevatron.eval.metrics import KEYS, MEASURES, EvalError, compare_with_trec_eval, evaluate_run, macro, \
+    mean, read_qrels, run_trec_eval
+from hybrid_tevatron.eval.report import RESULTS_FORMAT, detail_markdown, plot_heatmap
+
+SETTINGS = ("mono", "cross", "multi")
+METRIC_KEYS = tuple(KEYS[m] for m in MEASURES)
+
+
+def find_run(runs_dir: str, run: str) -> str | None:
+    for candidate in (run, run + ".gz"):
+        path = os.path.join(runs_dir, candidate)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _aggregate(values: list[dict], keys) -> dict:
+    return {k: macro(v.get(k) for v in values) for k in keys}
+
+
+def evaluate_lareqa(manifest_path: str, runs_dir: str, settings=SETTINGS, seen_languages=None, name=None,
+                    check_trec_eval: bool = False, log=None) -> dict:
+    """All metrics of the runs in ``runs_dir`` for the searches of ``manifest_path``; returns the results dict."""
+    manifest = load_manifest(manifest_path)
+    root = manifest["root"]
+    searches = [s for s in manifest["searches"] if s["setting"] in settings]
+    if not searches:
+        raise EvalError(f"{manifest_path}: no searches for settings {list(settings)}")
+    if not os.path.isdir(runs_dir):
+        raise EvalError(f"{runs_dir}: runs folder not found")
+    paths = {s["name"]: find_run(runs_dir, s["run"]) for s in searches}
+    missing = [s["run"] for s in searches if paths[s["name"]] is None]
+    if missing:
+        raise EvalError(f"{runs_dir}: {len(missing)} of {len(searches)} run files missing, e.g. "
+                        f"{', '.join(missing[:5])} (expected {{search}}.trec or .trec.gz; choose --settings "
+                        "to evaluate fewer settings)")
+
+    per_search, search_info, notes = {}, {}, []
+    for i, s in enumerate(searches, 1):
+        qrels = read_qrels(os.path.join(root, s["qrels"]))
+        res = evaluate_run(paths[s["name"]], qrels, pool_size=s["pool_size"],
+                           with_rank_distance=s["setting"] == "multi")
+        pq = res["per_query"]
+        keys = METRIC_KEYS + (("rank_distance",) if s["setting"] == "multi" else ())
+        per_search[s["name"]] = {**{k: mean(pq, k) for k in keys}, "queries": len(pq)}
+        st = res["stats"]
+        full = st["queries_missing"] == 0 and st["retrieved_min"] == s["pool_size"]
+        search_info[s["name"]] = {"run": os.path.abspath(paths[s["name"]]), "setting": s["setting"],
+                                  "query_lang": s["query_lang"], "pool": s["pool"], "pool_size": s["pool_size"],
+                                  "full_ranking": full, **st}
+        if check_trec_eval:
+            problems = compare_with_trec_eval(pq, run_trec_eval(os.path.join(root, s["qrels"]), paths[s["name"]]))
+            if problems:
+                raise EvalError(f"{paths[s['name']]}: disagrees with trec_eval: {'; '.join(problems[:5])}")
+            search_info[s["name"]]["trec_eval_agrees"] = True
+        if log:
+            log(f"[{i}/{len(searches)}] {s['name']}: {len(pq)} queries, mAP {per_search[s['name']]['map']:.4f}"
+                + (f", rank distance {per_search[s['name']]['rank_distance']:.1f}" if s["setting"] == "multi" else ""))
+
+    langs = manifest["languages"]
+    out_settings: dict = {}
+    by_setting = {st: [s for s in searches if s["setting"] == st] for st in settings}
+    if by_setting.get("mono"):
+        per_lang = {s["query_lang"]: per_search[s["name"]] for s in by_setting["mono"]}
+        out_settings["mono"] = {"macro": _aggregate(list(per_lang.values()), METRIC_KEYS), "per_language": per_lang}
+    if by_setting.get("cross"):
+        per_pair = {f"{s['query_lang']}-{s['pool']}": per_search[s["name"]] for s in by_setting["cross"]}
+        per_x = {}
+        for x in langs:
+            pairs = [per_search[s["name"]] for s in by_setting["cross"] if s["query_lang"] == x]
+            if pairs:
+                per_x[x] = {**_aggregate(pairs, METRIC_KEYS), "pairs": len(pairs)}
+        out_settings["cross"] = {"macro": _aggregate(list(per_x.values()), METRIC_KEYS),
+                                 "per_query_language": per_x, "per_pair": per_pair}
+    if by_setting.get("multi"):
+        per_lang = {s["query_lang"]: per_search[s["name"]] for s in by_setting["multi"]}
+        for s in by_setting["multi"]:
+            per_lang[s["query_lang"]]["unretrieved_relevant"] = search_info[s["name"]]["unretrieved_relevant"]
+        out_settings["multi"] = {"macro": _aggregate(list(per_lang.values()), METRIC_KEYS + ("rank_distance",)),
+                                 "per_language": per_lang}
+
+    summary = {}
+    for st, body in out_settings.items():
+        for k in METRIC_KEYS:
+            summary[f"{st}.{k}"] = body["macro"][k]
+    if "multi" in out_settings:
+        summary["rank_distance"] = out_settings["multi"]["macro"]["rank_distance"]
+
+    for st in out_settings:
+        partial = [n for n, info in search_info.items() if info["setting"] == st and not info["full_ranking"]]
+        if partial:
+            depth = min(search_info[n]["retrieved_min"] or 0 for n in partial)
+            notes.append(f"{st}: {len(partial)} runs are not full rankings (fewest hits per query: {depth}); mAP "
+                         "is over the retrieved depth" + (
+                             "; unretrieved relevant passages take their expected random-order ranks in the "
+                             "rank distance" if st == "multi" else ""))
+    unretrieved = sum(info["unretrieved_relevant"] for info in search_info.values() if info["setting"] == "multi")
+    if unretrieved:
+        notes.append(f"multi: {unretrieved} relevant passages were not retrieved")
+
+    results = {
+        "format": RESULTS_FORMAT,
+        "name": name or os.path.basename(os.path.normpath(runs_dir)),
+        "dataset": manifest["dataset"],
+        "manifest": os.path.join(root, "manifest.json"),
+        "runs_dir": os.path.abspath(runs_dir),
+        "languages": langs,
+        "selection": manifest.get("selection"),
+        "summary": summary,
+        "settings": out_settings,
+        "searches": search_info,
+        "notes": notes,
+    }
+    if seen_languages:
+        results["seen_unseen"] = seen_unseen(results, seen_languages)
+    return results
+
+
+def seen_unseen(results: dict, seen_languages) -> dict:
+    """Macro averages over seen / unseen query languages (cross: over the pairs of each seen/unseen group)."""
+    seen = [x for x in results["languages"] if x in set(seen_languages)]
+    unseen = [x for x in results["languages"] if x not in set(seen_languages)]
+    out: dict = {"seen": seen, "unseen": unseen}
+    group = {x: "seen" if x in seen else "unseen" for x in results["languages"]}
+    s = results["settings"]
+    for st in ("mono", "multi"):
+        if st in s:
+            keys = METRIC_KEYS + (("rank_distance",) if st == "multi" else ())
+            out[st] = {g: _aggregate([v for x, v in s[st]["per_language"].items() if group[x] == g], keys)
+                       for g in ("seen", "unseen") if any(group[x] == g for x in s[st]["per_language"])}
+    if "cross" in s:
+        groups: dict = {}
+        for pair, v in s["cross"]["per_pair"].items():
+            x, y = pair.split("-", 1)
+            groups.setdefault(f"{group[x]}→{group[y]}", []).append(v)
+        out["cross"] = {g: {**_aggregate(v, METRIC_KEYS), "pairs": len(v)} for g, v in sorted(groups.items())}
+    return out
+
+
+def write_reports(results: dict, output_dir: str) -> dict[str, str]:
+    """results.json, results.md and (with cross or mono results) cross_map.png; returns the written paths."""
+    out = {"json": os.path.join(output_dir, "results.json"), "markdown": os.path.join(output_dir, "results.md")}
+    atomic_write_json(out["json"], results)
+    atomic_write_text(out["markdown"], detail_markdown(results))
+    if "cross" in results["settings"] or "mono" in results["settings"]:
+        out["heatmap"] = plot_heatmap(results, os.path.join(output_dir, "cross_map.png"))
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m hybrid_tevatron.eval.evaluate", description=__doc__.split("\n")[0])
+    p.add_argument("--manifest", required=True, help="manifest.json from hybrid_tevatron.eval.lareqa (or its folder)")
+    p.add_argument("--runs_dir", required=True, help="folder with {search}.trec[.gz] run files")
+    p.add_argument("--output_dir", required=True)
+    p.add_argument("--name", help="row name in tables (default: the runs folder's name)")
+    p.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS))
+    p.add_argument("--seen_languages", nargs="+", help="training languages, for a seen/unseen breakdown")
+    p.add_argument("--check_trec_eval", action="store_true",
+                   help="also run pyserini.eval.trec_eval on every run and fail on any difference > 1e-4")
+    args = p.parse_args(argv)
+
+    def log(msg):
+        print(f"[evaluate] {msg}", file=sys.stderr, flush=True)
+
+    try:
+        results = evaluate_lareqa(args.manifest, args.runs_dir, args.settings, args.seen_languages, args.name,
+                                  args.check_trec_eval, log=log)
+        out = write_reports(results, args.output_dir)
+    except (EvalError, LareqaError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    summary = "  ".join(f"{k} {v:.4f}" for k, v in results["summary"].items() if v is not None)
+    print(f"{results['name']} on {results['dataset']}: {summary}")
+    for kind, path in out.items():
+        print(f"{kind}: {os.path.abspath(path)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
