@@ -49,8 +49,9 @@ class LareqaError(ValueError):
 
 
 def clean_text(text: str) -> str:
-    """Tabs and line breaks -> one space, then strip (TSV topics and Pyserini's field splitting need this)."""
-    return _WS.sub(" ", text).strip()
+    """Drop byte-order marks; tabs and line breaks -> one space; strip (TSV topics and Pyserini's field splitting
+    need this)."""
+    return _WS.sub(" ", text.replace("\ufeff", "")).strip()
 
 
 def docid(lang: str, n: int) -> str:
@@ -227,6 +228,11 @@ def load_lareqa(data_dir: str, languages=None, dataset: str | None = None, artic
         if not langs:
             raise LareqaError(f"{data_dir}: no {{lang}}.json files")
     parallel = bool(spec and spec["parallel"])
+    missing = [os.path.join(data_dir, f"{lang}.json") for lang in langs
+               if not os.path.isfile(os.path.join(data_dir, f"{lang}.json"))]
+    if missing:
+        raise LareqaError(f"{missing[0]}: language file for '{os.path.basename(missing[0])[:-5]}' not found"
+                          + (f" (and {len(missing) - 1} more: {', '.join(missing[1:])})" if len(missing) > 1 else ""))
     pools = {}
     for lang in langs:
         path = os.path.join(data_dir, f"{lang}.json")

@@ -1,0 +1,272 @@
+"""LAReQA builder: counts on the real XQuAD-R / MLQA-R files, gold-sentence logic, selections, bad inputs."""
+
+import collections
+import json
+import os
+
+import pytest
+
+from hybrid_tevatron.eval import lareqa
+from hybrid_tevatron.eval.lareqa import LareqaError, build, load_lareqa, load_manifest
+
+XQUAD_SENTENCES = {"ar": 1222, "de": 1276, "el": 1234, "en": 1180, "es": 1215, "hi": 1244, "ru": 1219, "th": 852,
+                   "tr": 1167, "vi": 1209, "zh": 1196}
+MLQA_QUESTIONS = {"ar": 517, "de": 512, "en": 1148, "es": 500, "hi": 507, "vi": 511, "zh": 504}
+MLQA_SENTENCES = {"ar": 2545, "de": 2362, "en": 6264, "es": 1787, "hi": 2426, "vi": 2828, "zh": 2322}
+
+
+def _lines(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read().splitlines()
+
+
+def _qrels(path):
+    out = collections.defaultdict(set)
+    for line in _lines(path):
+        q, _, d, rel = line.split()
+        assert rel == "1"
+        out[q].add(d)
+    return dict(out)
+
+
+def _raw_answers(path):
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    return {q["id"]: q["answers"][0]["text"] for a in data["data"] for p in a["paragraphs"] for q in p["qas"]}
+
+
+# ---------------------------------------------------------------- real data
+
+
+@pytest.fixture(scope="module")
+def xquad(shared_data, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("lareqa") / "xquad-r")
+    data = load_lareqa(os.path.join(shared_data, "xquad-r"))
+    return data, build(data, out), out
+
+
+def test_xquad_r_counts_match_lareqa(xquad):
+    data, manifest, out = xquad
+    c = manifest["counts"]
+    assert manifest["dataset"] == "xquad-r" and manifest["parallel"] is True
+    assert manifest["languages"] == list(XQUAD_SENTENCES)
+    assert c["questions"] == {lang: 1190 for lang in XQUAD_SENTENCES}
+    assert c["sentences"] == XQUAD_SENTENCES
+    assert c["pool_all"] == 13014 and c["unique_questions"] == 1190
+    assert c["articles"] == {lang: 48 for lang in XQUAD_SENTENCES}
+    assert c["pairs"] == 110 and len(manifest["pairs"]) == 110
+    assert len(manifest["searches"]) == 11 + 110 + 11
+    assert c["queries"] == {"mono": 11 * 1190, "cross": 110 * 1190, "multi": 11 * 1190}
+    # files on disk agree with the manifest
+    all_ids = [json.loads(line)["id"] for line in _lines(os.path.join(out, "corpus", "all.jsonl"))]
+    assert len(all_ids) == len(set(all_ids)) == 13014
+    for lang, n in XQUAD_SENTENCES.items():
+        assert len(_lines(os.path.join(out, "corpus", f"{lang}.jsonl"))) == n
+        assert len(_lines(os.path.join(out, "topics", f"{lang}.tsv"))) == 1190
+    multi = _qrels(os.path.join(out, "qrels", "multi.en.txt"))
+    assert len(multi) == 1190 and all(len(v) == 11 for v in multi.values())
+    assert {d.split("-")[0] for d in multi["56beb4343aeaaa14008c925b-en"]} == set(XQUAD_SENTENCES)
+    # XQuAD-R is parallel: every cross search reuses the query language's full topic file
+    assert all(s["topics"] == f"topics/{s['query_lang']}.tsv" for s in manifest["searches"])
+    assert not [f for f in os.listdir(os.path.dirname(out)) if f.endswith(".tmp")]
+
+
+def test_xquad_r_gold_sentences_hold_the_answers(xquad, shared_data):
+    data, manifest, out = xquad
+    corpus = {}
+    for line in _lines(os.path.join(out, "corpus", "all.jsonl")):
+        rec = json.loads(line)
+        corpus[rec["id"]] = rec["contents"]
+        assert "\t" not in rec["contents"] and "\n" not in rec["contents"] and "\ufeff" not in rec["contents"]
+    for lang in XQUAD_SENTENCES:
+        answers = _raw_answers(os.path.join(shared_data, "xquad-r", f"{lang}.json"))
+        mono = _qrels(os.path.join(out, "qrels", f"mono.{lang}.txt"))
+        inside = sum(answers[q.rsplit("-", 1)[0]].strip() in corpus[next(iter(d))] for q, d in mono.items())
+        # an answer can run past its sentence break (up to 20 per language); an off-by-one gold would fail badly
+        assert inside >= 1190 - 25, (lang, inside)
+    assert "308" in corpus[next(iter(_qrels(os.path.join(out, "qrels", "mono.zh.txt"))["56beb4343aeaaa14008c925b-zh"]))]
+
+
+def test_mlqa_r_counts_match_lareqa(shared_data, tmp_path):
+    data = load_lareqa(os.path.join(shared_data, "mlqa-r"))
+    manifest = build(data, str(tmp_path / "mlqa-r"))
+    c = manifest["counts"]
+    assert manifest["parallel"] is False
+    assert c["questions"] == MLQA_QUESTIONS and c["sentences"] == MLQA_SENTENCES
+    assert c["pool_all"] == 20534 and c["unique_questions"] == 1148
+    assert c["pairs"] == 42
+    multi = _qrels(str(tmp_path / "mlqa-r" / "qrels" / "multi.en.txt"))
+    assert collections.Counter(len(v) for v in multi.values()) == {4: 820, 3: 263, 2: 65}
+    cross = {s["name"]: s for s in manifest["searches"] if s["setting"] == "cross"}
+    assert cross["cross.ar-de"]["queries"] == 207 and cross["cross.es-zh"]["queries"] == 161
+    assert cross["cross.ar-en"]["topics"] == "topics/ar.tsv"  # every ar question exists in en
+    assert cross["cross.en-ar"]["topics"] == "topics/cross.en-ar.tsv"
+    assert len(_lines(str(tmp_path / "mlqa-r" / "topics" / "cross.en-ar.tsv"))) == 517
+    tsv = [line.split("\t") for line in _lines(str(tmp_path / "mlqa-r" / "searches.tsv"))]
+    assert len(tsv) == 56 and tsv[0] == ["mono.ar", "mono", "ar", "ar", "topics/ar.tsv", "qrels/mono.ar.txt", "2545"]
+    assert load_manifest(str(tmp_path / "mlqa-r"))["root"] == str(tmp_path / "mlqa-r")
+
+
+def test_max_questions_slice_is_consistent(shared_data, tmp_path):
+    full = load_lareqa(os.path.join(shared_data, "xquad-r"), languages=["en", "de", "zh"])
+    part = load_lareqa(os.path.join(shared_data, "xquad-r"), languages=["en", "de", "zh"], max_questions=30)
+    ids = {lang: list(p.questions) for lang, p in part.pools.items()}
+    assert ids["en"] == ids["de"] == ids["zh"] == list(full.pools["en"].questions)[:30]
+    for lang, pool in part.pools.items():
+        full_text = {c.docid: c.text for c in full.pools[lang].candidates}
+        assert {c.article for c in pool.candidates} == {0}  # only the article holding the 30 questions
+        assert all(full_text[c.docid] == c.text for c in pool.candidates)  # docids are never renumbered
+    wide = load_lareqa(os.path.join(shared_data, "xquad-r"), languages=["en", "de"], max_questions=30, full_pool=True)
+    assert len(wide.pools["en"].candidates) == 1180
+    mlqa = load_lareqa(os.path.join(shared_data, "mlqa-r"), max_questions=70)
+    union = {q for p in mlqa.pools.values() for q in p.questions}
+    assert len(union) == 70 and all(p.questions for p in mlqa.pools.values())  # round-robin feeds every language
+    assert build(mlqa, str(tmp_path / "m"))["selection"]["max_questions"] == 70
+
+
+def test_article_selection_by_title_index_and_file(shared_data, tmp_path):
+    listing = tmp_path / "test_articles.txt"
+    listing.write_text("# held out\nWarsaw\n\n2\n", encoding="utf-8")
+    kept = load_lareqa(os.path.join(shared_data, "xquad-r"), languages=["en", "ar"], articles=[f"@{listing}"])
+    titles = kept.pools["en"].titles
+    assert {titles[c.article] for c in kept.pools["en"].candidates} == {"Warsaw", titles[2]}
+    assert {c.article for c in kept.pools["ar"].candidates} == {1, 2}
+    dropped = load_lareqa(os.path.join(shared_data, "xquad-r"), languages=["en", "ar"],
+                          exclude_articles=["Warsaw", "2"])
+    n_kept, n_dropped = len(kept.pools["en"].questions), len(dropped.pools["en"].questions)
+    assert n_kept + n_dropped == 1190 and set(kept.pools["en"].questions).isdisjoint(dropped.pools["en"].questions)
+    with pytest.raises(LareqaError, match="found in no language file: No_such_article"):
+        load_lareqa(os.path.join(shared_data, "xquad-r"), languages=["en"], articles=["No_such_article"])
+    with pytest.raises(LareqaError, match="found in no language file: 48"):
+        load_lareqa(os.path.join(shared_data, "xquad-r"), languages=["en"], exclude_articles=["48"])
+    with pytest.raises(LareqaError, match="article list not found"):
+        load_lareqa(os.path.join(shared_data, "xquad-r"), languages=["en"], articles=["@/nonexistent/list.txt"])
+
+
+# ---------------------------------------------------------------- hand-made mini LAReQA files
+
+
+def _para(context, sentences, qas):
+    breaks, pos = [], 0
+    for s in sentences:
+        start = context.index(s, pos)
+        breaks.append([start, start + len(s)])
+        pos = start + len(s)
+    return {"context": context, "sentences": sentences, "sentence_breaks": breaks, "qas": qas}
+
+
+def _qa(qid, question, context, answer):
+    return {"id": qid, "question": question, "answers": [{"text": answer, "answer_start": context.index(answer)}]}
+
+
+def _write(folder, lang, articles):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{lang}.json").write_text(json.dumps({"version": "1.1", "data": articles}), encoding="utf-8")
+
+
+@pytest.fixture
+def mini(tmp_path):
+    """Two languages; q1 in both, q2 only in en; q1's answer starts exactly at a sentence start."""
+    d = tmp_path / "mini"
+    en1 = "Cats sleep a lot. The sky is blue today. Rivers flow."
+    en2 = "Paris is big.\tIt has a tower."
+    _write(d, "en", [
+        {"title": "A", "paragraphs": [_para(en1, ["Cats sleep a lot.", "The sky is blue today.", "Rivers flow."],
+                                            [_qa("q1", "What colour\nis the sky?", en1, "The sky is blue")])]},
+        {"title": "B", "paragraphs": [_para(en2, ["Paris is big.", "It has a tower."],
+                                            [_qa("q2", "What does Paris have?", en2, "a tower")])]},
+    ])
+    de1 = "Katzen schlafen viel. Der Himmel ist heute blau."
+    _write(d, "de", [
+        {"title": "A-de", "paragraphs": [_para(de1, ["Katzen schlafen viel.", "Der Himmel ist heute blau."],
+                                               [_qa("q1", "Welche Farbe hat der Himmel?", de1, "blau")])]},
+    ])
+    return d
+
+
+def test_gold_sentences_topics_and_qrels_on_mini_files(mini, tmp_path):
+    data = load_lareqa(str(mini), languages=["en", "de"])
+    assert data.pools["en"].questions["q1"].gold == "en-1"  # answer_start == start of sentence 1
+    assert data.pools["en"].questions["q2"].gold == "en-4"  # sentence 1 of the second article; ids run on
+    assert data.pools["de"].questions["q1"].gold == "de-1"
+    out = tmp_path / "out"
+    manifest = build(data, str(out))
+    assert [s["name"] for s in manifest["searches"]] == ["mono.en", "mono.de", "cross.en-de", "cross.de-en",
+                                                         "multi.en", "multi.de"]
+    assert _lines(out / "topics" / "en.tsv") == ["q1-en\tWhat colour is the sky?", "q2-en\tWhat does Paris have?"]
+    assert _lines(out / "topics" / "cross.en-de.tsv") == ["q1-en\tWhat colour is the sky?"]
+    assert _lines(out / "qrels" / "cross.en-de.txt") == ["q1-en 0 de-1 1"]
+    assert _lines(out / "qrels" / "cross.de-en.txt") == ["q1-de 0 en-1 1"]
+    assert _lines(out / "qrels" / "multi.en.txt") == ["q1-en 0 en-1 1", "q1-en 0 de-1 1", "q2-en 0 en-4 1"]
+    assert _lines(out / "qrels" / "mono.de.txt") == ["q1-de 0 de-1 1"]
+    assert json.loads(_lines(out / "corpus" / "en.jsonl")[4]) == {"id": "en-4", "contents": "It has a tower.",
+                                                                   "lang": "en"}
+    assert len(_lines(out / "corpus" / "all.jsonl")) == 7
+    assert _lines(out / "corpora.tsv") == ["en\tcorpus/en.jsonl\t5", "de\tcorpus/de.jsonl\t2",
+                                           "all\tcorpus/all.jsonl\t7"]
+    assert manifest["pairs"] == [["en", "de"], ["de", "en"]]
+
+
+def test_misaligned_ids_in_a_parallel_dataset(mini):
+    with pytest.raises(LareqaError, match=r"must be 2-way parallel: question id q2 \(in .*en.json\) is missing "
+                                          r"from .*de.json"):
+        load_lareqa(str(mini), languages=["en", "de"], dataset="xquad-r")
+
+
+def test_missing_inputs(mini, tmp_path):
+    with pytest.raises(LareqaError, match="nope: data folder not found"):
+        load_lareqa(str(tmp_path / "nope"))
+    with pytest.raises(LareqaError, match=r"fr.json: language file for 'fr' not found"):
+        load_lareqa(str(mini), languages=["en", "fr"])
+    with pytest.raises(LareqaError, match=r"xquad-r/de.json: language file for 'de' not found \(and 9 more: .*zh.json\)"):
+        d = tmp_path / "xquad-r"
+        _write(d, "ar", [])
+        load_lareqa(str(d))
+
+
+def test_malformed_files_are_named(tmp_path):
+    d = tmp_path / "bad"
+    d.mkdir()
+    (d / "en.json").write_text('{"data": [\n  {"title": "x",\n', encoding="utf-8")
+    with pytest.raises(LareqaError, match=r"en.json: malformed JSON at line 3"):
+        load_lareqa(str(d), languages=["en"])
+    ctx = "One. Two."
+    para = _para(ctx, ["One.", "Two."], [_qa("q1", "?", ctx, "Two")])
+    para["qas"][0]["answers"][0]["answer_start"] = 4  # the space between the sentences
+    _write(d, "en", [{"title": "t", "paragraphs": [para]}])
+    with pytest.raises(LareqaError, match=r"data\[0\].paragraphs\[0\].qas\[0\] \(id q1\): answer_start 4 lies in 0"):
+        load_lareqa(str(d), languages=["en"])
+    para = _para(ctx, ["One.", "Two."], [_qa("q1", "?", ctx, "Two"), _qa("q1", "?", ctx, "One")])
+    _write(d, "en", [{"title": "t", "paragraphs": [para]}])
+    with pytest.raises(LareqaError, match=r"qas\[1\] \(id q1\): duplicate question id"):
+        load_lareqa(str(d), languages=["en"])
+    para = _para(ctx, ["One.", "Two."], [_qa("q1", "?", ctx, "Two")])
+    para["sentence_breaks"].pop()
+    _write(d, "en", [{"title": "t", "paragraphs": [para]}])
+    with pytest.raises(LareqaError, match=r"paragraphs\[0\]: 2 sentences but 1 sentence_breaks"):
+        load_lareqa(str(d), languages=["en"])
+
+
+def test_empty_pool(tmp_path):
+    d = tmp_path / "empty"
+    _write(d, "en", [{"title": "t", "paragraphs": [{"context": "", "sentences": [], "sentence_breaks": [],
+                                                     "qas": []}]}])
+    with pytest.raises(LareqaError, match=r"en.json: pool: no candidate sentences \(empty pool\)"):
+        load_lareqa(str(d), languages=["en"])
+
+
+def test_output_is_replaced_only_with_overwrite(mini, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["--data_dir", str(mini), "--output_dir", str(out), "--languages", "en", "de"]
+    assert lareqa.main(argv) == 0
+    assert f"manifest: {out / 'manifest.json'}" in capsys.readouterr().out
+    (out / "stray.txt").write_text("x")
+    assert lareqa.main(argv) == 2
+    assert "folder exists and is not empty (pass --overwrite" in capsys.readouterr().err
+    assert lareqa.main(argv + ["--languages", "en", "--overwrite"]) == 0
+    assert not (out / "stray.txt").exists()
+    assert load_manifest(str(out))["languages"] == ["en"]
+    assert sorted(os.listdir(tmp_path)) == ["mini", "out"]  # no temporary folders left behind
+    assert lareqa.main(["--data_dir", str(mini), "--output_dir", str(tmp_path / "o2"), "--languages", "fr"]) == 2
+    assert "fr.json: language file for 'fr' not found" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()
