@@ -1,0 +1,330 @@
+"""The reproduction's numbers: aggregate per-seed ``results.json`` files into ``summary.json`` and write the tables of
+docs/reproduction.md from it (numbers are never typed by hand).
+
+    python -m hybrid_tevatron.eval.reproduction summarize --root runs/reproduce      # -> runs/reproduce/summary.json
+    python -m hybrid_tevatron.eval.reproduction doc --summary runs/reproduce/summary.json --doc docs/reproduction.md
+
+Layout under ``--root`` (what recipes/reproduce.sh writes): ``eval/{dataset}/{run}/results.json`` with ``run`` =
+``zero-shot`` or ``{regime}-s{seed}``; ``config.json`` (the recipe's settings), ``plan.json`` (the runs it intends
+to make), ``timings.tsv`` (stage, seconds) and ``hardware.json``. Per dataset and regime, ``summary.json`` holds for
+every metric ``{"mean", "std" (sample, 0 for one seed), "n", "values", "seeds"}``. Metric names: the evaluator's
+summary keys (``mono.map``, ``cross.recall_1``, ``rank_distance``…) and seen/unseen breakdowns
+``mono.map@seen``, ``multi.rank_distance@unseen``, ``cross.map@seen-unseen`` (query group - pool group).
+
+``doc`` replaces the blocks between ``<!-- BEGIN GENERATED: name -->`` and ``<!-- END GENERATED: name -->`` in
+the doc (names: config, hardware, status, xquad-r, mlqa-r, seen-unseen, paper, claims) and leaves the prose alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+from typing import Dict, List, Optional
+
+from hybrid_tevatron.eval import atomic_write_json, atomic_write_text
+
+REGIMES = ("mono", "cross", "hybrid")
+RUN_ORDER = ("zero-shot",) + REGIMES
+HEADLINE = ("mono.map", "cross.map", "multi.map", "rank_distance", "mono.recall_1", "cross.recall_1",
+            "multi.recall_10")
+TITLES = {"mono.map": "mono mAP", "cross.map": "cross mAP", "multi.map": "multi mAP", "rank_distance": "rank dist. ↓",
+          "mono.recall_1": "mono R@1", "cross.recall_1": "cross R@1", "multi.recall_10": "multi R@10"}
+# Paper anchors (arXiv 2408.10536, XLM-R; X-X-mono / X-Y / hybrid), as recorded in DESIGN.md.
+PAPER = {
+    "xquad-r": {"mono": {"mono.map": 0.792, "cross.map": 0.674, "multi.map": 0.547, "rank_distance": 410.2},
+                "cross": {"mono.map": 0.755, "cross.map": 0.700, "multi.map": 0.593, "rank_distance": 295.4},
+                "hybrid": {"mono.map": 0.798, "cross.map": 0.705, "multi.map": 0.593, "rank_distance": 286.6}},
+    "mlqa-r": {"mono": {"mono.map": 0.648, "cross.map": 0.584, "multi.map": 0.473},
+               "cross": {"mono.map": 0.626, "cross.map": 0.620, "multi.map": 0.508},
+               "hybrid": {"mono.map": 0.648, "cross.map": 0.623, "multi.map": 0.512}},
+}
+PAPER_NAMES = {"mono": "X-X-mono", "cross": "X-Y", "hybrid": "hybrid"}
+_RUN = re.compile(r"^(?P<regime>[a-z]+)-s(?P<seed>\d+)$")
+
+
+def _metrics(results: dict) -> Dict[str, float]:
+    """Flat metric dict of one results.json: summary keys plus seen/unseen breakdowns."""
+    out = {k: float(v) for k, v in results.get("summary", {}).items() if isinstance(v, (int, float))}
+    su = results.get("seen_unseen") or {}
+    for setting in ("mono", "multi"):
+        for group, vals in (su.get(setting) or {}).items():
+            for k, v in vals.items():
+                if isinstance(v, (int, float)) and k != "pairs":
+                    out[f"{setting}.{k}@{group}"] = float(v)
+    for group, vals in (su.get("cross") or {}).items():
+        for k, v in vals.items():
+            if isinstance(v, (int, float)) and k != "pairs":
+                out[f"cross.{k}@{group.replace('→', '-')}"] = float(v)
+    return out
+
+
+def _stats(values: List[float]) -> dict:
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return {"mean": mean, "std": std, "n": n, "values": values}
+
+
+def _read_json(path: str, default=None):
+    if not os.path.isfile(path):
+        return default
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def summarize(root: str) -> dict:
+    """Aggregate ``{root}/eval/{dataset}/{run}/results.json`` into the summary dict (see the module doc)."""
+    eval_root = os.path.join(root, "eval")
+    if not os.path.isdir(eval_root):
+        raise FileNotFoundError(f"{eval_root}: no evaluation results yet (run recipes/reproduce.sh)")
+    summary: dict = {"meta": {
+        "config": _read_json(os.path.join(root, "config.json"), {}),
+        "hardware": _read_json(os.path.join(root, "hardware.json"), {}),
+        "plan": _read_json(os.path.join(root, "plan.json"), {}),
+        "timings": _read_timings(os.path.join(root, "timings.tsv")),
+    }}
+    for dataset in sorted(os.listdir(eval_root)):
+        groups: Dict[str, list] = {}
+        for run in sorted(os.listdir(os.path.join(eval_root, dataset))):
+            path = os.path.join(eval_root, dataset, run, "results.json")
+            if not os.path.isfile(path):
+                continue
+            results = _read_json(path)
+            m = _RUN.match(run)
+            regime, seed = (m["regime"], int(m["seed"])) if m else (run, None)
+            groups.setdefault(regime, []).append((seed, _metrics(results)))
+        if not groups:
+            continue
+        summary[dataset] = {}
+        for regime in sorted(groups, key=lambda r: (RUN_ORDER.index(r) if r in RUN_ORDER else 99, r)):
+            runs = sorted(groups[regime], key=lambda x: (x[0] is None, x[0]))
+            keys = [k for k in runs[0][1] if all(k in r for _, r in runs)]
+            summary[dataset][regime] = {k: {**_stats([r[k] for _, r in runs]), "seeds": [s for s, _ in runs]}
+                                        for k in keys}
+    return summary
+
+
+def _read_timings(path: str) -> List[dict]:
+    if not os.path.isfile(path):
+        return []
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) == 2:
+                rows.append({"stage": parts[0], "seconds": float(parts[1])})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------- markdown
+
+def _fmt(stat: Optional[dict], key: str) -> str:
+    if not stat:
+        return "–"
+    digits = 1 if "rank_distance" in key else 3
+    if stat["n"] > 1:
+        return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+    return f"{stat['mean']:.{digits}f}"
+
+
+def _table(header: List[str], rows: List[List[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+
+
+def results_table(summary: dict, dataset: str, keys=HEADLINE) -> str:
+    runs = summary.get(dataset) or {}
+    if not runs:
+        return f"_No {dataset} results yet: not run._\n"
+    rows = []
+    for regime in [r for r in RUN_ORDER if r in runs] + [r for r in runs if r not in RUN_ORDER]:
+        body = runs[regime]
+        n = max((v["n"] for v in body.values()), default=0)
+        rows.append([f"{regime} (n={n})"] + [_fmt(body.get(k), k) for k in keys])
+    return _table(["run (seeds)"] + [TITLES.get(k, k) for k in keys], rows)
+
+
+def seen_unseen_table(summary: dict, dataset: str) -> str:
+    runs = summary.get(dataset) or {}
+    keys = [k for k in ("mono.map@seen", "mono.map@unseen", "cross.map@seen-seen", "cross.map@seen-unseen",
+                        "cross.map@unseen-seen", "cross.map@unseen-unseen", "multi.map@seen", "multi.map@unseen",
+                        "multi.rank_distance@seen", "multi.rank_distance@unseen")
+            if any(k in body for body in runs.values())]
+    if not keys:
+        return f"_No {dataset} seen/unseen breakdown yet: not run._\n"
+    rows = [[regime] + [_fmt(runs[regime].get(k), k) for k in keys] for regime in RUN_ORDER if regime in runs]
+    return _table(["run"] + keys, rows)
+
+
+def paper_table(summary: dict) -> str:
+    """Ours beside the paper's, mAP and rank distance, per dataset and regime."""
+    rows = []
+    for dataset, paper in PAPER.items():
+        for regime in REGIMES:
+            ours = (summary.get(dataset) or {}).get(regime, {})
+            keys = ("mono.map", "cross.map", "multi.map", "rank_distance")
+            rows.append([f"{dataset} {regime} ({PAPER_NAMES[regime]})"] + [
+                f"{_fmt(ours.get(k), k)} / {paper[regime][k]:.{1 if k == 'rank_distance' else 3}f}"
+                if k in paper[regime] else f"{_fmt(ours.get(k), k)} / –" for k in keys])
+    return _table(["dataset, regime", "mono mAP ours / paper", "cross mAP ours / paper", "multi mAP ours / paper",
+                   "rank dist. ours / paper"], rows)
+
+
+def claims(summary: dict) -> List[dict]:
+    """Every pairwise regime ordering the paper reports, checked on our numbers (better = higher; rank distance:
+    lower). ``verdict``: holds / holds (within noise) / reversed (within noise) / reversed, where noise = 2 standard
+    errors of the difference of the two seed means; with one seed there is no noise estimate."""
+    out = []
+    for dataset, paper in PAPER.items():
+        ours = summary.get(dataset) or {}
+        for key in ("mono.map", "cross.map", "multi.map", "rank_distance"):
+            sign = -1.0 if key == "rank_distance" else 1.0
+            for a, b in (("hybrid", "mono"), ("hybrid", "cross"), ("mono", "cross")):
+                if key not in paper[a]:
+                    continue
+                p_diff = sign * (paper[a][key] - paper[b][key])
+                row = {"dataset": dataset, "metric": key, "a": a, "b": b, "paper_diff": p_diff}
+                sa, sb = ours.get(a, {}).get(key), ours.get(b, {}).get(key)
+                if not sa or not sb:
+                    row["verdict"] = "not run"
+                    out.append(row)
+                    continue
+                d = sign * (sa["mean"] - sb["mean"])
+                se = math.sqrt(sa["std"] ** 2 / sa["n"] + sb["std"] ** 2 / sb["n"])
+                row.update(ours_diff=d, noise=2 * se, n=min(sa["n"], sb["n"]))
+                same = (d > 0) == (p_diff > 0) if p_diff != 0 else None
+                if min(sa["n"], sb["n"]) < 2:
+                    row["verdict"] = ("same direction" if same else "opposite direction" if same is False
+                                      else "paper: tie") + " (1 seed, no noise estimate)"
+                elif p_diff == 0:
+                    row["verdict"] = "paper: tie; ours " + ("within noise" if abs(d) <= 2 * se else
+                                                            f"{a} {'better' if d > 0 else 'worse'} beyond noise")
+                elif abs(d) <= 2 * se:
+                    row["verdict"] = "holds (within noise)" if same else "reversed (within noise)"
+                else:
+                    row["verdict"] = "holds" if same else "reversed"
+                out.append(row)
+    return out
+
+
+def claims_table(summary: dict) -> str:
+    rows = []
+    for c in claims(summary):
+        digits = 1 if c["metric"] == "rank_distance" else 3
+        better = "lower" if c["metric"] == "rank_distance" else "higher"
+        ours = "–" if "ours_diff" not in c else f"{c['ours_diff']:+.{digits}f}"
+        noise = "–" if "noise" not in c or c.get("n", 0) < 2 else f"±{c['noise']:.{digits}f}"
+        rows.append([c["dataset"], f"{c['metric']} ({better} is better)", f"{c['a']} vs {c['b']}",
+                     f"{c['paper_diff']:+.{digits}f}", ours, noise, c["verdict"]])
+    return _table(["dataset", "metric", "pair", "paper: a − b (better > 0)", "ours", "2 s.e.", "verdict"], rows)
+
+
+def config_block(summary: dict) -> str:
+    cfg = summary["meta"].get("config") or {}
+    if not cfg:
+        return "_No config.json: not run._\n"
+    return _table(["setting", "value"], [[k, f"`{v}`"] for k, v in cfg.items()])
+
+
+def hardware_block(summary: dict) -> str:
+    meta = summary["meta"]
+    hw = meta.get("hardware") or {}
+    lines = [f"- {k}: {v}" for k, v in hw.items()]
+    timings = meta.get("timings") or []
+    if timings:
+        total = sum(t["seconds"] for t in timings)
+        by_kind: Dict[str, List[float]] = {}
+        for t in timings:
+            by_kind.setdefault(t["stage"].split(":")[0], []).append(t["seconds"])
+        lines.append(f"- wall time of the recorded stages: {total / 60:.1f} min in all; "
+                     + "; ".join(f"{k} {len(v)}× (mean {sum(v) / len(v) / 60:.1f} min)" for k, v in by_kind.items()))
+    return ("\n".join(lines) + "\n") if lines else "_No hardware.json / timings.tsv: not run._\n"
+
+
+def status_block(summary: dict) -> str:
+    plan = summary["meta"].get("plan") or {}
+    if not plan:
+        return "_No plan.json: not run._\n"
+    rows = []
+    for dataset, runs in plan.items():
+        done = [r for r in runs if _run_present(summary, dataset, r)]
+        missing = [r for r in runs if r not in done]
+        rows.append([dataset, f"{len(done)} of {len(runs)}", ", ".join(missing) if missing else "–"])
+    return _table(["dataset", "runs evaluated", "not yet run"], rows)
+
+
+def _run_present(summary: dict, dataset: str, run: str) -> bool:
+    m = _RUN.match(run)
+    regime, seed = (m["regime"], int(m["seed"])) if m else (run, None)
+    body = (summary.get(dataset) or {}).get(regime)
+    if not body:
+        return False
+    first = next(iter(body.values()))
+    return seed in first["seeds"]
+
+
+BLOCKS = {
+    "config": config_block,
+    "hardware": hardware_block,
+    "status": status_block,
+    "xquad-r": lambda s: results_table(s, "xquad-r"),
+    "mlqa-r": lambda s: results_table(s, "mlqa-r"),
+    "seen-unseen": lambda s: seen_unseen_table(s, "xquad-r") + "\nMLQA-R:\n\n" + seen_unseen_table(s, "mlqa-r"),
+    "paper": paper_table,
+    "claims": claims_table,
+}
+_BLOCK = re.compile(r"(<!-- BEGIN GENERATED: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- END GENERATED: (?P=name) -->)",
+                    re.S)
+
+
+def render_doc(text: str, summary: dict, source: str) -> str:
+    """``text`` with every generated block recomputed from ``summary``."""
+    unknown = [m["name"] for m in _BLOCK.finditer(text) if m["name"] not in BLOCKS]
+    if unknown:
+        raise ValueError(f"unknown generated blocks: {', '.join(unknown)} (known: {', '.join(BLOCKS)})")
+
+    def repl(m):
+        body = BLOCKS[m["name"]](summary)
+        return f"{m.group(1)}<!-- from {source} -->\n\n{body}\n{m.group(4)}"
+
+    return _BLOCK.sub(repl, text)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("summarize", help="eval/*/*/results.json -> summary.json (+ summary.md)")
+    s.add_argument("--root", required=True)
+    s.add_argument("--output", help="default: ROOT/summary.json")
+    d = sub.add_parser("doc", help="regenerate the generated blocks of a markdown doc from summary.json")
+    d.add_argument("--summary", required=True)
+    d.add_argument("--doc", required=True)
+    d.add_argument("--source", help="how to name the summary in the doc (default: the --summary path)")
+    args = ap.parse_args(argv)
+    if args.cmd == "summarize":
+        summary = summarize(args.root)
+        out = args.output or os.path.join(args.root, "summary.json")
+        atomic_write_json(out, summary)
+        md = os.path.splitext(out)[0] + ".md"
+        atomic_write_text(md, "\n".join(
+            f"## {ds}\n\n" + results_table(summary, ds) + "\n" + seen_unseen_table(summary, ds)
+            for ds in summary if ds != "meta") + "\n## Against the paper\n\n" + paper_table(summary)
+            + "\n## The paper's orderings on our numbers\n\n" + claims_table(summary))
+        print(open(md, encoding="utf-8").read())
+        print(f"summary: {os.path.abspath(out)}\ntables: {os.path.abspath(md)}")
+        return 0
+    with open(args.summary, encoding="utf-8") as f:
+        summary = json.load(f)
+    with open(args.doc, encoding="utf-8") as f:
+        text = f.read()
+    atomic_write_text(args.doc, render_doc(text, summary, args.source or args.summary))
+    print(f"regenerated the tables of {args.doc} from {args.summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
