@@ -270,3 +270,19 @@ def test_output_is_replaced_only_with_overwrite(mini, tmp_path, capsys):
     assert lareqa.main(["--data_dir", str(mini), "--output_dir", str(tmp_path / "o2"), "--languages", "fr"]) == 2
     assert "fr.json: language file for 'fr' not found" in capsys.readouterr().err
     assert not (tmp_path / "o2").exists()
+
+
+def test_pyserini_reads_topics_and_corpus_as_written(mini, tmp_path):
+    from hybrid_tevatron._pyserini_env import configure
+
+    configure()
+    from pyserini.encode import JsonlCollectionIterator
+    from pyserini.query_iterator import DefaultQueryIterator
+
+    out = tmp_path / "out"
+    build(load_lareqa(str(mini), languages=["en", "de"]), str(out))
+    topics = list(DefaultQueryIterator.from_topics(str(out / "topics" / "en.tsv")))
+    assert topics == [("q1-en", "What colour is the sky?"), ("q2-en", "What does Paris have?")]
+    corpus = JsonlCollectionIterator(str(out / "corpus" / "all.jsonl"), fields=["text"])
+    assert corpus.all_info["id"] == ["en-0", "en-1", "en-2", "en-3", "en-4", "de-0", "de-1"]
+    assert corpus.all_info["text"][3] == "Paris is big."
