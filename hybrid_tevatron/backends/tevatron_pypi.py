@@ -1,0 +1,142 @@
+"""Backend for Tevatron 0.1.0 (PyPI), on transformers 5.
+
+* Model: :class:`HybridDenseModel` subclasses ``tevatron.modeling.DenseModel`` and keeps its training
+  ``forward`` (cross-device gathering with ``--negatives_x_device``, ``effective_bsz`` from
+  ``per_device_train_batch_size``, target = index × ``train_n_passages``); it adds ``--pooling cls|mean`` and
+  ``--normalize`` in ``encode_query``/``encode_passage`` and ``--temperature`` in the cross entropy. Tevatron's
+  ``DataArguments`` is built from ours (``train_n_passages`` = ``--train_group_size``).
+* Trainer: :class:`HybridDenseTrainer` = :class:`~hybrid_tevatron.training.HybridTrainerMixin` over
+  ``tevatron.trainer.DenseTrainer``; the mixin supplies the transformers-5 signatures of ``compute_loss`` and
+  ``_save`` and our dataloader; ``DenseTrainer.training_step(*args)`` already accepts transformers 5's
+  ``(model, inputs, num_items_in_batch)`` and divides the logged loss by the world size it was scaled with.
+* Flags that Tevatron 0.1.0 declares but this backend cannot honour are removed from the command line (not
+  silently ignored): ``--untie_encoder``/``--add_pooler``/``--projection_*`` (the checkpoint would no longer be one
+  plain HF encoder), ``--target_model_path`` (rerankers), ``--dtype`` (JAX; use ``--bf16``/``--fp16``),
+  ``--do_encode``, ``--grad_cache``/``--gc_*`` (GradCache's trainer bypasses our plan and logging).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from tevatron.arguments import DataArguments as TevatronDataArguments
+from tevatron.arguments import DenseTrainingArguments as TevatronTrainingArguments
+from tevatron.arguments import ModelArguments as TevatronModelArguments
+from tevatron.modeling import DenseModel
+from tevatron.trainer import DenseTrainer
+
+from hybrid_tevatron.modeling import check_model_options, pool
+from hybrid_tevatron.training import HybridTrainerMixin, HybridTrainingArgumentsMixin
+
+
+@dataclass
+class ModelArguments(TevatronModelArguments):
+    pooling: str = field(default="cls", metadata={"help": "Pooling of the last hidden states: cls or mean."})
+    normalize: bool = field(
+        default=False, metadata={"help": "L2-normalise query and passage embeddings (cosine similarity)."}
+    )
+    temperature: float = field(
+        default=1.0, metadata={"help": "Softmax temperature: scores are divided by it (e.g. 0.01-0.05 with --normalize)."}
+    )
+    # Tevatron 0.1.0 flags this backend cannot honour: kept as attributes for DenseModel, off the command line.
+    target_model_path: Optional[str] = field(default=None, init=False)
+    untie_encoder: bool = field(default=False, init=False)
+    add_pooler: bool = field(default=False, init=False)
+    projection_in_dim: int = field(default=768, init=False)
+    projection_out_dim: int = field(default=768, init=False)
+    dtype: Optional[str] = field(default="float32", init=False)
+
+    def __post_init__(self):
+        check_model_options(self.pooling, self.temperature)
+
+
+@dataclass
+class TrainingArguments(HybridTrainingArgumentsMixin, TevatronTrainingArguments):
+    negatives_x_device: bool = field(
+        default=False,
+        metadata={
+            "help": "Share negatives across devices: gather every rank's embeddings into one contrastive problem "
+            "per plan step (needs torchrun with more than one process)."
+        },
+    )
+    do_encode: bool = field(default=False, init=False)
+    grad_cache: bool = field(default=False, init=False)
+    gc_q_chunk_size: int = field(default=4, init=False)
+    gc_p_chunk_size: int = field(default=32, init=False)
+
+
+class _TemperatureCrossEntropy(torch.nn.Module):
+    def __init__(self, temperature: float):
+        super().__init__()
+        self.temperature = temperature
+
+    def forward(self, scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(scores / self.temperature, target)
+
+
+class HybridDenseModel(DenseModel):
+    """Tevatron 0.1.0's ``DenseModel`` with cls/mean pooling, optional L2 normalisation and a temperature."""
+
+    def __init__(self, lm_q, lm_p, pooler=None, model_args=None, data_args=None, train_args=None):
+        super().__init__(lm_q, lm_p, pooler, model_args=model_args, data_args=data_args, train_args=train_args)
+        self.pooling = model_args.pooling
+        self.normalize = model_args.normalize
+        self.temperature = model_args.temperature
+        self.cross_entropy = _TemperatureCrossEntropy(self.temperature)
+
+    @property
+    def encoder(self):
+        """The shared HF encoder (``lm_q is lm_p``)."""
+        return self.lm_q
+
+    def _encode(self, lm, batch):
+        if batch is None:
+            return None, None
+        hidden = lm(**batch, return_dict=True).last_hidden_state
+        reps = pool(hidden, batch["attention_mask"], self.pooling)
+        return hidden, (F.normalize(reps, p=2, dim=-1) if self.normalize else reps)
+
+    def encode_query(self, qry):
+        return self._encode(self.lm_q, qry)
+
+    def encode_passage(self, psg):
+        return self._encode(self.lm_p, psg)
+
+
+class HybridDenseTrainer(HybridTrainerMixin, DenseTrainer):
+    """Tevatron 0.1.0's ``DenseTrainer`` fed by our batch plan, with plain-HF checkpoints."""
+
+
+def tevatron_data_arguments(data_args) -> TevatronDataArguments:
+    """The Tevatron 0.1.0 ``DataArguments`` that ``DenseModel`` reads, from our ``HybridDataArguments``."""
+    return TevatronDataArguments(
+        train_n_passages=data_args.train_group_size,
+        q_max_len=data_args.query_max_len,
+        p_max_len=data_args.passage_max_len,
+        passage_field_separator=data_args.passage_field_separator,
+    )
+
+
+class PypiBackend:
+    name = "pypi"
+    model_arguments = ModelArguments
+    training_arguments = TrainingArguments
+    trainer_class = HybridDenseTrainer
+
+    def build_model(self, model_args, data_args, training_args) -> HybridDenseModel:
+        from transformers import AutoConfig
+
+        if training_args.negatives_x_device and training_args.world_size < 2:
+            raise ValueError("--negatives_x_device needs distributed training (torchrun with 2+ processes)")
+        config = AutoConfig.from_pretrained(
+            model_args.config_name or model_args.model_name_or_path, cache_dir=model_args.cache_dir
+        )
+        return HybridDenseModel.build(
+            model_args, tevatron_data_arguments(data_args), training_args, config=config, cache_dir=model_args.cache_dir
+        )
+
+
+BACKEND = PypiBackend()

@@ -1,0 +1,360 @@
+"""Backend-agnostic training: the trainer mixin, shared training flags, the run-directory policy and ``train()``.
+
+A backend (see :mod:`hybrid_tevatron.backends`) contributes a model with an ``encoder`` attribute (the one shared
+HF encoder) whose ``forward(query=, passage=)`` returns Tevatron's output with ``loss``, and a trainer class
+``class X(HybridTrainerMixin, <Tevatron trainer>)``. Everything else lives here, once:
+
+* **Data.** :meth:`HybridTrainerMixin.get_train_dataloader` builds a plain ``DataLoader`` over our
+  ``HybridBatchSampler``: the plan already gives each rank its disjoint shard of every plan step, so the loader
+  is *not* passed through ``accelerator.prepare`` (which would shard it a second time); batches are moved to
+  the device in ``_prepare_inputs`` (keeping ``HybridBatch.meta``). HF's epoch loop reaches
+  ``set_epoch`` of the sampler every epoch (via :class:`PlanDataLoader`, and via the ``SkipBatchSampler``
+  wrapper after a resume), and HF's resume skips the first k batches of the same deterministic stream, so a
+  resumed run trains exactly the plan steps an uninterrupted run would.
+* **Gradient accumulation.** Every micro-batch is one whole plan step (one contrastive problem of
+  ``per_device_train_batch_size × world_size`` examples, with its own mode); an optimizer step accumulates
+  ``gradient_accumulation_steps`` plan steps. Accumulation never enlarges the contrastive batch.
+* **Logs.** Each training log carries ``loss_mono`` / ``loss_cross`` / ``loss_xx`` (mean InfoNCE of the plan
+  steps of that mode in the logging window, averaged over ranks; only modes that occurred) and
+  ``mono_fraction`` / ``cross_fraction`` / ``xx_fraction`` (share of the window's plan steps). Every rank writes
+  ``plan_log.rank{R}.jsonl`` in ``output_dir``: one line per plan step it trained (global step, epoch, plan
+  step, mode, language, source, its shard's query ids and languages).
+* **Checkpoints.** ``_save`` writes the shared encoder with ``save_pretrained`` (a plain HF folder, no
+  ``query_model``/``passage_model`` subfolders), the tokenizer and ``hybrid_tevatron.json`` — for the final
+  model and every intermediate ``checkpoint-N`` alike; ``_load_from_checkpoint`` reads such a folder back.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+
+from hybrid_tevatron.collator import HybridBatch
+from hybrid_tevatron.modeling import METADATA_FILE, CheckpointMetadata
+
+logger = logging.getLogger(__name__)
+
+MODES = ("mono", "cross", "xx")
+PLAN_LOG = "plan_log.rank{rank}.jsonl"
+
+
+# --------------------------------------------------------------------------------------------------- arguments
+@dataclass
+class HybridTrainingArgumentsMixin:
+    """Training flags shared by both backends; mix in first: ``class T(HybridTrainingArgumentsMixin, <TA>)``."""
+
+    warmup_ratio: float = field(
+        default=0.1,
+        metadata={
+            "help": "Linear warmup over this fraction of the optimizer steps (Tevatron's flag and default). "
+            "transformers 5 dropped --warmup_ratio, so it is passed on as a fractional --warmup_steps; "
+            "ignored when --warmup_steps is set (> 0)."
+        },
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Start a fresh run in a non-empty --output_dir: its checkpoint-* folders and plan logs are "
+            "deleted, other files are overwritten. Without it a non-empty --output_dir is an error unless "
+            "--resume_from_checkpoint is given."
+        },
+    )
+
+    def __post_init__(self):
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ValueError(f"--warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if not self.warmup_steps and self.warmup_ratio > 0:
+            self.warmup_steps = self.warmup_ratio  # transformers 5: a value < 1 is a ratio of the total steps
+        super().__post_init__()
+
+
+def prepare_output_dir(training_args) -> Optional[str]:
+    """Apply the output-dir policy; return the checkpoint to resume from (``None`` for a fresh run).
+
+    * ``--resume_from_checkpoint PATH`` resumes from ``PATH``; ``--resume_from_checkpoint last`` from the newest
+      ``checkpoint-N`` in ``--output_dir`` (an error if there is none).
+    * Otherwise ``--output_dir`` must be empty or absent, or ``--overwrite_output_dir`` given (which deletes
+      the earlier run's ``checkpoint-*`` folders and plan logs, so they cannot be taken for this run's).
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+
+    out = training_args.output_dir
+    resume = training_args.resume_from_checkpoint
+    if resume:
+        if resume == "last":
+            resume = get_last_checkpoint(out) if os.path.isdir(out) else None
+            if resume is None:
+                raise ValueError(f"--resume_from_checkpoint last: no checkpoint-N folder in {out}")
+        if not os.path.isfile(os.path.join(resume, "trainer_state.json")):
+            raise ValueError(f"--resume_from_checkpoint {resume}: not a training checkpoint (no trainer_state.json)")
+        return resume
+    if os.path.isdir(out) and os.listdir(out):
+        if not training_args.overwrite_output_dir:
+            raise ValueError(
+                f"--output_dir {out} is not empty. Use a new directory, resume with --resume_from_checkpoint "
+                "PATH|last, or start over with --overwrite_output_dir."
+            )
+        if training_args.should_save:  # only the main process deletes
+            for path in glob.glob(os.path.join(out, "checkpoint-*")):
+                shutil.rmtree(path, ignore_errors=True)
+            for path in glob.glob(os.path.join(out, PLAN_LOG.format(rank="*"))):
+                os.remove(path)
+    return None
+
+
+# --------------------------------------------------------------------------------------------------- data
+class PlanDataLoader(DataLoader):
+    """A ``DataLoader`` over a batch sampler with ``set_epoch``, forwarding ``set_epoch`` to it (HF calls it)."""
+
+    def set_epoch(self, epoch: int) -> None:
+        self.batch_sampler.set_epoch(epoch)
+
+
+# --------------------------------------------------------------------------------------------------- logging
+class _ModeStats:
+    """Per-mode loss sums and plan-step counts of the current logging window (sums stay on device)."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.loss = {m: None for m in MODES}
+        self.count = {m: 0 for m in MODES}
+
+    def add(self, mode: str, loss: torch.Tensor):
+        if mode not in self.count:
+            raise ValueError(f"batch meta has unknown mode {mode!r}")
+        value = loss.detach().float()
+        self.loss[mode] = value if self.loss[mode] is None else self.loss[mode] + value
+        self.count[mode] += 1
+
+    def summary(self, device) -> Dict[str, float]:
+        """Window metrics, averaged over ranks (every rank has the same modes, hence the same counts)."""
+        values = torch.zeros(2 * len(MODES), device=device)
+        for i, m in enumerate(MODES):
+            if self.loss[m] is not None:
+                values[2 * i] = self.loss[m].to(device)
+            values[2 * i + 1] = self.count[m]
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(values)
+        values = values.tolist()
+        total = sum(values[1::2])
+        out = {}
+        for i, m in enumerate(MODES):
+            loss_sum, n = values[2 * i], values[2 * i + 1]
+            if n:
+                out[f"loss_{m}"] = loss_sum / n
+            out[f"{m}_fraction"] = n / total if total else 0.0
+        return out
+
+
+# --------------------------------------------------------------------------------------------------- trainer
+class HybridTrainerMixin:
+    """Our data, per-mode logging, plan logs and plain-HF checkpoints on top of a Tevatron trainer.
+
+    Use as the first base: ``class Trainer(HybridTrainerMixin, DenseTrainer)``. Extra constructor arguments:
+    ``plan`` (a ``BatchPlan`` whose step holds ``per_device_train_batch_size × world_size`` examples) and
+    ``metadata`` (:class:`CheckpointMetadata`, saved with every checkpoint). The model must expose the shared
+    HF encoder as ``model.encoder``. The Tevatron trainer's ``_dist_loss_scale_factor`` (world size when its loss
+    is scaled up for cross-device negatives) is honoured when logging losses.
+    """
+
+    loss_is_scaled_for_ga = False  # the loss is a per-plan-step mean; HF divides it by the accumulation steps
+
+    def __init__(self, *args, plan, metadata: CheckpointMetadata, **kwargs):
+        self.plan = plan
+        self.hybrid_metadata = metadata
+        self._mode_stats = _ModeStats()
+        self._plan_log = None
+        super().__init__(*args, **kwargs)
+
+    # ---- data ----
+    def get_train_dataloader(self) -> DataLoader:
+        from hybrid_tevatron.sampling import HybridBatchSampler
+
+        if self.train_dataset is None:
+            raise ValueError("training requires a train_dataset")
+        sampler = HybridBatchSampler(self.plan, rank=self.args.process_index, world_size=self.args.world_size)
+        workers = self.args.dataloader_num_workers
+        return PlanDataLoader(
+            self.train_dataset,
+            batch_sampler=sampler,
+            collate_fn=self.data_collator,
+            num_workers=workers,
+            pin_memory=self.args.dataloader_pin_memory,
+            persistent_workers=self.args.dataloader_persistent_workers if workers else False,
+            prefetch_factor=self.args.dataloader_prefetch_factor if workers else None,
+        )
+
+    def _prepare_inputs(self, inputs):
+        query, passage = inputs
+        return HybridBatch(self._prepare_input(query), self._prepare_input(passage), getattr(inputs, "meta", {}))
+
+    # ---- loss, per-mode logging, plan log ----
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        query, passage = inputs
+        outputs = model(query=query, passage=passage)
+        loss = outputs.loss
+        if model.training:
+            meta = getattr(inputs, "meta", {})
+            self._mode_stats.add(meta.get("mode"), loss / getattr(self, "_dist_loss_scale_factor", 1))
+            self._write_plan_log(meta)
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: Dict[str, float], *args, **kwargs) -> None:
+        if "loss" in logs:  # a training log: add the window's per-mode metrics (called on every rank)
+            logs.update(self._mode_stats.summary(self.args.device))
+            self._mode_stats.reset()
+        super().log(logs, *args, **kwargs)
+
+    def _write_plan_log(self, meta: Dict[str, Any]) -> None:
+        if self._plan_log is None:
+            self._plan_log = self._open_plan_log()
+        query_langs = list(meta.get("query_langs") or [])
+        language = meta.get("language")
+        if language is None and meta.get("mode") == "mono" and query_langs:
+            language = query_langs[0]
+        record = {
+            "global_step": self.state.global_step,
+            "epoch": meta.get("epoch"),
+            "plan_step": meta.get("step"),
+            "mode": meta.get("mode"),
+            "language": language,
+            "source": meta.get("source"),
+            "rank": self.args.process_index,
+            "query_ids": list(meta.get("query_ids") or []),
+            "query_langs": query_langs,
+            "passage_langs": list(meta.get("passage_langs") or []),
+        }
+        self._plan_log.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._plan_log.flush()
+
+    def _open_plan_log(self):
+        """Open this rank's plan log, keeping only lines of steps before the current one (a resume)."""
+        os.makedirs(self.args.output_dir, exist_ok=True)
+        path = os.path.join(self.args.output_dir, PLAN_LOG.format(rank=self.args.process_index))
+        kept = []
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                kept = [line for line in f if line.strip() and json.loads(line)["global_step"] < self.state.global_step]
+        handle = open(path, "w", encoding="utf-8")
+        handle.writelines(kept)
+        return handle
+
+    def train(self, *args, **kwargs):
+        self._mode_stats.reset()
+        try:
+            return super().train(*args, **kwargs)
+        finally:
+            if self._plan_log is not None:
+                self._plan_log.close()
+                self._plan_log = None
+
+    # ---- checkpoints ----
+    def _encoder(self):
+        return self.accelerator.unwrap_model(self.model).encoder
+
+    def _save(self, output_dir: Optional[str] = None, state_dict: Optional[dict] = None) -> None:
+        from transformers.trainer import TRAINING_ARGS_NAME
+
+        if not self.args.should_save:
+            return
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        os.makedirs(output_dir, exist_ok=True)
+        model = self.accelerator.unwrap_model(self.model)
+        encoder = model.encoder
+        if state_dict is not None:  # e.g. gathered by DeepSpeed/FSDP: keys of the whole model -> the encoder's
+            prefix = next(name for name, module in model.named_modules() if module is encoder) + "."
+            state_dict = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        logger.info("Saving model checkpoint to %s", output_dir)
+        encoder.save_pretrained(output_dir, state_dict=state_dict)
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(output_dir)
+        self.hybrid_metadata.save(output_dir)
+        torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        from transformers import AutoModel
+
+        target = self.accelerator.unwrap_model(model if model is not None else self.model).encoder
+        if not os.path.isfile(os.path.join(resume_from_checkpoint, "config.json")):
+            raise ValueError(f"{resume_from_checkpoint}: no config.json; not a checkpoint of this trainer")
+        logger.info("Loading encoder weights from %s", resume_from_checkpoint)
+        loaded = AutoModel.from_pretrained(resume_from_checkpoint, dtype=next(target.parameters()).dtype)
+        missing, unexpected = target.load_state_dict(loaded.state_dict(), strict=False)
+        if missing or unexpected:
+            raise ValueError(
+                f"{resume_from_checkpoint}: encoder weights do not match the model "
+                f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
+            )
+
+
+# --------------------------------------------------------------------------------------------------- run
+def load_tokenizer(model_args):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(
+        model_args.tokenizer_name or model_args.model_name_or_path, cache_dir=model_args.cache_dir
+    )
+
+
+def build_trainer(backend, model_args, data_args, training_args, callbacks: Optional[List] = None):
+    """Sources -> plan -> dataset -> model -> ``backend.trainer_class`` (ready to ``train()``)."""
+    from hybrid_tevatron.collator import TrainCollator
+    from hybrid_tevatron.data.readers import load_sources
+    from hybrid_tevatron.dataset import HybridTrainDataset
+    from hybrid_tevatron.sampling import BatchPlan
+
+    tokenizer = load_tokenizer(model_args)
+    sources = load_sources(data_args)
+    plan = BatchPlan.from_args(
+        sources,
+        data_args,
+        batch_size=training_args.per_device_train_batch_size * training_args.world_size,
+        seed=training_args.seed,
+    )
+    if len(plan) == 0:
+        raise ValueError(
+            f"the data gives no complete plan step of {training_args.per_device_train_batch_size} x "
+            f"{training_args.world_size} examples; lower --per_device_train_batch_size"
+        )
+    dataset = HybridTrainDataset(sources, data_args.query_prefix, data_args.passage_prefix)
+    model = backend.build_model(model_args, data_args, training_args)
+    return backend.trainer_class(
+        model=model,
+        args=training_args,
+        train_dataset=dataset,
+        data_collator=TrainCollator(
+            tokenizer,
+            query_max_len=data_args.query_max_len,
+            passage_max_len=data_args.passage_max_len,
+            pad_to_multiple_of=data_args.pad_to_multiple_of,
+        ),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+        plan=plan,
+        metadata=CheckpointMetadata.from_args(model_args, data_args, backend=backend.name),
+    )
+
+
+def train(backend, model_args, data_args, training_args, callbacks: Optional[List] = None):
+    """Run a whole training (output-dir policy, seed, build, train/resume, final save); return the trainer."""
+    from transformers import set_seed
+
+    resume = prepare_output_dir(training_args)
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()  # every rank checked the output dir before any rank writes to it
+    set_seed(training_args.seed)
+    trainer = build_trainer(backend, model_args, data_args, training_args, callbacks)
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model()
+    return trainer
