@@ -1,0 +1,207 @@
+"""Invariants of the batch plan (hybrid_tevatron.sampling), checked on synthetic parallel sources."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hybrid_tevatron.data.corpus import ParallelCorpus, csr
+from hybrid_tevatron.sampling import CROSS, MONO, XX, BatchPlan, HybridBatchSampler
+
+
+def make_source(n=48, languages=("en", "de", "es", "zh"), negatives=6, name="src", missing=None, seed=0):
+    """Query i has positive doc i and ``negatives`` other docs; ``missing`` = {lang: docs without text}."""
+    rng = np.random.default_rng(seed)
+    n_docs = 2 * n
+    neg_lists = [[int(d) for d in rng.choice([d for d in range(n_docs) if d != i], negatives, replace=False)]
+                 for i in range(n)]
+    pos_off, pos = csr([[i] for i in range(n)])
+    neg_off, neg = csr(neg_lists)
+    missing = missing or {}
+    passages = {l: [None if d in missing.get(l, ()) else f"{l}-{d}" for d in range(n_docs)] for l in languages}
+    return ParallelCorpus(
+        name, list(languages), [f"q{i}" for i in range(n)], [f"d{d}" for d in range(n_docs)],
+        {l: [f"{l}-q{i}" for i in range(n)] for l in languages}, passages, pos_off, pos, neg_off, neg,
+    )
+
+
+def all_steps(plan, epoch=0):
+    return [plan.step(epoch, k) for k in range(len(plan))]
+
+
+def check_step(plan, step):
+    """Every invariant of one packed step."""
+    assert len(step.entries) == plan.batch_size
+    queries = [(e.source, e.query) for e in step.entries]
+    assert len(set(queries)) == len(queries), "a query occurs twice in a step"
+    owner = {}
+    for i, e in enumerate(step.entries):
+        source = plan.sources[e.source]
+        assert e.source == step.source and e.mode == step.mode and (e.epoch, e.step) == (step.epoch, step.step)
+        assert len(e.passages) == plan.group_size
+        assert e.passages[0] in set(source.positives(e.query).tolist())
+        allowed = set(source.negatives(e.query, e.passage_lang).tolist())
+        assert set(e.passages[1:]) <= allowed, "negative not from the query's own negatives in Lp"
+        for d in set(e.passages):
+            assert owner.setdefault(d, i) == i, f"doc {d} in two examples of a step"
+        if step.mode == MONO:
+            assert e.query_lang == e.passage_lang == step.language
+        elif step.mode == CROSS:
+            assert e.query_lang != e.passage_lang
+            if plan.pivot_language:
+                assert e.passage_lang == plan.pivot_language
+        else:
+            assert step.mode == XX and e.query_lang == e.passage_lang
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    regime=st.sampled_from(["hybrid", "mono", "cross", "xx"]),
+    batch_size=st.sampled_from([2, 4, 6, 8]),
+    group_size=st.integers(1, 5),
+    seed=st.integers(0, 10_000),
+    epoch=st.integers(0, 3),
+)
+def test_every_step_keeps_the_invariants(regime, batch_size, group_size, seed, epoch):
+    plan = BatchPlan([make_source(seed=seed % 7)], batch_size, group_size, regime=regime, seed=seed)
+    assert len(plan) == 48 // batch_size
+    for step in all_steps(plan, epoch):
+        check_step(plan, step)
+        assert step.mode == {"mono": MONO, "cross": CROSS, "xx": XX}.get(regime, step.mode)
+
+
+@settings(max_examples=15, deadline=None)
+@given(world_size=st.sampled_from([1, 2, 4]), seed=st.integers(0, 1000))
+def test_ranks_agree_on_mode_and_take_disjoint_shards(world_size, seed):
+    """Each rank builds its own plan (as separate processes do) and they agree step by step."""
+    source = make_source()
+    samplers = [HybridBatchSampler(BatchPlan([source], 8, 3, seed=seed), r, world_size) for r in range(world_size)]
+    for s in samplers:
+        s.set_epoch(1)
+    for k, shards in enumerate(zip(*samplers)):
+        reference = samplers[0].plan.step(1, k)
+        for s in samplers:
+            assert s.plan.mode(1, k) == samplers[0].plan.mode(1, k)
+        flat = [e for shard in shards for e in shard]
+        assert all(len(shard) == 8 // world_size for shard in shards)
+        assert flat == list(reference.entries)  # disjoint shards whose union is the step
+        assert {e.mode for e in flat} == {reference.mode}
+
+
+def test_identical_seeds_identical_plans_and_epochs_differ():
+    a, b = BatchPlan([make_source()], 8, 4, seed=3), BatchPlan([make_source()], 8, 4, seed=3)
+    assert all_steps(a, 0) == all_steps(b, 0)
+    assert all_steps(a, 0) != all_steps(a, 1)
+    assert all_steps(a, 0) != all_steps(BatchPlan([make_source()], 8, 4, seed=4), 0)
+    # random access replays the same steps as sequential access
+    assert b.step(0, 3) == a.step(0, 3) and b.step(0, 1) == all_steps(a, 0)[1]
+
+
+def test_set_epoch_changes_what_the_sampler_yields():
+    sampler = HybridBatchSampler(BatchPlan([make_source()], 8, 2, seed=0))
+    first = list(sampler)
+    sampler.set_epoch(1)
+    second = list(sampler)
+    assert len(first) == len(second) == len(sampler) == 6
+    assert [e.query for b in first for e in b] != [e.query for b in second for e in b]
+    assert all(e.epoch == 1 for b in second for e in b)
+
+
+def test_mono_fraction_follows_alpha():
+    source = make_source(n=400)
+    for alpha in (0.2, 0.5, 0.8):
+        plan = BatchPlan([source], 2, 1, alpha=alpha, seed=11)
+        modes = Counter(plan.mode(e, k)[1] for e in range(5) for k in range(len(plan)))
+        fraction = modes[MONO] / sum(modes.values())
+        assert abs(fraction - alpha) < 0.05, (alpha, fraction)  # 1000 draws: 5 sigma ≈ 0.08 worst case
+
+
+def test_default_cross_pairs_are_uniform_over_ordered_pairs():
+    plan = BatchPlan([make_source(n=400, languages=("en", "de", "es"))], 20, 1, regime="cross", seed=5)
+    pairs = Counter((e.query_lang, e.passage_lang) for s in all_steps(plan) for e in s.entries)
+    assert len(pairs) == 6
+    assert max(pairs.values()) / min(pairs.values()) < 1.5
+
+
+def test_language_weights_and_pivot():
+    source = make_source(n=400, languages=("en", "de", "es"))
+    plan = BatchPlan([source], 4, 1, regime="mono", languages=["en", "de", "es"], language_weights=[0, 1, 3], seed=1)
+    counts = Counter(plan.mode(0, k)[2] for k in range(len(plan)))
+    assert "en" not in counts and counts["es"] > 2 * counts["de"]
+    pivot = BatchPlan([source], 8, 2, regime="cross", pivot_language="en", seed=2)
+    for step in all_steps(pivot):
+        check_step(pivot, step)
+        assert {e.query_lang for e in step.entries} <= {"de", "es"}
+
+
+def test_requested_languages_restrict_the_plan():
+    plan = BatchPlan([make_source()], 4, 2, regime="xx", languages=["de", "zh"], seed=0)
+    assert {e.query_lang for s in all_steps(plan) for e in s.entries} == {"de", "zh"}
+
+
+def test_multi_source_proportional_and_round_robin():
+    big, small = make_source(n=96, name="big"), make_source(n=32, languages=("en",), name="english")
+    plan = BatchPlan([big, small], 8, 2, seed=0)
+    assert len(plan) == 12 + 4
+    sources = Counter(int(s) for s in plan.schedule(0))
+    assert sources == {0: 12, 1: 4}
+    for step in all_steps(plan):
+        check_step(plan, step)
+        if step.source == 1:
+            assert step.mode == MONO and step.language == "en"  # a one-language source feeds mono steps only
+    rr = BatchPlan([big, small], 8, 2, source_sampling="round_robin", seed=0)
+    assert rr.schedule(0).tolist()[:8] == [0, 1, 0, 1, 0, 1, 0, 1]
+
+
+def test_one_language_source_cannot_feed_cross_or_xx():
+    for regime in ("cross", "xx"):
+        with pytest.raises(ValueError, match="english.*only one language"):
+            BatchPlan([make_source(languages=("en",), name="english")], 4, 2, regime=regime)
+
+
+def test_conflicts_are_deferred_never_duplicated():
+    """Heavily overlapping negatives force deferrals; steps stay full and conflict-free."""
+    source = make_source(n=24, negatives=3, seed=1)
+    plan = BatchPlan([source], 8, 4, regime="hybrid", seed=9)
+    for epoch in range(3):
+        for step in all_steps(plan, epoch):
+            check_step(plan, step)
+
+
+def test_fewer_negatives_than_the_group_are_repeated_within_the_group():
+    source = make_source(n=16, negatives=2)
+    plan = BatchPlan([source], 2, 6, regime="mono", seed=0)
+    step = plan.step(0, 0)
+    check_step(plan, step)
+    for e in step.entries:
+        assert len(set(e.passages[1:])) <= 2 and len(e.passages) == 6
+
+
+def test_negatives_only_in_the_passage_language():
+    """A doc without text in a language is never chosen as a negative in that language."""
+    source = make_source(n=48, missing={"de": set(range(48, 96))})
+    plan = BatchPlan([source], 4, 3, regime="cross", seed=0)
+    for step in all_steps(plan):
+        for e in step.entries:
+            if e.passage_lang == "de":
+                assert all(d < 48 for d in e.passages)
+
+
+def test_bad_configurations_are_rejected():
+    with pytest.raises(ValueError, match="fewer than one step"):
+        BatchPlan([make_source(n=4)], 8, 2)
+    with pytest.raises(ValueError, match="pivot"):
+        BatchPlan([make_source()], 4, 2, regime="cross", pivot_language="fr")
+    with pytest.raises(ValueError, match="divisible"):
+        HybridBatchSampler(BatchPlan([make_source()], 6, 2), rank=0, world_size=4)
+
+
+def test_plan_memory_is_linear_in_query_ids():
+    """Only a permutation per source is held: no per-step or per-epoch materialisation."""
+    plan = BatchPlan([make_source(n=400)], 4, 2, seed=0)
+    plan.step(0, len(plan) - 1)
+    epoch, next_step, cursors = plan._state
+    assert next_step == len(plan) and cursors[0].order.nbytes == 400 * 4
+    assert plan._last.step == len(plan) - 1  # one packed step is cached, not the epoch
