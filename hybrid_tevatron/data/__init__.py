@@ -1,3 +1,22 @@
 from .corpus import ParallelCorpus, csr
+from .readers import (
+    DataError,
+    load_hf_source,
+    load_jsonl_source,
+    load_sources,
+    parse_extra_source,
+    parse_train_files,
+    restrict_languages,
+)
 
-__all__ = ["ParallelCorpus", "csr"]
+__all__ = [
+    "ParallelCorpus",
+    "csr",
+    "DataError",
+    "load_hf_source",
+    "load_jsonl_source",
+    "load_sources",
+    "parse_extra_source",
+    "parse_train_files",
+    "restrict_languages",
+]
