@@ -54,3 +54,48 @@ def test_missing_translation_is_an_error(corpus):
         ds[PlanEntry(1, 0, MONO, "en", "en", (0,), 0, 0)]
     with pytest.raises(TypeError):
         ds[0]
+
+
+def test_multi_source_and_len(corpus, tmp_path):
+    from hybrid_tevatron.testing import write_parallel_jsonl
+
+    files = write_parallel_jsonl(str(tmp_path / "b"), languages=("en",), n_queries=10, n_negatives=3, seed=1)
+    other = load_jsonl_source("b", files, group_size=G)
+    ds = HybridTrainDataset([corpus, other], "q: ", "p: ")
+    assert len(ds) == 50
+    item = ds[entry(other, 4, "en", "en", MONO, source=1)]
+    assert item["meta"]["source"] == "b" and item["meta"]["query_id"] == other.query_ids[4]
+    assert item["query"] == "q: " + other.queries["en"][4]
+    assert item["passages"][0] == "p: " + other.passage_text("en", int(other.positives(4)[0]))
+    with pytest.raises(ValueError):
+        HybridTrainDataset([])
+
+
+def test_collate_with_train_collator(corpus, tiny_model_dir):
+    from torch.utils.data import DataLoader
+    from transformers import AutoTokenizer
+
+    from hybrid_tevatron.collator import TrainCollator
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    ds = HybridTrainDataset([corpus], "query: ", "passage: ")
+    steps = [
+        [entry(corpus, q, "de", "de", MONO, step=0) for q in (0, 1, 2)],
+        [entry(corpus, q, ql, pl, CROSS, step=1) for q, ql, pl in ((3, "en", "zh"), (4, "zh", "es"), (5, "es", "en"))],
+    ]
+    loader = DataLoader(ds, batch_sampler=steps, collate_fn=TrainCollator(tok, 16, 24, 8))
+    batches = list(loader)
+    assert len(batches) == 2
+    for batch, step in zip(batches, steps):
+        qb, pb = batch
+        assert qb["input_ids"].shape[0] == 3 and pb["input_ids"].shape[0] == 3 * G
+        assert qb["input_ids"].shape[1] % 8 == 0 and pb["input_ids"].shape[1] <= 24
+        assert batch.meta["query_langs"] == [e.query_lang for e in step]
+        assert batch.meta["passage_langs"] == [e.passage_lang for e in step]
+        assert batch.meta["step"] == step[0].step and batch.meta["mode"] == step[0].mode
+        # passage rows are query-major, positive first: row i*G decodes to example i's positive
+        for i, e in enumerate(step):
+            expect = tok("passage: " + corpus.passage_text(e.passage_lang, e.passages[0]), max_length=24,
+                         truncation=True)["input_ids"]
+            row = pb["input_ids"][i * G][pb["attention_mask"][i * G].bool()].tolist()
+            assert row == expect

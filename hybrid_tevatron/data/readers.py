@@ -29,6 +29,8 @@ import json
 import os
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
+import numpy as np
+
 from .corpus import ParallelCorpus, csr
 
 __all__ = [
@@ -252,8 +254,9 @@ def build_corpus(name: str, languages: Sequence[str], records: Dict[str, Records
     )
     if group_size > 1:
         for lang in languages:
-            offsets, _ = corpus._negatives_in(lang)
-            empty = (offsets[1:] - offsets[:-1]) == 0
+            has_text = np.fromiter((t is not None for t in passages[lang]), bool, len(doc_ids))
+            cum = np.concatenate([[0], np.cumsum(has_text[neg_docs])]) if len(neg_docs) else np.zeros(1, np.int64)
+            empty = cum[neg_offsets[1:]] == cum[neg_offsets[:-1]]
             if empty.any():
                 q = int(empty.argmax())
                 raise DataError(
