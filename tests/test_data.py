@@ -272,9 +272,6 @@ def test_duplicate_docids_in_a_record_are_merged(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ property
-@pytest.mark.xfail(raises=IndexError, strict=False,
-                   reason="corpus.ParallelCorpus._negatives_in: np.add.reduceat fails when the last queries have no "
-                   "negatives (offset == len); fix in data/corpus.py")
 def test_union_and_availability_property():
     """Random parallel data where each language lists a random subset of the negatives: the corpus holds the
     union (first-seen order) and ``negatives(q, lang)`` keeps exactly those with text in ``lang``."""
