@@ -52,13 +52,8 @@ class ParallelCorpus:
         if lang not in self._neg_by_lang:
             has_text = np.fromiter((t is not None for t in self.passages[lang]), bool, self.num_docs)
             keep = has_text[self.neg_docs] if len(self.neg_docs) else np.zeros(0, bool)
-            counts = np.add.reduceat(keep.astype(np.int64), self.neg_offsets[:-1]) if len(keep) else None
-            if counts is None:
-                counts = np.zeros(len(self), np.int64)
-            else:  # reduceat gives the next segment's first value for empty segments: zero them
-                counts[np.diff(self.neg_offsets) == 0] = 0
-            offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-            self._neg_by_lang[lang] = (offsets, self.neg_docs[keep])
+            kept_before = np.concatenate([[0], np.cumsum(keep)])
+            self._neg_by_lang[lang] = (kept_before[self.neg_offsets].astype(np.int64), self.neg_docs[keep])
         return self._neg_by_lang[lang]
 
     def query_text(self, lang: str, q: int) -> str:
