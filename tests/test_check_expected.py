@@ -76,3 +76,20 @@ def test_malformed_expected_files_name_the_row(tmp_path):
         path.write_text(yaml.safe_dump(doc))
         with pytest.raises(ce.ExpectedError, match=message):
             ce.load_expected(str(path))
+
+
+def test_config_stored_and_matched(tmp_path, monkeypatch, capsys):
+    import io
+
+    res = tmp_path / "summary.json"
+    res.write_text(json.dumps(RESULTS))
+    cfg = {"steps": "100", "batch": "16"}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    exp = tmp_path / "expected.yaml"
+    assert ce.main(["--write", str(exp), "--results", str(res), "--config", str(tmp_path / "config.json")]) == 0
+    assert ce.load_expected(str(exp))["meta"]["config"] == cfg
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(cfg)))
+    assert ce.main(["--matches_config", str(exp)]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(dict(cfg, steps="50"))))
+    assert ce.main(["--matches_config", str(exp)]) == 1
+    assert "settings differ (steps)" in capsys.readouterr().err

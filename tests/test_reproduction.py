@@ -39,8 +39,8 @@ RUNS = {
 
 @pytest.fixture
 def root(tmp_path):
-    for run, body in RUNS.items():
-        d = tmp_path / "eval" / "xquad-r" / run
+    for i, (run, body) in enumerate(RUNS.items()):
+        d = tmp_path / "eval" / "xquad-r" / run / ("results" if i % 2 else "")  # both layouts
         d.mkdir(parents=True)
         (d / "results.json").write_text(json.dumps(body))
     (tmp_path / "eval" / "xquad-r" / "hybrid-s3").mkdir()  # started, no results yet: ignored

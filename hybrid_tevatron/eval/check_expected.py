@@ -2,7 +2,8 @@
 
     python -m hybrid_tevatron.eval.check_expected recipes/expected/xquad_r.yaml [--results summary.json]
     python -m hybrid_tevatron.eval.check_expected --write recipes/expected/xquad_r.yaml --results summary.json \\
-        --select 'xquad-r/*/multi.map' ... [--meta command="bash recipes/reproduce.sh"]
+        --select 'xquad-r/*/multi.map' ... [--meta command="bash recipes/reproduce.sh"] [--config config.json]
+    python -m hybrid_tevatron.eval.check_expected --matches_config recipes/expected/xquad_r.yaml < config.json
 
 Expected file (YAML)::
 
@@ -18,6 +19,10 @@ Expected file (YAML)::
 
 A results leaf is a number or ``{"mean": number, ...}`` (then the mean is compared). A row whose id is missing
 from the results is MISSING (counts as a failure). Exit status: 0 when no row is FAIL or MISSING, 1 otherwise.
+
+``--matches_config`` exits 0 when the JSON settings on stdin equal the ``meta.config`` the expected file was
+written with (``--config``), else prints the differing settings and exits 1: a run with other settings is not
+expected to match.
 
 ``--write`` snapshots a results file into an expected file (never hand-typed numbers): every leaf matching a
 ``--select`` glob becomes a row; its tolerances are ``max(ok_abs, ok_rel * |value|, ok_std * std)`` and the same
@@ -158,15 +163,28 @@ def main(argv=None) -> int:
     ap.add_argument("--select", nargs="+", default=["*"], help="with --write: globs of result paths to keep")
     ap.add_argument("--title", default="", help="with --write: title")
     ap.add_argument("--meta", nargs="*", default=[], metavar="KEY=VALUE", help="with --write: provenance")
+    ap.add_argument("--config", help="with --write: JSON settings of the run, stored as meta.config")
+    ap.add_argument("--matches_config", metavar="YAML", help="compare the JSON settings on stdin with YAML's")
     for key, value in DEFAULTS.items():
         ap.add_argument(f"--{key}", type=float, default=value, help=f"with --write (default {value})")
     args = ap.parse_args(argv)
+    if args.matches_config:
+        expected = load_expected(args.matches_config).get("meta", {}).get("config")
+        given = json.load(sys.stdin)
+        if expected == given:
+            return 0
+        diff = sorted(k for k in set(expected or {}) | set(given) if (expected or {}).get(k) != given.get(k))
+        print(f"not checked against {args.matches_config}: settings differ ({', '.join(diff)})", file=sys.stderr)
+        return 1
     if args.write:
         if not args.results:
             ap.error("--write needs --results")
         with open(args.results, encoding="utf-8") as f:
             results = json.load(f)
         meta = dict(kv.split("=", 1) for kv in args.meta)
+        if args.config:
+            with open(args.config, encoding="utf-8") as f:
+                meta["config"] = json.load(f)
         rows = snapshot(results, args.select, {k: getattr(args, k) for k in DEFAULTS})
         write_expected(args.write, rows, args.title, args.results, meta)
         print(f"wrote {len(rows)} rows to {args.write}", file=sys.stderr)

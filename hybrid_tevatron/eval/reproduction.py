@@ -4,7 +4,8 @@ docs/reproduction.md from it (numbers are never typed by hand).
     python -m hybrid_tevatron.eval.reproduction summarize --root runs/reproduce      # -> runs/reproduce/summary.json
     python -m hybrid_tevatron.eval.reproduction doc --summary runs/reproduce/summary.json --doc docs/reproduction.md
 
-Layout under ``--root`` (what recipes/reproduce.sh writes): ``eval/{dataset}/{run}/results.json`` with ``run`` =
+Layout under ``--root`` (what recipes/reproduce.sh writes): ``eval/{dataset}/{run}/results/results.json`` (the
+output folder of recipes/eval_lareqa.sh; a plain ``{run}/results.json`` is read too) with ``run`` =
 ``zero-shot`` or ``{regime}-s{seed}``; ``config.json`` (the recipe's settings), ``plan.json`` (the runs it intends
 to make), ``timings.tsv`` (stage, seconds) and ``hardware.json``. Per dataset and regime, ``summary.json`` holds for
 every metric ``{"mean", "std" (sample, 0 for one seed), "n", "values", "seeds"}``. Metric names: the evaluator's
@@ -90,8 +91,8 @@ def summarize(root: str) -> dict:
     for dataset in sorted(os.listdir(eval_root)):
         groups: Dict[str, list] = {}
         for run in sorted(os.listdir(os.path.join(eval_root, dataset))):
-            path = os.path.join(eval_root, dataset, run, "results.json")
-            if not os.path.isfile(path):
+            path = _results_path(os.path.join(eval_root, dataset, run))
+            if path is None:
                 continue
             results = _read_json(path)
             m = _RUN.match(run)
@@ -106,6 +107,14 @@ def summarize(root: str) -> dict:
             summary[dataset][regime] = {k: {**_stats([r[k] for _, r in runs]), "seeds": [s for s, _ in runs]}
                                         for k in keys}
     return summary
+
+
+def _results_path(run_dir: str) -> Optional[str]:
+    """``results/results.json`` (recipes/eval_lareqa.sh's layout) or ``results.json`` of a run folder."""
+    for path in (os.path.join(run_dir, "results", "results.json"), os.path.join(run_dir, "results.json")):
+        if os.path.isfile(path):
+            return path
+    return None
 
 
 def _read_timings(path: str) -> List[dict]:
