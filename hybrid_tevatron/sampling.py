@@ -55,11 +55,40 @@ class StepPlan(NamedTuple):
         return self.entries[rank * per_rank : (rank + 1) * per_rank]
 
 
-_SALT_SCHEDULE, _SALT_MODE, _SALT_EXAMPLES, _SALT_PERMUTATION, _SALT_NEGATIVES, _SALT_FILL = range(1, 7)
+_SALT_SCHEDULE, _SALT_MODE, _SALT_EXAMPLES, _SALT_PERMUTATION, _SALT_NEGATIVES = range(1, 6)
+_MASK64 = (1 << 64) - 1
 
 
 def _rng(*key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(k) for k in key]))
+
+
+def _mix64(x: int) -> int:
+    """splitmix64 finaliser on a Python int: a stable hash (Python's ``hash`` is salted per process)."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+_U64 = {name: np.uint64(v) for name, v in
+        dict(golden=0x9E3779B97F4A7C15, m1=0xBF58476D1CE4E5B9, m2=0x94D049BB133111EB, s1=30, s2=27, s3=31).items()}
+
+
+def _mix64_array(x: np.ndarray) -> np.ndarray:
+    """:func:`_mix64` elementwise on a uint64 array (wrapping arithmetic, constants pre-built for speed)."""
+    x = x + _U64["golden"]
+    x ^= x >> _U64["s1"]
+    x *= _U64["m1"]
+    x ^= x >> _U64["s2"]
+    x *= _U64["m2"]
+    x ^= x >> _U64["s3"]
+    return x
+
+
+def _draw(rng: np.random.Generator, cumulative: np.ndarray, size: int) -> np.ndarray:
+    """``size`` indices drawn with the probabilities whose running sum is ``cumulative``."""
+    return np.minimum(np.searchsorted(cumulative, rng.random(size), side="right"), len(cumulative) - 1)
 
 
 class _SourceCursor:
@@ -73,9 +102,10 @@ class _SourceCursor:
         self.deferred: deque = deque()
 
     def _permutation(self) -> np.ndarray:
-        dtype = np.int32 if self.size < 2**31 else np.int64
-        perm = _rng(self.seed, self.epoch, self.source, self.cycle, _SALT_PERMUTATION).permutation(self.size)
-        return perm.astype(dtype, copy=False)
+        # Shuffled in place at its final width: the peak is one int32 per query id (int64 past 2**31 ids).
+        order = np.arange(self.size, dtype=np.int32 if self.size < 2**31 else np.int64)
+        _rng(self.seed, self.epoch, self.source, self.cycle, _SALT_PERMUTATION).shuffle(order)
+        return order
 
     def next_query(self) -> int:
         if self.deferred:
@@ -94,21 +124,29 @@ class BatchPlan:
 
     Choices where the paper is silent:
 
-    * Steps per epoch = Σ_sources ⌊N_source / batch_size⌋. Source schedule: ``proportional`` shuffles a list
-      holding each source id ⌊N/B⌋ times (exactly ∝ size, no replacement); ``round_robin`` cycles over the
-      sources that still have steps left.
-    * Mode: ``hybrid`` is mono with probability ``alpha``; a one-language source always gives mono steps.
-      The mono language is drawn by ``language_weights`` (uniform by default).
-    * Cross pairs: the query language by weight, the passage language by weight among the others, i.e.
-      uniform over ordered pairs Lq ≠ Lp by default; with ``pivot_language`` passages are always in the
-      pivot and queries in any other language. ``xx``: one language per example, by weight, for both sides.
-    * Packing: queries come from a per-(seed, epoch, source) permutation. A query whose positive is already
-      in the step, or that has no free negative left, is deferred to the next step of its source. A source
-      exhausted before the epoch ends starts a fresh permutation, so every step has ``batch_size`` examples.
-    * Passages: the positive rotates by epoch among a query's positives; negatives come from the query's
-      negatives in the passage language, in a fixed per-query shuffle rotated by epoch (as Tevatron does),
-      skipping docs already in the step. With fewer free negatives than ``group_size - 1`` the rest is
-      sampled with replacement from the query's own free negatives (repeats stay inside that one group).
+    * Steps per epoch = Σ_sources ⌊N_source / batch_size⌋ (a source smaller than one step is an error).
+      Source schedule: ``proportional`` shuffles (per seed and epoch) a list holding each source id ⌊N/B⌋
+      times (exactly ∝ size, without replacement); ``round_robin`` cycles A B C A B C … over the sources that
+      still have steps left.
+    * Languages of a source: its languages ∩ ``languages`` (default: all of its own), minus zero weights.
+    * Mode: ``hybrid`` is mono with probability ``alpha`` (drawn per (seed, epoch, step)); a source that
+      cannot cross (one language, or no pivot language while ``pivot_language`` is set) always gives mono
+      steps, and is an error in the ``cross``/``xx`` regimes. The mono language is drawn per step by
+      ``language_weights`` (uniform by default).
+    * Cross pairs, per example: Lq by weight, then Lp by weight among the other languages; with uniform
+      weights that is uniform over ordered pairs Lq ≠ Lp. With ``pivot_language``: Lp = pivot, Lq by weight
+      among the others. ``xx``: one language per example, by weight, for both sides.
+    * Packing: queries come from a per-(seed, epoch, source) permutation; each example slot of a step has
+      its languages drawn up front. A query that is already in the step, whose positives (all of them: the
+      others would be false negatives) are already used, or that has no free negative left, is deferred to
+      the next step of its source, where deferred queries are tried first. A source exhausted before the
+      epoch ends starts a fresh permutation, so every step has exactly ``batch_size`` examples.
+    * Passages: the positive rotates by epoch among a query's positives; the negatives are the query's
+      negatives in Lp in a fixed per-(seed, source, query) hashed order, rotated by ``epoch × (G - 1)`` (as
+      Tevatron does), skipping docs already in the step. With fewer free negatives than ``G - 1`` the rest
+      is sampled with replacement from the query's own free negatives (repeats stay inside that group).
+    * Access: ``step(e, k)`` right after ``step(e, k - 1)`` costs O(batch_size); other access replays the
+      epoch from its start (resuming at step k costs k sequential steps). ``mode`` never packs.
     """
 
     def __init__(
@@ -128,17 +166,30 @@ class BatchPlan:
             raise ValueError(f"unknown regime {regime!r}: expected hybrid, mono, cross or xx")
         if batch_size < 1 or group_size < 1:
             raise ValueError("batch_size and group_size must be at least 1")
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         if source_sampling not in ("proportional", "round_robin"):
             raise ValueError(f"unknown source_sampling {source_sampling!r}")
+        if int(seed) < 0:
+            raise ValueError(f"seed must be non-negative, got {seed}")
+        if language_weights and (not languages or len(language_weights) != len(languages)):
+            raise ValueError("language_weights needs languages, one weight per language")
+        if pivot_language and regime in (MONO, XX):
+            raise ValueError(f"pivot_language applies to cross steps only, not to the {regime} regime")
+        if not sources:
+            raise ValueError("BatchPlan needs at least one source")
         self.sources = list(sources)
-        self.batch_size, self.group_size, self.seed = batch_size, group_size, seed
+        self.batch_size, self.group_size, self.seed = batch_size, group_size, int(seed)
         self.regime = regime
         self.alpha = {MONO: 1.0, CROSS: 0.0}.get(regime, alpha)
         self.pivot_language = pivot_language
         self.source_sampling = source_sampling
-        weight_of = dict(zip(languages, language_weights)) if languages and language_weights else {}
-        self.languages: List[List[str]] = []
-        self.weights: List[np.ndarray] = []
+        weight_of = dict(zip(languages, language_weights)) if language_weights else {}
+        self.languages: List[List[str]] = []  # per source, the languages its steps use
+        self.weights: List[np.ndarray] = []  # per source, normalised language weights
+        self.can_cross: List[bool] = []
+        self._cumulative: List[np.ndarray] = []
+        self._query_cumulative: List[Optional[np.ndarray]] = []  # pivot runs: Lq weights over non-pivots
         for source in self.sources:
             langs = [l for l in (languages or source.languages) if l in source.languages]
             weights = np.array([weight_of.get(l, 1.0) for l in langs], dtype=float)
@@ -146,19 +197,27 @@ class BatchPlan:
             weights = weights[weights > 0]
             if not langs:
                 raise ValueError(f"source {source.name!r} has none of the languages {list(languages or [])}")
-            if len(langs) == 1 and regime in (CROSS, XX):
+            weights = weights / weights.sum()
+            can_cross = len(langs) > 1 and (not pivot_language or pivot_language in langs)
+            if not can_cross and regime in (CROSS, XX):
+                why = f"only one language ({langs[0]})" if len(langs) == 1 else f"no text in the pivot language {pivot_language!r}"
                 raise ValueError(
-                    f"source {source.name!r} has only one language ({langs[0]}): it can feed mono steps only, "
-                    f"not the {regime} regime"
+                    f"source {source.name!r} has {why}: it can feed mono steps only, not the {regime} regime"
                 )
-            if pivot_language and len(langs) > 1 and pivot_language not in langs:
-                raise ValueError(f"pivot language {pivot_language!r} is not a language of source {source.name!r}")
             if len(source) < batch_size:
                 raise ValueError(
                     f"source {source.name!r} has {len(source)} queries, fewer than one step ({batch_size})"
                 )
             self.languages.append(langs)
-            self.weights.append(weights / weights.sum())
+            self.weights.append(weights)
+            self.can_cross.append(can_cross)
+            self._cumulative.append(np.cumsum(weights))
+            query_weights = weights * np.array([l != pivot_language for l in langs]) if pivot_language else None
+            self._query_cumulative.append(
+                np.cumsum(query_weights / query_weights.sum()) if pivot_language and can_cross else None
+            )
+        if pivot_language and not any(self.can_cross):
+            raise ValueError(f"pivot language {pivot_language!r} is not a language of any multilingual source")
         self.steps_per_source = [len(s) // batch_size for s in self.sources]
         self.num_steps = sum(self.steps_per_source)
         self._schedules: Dict[int, np.ndarray] = {}
@@ -167,13 +226,13 @@ class BatchPlan:
 
     @classmethod
     def from_args(cls, sources: Sequence, data_args, batch_size: int, seed: int) -> "BatchPlan":
-        """Plan from :class:`~hybrid_tevatron.arguments.HybridDataArguments`."""
+        """Plan from :class:`~hybrid_tevatron.arguments.HybridDataArguments`; ``batch_size`` is global."""
         return cls(
             sources,
             batch_size=batch_size,
             group_size=data_args.train_group_size,
             regime=data_args.regime,
-            alpha=data_args.alpha,
+            alpha=data_args.mono_probability,
             languages=data_args.languages or None,
             language_weights=data_args.language_weights or None,
             pivot_language=data_args.pivot_language,
@@ -189,17 +248,12 @@ class BatchPlan:
         """Source index of every step of ``epoch``."""
         if epoch not in self._schedules:
             counts = self.steps_per_source
+            ids = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
             if self.source_sampling == "proportional":
-                ids = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
                 order = _rng(self.seed, epoch, _SALT_SCHEDULE).permutation(ids)
-            else:
-                left, order = list(counts), []
-                while any(left):
-                    for k in range(len(left)):
-                        if left[k]:
-                            order.append(k)
-                            left[k] -= 1
-                order = np.array(order, dtype=np.int32)
+            else:  # round r holds, in source order, every source with more than r steps
+                rounds = np.concatenate([np.arange(c) for c in counts])
+                order = ids[np.lexsort((ids, rounds))]
             self._schedules = {epoch: order}  # keep one epoch: memory stays flat
         return self._schedules[epoch]
 
@@ -209,12 +263,11 @@ class BatchPlan:
             raise IndexError(f"step {step} out of range: the plan has {self.num_steps} steps per epoch")
         source = int(self.schedule(epoch)[step])
         rng = _rng(self.seed, epoch, step, _SALT_MODE)
-        draw = rng.random()
-        langs = self.languages[source]
+        draw, language = rng.random(), int(_draw(rng, self._cumulative[source], 1)[0])
         if self.regime == XX:
             return source, XX, None
-        if len(langs) == 1 or draw < self.alpha:
-            return source, MONO, langs[int(rng.choice(len(langs), p=self.weights[source]))]
+        if not self.can_cross[source] or draw < self.alpha:
+            return source, MONO, self.languages[source][language]
         return source, CROSS, None
 
     # -- packing ---------------------------------------------------------------------------------------
@@ -231,60 +284,68 @@ class BatchPlan:
             self._state[1] += 1
         return self._last
 
-    def _draw_languages(self, rng, mode: str, language: Optional[str], source: int) -> Tuple[str, str]:
-        langs, weights = self.languages[source], self.weights[source]
+    def _slot_languages(self, rng, mode: str, language: Optional[str], source: int) -> List[Tuple[str, str]]:
+        """(query language, passage language) of each example slot of a step."""
+        langs, size = self.languages[source], self.batch_size
         if mode == MONO:
-            return language, language
+            return [(language, language)] * size
         if mode == XX:
-            lang = langs[int(rng.choice(len(langs), p=weights))]
-            return lang, lang
+            return [(langs[i], langs[i]) for i in _draw(rng, self._cumulative[source], size)]
         if self.pivot_language:
-            others = [i for i, l in enumerate(langs) if l != self.pivot_language]
-            w = weights[others] / weights[others].sum()
-            return langs[others[int(rng.choice(len(others), p=w))]], self.pivot_language
-        q = int(rng.choice(len(langs), p=weights))
-        others = [i for i in range(len(langs)) if i != q]
-        w = weights[others] / weights[others].sum()
-        return langs[q], langs[others[int(rng.choice(len(others), p=w))]]
+            return [(langs[i], self.pivot_language) for i in _draw(rng, self._query_cumulative[source], size)]
+        query = _draw(rng, self._cumulative[source], size)
+        weights = np.tile(self.weights[source], (size, 1))
+        weights[np.arange(size), query] = 0.0  # Lp by weight among the languages other than Lq
+        cumulative = np.cumsum(weights, axis=1) / weights.sum(axis=1, keepdims=True)
+        passage = np.minimum((cumulative <= rng.random(size)[:, None]).sum(axis=1), len(langs) - 1)
+        return [(langs[i], langs[j]) for i, j in zip(query, passage)]
 
-    def _passages(self, epoch: int, source: int, q: int, lang: str, used: set) -> Optional[Tuple[int, ...]]:
+    def _negative_order(self, source: int, q: int, negatives: np.ndarray, epoch: int) -> List[int]:
+        """The query's negatives in a fixed per-(seed, source, query) hashed order, rotated by epoch."""
+        key = np.uint64(_mix64(_mix64(_mix64(self.seed ^ _SALT_NEGATIVES) ^ source) ^ q))
+        ordered = negatives[np.argsort(_mix64_array(negatives.astype(np.uint64) ^ key), kind="stable")].tolist()
+        shift = epoch * (self.group_size - 1) % len(ordered)
+        return ordered[shift:] + ordered[:shift]
+
+    def _passages(self, rng, epoch: int, source: int, q: int, lang: str, used: set) -> Optional[List[int]]:
+        """Positive + G-1 negatives of ``q`` in ``lang`` avoiding ``used``; None if it collides."""
         corpus = self.sources[source]
-        positives = corpus.positives(q)
-        if len(positives) == 0:
+        positives = np.asarray(corpus.positives(q)).tolist()
+        if not positives:
             raise ValueError(f"source {corpus.name!r}: query index {q} has no positive passage")
-        positive = int(positives[(epoch + q) % len(positives)])
-        if positive in used:
+        if not used.isdisjoint(positives):
             return None
+        group = [positives[epoch % len(positives)]]
         need = self.group_size - 1
         if need == 0:
-            return (positive,)
-        negatives = corpus.negatives(q, lang)
+            return group
+        negatives = np.asarray(corpus.negatives(q, lang))
         if len(negatives) == 0:
             raise ValueError(
                 f"source {corpus.name!r}: query {q} has no negative passage in {lang!r} but the group size is "
                 f"{self.group_size}"
             )
-        order = _rng(self.seed, source, q, _SALT_NEGATIVES).permutation(len(negatives))
-        order = np.roll(order, -((epoch * need) % len(negatives)))
-        chosen, seen = [], set()
-        for i in order:
-            d = int(negatives[i])
-            if d != positive and d not in used and d not in seen:
-                chosen.append(d)
-                seen.add(d)
-                if len(chosen) == need:
+        taken = set(positives)
+        for d in self._negative_order(source, q, negatives, epoch):
+            if d not in used and d not in taken:
+                group.append(d)
+                taken.add(d)
+                if len(group) == self.group_size:
                     break
-        if not chosen:
+        free = len(group) - 1
+        if free == 0:
             return None
-        if len(chosen) < need:  # too few negatives: sample with replacement among this query's own
-            fill = _rng(self.seed, epoch, source, q, _SALT_FILL).choice(len(chosen), need - len(chosen))
-            chosen += [chosen[i] for i in fill]
-        return (positive, *chosen)
+        if free < need:  # too few negatives: sample with replacement among this query's own free ones
+            group += [group[1 + i] for i in rng.integers(free, size=need - free).tolist()]
+        used.update(positives)
+        used.update(group)
+        return group
 
     def _pack(self, epoch: int, step: int, cursors: List[_SourceCursor]) -> StepPlan:
         source, mode, language = self.mode(epoch, step)
         cursor = cursors[source]
         rng = _rng(self.seed, epoch, step, _SALT_EXAMPLES)
+        slots = self._slot_languages(rng, mode, language, source)
         used: set = set()
         queries: set = set()
         entries, collided = [], []
@@ -297,14 +358,13 @@ class BatchPlan:
                     "without repeating a query or a passage; use a smaller batch or more data"
                 )
             q = cursor.next_query()
-            query_lang, passage_lang = self._draw_languages(rng, mode, language, source)
-            passages = None if q in queries else self._passages(epoch, source, q, passage_lang, used)
+            query_lang, passage_lang = slots[len(entries)]
+            passages = None if q in queries else self._passages(rng, epoch, source, q, passage_lang, used)
             if passages is None:
                 collided.append(q)
                 continue
-            used.update(passages)
             queries.add(q)
-            entries.append(PlanEntry(source, q, mode, query_lang, passage_lang, passages, epoch, step))
+            entries.append(PlanEntry(source, q, mode, query_lang, passage_lang, tuple(passages), epoch, step))
         cursor.deferred.extendleft(reversed(collided))
         return StepPlan(epoch, step, source, mode, language, tuple(entries))
 
