@@ -47,6 +47,10 @@ MODES = ("mono", "cross", "xx")
 PLAN_LOG = "plan_log.rank{rank}.jsonl"
 
 
+class SetupError(ValueError):
+    """A run that cannot start as configured (output dir, resume checkpoint, batch size vs data...)."""
+
+
 # --------------------------------------------------------------------------------------------------- arguments
 @dataclass
 class HybridTrainingArgumentsMixin:
@@ -74,7 +78,13 @@ class HybridTrainingArgumentsMixin:
             raise ValueError(f"--warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if not self.warmup_steps and self.warmup_ratio > 0:
             self.warmup_steps = self.warmup_ratio  # transformers 5: a value < 1 is a ratio of the total steps
+        if getattr(self, "train_sampling_strategy", "random") != "random":
+            raise ValueError(
+                "--train_sampling_strategy does not apply: the batch plan (--regime, --seed) orders the examples"
+            )
         super().__post_init__()
+        if self.ignore_data_skip:
+            logger.warning("--ignore_data_skip: a resumed run replays its epoch's plan from the first step")
 
 
 def prepare_output_dir(training_args) -> Optional[str]:
@@ -93,13 +103,13 @@ def prepare_output_dir(training_args) -> Optional[str]:
         if resume == "last":
             resume = get_last_checkpoint(out) if os.path.isdir(out) else None
             if resume is None:
-                raise ValueError(f"--resume_from_checkpoint last: no checkpoint-N folder in {out}")
+                raise SetupError(f"--resume_from_checkpoint last: no checkpoint-N folder in {out}")
         if not os.path.isfile(os.path.join(resume, "trainer_state.json")):
-            raise ValueError(f"--resume_from_checkpoint {resume}: not a training checkpoint (no trainer_state.json)")
+            raise SetupError(f"--resume_from_checkpoint {resume}: not a training checkpoint (no trainer_state.json)")
         return resume
     if os.path.isdir(out) and os.listdir(out):
         if not training_args.overwrite_output_dir:
-            raise ValueError(
+            raise SetupError(
                 f"--output_dir {out} is not empty. Use a new directory, resume with --resume_from_checkpoint "
                 "PATH|last, or start over with --overwrite_output_dir."
             )
@@ -112,6 +122,18 @@ def prepare_output_dir(training_args) -> Optional[str]:
 
 
 # --------------------------------------------------------------------------------------------------- data
+class _CollateWithQueryIds:
+    """Wraps the collator so that ``batch.meta["query_ids"]`` lists the ids of the batch (for the plan log)."""
+
+    def __init__(self, collator):
+        self.collator = collator
+
+    def __call__(self, items):
+        batch = self.collator(items)
+        batch.meta.setdefault("query_ids", [item.get("meta", {}).get("query_id") for item in items])
+        return batch
+
+
 class PlanDataLoader(DataLoader):
     """A ``DataLoader`` over a batch sampler with ``set_epoch``, forwarding ``set_epoch`` to it (HF calls it)."""
 
@@ -188,7 +210,7 @@ class HybridTrainerMixin:
         return PlanDataLoader(
             self.train_dataset,
             batch_sampler=sampler,
-            collate_fn=self.data_collator,
+            collate_fn=_CollateWithQueryIds(self.data_collator),
             num_workers=workers,
             pin_memory=self.args.dataloader_pin_memory,
             persistent_workers=self.args.dataloader_persistent_workers if workers else False,
@@ -287,12 +309,12 @@ class HybridTrainerMixin:
 
         target = self.accelerator.unwrap_model(model if model is not None else self.model).encoder
         if not os.path.isfile(os.path.join(resume_from_checkpoint, "config.json")):
-            raise ValueError(f"{resume_from_checkpoint}: no config.json; not a checkpoint of this trainer")
+            raise SetupError(f"{resume_from_checkpoint}: no config.json; not a checkpoint of this trainer")
         logger.info("Loading encoder weights from %s", resume_from_checkpoint)
         loaded = AutoModel.from_pretrained(resume_from_checkpoint, dtype=next(target.parameters()).dtype)
         missing, unexpected = target.load_state_dict(loaded.state_dict(), strict=False)
         if missing or unexpected:
-            raise ValueError(
+            raise SetupError(
                 f"{resume_from_checkpoint}: encoder weights do not match the model "
                 f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
             )
@@ -316,14 +338,17 @@ def build_trainer(backend, model_args, data_args, training_args, callbacks: Opti
 
     tokenizer = load_tokenizer(model_args)
     sources = load_sources(data_args)
-    plan = BatchPlan.from_args(
-        sources,
-        data_args,
-        batch_size=training_args.per_device_train_batch_size * training_args.world_size,
-        seed=training_args.seed,
-    )
+    try:
+        plan = BatchPlan.from_args(
+            sources,
+            data_args,
+            batch_size=training_args.per_device_train_batch_size * training_args.world_size,
+            seed=training_args.seed,
+        )
+    except ValueError as err:  # the data cannot fill the plan as configured
+        raise SetupError(f"batch plan: {err}") from err
     if len(plan) == 0:
-        raise ValueError(
+        raise SetupError(
             f"the data gives no complete plan step of {training_args.per_device_train_batch_size} x "
             f"{training_args.world_size} examples; lower --per_device_train_batch_size"
         )
@@ -350,6 +375,7 @@ def train(backend, model_args, data_args, training_args, callbacks: Optional[Lis
     """Run a whole training (output-dir policy, seed, build, train/resume, final save); return the trainer."""
     from transformers import set_seed
 
+    training_args.device  # sets up the process group under torchrun
     resume = prepare_output_dir(training_args)
     if dist.is_available() and dist.is_initialized():
         dist.barrier()  # every rank checked the output dir before any rank writes to it

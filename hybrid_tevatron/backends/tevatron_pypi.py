@@ -29,7 +29,7 @@ from tevatron.modeling import DenseModel
 from tevatron.trainer import DenseTrainer
 
 from hybrid_tevatron.modeling import check_model_options, pool
-from hybrid_tevatron.training import HybridTrainerMixin, HybridTrainingArgumentsMixin
+from hybrid_tevatron.training import HybridTrainerMixin, HybridTrainingArgumentsMixin, SetupError
 
 
 @dataclass
@@ -130,7 +130,7 @@ class PypiBackend:
         from transformers import AutoConfig
 
         if training_args.negatives_x_device and training_args.world_size < 2:
-            raise ValueError("--negatives_x_device needs distributed training (torchrun with 2+ processes)")
+            raise SetupError("--negatives_x_device needs distributed training (torchrun with 2+ processes)")
         config = AutoConfig.from_pretrained(
             model_args.config_name or model_args.model_name_or_path, cache_dir=model_args.cache_dir
         )

@@ -1,0 +1,80 @@
+"""Hybrid batch training with Tevatron: ``python -m hybrid_tevatron.driver.train [FLAGS | CONFIG.json]``.
+
+Flags: the backend's model flags (Tevatron's, plus ``--pooling``/``--normalize``/``--temperature``), our data flags
+(:class:`~hybrid_tevatron.arguments.HybridDataArguments`), the backend's training flags (HF ``TrainingArguments``
++ Tevatron's), and ``--backend auto|pypi|main``. A single ``.json`` argument holds the same flags as keys
+(``"backend"`` included). Under ``torchrun`` every process runs this same command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import List, Optional, Sequence
+
+from transformers import HfArgumentParser
+
+from hybrid_tevatron.arguments import HybridDataArguments
+from hybrid_tevatron.backends import BACKEND_NAMES, BackendError, select_backend
+from hybrid_tevatron.training import SetupError, train
+
+BACKEND_HELP = (
+    "Tevatron flavour: main (tevatron.retriever, Tevatron from GitHub), pypi (Tevatron 0.1.0 from PyPI), or "
+    "auto (main if installed, else pypi)."
+)
+
+
+def build_parser(backend) -> HfArgumentParser:
+    parser = HfArgumentParser(
+        (backend.model_arguments, HybridDataArguments, backend.training_arguments),
+        description="Hybrid (monolingual + cross-lingual) batch training of a shared bi-encoder with Tevatron.",
+    )
+    parser.add_argument("--backend", default="auto", choices=BACKEND_NAMES, help=BACKEND_HELP)
+    return parser
+
+
+def parse_args(argv: Sequence[str]):
+    """``argv`` -> ``(backend, model_args, data_args, training_args)``; a lone ``*.json`` argument is a config."""
+    argv = list(argv)
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        with open(argv[0], encoding="utf-8") as f:
+            config = json.load(f)
+        if not isinstance(config, dict):
+            raise SetupError(f"{argv[0]}: expected a JSON object of flag: value")
+        backend = select_backend(config.pop("backend", "auto"))
+        model_args, data_args, training_args = build_parser(backend).parse_dict(config)
+        return backend, model_args, data_args, training_args
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--backend", default="auto")
+    known, _ = pre.parse_known_args(argv)
+    backend = select_backend(known.backend)
+    model_args, data_args, training_args, _ = build_parser(backend).parse_args_into_dataclasses(argv)
+    return backend, model_args, data_args, training_args
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        backend, model_args, data_args, training_args = parse_args(argv)
+    except (BackendError, ValueError, OSError) as err:
+        sys.exit(f"error: {err}")
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        level=logging.INFO if training_args.process_index == 0 else logging.WARNING,
+    )
+    from hybrid_tevatron.data.readers import DataError
+
+    try:
+        trainer = train(backend, model_args, data_args, training_args)
+    except (SetupError, DataError) as err:
+        sys.exit(f"error: {err}")
+    if trainer.is_world_process_zero():
+        logging.getLogger(__name__).info("model, tokenizer and hybrid_tevatron.json saved to %s",
+                                         os.path.abspath(training_args.output_dir))
+
+
+if __name__ == "__main__":
+    main()
