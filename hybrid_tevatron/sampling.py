@@ -318,6 +318,7 @@ class BatchPlan:
         group = [positives[epoch % len(positives)]]
         need = self.group_size - 1
         if need == 0:
+            used.update(positives)
             return group
         negatives = np.asarray(corpus.negatives(q, lang))
         if len(negatives) == 0:

@@ -7,17 +7,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hybrid_tevatron.arguments import HybridDataArguments
 from hybrid_tevatron.data.corpus import ParallelCorpus, csr
 from hybrid_tevatron.sampling import CROSS, MONO, XX, BatchPlan, HybridBatchSampler
 
 
-def make_source(n=48, languages=("en", "de", "es", "zh"), negatives=6, name="src", missing=None, seed=0):
-    """Query i has positive doc i and ``negatives`` other docs; ``missing`` = {lang: docs without text}."""
+def make_source(
+    n=48, languages=("en", "de", "es", "zh"), negatives=6, name="src", missing=None, seed=0, extra_positives=False
+):
+    """Query i has positive doc i (and doc n + i with ``extra_positives``) and ``negatives`` other docs;
+    ``missing`` = {lang: docs without text}."""
     rng = np.random.default_rng(seed)
     n_docs = 2 * n
-    neg_lists = [[int(d) for d in rng.choice([d for d in range(n_docs) if d != i], negatives, replace=False)]
-                 for i in range(n)]
-    pos_off, pos = csr([[i] for i in range(n)])
+    positives = [[i, n + i] if extra_positives else [i] for i in range(n)]
+    neg_lists = [[int(d) for d in rng.choice([d for d in range(n_docs) if d not in positives[i]], negatives,
+                                             replace=False)] for i in range(n)]
+    pos_off, pos = csr(positives)
     neg_off, neg = csr(neg_lists)
     missing = missing or {}
     passages = {l: [None if d in missing.get(l, ()) else f"{l}-{d}" for d in range(n_docs)] for l in languages}
@@ -37,6 +42,9 @@ def check_step(plan, step):
     queries = [(e.source, e.query) for e in step.entries]
     assert len(set(queries)) == len(queries), "a query occurs twice in a step"
     owner = {}
+    for i, e in enumerate(step.entries):  # every positive of a query belongs to its example only
+        for d in plan.sources[e.source].positives(e.query).tolist():
+            owner[d] = i
     for i, e in enumerate(step.entries):
         source = plan.sources[e.source]
         assert e.source == step.source and e.mode == step.mode and (e.epoch, e.step) == (step.epoch, step.step)
@@ -54,6 +62,7 @@ def check_step(plan, step):
                 assert e.passage_lang == plan.pivot_language
         else:
             assert step.mode == XX and e.query_lang == e.passage_lang
+    assert plan.mode(step.epoch, step.step) == (step.source, step.mode, step.language)
 
 
 @settings(max_examples=25, deadline=None)
@@ -70,6 +79,29 @@ def test_every_step_keeps_the_invariants(regime, batch_size, group_size, seed, e
     for step in all_steps(plan, epoch):
         check_step(plan, step)
         assert step.mode == {"mono": MONO, "cross": CROSS, "xx": XX}.get(regime, step.mode)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    regime=st.sampled_from(["hybrid", "cross"]),
+    weights=st.lists(st.integers(0, 3), min_size=4, max_size=4).filter(lambda w: w[0] > 0 and w[1] + w[3] > 0),
+    pivot=st.sampled_from([None, "en"]),
+    sampling=st.sampled_from(["proportional", "round_robin"]),
+    extra_positives=st.booleans(),
+    seed=st.integers(0, 10_000),
+)
+def test_invariants_with_weights_pivot_and_several_sources(regime, weights, pivot, sampling, extra_positives, seed):
+    languages = ["en", "de", "es", "zh"]
+    sources = [make_source(n=40, seed=seed % 5, extra_positives=extra_positives, name="a"),
+               make_source(n=24, languages=("zh", "en", "de"), seed=seed % 3, name="b")]
+    plan = BatchPlan(sources, 4, 3, regime=regime, languages=languages, language_weights=weights,
+                     pivot_language=pivot, source_sampling=sampling, seed=seed)
+    assert len(plan) == 10 + 6
+    used = {l for l, w in zip(languages, weights) if w > 0}
+    for epoch in (0, 1):
+        for step in all_steps(plan, epoch):
+            check_step(plan, step)
+            assert {l for e in step.entries for l in (e.query_lang, e.passage_lang)} <= used
 
 
 @settings(max_examples=15, deadline=None)
@@ -205,3 +237,93 @@ def test_plan_memory_is_linear_in_query_ids():
     epoch, next_step, cursors = plan._state
     assert next_step == len(plan) and cursors[0].order.nbytes == 400 * 4
     assert plan._last.step == len(plan) - 1  # one packed step is cached, not the epoch
+
+
+def test_mode_draw_matches_the_packed_step_and_ranks_need_no_packing():
+    plan = BatchPlan([make_source()], 4, 2, seed=7)
+    fresh = BatchPlan([make_source()], 4, 2, seed=7)
+    for k in reversed(range(len(plan))):  # mode() of a plan that never packed == the packed step's header
+        step = plan.step(2, k)
+        assert fresh.mode(2, k) == (step.source, step.mode, step.language)
+
+
+def test_every_query_once_per_epoch_without_conflicts():
+    """Disjoint positives and G = 1: nothing is deferred, so an epoch is a permutation of the queries."""
+    plan = BatchPlan([make_source(n=48)], 8, 1, seed=3)
+    for epoch in (0, 1):
+        seen = [e.query for s in all_steps(plan, epoch) for e in s.entries]
+        assert sorted(seen) == list(range(48))
+
+
+def test_positives_and_negatives_rotate_with_the_epoch():
+    source = make_source(n=16, negatives=8, extra_positives=True)
+    plan = BatchPlan([source], 1, 3, regime="mono", languages=["en"], seed=0)
+    by_epoch = [{e.query: e.passages for s in all_steps(plan, epoch) for e in s.entries} for epoch in (0, 1, 2)]
+    for q in range(16):
+        assert by_epoch[0][q][0] == by_epoch[2][q][0] != by_epoch[1][q][0]  # 2 positives alternate
+        # with nothing else in the step, the negatives are the fixed order shifted by G - 1 = 2 per epoch
+        order = plan._negative_order(0, q, source.negatives(q, "en"), 0)
+        for epoch in (0, 1, 2):
+            assert list(by_epoch[epoch][q][1:]) == (order[2 * epoch:] + order[: 2 * epoch])[:2]
+
+
+def test_cross_query_language_follows_the_weights():
+    source = make_source(n=600, languages=("en", "de", "es"))
+    plan = BatchPlan([source], 20, 1, regime="cross", languages=["en", "de", "es"], language_weights=[1, 1, 2], seed=4)
+    counts = Counter(e.query_lang for s in all_steps(plan) for e in s.entries)
+    assert abs(counts["es"] / 600 - 0.5) < 0.08, counts  # Lq by weight: es has half the mass
+
+
+def test_pivot_less_source_feeds_mono_steps_in_hybrid_and_fails_in_cross():
+    with_pivot, without = make_source(n=32, name="with"), make_source(n=32, languages=("de", "es"), name="without")
+    plan = BatchPlan([with_pivot, without], 4, 2, pivot_language="en", alpha=0.3, seed=0)
+    modes = Counter((s.source, s.mode) for s in all_steps(plan))
+    assert (1, CROSS) not in modes and (0, CROSS) in modes and (1, MONO) in modes
+    with pytest.raises(ValueError, match="without.*pivot"):
+        BatchPlan([with_pivot, without], 4, 2, regime="cross", pivot_language="en")
+
+
+def test_proportional_schedule_is_shuffled_per_epoch_and_round_robin_is_fixed():
+    big, small = make_source(n=96, name="big"), make_source(n=32, name="small")
+    plan = BatchPlan([big, small], 8, 1, seed=0)
+    first, second = plan.schedule(0).tolist(), plan.schedule(1).tolist()
+    assert Counter(first) == Counter(second) == {0: 12, 1: 4} and first != second
+    assert first != sorted(first)  # interleaved, not one source after the other
+    rr = BatchPlan([big, small], 8, 1, source_sampling="round_robin", seed=0)
+    assert rr.schedule(0).tolist() == [0, 1] * 4 + [0] * 8 == rr.schedule(3).tolist()
+
+
+def test_from_args_reads_the_data_arguments():
+    args = HybridDataArguments(regime="cross", languages=["de", "en"], language_weights=[1, 2],
+                               pivot_language="en", train_group_size=3, source_sampling="round_robin")
+    plan = BatchPlan.from_args([make_source()], args, batch_size=8, seed=5)
+    assert (plan.group_size, plan.alpha, plan.seed, plan.source_sampling) == (3, 0.0, 5, "round_robin")
+    assert plan.languages == [["de", "en"]] and plan.weights[0].tolist() == [1 / 3, 2 / 3]
+    assert all(e.passage_lang == "en" and e.query_lang == "de" for s in all_steps(plan) for e in s.entries)
+
+
+def test_more_argument_errors():
+    source = make_source()
+    with pytest.raises(ValueError, match="language_weights"):
+        BatchPlan([source], 4, 2, language_weights=[1, 2])
+    with pytest.raises(ValueError, match="cross steps only"):
+        BatchPlan([source], 4, 2, regime="mono", pivot_language="en")
+    with pytest.raises(ValueError, match="alpha"):
+        BatchPlan([source], 4, 2, alpha=1.5)
+    with pytest.raises(ValueError, match="none of the languages"):
+        BatchPlan([source], 4, 2, languages=["fr"])
+    with pytest.raises(ValueError, match="rank"):
+        HybridBatchSampler(BatchPlan([source], 4, 2), rank=2, world_size=2)
+    with pytest.raises(IndexError):
+        BatchPlan([source], 4, 2).step(0, 12)
+
+
+def test_a_step_that_cannot_be_filled_is_an_error_not_a_hang():
+    """Every query shares the same positive: two examples can never share a step."""
+    pos_off, pos = csr([[0]] * 8)
+    neg_off, neg = csr([[1]] * 8)
+    texts = {"en": ["a"] * 2, "de": ["b"] * 2}
+    source = ParallelCorpus("shared", ["en", "de"], [f"q{i}" for i in range(8)], ["d0", "d1"],
+                            {l: ["q"] * 8 for l in texts}, texts, pos_off, pos, neg_off, neg)
+    with pytest.raises(ValueError, match="shared.*cannot fill"):
+        BatchPlan([source], 2, 1).step(0, 0)
