@@ -1,0 +1,16 @@
+"""Pyserini integration: encoder classes on our collator (:mod:`.encoders`) and the encode CLI (:mod:`.encode`).
+
+Importing this package does not import Pyserini (which starts a JVM); import :mod:`hybrid_tevatron.pyserini.encoders`
+for ``HybridDocumentEncoder`` / ``HybridQueryEncoder``. Java for Pyserini is set up by
+:func:`hybrid_tevatron._pyserini_env.configure`.
+"""
+
+__all__ = ["HybridDocumentEncoder", "HybridQueryEncoder"]
+
+
+def __getattr__(name):
+    if name in __all__:
+        from hybrid_tevatron.pyserini import encoders
+
+        return getattr(encoders, name)
+    raise AttributeError(name)

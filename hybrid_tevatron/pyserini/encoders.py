@@ -1,0 +1,359 @@
+"""Dense encoders for Pyserini built on our :class:`~hybrid_tevatron.collator.EncodeCollator`.
+
+:class:`TextEncoder` turns texts into embeddings exactly as training does (prefix, truncation, ``cls``/``mean``
+pooling from :func:`hybrid_tevatron.modeling.pool`, optional L2 normalisation), but fast:
+
+* **length-sorted batches**: texts are sorted by UTF-8 length (a cheap proxy for token count that also works
+  across scripts), batched, padded to the batch's longest, and the embeddings put back in input order, so
+  little compute is spent on padding;
+* ``torch.inference_mode`` (Pyserini's auto encoders run with autograd on);
+* on CUDA: bf16 (default; fp16 without bf16) or fp16 autocast, tokenisation of the next batch in a background thread while the
+  GPU works, results kept on the GPU until the end of a call (no per-batch synchronisation).
+
+:class:`HybridDocumentEncoder` / :class:`HybridQueryEncoder` wrap it as subclasses of Pyserini's
+``DocumentEncoder`` / ``QueryEncoder``: use them wherever Pyserini takes an encoder object, e.g.
+``FaissSearcher(index_dir, HybridQueryEncoder(model))`` (its ``batch_search`` calls our ``encode_batch``).
+They are created on first access, so importing this module does not import Pyserini (~10 s).
+
+Settings come from the model folder's ``hybrid_tevatron.json`` (written by the trainer) when present; explicit
+arguments override it. Prefixes are literal strings prepended to the text (``"query: "``), as in training;
+Pyserini's own ``--prefix X`` means ``"X "``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hybrid_tevatron.collator import EncodeCollator
+from hybrid_tevatron.modeling import METADATA_FILE, POOLINGS, pool
+
+DTYPES = ("auto", "fp32", "fp16", "bf16")
+DEFAULT_MAX_LENGTH = {"query": 32, "passage": 128}  # the trainer's defaults (arguments.py)
+
+
+@dataclass(frozen=True)
+class EncodingSettings:
+    """How one side (queries or passages) is encoded."""
+
+    pooling: str = "cls"
+    normalize: bool = False
+    prefix: str = ""
+    max_length: int = 128
+
+    def __post_init__(self):
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        if self.max_length < 1:
+            raise ValueError(f"max_length must be >= 1, got {self.max_length}")
+
+
+def read_model_settings(model: str) -> Dict:
+    """The encoding settings saved in ``{model}/hybrid_tevatron.json`` (empty when there is none)."""
+    path = os.path.join(model, METADATA_FILE)
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        saved = json.load(f)
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    if "normalize" not in saved and "l2_norm" in saved:
+        saved["normalize"] = saved["l2_norm"]
+    return saved
+
+
+def resolve_settings(
+    model: str,
+    side: str,
+    pooling: Optional[str] = None,
+    normalize: Optional[bool] = None,
+    prefix: Optional[str] = None,
+    max_length: Optional[int] = None,
+) -> Tuple[EncodingSettings, Dict[str, str]]:
+    """Settings for ``side`` ('query' or 'passage'): arguments, else ``hybrid_tevatron.json``, else defaults.
+
+    Returns the settings and where each came from.
+    """
+    if side not in DEFAULT_MAX_LENGTH:
+        raise ValueError(f"side must be 'query' or 'passage', got {side!r}")
+    saved = read_model_settings(model) if os.path.isdir(model) else {}
+    given = {"pooling": pooling, "normalize": normalize, "prefix": prefix, "max_length": max_length}
+    keys = {"pooling": "pooling", "normalize": "normalize", "prefix": f"{side}_prefix",
+            "max_length": f"{side}_max_len"}
+    defaults = {"pooling": "cls", "normalize": False, "prefix": "", "max_length": DEFAULT_MAX_LENGTH[side]}
+    values, source = {}, {}
+    for name, key in keys.items():
+        if given[name] is not None:
+            values[name], source[name] = given[name], "argument"
+        elif saved.get(key) is not None:
+            values[name], source[name] = saved[key], METADATA_FILE
+        else:
+            values[name], source[name] = defaults[name], "default"
+    values["normalize"] = bool(values["normalize"])
+    values["max_length"] = int(values["max_length"])
+    return EncodingSettings(**values), source
+
+
+def resolve_device(device: Optional[str] = None) -> torch.device:
+    """``device``, or ``cuda:0`` when a GPU is present, else ``cpu``."""
+    if device in (None, "", "auto"):
+        device = "cuda:0" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+def autocast_dtype(dtype: str, device: torch.device) -> Optional[torch.dtype]:
+    """The autocast dtype for ``dtype`` on ``device``; ``None`` = fp32.
+
+    ``auto``: bf16 on CUDA (fp16 where the GPU has no bf16), fp32 elsewhere.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if dtype == "auto":
+        if device.type != "cuda":
+            return None
+        dtype = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if dtype == "fp32":
+        return None
+    if device.type != "cuda":
+        raise ValueError(f"{dtype} autocast is only supported on CUDA here (device {device}); use fp32")
+    return torch.float16 if dtype == "fp16" else torch.bfloat16
+
+
+_MODEL_CACHE: Dict[Tuple[str, str, str], Tuple[torch.nn.Module, object]] = {}
+
+
+def load_model(model: str, device: torch.device, tokenizer: Optional[str] = None):
+    """``(model, tokenizer)``, eval mode on ``device``; the last one loaded is kept for the next call.
+
+    The recipes run many encode jobs in one process (``--cli inprocess``): the cache loads the model once.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    key = (os.path.abspath(model) if os.path.isdir(model) else model, str(device), tokenizer or "")
+    if key not in _MODEL_CACHE:
+        _MODEL_CACHE.clear()
+        tok = AutoTokenizer.from_pretrained(tokenizer or model)
+        net = AutoModel.from_pretrained(model).to(device).eval()
+        _MODEL_CACHE[key] = (net, tok)
+    return _MODEL_CACHE[key]
+
+
+def sort_order(texts: Sequence[str]) -> np.ndarray:
+    """Indices of ``texts``, longest (UTF-8 bytes) first; ties keep input order."""
+    lengths = np.fromiter((len(t.encode("utf-8")) for t in texts), dtype=np.int64, count=len(texts))
+    return np.argsort(-lengths, kind="stable")
+
+
+class TextEncoder:
+    """Texts -> ``float32`` embeddings ``[N, H]`` in input order; see the module docstring."""
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        settings: EncodingSettings,
+        device: Optional[str] = None,
+        dtype: str = "auto",
+        batch_size: int = 64,
+    ):
+        self.device = resolve_device(device) if not isinstance(device, torch.device) else device
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self.autocast_dtype = autocast_dtype(dtype, self.device)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = batch_size
+        self.collator = EncodeCollator(
+            tokenizer,
+            max_length=settings.max_length,
+            prefix=settings.prefix,
+            pad_to_multiple_of=8 if self.device.type == "cuda" else None,
+        )
+
+    @classmethod
+    def from_pretrained(
+        cls, model: str, side: str = "passage", device: Optional[str] = None, dtype: str = "auto",
+        batch_size: int = 64, tokenizer: Optional[str] = None, **settings
+    ) -> "TextEncoder":
+        """Load ``model`` (cached) with settings from its ``hybrid_tevatron.json``, ``settings`` over them."""
+        resolved, _ = resolve_settings(model, side, **settings)
+        dev = resolve_device(device)
+        net, tok = load_model(model, dev, tokenizer)
+        return cls(net, tok, resolved, dev, dtype, batch_size)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def _prepare(self, items: List[Tuple[str, str]]):
+        _, batch = self.collator(items)
+        if self.device.type == "cuda":
+            batch = {k: v.pin_memory() for k, v in batch.items()}
+        return dict(batch)
+
+    def _forward(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        amp = self.autocast_dtype
+        with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
+            hidden = self.model(**batch, return_dict=True).last_hidden_state
+        reps = pool(hidden.float(), batch["attention_mask"], self.settings.pooling)
+        return F.normalize(reps, p=2, dim=-1) if self.settings.normalize else reps
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str], batch_size: Optional[int] = None) -> np.ndarray:
+        """Embeddings of ``texts`` (prefix added here), one row per text, in input order."""
+        texts = list(texts)
+        bs = batch_size or self.batch_size
+        out = torch.empty((len(texts), self.dimension), dtype=torch.float32, device=self.device)
+        if not texts:
+            return out.cpu().numpy()
+        order = sort_order(texts)
+        chunks = [order[i : i + bs] for i in range(0, len(order), bs)]
+        make = lambda idx: self._prepare([(str(i), texts[i]) for i in idx])  # noqa: E731
+        if self.device.type == "cuda":  # tokenise batch k+1 while the GPU runs batch k
+            with ThreadPoolExecutor(1) as pool_:
+                nxt = pool_.submit(make, chunks[0])
+                for k, idx in enumerate(chunks):
+                    batch = nxt.result()
+                    if k + 1 < len(chunks):
+                        nxt = pool_.submit(make, chunks[k + 1])
+                    out[torch.from_numpy(idx).to(self.device)] = self._forward(batch)
+        else:
+            for idx in chunks:
+                out[torch.from_numpy(idx)] = self._forward(make(idx))
+        return out.cpu().numpy()
+
+
+def join_title(text: str, title: Optional[str]) -> str:
+    """``title text`` when there is a title (Pyserini's ``--fields title text``), else ``text``."""
+    return f"{title} {text}" if title else text
+
+
+class _SettingsView:
+    """``pooling`` / ``l2_norm`` / ``prefix`` / ``max_length`` / ``device`` / ``dimension`` of ``self.engine``."""
+
+    engine: TextEncoder
+
+    @property
+    def pooling(self) -> str:
+        return self.engine.settings.pooling
+
+    @property
+    def l2_norm(self) -> bool:
+        return self.engine.settings.normalize
+
+    @property
+    def prefix(self) -> str:
+        return self.engine.settings.prefix
+
+    @property
+    def max_length(self) -> int:
+        return self.engine.settings.max_length
+
+    @property
+    def device(self) -> torch.device:
+        return self.engine.device
+
+    @property
+    def dimension(self) -> int:
+        return self.engine.dimension
+
+
+def _pyserini_classes():
+    """Define the Pyserini subclasses (imports Pyserini, after configuring Java for it)."""
+    from hybrid_tevatron._pyserini_env import configure
+
+    configure()
+    from pyserini.encode import DocumentEncoder, QueryEncoder
+
+    class HybridDocumentEncoder(_SettingsView, DocumentEncoder):
+        """Pyserini ``DocumentEncoder`` over :class:`TextEncoder` (passage side settings).
+
+        ``HybridDocumentEncoder(model, device=None, pooling=None, l2_norm=None, prefix=None, max_length=None,
+        dtype='auto', batch_size=64)``; ``None`` = from ``hybrid_tevatron.json`` or the defaults.
+        """
+
+        def __init__(self, model_name: str, tokenizer_name: Optional[str] = None, device: Optional[str] = None,
+                     pooling: Optional[str] = None, l2_norm: Optional[bool] = None, prefix: Optional[str] = None,
+                     max_length: Optional[int] = None, dtype: str = "auto", batch_size: int = 64, **kwargs):
+            self.engine = TextEncoder.from_pretrained(
+                model_name, "passage", device=device, dtype=dtype, batch_size=batch_size,
+                tokenizer=tokenizer_name, pooling=pooling, normalize=l2_norm, prefix=prefix,
+                max_length=max_length)
+            self.has_model = True
+
+        def encode(self, texts, titles=None, max_length=None, **kwargs) -> np.ndarray:
+            """Pyserini's call: ``encode(texts=, titles=, max_length=, fp16=, add_sep=)``.
+
+            ``max_length`` is ignored: the settings' max length is the one training used. ``titles`` are
+            joined as ``title text`` after the prefix.
+            """
+            if titles is not None:
+                texts = [join_title(t, ti) for t, ti in zip(texts, titles)]
+            return self.engine.encode(texts)
+
+    class HybridQueryEncoder(_SettingsView, QueryEncoder):
+        """Pyserini ``QueryEncoder`` over :class:`TextEncoder` (query side settings); has ``encode_batch``.
+
+        ``HybridQueryEncoder(model, device=None, pooling=None, l2_norm=None, prefix=None, max_length=None,
+        dtype='auto', batch_size=64)``; or ``HybridQueryEncoder(encoded_query_dir=DIR)`` like Pyserini's.
+        """
+
+        def __init__(self, encoder_dir: Optional[str] = None, tokenizer_name: Optional[str] = None,
+                     encoded_query_dir: Optional[str] = None, device: Optional[str] = None,
+                     pooling: Optional[str] = None, l2_norm: Optional[bool] = None, prefix: Optional[str] = None,
+                     max_length: Optional[int] = None, dtype: str = "auto", batch_size: int = 64, **kwargs):
+            super().__init__(encoded_query_dir)
+            self.engine = None
+            if encoder_dir:
+                self.engine = TextEncoder.from_pretrained(
+                    encoder_dir, "query", device=device, dtype=dtype, batch_size=batch_size,
+                    tokenizer=tokenizer_name, pooling=pooling, normalize=l2_norm, prefix=prefix,
+                    max_length=max_length)
+                self.has_model = True
+            if not self.has_model and not self.has_encoded_query:
+                raise ValueError("give a model (encoder_dir) or pre-encoded queries (encoded_query_dir)")
+
+        def encode(self, query: str, **kwargs) -> np.ndarray:
+            if self.engine is None:
+                return super().encode(query)
+            return self.engine.encode([query])[0]
+
+        def encode_batch(self, queries: Sequence[str]) -> np.ndarray:
+            """``[len(queries), H]``; ``FaissSearcher.batch_search`` uses this when present."""
+            if self.engine is None:
+                return np.stack([super(HybridQueryEncoder, self).encode(q) for q in queries])
+            return self.engine.encode(queries)
+
+    return {"HybridDocumentEncoder": HybridDocumentEncoder, "HybridQueryEncoder": HybridQueryEncoder}
+
+
+_LAZY: Dict[str, type] = {}
+
+
+def __getattr__(name: str):
+    if name in ("HybridDocumentEncoder", "HybridQueryEncoder"):
+        if not _LAZY:
+            _LAZY.update(_pyserini_classes())
+        return _LAZY[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def throughput_line(n: int, seconds: float, what: str = "texts") -> str:
+    return f"{n} {what} in {seconds:.1f}s ({n / max(seconds, 1e-9):.1f}/s)"
+
+
+__all__ = [
+    "EncodingSettings", "TextEncoder", "HybridDocumentEncoder", "HybridQueryEncoder", "resolve_settings",
+    "resolve_device", "autocast_dtype", "load_model", "sort_order", "join_title", "read_model_settings",
+    "time",
+]
