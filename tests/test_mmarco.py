@@ -164,3 +164,37 @@ def test_prepare_recipe_uses_local_copy(mmarco_dir, tmp_path):
     rows = _read(os.path.join(out, "train", "zh.jsonl"))
     assert [r["query_id"] for r in rows] == ["1185869", "1185868"]
     assert all(len(r["negative_passages"]) == 1 for r in rows)
+
+
+def _train_paper(mmarco_dir, tmp_path, tiny_model_dir, ngpus):
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = str(tmp_path / "prepared")
+    env = dict(os.environ, MMARCO_DIR=mmarco_dir, LANGS="en de zh", PYTHON=sys.executable,
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    subprocess.run(["bash", os.path.join(root, "recipes", "prepare_mmarco.sh"), out], env=env, check=True,
+                   capture_output=True, timeout=120)
+    model_out = str(tmp_path / "model")
+    env.update(MODEL=tiny_model_dir, BATCH="2", MAX_STEPS="2", NGPUS=str(ngpus), PRECISION="fp32",
+               PASSAGE_MAX_LEN="64")  # the tiny model has 130 positions
+    proc = subprocess.run(["bash", os.path.join(root, "recipes", "train_paper.sh"), out + "/train", model_out],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"model: {model_out}" in proc.stdout
+    saved = json.load(open(os.path.join(model_out, "hybrid_tevatron.json")))
+    assert (saved["regime"], saved["alpha"], saved["languages"]) == ("hybrid", 0.5, ["en", "de", "zh"])
+    assert (saved["pooling"], saved["normalize"], saved["temperature"], saved["train_group_size"]) == ("mean", True, 0.05, 2)
+    return proc
+
+
+def test_train_paper_recipe_runs_on_converted_mmarco(mmarco_dir, tmp_path, tiny_model_dir):
+    proc = _train_paper(mmarco_dir, tmp_path, tiny_model_dir, ngpus=0)
+    assert "batch 2" in proc.stderr
+
+
+@pytest.mark.slow
+def test_train_paper_recipe_torchrun_two_processes(mmarco_dir, tmp_path, tiny_model_dir):
+    proc = _train_paper(mmarco_dir, tmp_path, tiny_model_dir, ngpus=2)
+    assert "2 GPU(s), 1 per device, batch 2" in proc.stderr

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Full-scale hybrid batch training with the paper's settings (Elmahdy, Lin & Ahmad 2024, arXiv:2408.10536):
+# AdamW, learning rate 3e-5, weight decay 0.01, batch 100 (the global batch of one optimizer step, i.e. of one
+# contrastive problem), alpha 0.5, on the parallel mMARCO data of recipes/prepare_mmarco.sh (7 languages).
+#   bash recipes/prepare_mmarco.sh data/mmarco                      # once (needs Hub access)
+#   bash recipes/train_paper.sh [TRAIN_DIR] [OUTPUT_DIR]             # defaults data/mmarco/train, runs/paper-xlmr
+#   MODEL=sentence-transformers/LaBSE POOLING=cls bash recipes/train_paper.sh data/mmarco/train runs/paper-labse
+# Uses every visible GPU (torchrun, one process per GPU; NGPUS=N to choose); BATCH must be divisible by NGPUS.
+# No gradient accumulation: it would shrink the contrastive batch. Settings the paper leaves open are marked (⚑)
+# and are environment variables: REGIME (hybrid|mono|cross), ALPHA, EPOCHS (⚑ 1), MAX_STEPS, WARMUP_RATIO (⚑ 0.1),
+# GROUP_SIZE (⚑ 2: the query, its positive and one hard negative, as in mMARCO's triples), QUERY_MAX_LEN (⚑ 64),
+# PASSAGE_MAX_LEN (⚑ 256), POOLING (⚑ mean for XLM-R, cls for LaBSE), TEMPERATURE (⚑ 0.05), SEED, LANGS,
+# PRECISION (bf16|fp16|fp32; default bf16 on GPUs that support it), RESUME (last or a checkpoint folder: continue
+# an interrupted run in OUTPUT_DIR), EXTRA (more flags for the driver).
+set -euo pipefail
+TRAIN_DIR=${1:-data/mmarco/train}
+OUTPUT_DIR=${2:-runs/paper-xlmr}
+MODEL=${MODEL:-FacebookAI/xlm-roberta-base}
+LANGS=${LANGS:-"ar de en es hi ru zh"}
+REGIME=${REGIME:-hybrid}
+ALPHA=${ALPHA:-0.5}
+BATCH=${BATCH:-100}
+LR=${LR:-3e-5}
+WEIGHT_DECAY=${WEIGHT_DECAY:-0.01}
+EPOCHS=${EPOCHS:-1}
+MAX_STEPS=${MAX_STEPS:--1}
+WARMUP_RATIO=${WARMUP_RATIO:-0.1}
+GROUP_SIZE=${GROUP_SIZE:-2}
+QUERY_MAX_LEN=${QUERY_MAX_LEN:-64}
+PASSAGE_MAX_LEN=${PASSAGE_MAX_LEN:-256}
+TEMPERATURE=${TEMPERATURE:-0.05}
+SEED=${SEED:-42}
+PYTHON=${PYTHON:-python}
+case "$MODEL" in *LaBSE*|*labse*) POOLING=${POOLING:-cls} ;; *) POOLING=${POOLING:-mean} ;; esac
+
+for lang in $LANGS; do
+  [[ -s "$TRAIN_DIR/$lang.jsonl" ]] || { echo "error: $TRAIN_DIR/$lang.jsonl missing (run recipes/prepare_mmarco.sh)" >&2; exit 1; }
+done
+if [[ -z "${NGPUS:-}" ]]; then
+  NGPUS=$("$PYTHON" -c 'import torch; print(torch.cuda.device_count())')
+fi
+if (( NGPUS > 0 )); then
+  (( BATCH % NGPUS == 0 )) || { echo "error: BATCH=$BATCH is not divisible by NGPUS=$NGPUS" >&2; exit 1; }
+  PER_DEVICE=$(( BATCH / NGPUS ))
+  if [[ -z "${PRECISION:-}" ]]; then
+    PRECISION=$("$PYTHON" -c 'import torch; print("bf16" if torch.cuda.is_bf16_supported() else "fp16")')
+  fi
+else
+  PER_DEVICE=$BATCH; PRECISION=${PRECISION:-fp32}
+  echo "warning: no GPU found; training on CPU (full-scale mMARCO training is not practical there)" >&2
+fi
+files=(); for lang in $LANGS; do files+=("$lang=$TRAIN_DIR/$lang.jsonl"); done
+args=(
+  --model_name_or_path "$MODEL" --pooling "$POOLING" --normalize --temperature "$TEMPERATURE"
+  --train_files "${files[@]}" --languages $LANGS --regime "$REGIME" --alpha "$ALPHA"
+  --train_group_size "$GROUP_SIZE" --query_max_len "$QUERY_MAX_LEN" --passage_max_len "$PASSAGE_MAX_LEN"
+  --output_dir "$OUTPUT_DIR" --per_device_train_batch_size "$PER_DEVICE" --gradient_accumulation_steps 1
+  --optim adamw_torch --learning_rate "$LR" --weight_decay "$WEIGHT_DECAY" --warmup_ratio "$WARMUP_RATIO"
+  --num_train_epochs "$EPOCHS" --max_steps "$MAX_STEPS" --seed "$SEED" --dataloader_drop_last
+  --logging_steps 50 --save_steps 2000 --save_total_limit 2 --report_to none
+)
+[[ -n "${RESUME:-}" ]] && args+=(--resume_from_checkpoint "$RESUME")
+[[ "$PRECISION" == bf16 ]] && args+=(--bf16)
+[[ "$PRECISION" == fp16 ]] && args+=(--fp16)
+case "$MODEL" in *e5*) args+=(--query_prefix "query: " --passage_prefix "passage: ") ;; esac
+# shellcheck disable=SC2206
+args+=(${EXTRA:-})
+echo "training $MODEL ($REGIME, alpha $ALPHA) on $LANGS with $NGPUS GPU(s), $PER_DEVICE per device, batch $BATCH" >&2
+if (( NGPUS > 1 )); then
+  torchrun --standalone --nproc_per_node "$NGPUS" -m hybrid_tevatron.driver.train "${args[@]}"
+else
+  "$PYTHON" -m hybrid_tevatron.driver.train "${args[@]}"
+fi
+echo "model: $OUTPUT_DIR (evaluate: bash recipes/eval_lareqa.sh $OUTPUT_DIR ../shared/data/xquad-r $OUTPUT_DIR/eval-xquad-r)"
