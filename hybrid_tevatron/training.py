@@ -73,6 +73,14 @@ class HybridTrainingArgumentsMixin:
         },
     )
 
+    resume_from_checkpoint: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Resume from this checkpoint-N folder (weights, optimizer, scheduler, RNG and trainer state; "
+            "the batch plan continues at the same step), or 'last' for the newest checkpoint in --output_dir."
+        },
+    )
+
     def __post_init__(self):
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError(f"--warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
