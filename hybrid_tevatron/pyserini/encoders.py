@@ -22,6 +22,7 @@ Pyserini's own ``--prefix X`` means ``"X "``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -194,8 +195,8 @@ class TextEncoder:
     def dimension(self) -> int:
         return int(self.model.config.hidden_size)
 
-    def _prepare(self, items: List[Tuple[str, str]]):
-        _, batch = self.collator(items)
+    def _prepare(self, items: List[Tuple[str, str]], collator: EncodeCollator):
+        _, batch = collator(items)
         if self.device.type == "cuda":
             batch = {k: v.pin_memory() for k, v in batch.items()}
         return dict(batch)
@@ -209,16 +210,23 @@ class TextEncoder:
         return F.normalize(reps, p=2, dim=-1) if self.settings.normalize else reps
 
     @torch.inference_mode()
-    def encode(self, texts: Sequence[str], batch_size: Optional[int] = None) -> np.ndarray:
-        """Embeddings of ``texts`` (prefix added here), one row per text, in input order."""
+    def encode(self, texts: Sequence[str], batch_size: Optional[int] = None,
+               max_length: Optional[int] = None) -> np.ndarray:
+        """Embeddings of ``texts`` (prefix added here), one row per text, in input order.
+
+        ``max_length`` overrides the settings' max length for this call.
+        """
         texts = list(texts)
         bs = batch_size or self.batch_size
+        collator = self.collator
+        if max_length is not None and max_length != collator.max_length:
+            collator = dataclasses.replace(collator, max_length=max_length)
         out = torch.empty((len(texts), self.dimension), dtype=torch.float32, device=self.device)
         if not texts:
             return out.cpu().numpy()
         order = sort_order(texts)
         chunks = [order[i : i + bs] for i in range(0, len(order), bs)]
-        make = lambda idx: self._prepare([(str(i), texts[i]) for i in idx])  # noqa: E731
+        make = lambda idx: self._prepare([(str(i), texts[i]) for i in idx], collator)  # noqa: E731
         if self.device.type == "cuda":  # tokenise batch k+1 while the GPU runs batch k
             with ThreadPoolExecutor(1) as pool_:
                 nxt = pool_.submit(make, chunks[0])
@@ -294,12 +302,12 @@ def _pyserini_classes():
         def encode(self, texts, titles=None, max_length=None, **kwargs) -> np.ndarray:
             """Pyserini's call: ``encode(texts=, titles=, max_length=, fp16=, add_sep=)``.
 
-            ``max_length`` is ignored: the settings' max length is the one training used. ``titles`` are
-            joined as ``title text`` after the prefix.
+            ``max_length`` (when given) overrides the settings' max length, as in Pyserini's encoders;
+            ``titles`` are joined as ``title text`` after the prefix.
             """
             if titles is not None:
                 texts = [join_title(t, ti) for t, ti in zip(texts, titles)]
-            return self.engine.encode(texts)
+            return self.engine.encode(texts, max_length=max_length)
 
     class HybridQueryEncoder(_SettingsView, QueryEncoder):
         """Pyserini ``QueryEncoder`` over :class:`TextEncoder` (query side settings); has ``encode_batch``.
@@ -323,16 +331,16 @@ def _pyserini_classes():
             if not self.has_model and not self.has_encoded_query:
                 raise ValueError("give a model (encoder_dir) or pre-encoded queries (encoded_query_dir)")
 
-        def encode(self, query: str, **kwargs) -> np.ndarray:
+        def encode(self, query: str, max_length: Optional[int] = None, **kwargs) -> np.ndarray:
             if self.engine is None:
                 return super().encode(query)
-            return self.engine.encode([query])[0]
+            return self.engine.encode([query], max_length=max_length)[0]
 
-        def encode_batch(self, queries: Sequence[str]) -> np.ndarray:
+        def encode_batch(self, queries: Sequence[str], max_length: Optional[int] = None) -> np.ndarray:
             """``[len(queries), H]``; ``FaissSearcher.batch_search`` uses this when present."""
             if self.engine is None:
                 return np.stack([super(HybridQueryEncoder, self).encode(q) for q in queries])
-            return self.engine.encode(queries)
+            return self.engine.encode(queries, max_length=max_length)
 
     return {"HybridDocumentEncoder": HybridDocumentEncoder, "HybridQueryEncoder": HybridQueryEncoder}
 
