@@ -1,0 +1,178 @@
+"""Backend for Tevatron main (GitHub, package ``tevatron.retriever``), on transformers 5.
+
+Tevatron main is installed from source (``pip install -e .`` in a clone of texttron/tevatron; it reports
+version 0.0.1 and is not on PyPI). This module imports it but copies none of it.
+
+* Model: :class:`HybridDenseModel` is ``tevatron.retriever.modeling.DenseModel`` built by its own
+  ``EncoderModel.build``; its training ``forward`` is Tevatron's, unchanged: ``--pooling cls|mean``,
+  ``--normalize`` and ``--temperature`` are Tevatron main's own flags, the target is derived from the tensor shapes
+  (index × passages per query, i.e. × ``--train_group_size`` for our query-major passage batch), and embeddings
+  are gathered from every rank **whenever torch.distributed is initialised when the model is built**. So the
+  model is built after the process group exists (:func:`build_model` touches ``training_args.device`` first), and
+  under ``torchrun`` one plan step (``per_device_train_batch_size × world_size`` examples) is one contrastive
+  problem, as the plan assumes. The only change is activation (gradient) checkpointing, which Tevatron main enables on
+  ``encoder.model`` (decoder LLMs only; BERT/XLM-R have no such attribute): ours enables it on the encoder itself.
+* Attention: Tevatron main defaults ``--attn_implementation`` to ``flash_attention_2`` (flash-attn package, a CUDA
+  GPU and half-precision weights). Here the default is ``auto``: ``sdpa`` (``eager`` for an architecture without
+  it), which is what BERT/XLM-R-style encoders such as multilingual-e5 should use; weights are loaded in float32 and
+  ``--bf16``/``--fp16`` run as mixed precision, as with the PyPI backend. An explicit ``flash_attention_*`` loads the
+  weights in bfloat16, as Tevatron main's own driver does, and so needs ``--bf16``.
+* Trainer: :class:`HybridTevatronTrainer` = :class:`~hybrid_tevatron.training.HybridTrainerMixin` over
+  ``tevatron.retriever.trainer.TevatronTrainer``. The collator contract is Tevatron main's,
+  ``(query_batch, passage_batch)``; ``TevatronTrainer.training_step`` divides the loss that the model scaled by the
+  world size. The mixin's ``_save`` replaces ``TevatronTrainer._save``, which on transformers 5 fails
+  (``args.save_safetensors`` and ``Trainer.tokenizer`` no longer exist) and, under Tevatron's own driver, saves
+  no tokenizer into intermediate checkpoints; ours writes encoder + tokenizer + ``hybrid_tevatron.json`` into every
+  ``checkpoint-N``, from the main process only.
+* Training flags: transformers 5 has no ``--warmup_ratio`` (Tevatron main's default 0.1 would be silently ignored)
+  and no ``--overwrite_output_dir``; both come from
+  :class:`~hybrid_tevatron.training.HybridTrainingArgumentsMixin`. ``--negatives_x_device`` is accepted for command
+  lines shared with ``--backend pypi``: Tevatron main always shares negatives across ranks, and the flag only checks
+  that there are ranks to share with.
+* Flags that Tevatron main declares but this backend cannot honour are removed from the command line: ``--lora*``
+  (the checkpoint would be an adapter, not one plain HF encoder), ``--dtype`` (JAX), ``--grad_cache``/``--gc_*``
+  (GradCache's trainer bypasses our plan and logging), ``--distil_temperature`` (distillation). Tevatron main's
+  ``DataArguments`` is not used: data flags are ours (``--train_group_size``, ``--query_max_len``,
+  ``--passage_max_len``, ``--query_prefix``, ``--passage_prefix`` keep its names); our collator applies them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from tevatron.retriever.arguments import ModelArguments as TevatronModelArguments
+from tevatron.retriever.arguments import TevatronTrainingArguments
+from tevatron.retriever.modeling import DenseModel
+from tevatron.retriever.trainer import TevatronTrainer
+
+from hybrid_tevatron.modeling import check_model_options
+from hybrid_tevatron.training import HybridTrainerMixin, HybridTrainingArgumentsMixin, SetupError
+
+logger = logging.getLogger(__name__)
+
+AUTO_ATTENTION = "auto"
+
+
+@dataclass
+class ModelArguments(TevatronModelArguments):
+    attn_implementation: Optional[str] = field(
+        default=AUTO_ATTENTION,
+        metadata={
+            "help": "Attention kernel: auto (sdpa, or eager for models without it; right for BERT/XLM-R encoders "
+            "in float32 with --bf16/--fp16 mixed precision), sdpa, eager, or flash_attention_2 (Tevatron main's "
+            "default; needs the flash-attn package, a CUDA GPU and --bf16: weights are then loaded in bfloat16)."
+        },
+    )
+    # Tevatron main flags this backend cannot honour: kept as attributes for EncoderModel.build, off the command line.
+    lora: bool = field(default=False, init=False)
+    lora_name_or_path: Optional[str] = field(default=None, init=False)
+    lora_r: int = field(default=16, init=False)
+    lora_alpha: int = field(default=64, init=False)
+    lora_dropout: float = field(default=0.1, init=False)
+    lora_target_modules: str = field(default="q_proj,k_proj,v_proj,o_proj,down_proj,up_proj,gate_proj", init=False)
+    dtype: Optional[str] = field(default="float32", init=False)
+
+    def __post_init__(self):
+        check_model_options(self.pooling, self.temperature)
+
+
+@dataclass
+class TrainingArguments(HybridTrainingArgumentsMixin, TevatronTrainingArguments):
+    negatives_x_device: bool = field(
+        default=False,
+        metadata={
+            "help": "Accepted for command lines shared with --backend pypi: Tevatron main always gathers every "
+            "rank's embeddings into one contrastive problem per plan step under torchrun. Given here, it only "
+            "checks that there is more than one process."
+        },
+    )
+    grad_cache: bool = field(default=False, init=False)
+    gc_q_chunk_size: int = field(default=4, init=False)
+    gc_p_chunk_size: int = field(default=32, init=False)
+    distil_temperature: float = field(default=0.02, init=False)
+
+
+class HybridDenseModel(DenseModel):
+    """Tevatron main's ``DenseModel``; activation checkpointing reaches the HF encoder of any architecture."""
+
+    def gradient_checkpointing_enable(self, **kwargs):
+        # Tevatron main calls self.encoder.model.gradient_checkpointing_enable(): decoder LLMs only.
+        self.encoder.gradient_checkpointing_enable(**kwargs)
+
+    def activation_checkpointing_enable(self, **kwargs):
+        # transformers 5 calls this (gradient_checkpointing_enable is its deprecated fallback)
+        self.encoder.activation_checkpointing_enable(**kwargs)
+
+
+class HybridTevatronTrainer(HybridTrainerMixin, TevatronTrainer):
+    """Tevatron main's ``TevatronTrainer`` fed by our batch plan, with plain-HF checkpoints (tokenizer included)."""
+
+
+def resolve_attn_implementation(requested: Optional[str], config) -> Optional[str]:
+    """``--attn_implementation`` -> the value passed to ``from_pretrained``.
+
+    ``auto`` (or empty) gives ``sdpa`` when the architecture supports it, else ``eager``; ``None`` (transformers'
+    own default) for an architecture transformers cannot map to a class. Other values pass through unchanged.
+    """
+    if requested and requested != AUTO_ATTENTION:
+        return requested
+    try:
+        from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+        model_cls = MODEL_MAPPING[type(config)]
+    except (KeyError, ValueError, ImportError):
+        return None
+    return "sdpa" if getattr(model_cls, "_supports_sdpa", False) else "eager"
+
+
+def model_dtype(attn_implementation: Optional[str], training_args) -> torch.dtype:
+    """float32 weights (mixed precision from ``--bf16``/``--fp16``), or bfloat16 for flash attention."""
+    if attn_implementation and attn_implementation.startswith("flash_attention"):
+        if not training_args.bf16:
+            raise SetupError(
+                f"--attn_implementation {attn_implementation} needs half-precision weights: add --bf16 "
+                "(or use --attn_implementation auto|sdpa)"
+            )
+        return torch.bfloat16
+    return torch.float32
+
+
+class MainBackend:
+    name = "main"
+    model_arguments = ModelArguments
+    training_arguments = TrainingArguments
+    trainer_class = HybridTevatronTrainer
+
+    def build_model(self, model_args, data_args, training_args) -> HybridDenseModel:
+        from transformers import AutoConfig
+
+        # EncoderModel decides at construction whether to gather across ranks (dist.is_initialized()):
+        # make sure the process group exists first (transformers sets it up with the device).
+        training_args.device
+        if training_args.negatives_x_device and training_args.world_size < 2:
+            raise SetupError("--negatives_x_device needs distributed training (torchrun with 2+ processes)")
+        config = AutoConfig.from_pretrained(
+            model_args.config_name or model_args.model_name_or_path, cache_dir=model_args.cache_dir
+        )
+        attn = resolve_attn_implementation(model_args.attn_implementation, config)
+        logger.info("Tevatron main DenseModel: attn_implementation=%s", attn)
+        model = HybridDenseModel.build(
+            model_args,
+            training_args,
+            config=config,
+            cache_dir=model_args.cache_dir,
+            attn_implementation=attn,
+            dtype=model_dtype(attn, training_args),
+        )
+        if training_args.world_size > 1 and not model.is_ddp:
+            raise SetupError(
+                "Tevatron main's model was built before torch.distributed was initialised: it would not share "
+                "negatives across ranks"
+            )
+        return model
+
+
+BACKEND = MainBackend()
