@@ -415,3 +415,55 @@ def test_memory_layout(parallel_dir):
     assert len(c.pos_offsets) == len(c.neg_offsets) == len(c) + 1
     assert all(type(c.queries[l]) is list and len(c.queries[l]) == len(c) for l in c.languages)
     assert all(type(c.passages[l]) is list and len(c.passages[l]) == c.num_docs for l in c.languages)
+
+
+# ------------------------------------------------------------------------------------------------ aggregation
+def test_errors_are_collected_up_to_max_errors(tmp_path):
+    en = good("en") + ["{broken", rec("q3", " ", [("d1", "en p1")]), rec("q4", "four", [("d4", "")])]
+    de = good("de") + [rec("q4", "vier", [("d4", "de p4")]), good("de")[0]]
+    msg = err(tmp_path, en, de, "source 's': 4 data errors:")
+    lines = msg.splitlines()[1:]
+    assert len(lines) == 4 and all(l.startswith("  - ") for l in lines)
+    assert "en.jsonl:3: malformed JSON" in lines[0]
+    assert "en.jsonl:4: empty query text (query id 'q3')" in lines[1]
+    assert "en.jsonl:5: positive_passages[0] of query id 'q4': empty passage text (docid 'd4')" in lines[2]
+    assert "de.jsonl:4: duplicate query id 'q1' (first at" in lines[3] and "de.jsonl:1)" in lines[3]
+    # q3/q4 failed in English: no cascading "missing" errors for them in German
+    assert "missing" not in msg
+
+    files = pair(tmp_path, en, de)
+    with pytest.raises(DataError, match="stopped at 2 data errors") as e:
+        load_jsonl_source("s", files, max_errors=2)
+    assert len(str(e.value).splitlines()) == 3
+
+
+def test_missing_queries_are_counted(tmp_path):
+    en = good("en") + [rec(f"q{i}", f"query {i}", [(f"d{i}", f"p{i}")]) for i in range(3, 8)]
+    msg = err(tmp_path, en, good("de"), r"query id 'q3' \(at .*en.jsonl:3\) is missing in language 'de' "
+              r"\(and 4 more, e.g. \['q4', 'q5', 'q6', 'q7'\]\)")
+    assert "de.jsonl" in msg
+
+
+def test_cross_language_checks_name_the_line(tmp_path):
+    en, de = good("en"), good("de")
+    en[1]["negative_passages"] = []
+    de[1]["negative_passages"] = [{"docid": "d9", "text": "nur deutsch"}]
+    msg = err(tmp_path, en, de, "'q2' has no negative passage with text in language 'en'", group_size=2)
+    assert "en.jsonl:2" in msg
+    de = good("de")
+    de[1]["negative_passages"].append({"docid": "d2", "text": "de p2"})  # q2's positive, as a German negative
+    msg = err(tmp_path, good("en"), de, "docid 'd2' is both positive and negative for query id 'q2'")
+    assert "en.jsonl:2" in msg
+
+
+def test_extra_docs_of_later_languages_are_merged(tmp_path):
+    en = good("en")
+    de = good("de")
+    de[0]["positive_passages"].append({"docid": "d7", "text": "de p7"})
+    en[1]["negative_passages"].append({"docid": "d7", "text": "en p7"})  # gives d7 English text
+    de[1]["negative_passages"] = [{"docid": "d8", "text": "de p8"}] + de[1]["negative_passages"]
+    c = load_jsonl_source("s", pair(tmp_path, en, de))
+    ids = lambda ds: [c.doc_ids[d] for d in ds]  # noqa: E731
+    assert ids(c.positives(0)) == ["d1", "d7"] and ids(c.positives(1)) == ["d2"]
+    assert ids(c.negatives(0)) == ["d2", "d3"] and ids(c.negatives(1)) == ["d1", "d7", "d8"]
+    assert ids(c.negatives(1, "en")) == ["d1", "d7"] and ids(c.negatives(1, "de")) == ["d1", "d7", "d8"]

@@ -15,23 +15,27 @@ the union of its positive docids over the languages (first-seen order, first lan
 the union of its negative docids over the languages, in first-seen order. A passage's text in a language may
 come from any record of that language; a negative without text in some language is simply unavailable there.
 
-**Validation** (:class:`DataError`, naming file:line or dataset row, and the id):
+**Validation** (:class:`DataError`, naming file:line or dataset row, and the id), all before training starts:
 malformed JSON; a missing or wrongly typed key; an empty file; an empty query or passage text; a query id twice
-in one file (both lines); a query id present in one language but missing in another; a query without
-positives; a positive without text in some language; a docid that is positive and negative for the same query;
-a docid whose text differs within one language (both lines: the data is not parallel-consistent; we do not
-guess which text is right); a query with no negative in some language when ``group_size > 1``.
+in one file (both lines); a query id present in one language but missing in another (both files); a query
+without positives (first language); a positive without text in some language; a docid that is positive and
+negative for the same query (over the union of languages); a docid whose text differs within one language (both
+lines; an error, not "first wins": the data is not consistent and we do not guess which text is right); a
+query with no negative in some language when ``group_size > 1``. A bad record is skipped and reading goes on,
+so one :class:`DataError` lists up to ``max_errors`` problems (a single problem is raised as its own message);
+cross-language checks run only once every record parsed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from array import array
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .corpus import ParallelCorpus, csr
+from .corpus import ParallelCorpus
 
 __all__ = [
     "DataError",
@@ -43,232 +47,323 @@ __all__ = [
     "restrict_languages",
 ]
 
-# A language's records: a factory giving fresh iterators of (location, record-or-None, parse error message).
-Records = Callable[[], Iterator[Tuple[str, Optional[dict], Optional[str]]]]
+# A language's records: a factory giving fresh iterators of (index, record-or-None, parse error message), and a
+# locator turning an index into "file:line" / "dataset row i" (built only for error messages).
+Records = Callable[[], Iterator[Tuple[int, Optional[dict], Optional[str]]]]
+Locator = Callable[[int], str]
+
+MAX_ERRORS = 20
 
 
 class DataError(ValueError):
     """Invalid or inconsistent training data; the message names the file/line (or dataset row) and the id."""
 
 
+class _BadRecord(Exception):
+    def __init__(self, message: str, qid: Optional[str] = None):
+        super().__init__(message)
+        self.qid = qid
+
+
+class _Errors:
+    """Collects up to ``limit`` error messages of one source; one error is raised as is, several together."""
+
+    def __init__(self, source: str, limit: int):
+        self.source, self.limit = source, max(1, int(limit))
+        self.messages: List[str] = []
+        self.count = 0
+
+    def add(self, message: str) -> None:
+        self.count += 1
+        if len(self.messages) < self.limit:
+            self.messages.append(message)
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.limit
+
+    def raise_if_any(self) -> None:
+        if self.count == 1:
+            raise DataError(self.messages[0])
+        if self.count:
+            head = (f"source {self.source!r}: stopped at {self.count} data errors (max_errors)" if self.full
+                    else f"source {self.source!r}: {self.count} data errors")
+            raise DataError(head + ":\n  - " + "\n  - ".join(self.messages))
+
+
 # ------------------------------------------------------------------------------------------------ record sources
-def _jsonl_records(path: str) -> Records:
+def _jsonl_records(path: str) -> Tuple[Records, Locator]:
     def it():
         with open(path, encoding="utf-8") as f:
             for lineno, line in enumerate(f, 1):
                 if not line.strip():
                     continue
                 try:
-                    yield f"{path}:{lineno}", json.loads(line), None
+                    yield lineno, json.loads(line), None
                 except json.JSONDecodeError as e:
-                    yield f"{path}:{lineno}", None, f"malformed JSON ({e.msg} at column {e.colno})"
+                    yield lineno, None, f"malformed JSON ({e.msg} at column {e.colno})"
 
-    return it
+    return it, lambda lineno: f"{path}:{lineno}"
 
 
-def _dataset_records(rows: Iterable[dict], label: str) -> Records:
+def _dataset_records(rows: Iterable[dict], label: str) -> Tuple[Records, Locator]:
     def it():
         for i, row in enumerate(rows):
-            yield f"{label} row {i}", row, None
+            yield i, row, None
 
-    return it
+    return it, lambda i: f"{label} row {i}"
 
 
 # ------------------------------------------------------------------------------------------------ record parsing
-def _id(record: dict, key: str, where: str) -> str:
+def _id(record: dict, key: str, what: str = "") -> str:
     if key not in record:
-        raise DataError(f"{where}: missing key {key!r}")
+        raise _BadRecord(f"{what}missing key {key!r}")
     value = record[key]
+    if type(value) is str and value:
+        return value
     if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value) == "":
-        raise DataError(f"{where}: {key!r} must be a non-empty string or integer, got {value!r}")
+        raise _BadRecord(f"{what}{key!r} must be a non-empty string or integer, got {value!r}")
     return str(value)
 
 
-def _passages(record: dict, key: str, where: str, qid: str, sep: str, required: bool) -> List[Tuple[str, str]]:
-    if key not in record:
+def _passages(record: dict, key: str, qid: str, sep: str, required: bool) -> List[Tuple[str, str]]:
+    """``[(docid, text)]`` of ``record[key]``; text = title + sep + text when the title is non-empty."""
+    items = record.get(key)
+    if items is None:
         if required:
-            raise DataError(f"{where}: missing key {key!r} (query id {qid!r})")
-        return []
-    items = record[key]
-    if items is None and not required:
+            raise _BadRecord(f"missing key {key!r} (query id {qid!r})", qid)
         return []
     if not isinstance(items, list):
-        raise DataError(f"{where}: {key!r} must be a list (query id {qid!r})")
+        raise _BadRecord(f"{key!r} must be a list (query id {qid!r})", qid)
     out = []
     for n, p in enumerate(items):
-        pwhere = f"{where}: {key}[{n}] of query id {qid!r}"
         if not isinstance(p, dict):
-            raise DataError(f"{pwhere}: must be an object with 'docid' and 'text'")
-        docid = _id(p, "docid", pwhere)
-        if "text" not in p:
-            raise DataError(f"{pwhere}: missing key 'text' (docid {docid!r})")
-        text, title = p["text"], p.get("title") or ""
-        if not isinstance(text, str) or not isinstance(title, str):
-            raise DataError(f"{pwhere}: 'text'/'title' must be strings (docid {docid!r})")
-        if not text.strip():
-            raise DataError(f"{pwhere}: empty passage text (docid {docid!r})")
-        out.append((docid, title + sep + text if title.strip() else text))
+            raise _BadRecord(f"{key}[{n}] of query id {qid!r}: must be an object with 'docid' and 'text'", qid)
+        docid = p.get("docid")
+        if type(docid) is not str or not docid:
+            try:
+                docid = _id(p, "docid")
+            except _BadRecord as e:
+                raise _BadRecord(f"{key}[{n}] of query id {qid!r}: {e}", qid) from None
+        text, title = p.get("text"), p.get("title") or ""
+        if type(text) is not str or type(title) is not str:
+            problem = "missing key 'text'" if "text" not in p else "'text'/'title' must be strings"
+            raise _BadRecord(f"{key}[{n}] of query id {qid!r}: {problem} (docid {docid!r})", qid)
+        if not text or text.isspace():
+            raise _BadRecord(f"{key}[{n}] of query id {qid!r}: empty passage text (docid {docid!r})", qid)
+        out.append((docid, title + sep + text if title and not title.isspace() else text))
     return out
 
 
-def _find_first(records: Records, match: Callable[[dict], bool]) -> str:
-    """Location of the first record satisfying ``match`` (only used to build error messages)."""
-    for where, record, _ in records():
-        if isinstance(record, dict):
-            try:
-                if match(record):
-                    return where
-            except Exception:  # noqa: BLE001 - a malformed record elsewhere is not this error
-                continue
-    return "<unknown location>"
+def _parse(record, sep: str) -> Tuple[str, str, List[Tuple[str, str]], List[Tuple[str, str]]]:
+    """``(query id, query, positives, negatives)`` of one record, or :class:`_BadRecord`."""
+    if not isinstance(record, dict):
+        raise _BadRecord(f"a record must be a JSON object, got {type(record).__name__}")
+    qid = _id(record, "query_id")
+    if "query" not in record:
+        raise _BadRecord(f"missing key 'query' (query id {qid!r})", qid)
+    query = record["query"]
+    if type(query) is not str or not query or query.isspace():
+        raise _BadRecord(f"empty query text (query id {qid!r})", qid)
+    positives = _passages(record, "positive_passages", qid, sep, required=True)
+    negatives = _passages(record, "negative_passages", qid, sep, required=False)
+    return qid, query, positives, negatives
 
 
-def _has_doc_text(record: dict, docid: str, text: str, sep: str) -> bool:
-    for key in ("positive_passages", "negative_passages"):
-        for p in record.get(key) or []:
-            if isinstance(p, dict) and str(p.get("docid")) == docid:
-                title = p.get("title") or ""
-                if (title + sep + p.get("text", "") if title.strip() else p.get("text")) == text:
-                    return True
-    return False
+def _merge_extras(offsets: array, flat: array, extras: Dict[int, List[int]]) -> Tuple[np.ndarray, np.ndarray]:
+    """CSR arrays of the first language's lists with each query's extra docs (later languages) appended."""
+    offsets_np = np.frombuffer(offsets, dtype=np.int64).copy() if len(offsets) else np.zeros(1, np.int64)
+    flat_np = np.frombuffer(flat, dtype=np.int64).copy() if len(flat) else np.zeros(0, np.int64)
+    if not extras:
+        return offsets_np, flat_np
+    added = np.zeros(len(offsets_np) - 1, np.int64)
+    for q, docs in extras.items():
+        added[q] = len(docs)
+    new_offsets = offsets_np + np.concatenate([[0], np.cumsum(added)])
+    lengths = np.diff(offsets_np)
+    out = np.empty(int(new_offsets[-1]), np.int64)
+    out[np.arange(len(flat_np)) + np.repeat(new_offsets[:-1] - offsets_np[:-1], lengths)] = flat_np
+    for q, docs in extras.items():
+        out[new_offsets[q] + lengths[q] : new_offsets[q + 1]] = docs
+    return new_offsets, out
+
+
+def _positive_negative_conflicts(pos_off, pos_docs, neg_off, neg_docs) -> List[Tuple[int, int]]:
+    """``(query, doc)`` pairs where ``doc`` is both a positive and a negative of ``query`` (vectorised for the
+    usual one-positive queries, a set check for queries with several positives)."""
+    counts = np.diff(neg_off)
+    first_positive = pos_docs[pos_off[:-1]] if len(pos_docs) else np.zeros(len(counts), np.int64)
+    clash = np.flatnonzero(neg_docs == np.repeat(first_positive, counts))
+    query_of_neg = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    found = {(int(query_of_neg[k]), int(neg_docs[k])) for k in clash}
+    for q in np.flatnonzero(np.diff(pos_off) > 1):
+        for d in set(pos_docs[pos_off[q] : pos_off[q + 1]].tolist()) & set(neg_docs[neg_off[q] : neg_off[q + 1]].tolist()):
+            found.add((int(q), d))
+    return sorted(found)
+
+
+def _unique(docs: List[int]) -> List[int]:
+    return docs if len(docs) < 2 or len(set(docs)) == len(docs) else list(dict.fromkeys(docs))
 
 
 # ------------------------------------------------------------------------------------------------ core builder
-def build_corpus(name: str, languages: Sequence[str], records: Dict[str, Records], labels: Dict[str, str],
-                 passage_field_separator: str = " ", group_size: int = 1) -> ParallelCorpus:
-    """The parallel corpus of one source from each language's records (``labels``: file/dataset per language)."""
+def build_corpus(name: str, languages: Sequence[str], records: Dict[str, Tuple[Records, Locator]],
+                 labels: Dict[str, str], passage_field_separator: str = " ", group_size: int = 1,
+                 max_errors: int = MAX_ERRORS) -> ParallelCorpus:
+    """The parallel corpus of one source from each language's ``(records, locator)``; ``labels`` names each
+    language's file/dataset. Raises :class:`DataError` listing up to ``max_errors`` problems.
+
+    Memory: ids are interned; the first language's positive/negative docids go to flat int arrays, docids that
+    only a later language lists go to a sparse per-query overflow, merged into CSR arrays at the end.
+    """
     languages = list(languages)
     if not languages:
         raise DataError(f"source {name!r}: no languages")
     if len(set(languages)) != len(languages):
         raise DataError(f"source {name!r}: duplicate languages {languages}")
     sep = passage_field_separator
+    errors = _Errors(name, max_errors)
+    bad_qids: set = set()  # ids of records that failed (no cascading "missing" errors for them)
     qindex: Dict[str, int] = {}
     query_ids: List[str] = []
     dindex: Dict[str, int] = {}
     doc_ids: List[str] = []
-    pos: List[List[int]] = []
-    neg: List[List[int]] = []
+    pos_offsets, pos_flat = array("q", [0]), array("q")
+    neg_offsets, neg_flat = array("q", [0]), array("q")
+    pos_extra: Dict[int, List[int]] = {}
+    neg_extra: Dict[int, List[int]] = {}
     queries: Dict[str, List[Optional[str]]] = {}
     passages: Dict[str, List[Optional[str]]] = {}
+    query_line: Dict[str, array] = {}  # lang -> record index of each query (for messages)
+    first_lang = languages[0]
 
-    def doc(docid: str) -> int:
-        d = dindex.get(docid)
-        if d is None:
-            d = dindex[docid] = len(doc_ids)
-            doc_ids.append(docid)
-        return d
+    def add_docs(q: int, docs: List[int], offsets: array, flat: array, extra: Dict[int, List[int]]) -> None:
+        known = flat[offsets[q] : offsets[q + 1]].tolist()
+        if docs == known:
+            return
+        seen = set(known) | set(extra.get(q, ()))
+        new = [d for d in docs if d not in seen]
+        if new:
+            extra.setdefault(q, []).extend(new)
 
-    for li, lang in enumerate(languages):
-        first = li == 0
+    for lang in languages:
+        first = lang == first_lang
+        records_of, where = records[lang]
         qtext: List[Optional[str]] = [None] * len(query_ids)
-        ptext: List[Optional[str]] = passages.setdefault(lang, [])
+        qline = array("q", [-1]) * len(query_ids)
+        ptext: List[Optional[str]] = passages.setdefault(lang, [None] * len(doc_ids))
+        dline = array("q", [-1]) * len(ptext)  # record index where each doc's text in ``lang`` was first seen
         seen_any = False
-        for where, record, parse_error in records[lang]():
-            if parse_error:
-                raise DataError(f"{where}: {parse_error}")
-            if not isinstance(record, dict):
-                raise DataError(f"{where}: a record must be a JSON object, got {type(record).__name__}")
+        for i, record, parse_error in records_of():
             seen_any = True
-            qid = _id(record, "query_id", where)
-            if "query" not in record:
-                raise DataError(f"{where}: missing key 'query' (query id {qid!r})")
-            query = record["query"]
-            if not isinstance(query, str) or not query.strip():
-                raise DataError(f"{where}: empty query text (query id {qid!r})")
-            positives = _passages(record, "positive_passages", where, qid, sep, required=True)
-            negatives = _passages(record, "negative_passages", where, qid, sep, required=False)
+            if errors.full:
+                break
+            if parse_error:
+                errors.add(f"{where(i)}: {parse_error}")
+                continue
+            try:
+                qid, query, positives, negatives = _parse(record, sep)
+            except _BadRecord as e:
+                errors.add(f"{where(i)}: {e}")
+                if e.qid is not None:
+                    bad_qids.add(e.qid)
+                continue
             q = qindex.get(qid)
             if q is None:
                 if not first:
-                    raise DataError(
-                        f"{where}: query id {qid!r} is in language {lang!r} but missing in language "
-                        f"{languages[0]!r} ({labels[languages[0]]})"
-                    )
+                    if qid not in bad_qids:
+                        errors.add(f"{where(i)}: query id {qid!r} is in language {lang!r} but missing in language "
+                                   f"{first_lang!r} ({labels[first_lang]})")
+                    continue
+                if not positives:
+                    errors.add(f"{where(i)}: no positive passage for query id {qid!r}")
+                    bad_qids.add(qid)
+                    continue
                 q = qindex[qid] = len(query_ids)
                 query_ids.append(qid)
                 qtext.append(None)
-                pos.append([])
-                neg.append([])
+                qline.append(-1)
             elif qtext[q] is not None:
-                other = _find_first(records[lang], lambda r: str(r.get("query_id")) == qid)
-                raise DataError(f"{where}: duplicate query id {qid!r} (first at {other})")
+                errors.add(f"{where(i)}: duplicate query id {qid!r} (first at {where(qline[q])})")
+                continue
             qtext[q] = query
-            if first and not positives:
-                raise DataError(f"{where}: no positive passage for query id {qid!r}")
-            for docid, text in positives + negatives:
-                d = doc(docid)
-                if d >= len(ptext):
-                    ptext.extend([None] * (d + 1 - len(ptext)))
-                old = ptext[d]
-                if old is None:
-                    ptext[d] = text
-                elif old != text:
-                    other = _find_first(records[lang], lambda r: _has_doc_text(r, docid, old, sep))
-                    raise DataError(
-                        f"{where}: docid {docid!r} has a different text in language {lang!r} than at {other} "
-                        f"(query id {qid!r})"
-                    )
-            qpos, qneg = pos[q], neg[q]
-            for docid, _ in positives:
-                d = dindex[docid]
-                if d not in qpos:
-                    qpos.append(d)
-            for docid, _ in negatives:
-                d = dindex[docid]
-                if d not in qneg:
-                    qneg.append(d)
+            qline[q] = i
+            pos_docs, neg_docs = [], []
+            for docs, items in ((pos_docs, positives), (neg_docs, negatives)):
+                for docid, text in items:
+                    d = dindex.get(docid)
+                    if d is None:  # a new doc: every language's text list grows with doc_ids (others padded later)
+                        d = dindex[docid] = len(doc_ids)
+                        doc_ids.append(docid)
+                        ptext.append(None)
+                        dline.append(-1)
+                    old = ptext[d]
+                    if old is None:
+                        ptext[d] = text
+                        dline[d] = i
+                    elif old != text:
+                        errors.add(f"{where(i)}: docid {docid!r} has a different text in language {lang!r} than "
+                                   f"at {where(dline[d])} (query id {qid!r})")
+                    docs.append(d)
+            pos_docs, neg_docs = _unique(pos_docs), _unique(neg_docs)
+            if first:
+                pos_flat.extend(pos_docs)
+                pos_offsets.append(len(pos_flat))
+                neg_flat.extend(neg_docs)
+                neg_offsets.append(len(neg_flat))
+            else:
+                add_docs(q, pos_docs, pos_offsets, pos_flat, pos_extra)
+                add_docs(q, neg_docs, neg_offsets, neg_flat, neg_extra)
         if not seen_any:
-            raise DataError(f"{labels[lang]}: empty (no records) for language {lang!r} of source {name!r}")
-        missing = [i for i, t in enumerate(qtext) if t is None]
-        if missing:
-            qid = query_ids[missing[0]]
-            raise DataError(
-                f"{labels[lang]}: query id {qid!r} (of {languages[0]!r}, {labels[languages[0]]}) is missing in "
-                f"language {lang!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
-            )
+            errors.add(f"{labels[lang]}: empty (no records) for language {lang!r} of source {name!r}")
+        missing = [q for q, t in enumerate(qtext) if t is None and query_ids[q] not in bad_qids]
+        if missing and not errors.full:
+            first_where = records[first_lang][1](query_line[first_lang][missing[0]])
+            more = f" (and {len(missing) - 1} more, e.g. {[query_ids[q] for q in missing[1:6]]})" if len(missing) > 1 else ""
+            errors.add(f"{labels[lang]}: query id {query_ids[missing[0]]!r} (at {first_where}) is missing in "
+                       f"language {lang!r}{more}")
         queries[lang] = qtext
+        query_line[lang] = qline
+        del dline
+    errors.raise_if_any()
 
     for lang in languages:
         passages[lang].extend([None] * (len(doc_ids) - len(passages[lang])))
-    for q, (qpos, qneg) in enumerate(zip(pos, neg)):
-        both = set(qpos) & set(qneg)
-        if both:
-            raise DataError(
-                f"source {name!r}: docid {doc_ids[min(both)]!r} is both positive and negative for query id "
-                f"{query_ids[q]!r}"
-            )
-        for d in qpos:
-            for lang in languages:
-                if passages[lang][d] is None:
-                    raise DataError(
-                        f"{labels[lang]}: positive docid {doc_ids[d]!r} of query id {query_ids[q]!r} has no text "
-                        f"in language {lang!r}"
-                    )
-    pos_offsets, pos_docs = csr(pos)
-    neg_offsets, neg_docs = csr(neg)
-    del pos, neg
-    corpus = ParallelCorpus(
-        name=name, languages=languages, query_ids=query_ids, doc_ids=doc_ids, queries=queries,  # type: ignore[arg-type]
-        passages=passages, pos_offsets=pos_offsets, pos_docs=pos_docs, neg_offsets=neg_offsets, neg_docs=neg_docs,
-    )
+    pos_off, pos_docs = _merge_extras(pos_offsets, pos_flat, pos_extra)
+    neg_off, neg_docs = _merge_extras(neg_offsets, neg_flat, neg_extra)
+    del pos_flat, neg_flat, pos_extra, neg_extra
+    num_q, num_d = len(query_ids), len(doc_ids)
+
+    def at(lang: str, q: int) -> str:
+        return records[lang][1](query_line[lang][q])
+
+    query_of_pos = np.repeat(np.arange(num_q, dtype=np.int64), np.diff(pos_off))
+    for q, d in _positive_negative_conflicts(pos_off, pos_docs, neg_off, neg_docs)[: errors.limit]:
+        errors.add(f"{at(first_lang, q)}: docid {doc_ids[d]!r} is both positive and negative for query id "
+                   f"{query_ids[q]!r} (in the union over languages)")
+    has_text = {lang: np.fromiter((t is not None for t in passages[lang]), bool, num_d) for lang in languages}
+    for lang in languages:
+        for k in np.flatnonzero(~has_text[lang][pos_docs])[: errors.limit]:
+            q = int(query_of_pos[k])
+            errors.add(f"{at(lang, q)}: positive docid {doc_ids[int(pos_docs[k])]!r} of query id {query_ids[q]!r} "
+                       f"has no text in language {lang!r}")
     if group_size > 1:
         for lang in languages:
-            has_text = np.fromiter((t is not None for t in passages[lang]), bool, len(doc_ids))
-            cum = np.concatenate([[0], np.cumsum(has_text[neg_docs])]) if len(neg_docs) else np.zeros(1, np.int64)
-            empty = cum[neg_offsets[1:]] == cum[neg_offsets[:-1]]
-            if empty.any():
-                q = int(empty.argmax())
-                raise DataError(
-                    f"{labels[lang]}: query id {query_ids[q]!r} has no negative passage with text in language "
-                    f"{lang!r} ({int(empty.sum())} such queries), but train_group_size is {group_size}"
-                )
-    return corpus
+            kept_before = np.concatenate([[0], np.cumsum(has_text[lang][neg_docs], dtype=np.int64)])
+            empty = np.flatnonzero(kept_before[neg_off[1:]] == kept_before[neg_off[:-1]])
+            for q in empty[: errors.limit]:
+                errors.add(f"{at(lang, int(q))}: query id {query_ids[int(q)]!r} has no negative passage with text in "
+                           f"language {lang!r}, but train_group_size is {group_size}")
+    errors.raise_if_any()
+    return ParallelCorpus(
+        name=name, languages=languages, query_ids=query_ids, doc_ids=doc_ids, queries=queries,  # type: ignore[arg-type]
+        passages=passages, pos_offsets=pos_off, pos_docs=pos_docs, neg_offsets=neg_off, neg_docs=neg_docs,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ public readers
 def load_jsonl_source(name: str, files: Dict[str, str], passage_field_separator: str = " ",
-                      group_size: int = 1) -> ParallelCorpus:
+                      group_size: int = 1, max_errors: int = MAX_ERRORS) -> ParallelCorpus:
     """Parallel corpus from per-language Tevatron JSONL files ``{lang: path}`` (first language sets query order)."""
     if not files:
         raise DataError(f"source {name!r}: no files")
@@ -276,12 +371,12 @@ def load_jsonl_source(name: str, files: Dict[str, str], passage_field_separator:
         if not os.path.isfile(path):
             raise DataError(f"{path}: no such file (language {lang!r} of source {name!r})")
     return build_corpus(name, list(files), {lang: _jsonl_records(p) for lang, p in files.items()},
-                        dict(files), passage_field_separator, group_size)
+                        dict(files), passage_field_separator, group_size, max_errors)
 
 
 def load_hf_source(name: str, dataset_name: str, languages: Sequence[str], split: str = "train",
                    passage_field_separator: str = " ", group_size: int = 1,
-                   cache_dir: Optional[str] = None) -> ParallelCorpus:
+                   cache_dir: Optional[str] = None, max_errors: int = MAX_ERRORS) -> ParallelCorpus:
     """Parallel corpus from a Hugging Face dataset with one config per language, each in Tevatron's format.
 
     Loads ``datasets.load_dataset(dataset_name, lang, split=split)`` for each language (a hub name or a local
@@ -300,7 +395,7 @@ def load_hf_source(name: str, dataset_name: str, languages: Sequence[str], split
             raise DataError(f"{label}: cannot load ({type(e).__name__}: {e})") from e
         records[lang] = _dataset_records(ds, label)
         labels[lang] = label
-    return build_corpus(name, list(languages), records, labels, passage_field_separator, group_size)
+    return build_corpus(name, list(languages), records, labels, passage_field_separator, group_size, max_errors)
 
 
 # ------------------------------------------------------------------------------------------------ CLI specs
