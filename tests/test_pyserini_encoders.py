@@ -218,3 +218,38 @@ def test_cli_refuses_nonempty_output(tiny_model_dir, tmp_path):
           "--overwrite", "--limit", "1"])
     assert (out / "docid").read_text() == "a\n"
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
+
+
+@pytest.mark.parametrize("multiple", [None, 8])
+def test_batches_equal_encode_collator(tiny_model_dir, multiple):
+    """One tokenisation per window + token-length sort + padding == EncodeCollator on the same texts."""
+    import dataclasses
+
+    import torch
+
+    from hybrid_tevatron.collator import EncodeCollator
+    from hybrid_tevatron.pyserini.encoders import TextEncoder
+
+    enc = TextEncoder.from_pretrained(tiny_model_dir, "passage", device="cpu", prefix="passage: ", max_length=16,
+                                      batch_size=3)
+    enc.collator = dataclasses.replace(enc.collator, pad_to_multiple_of=multiple)
+    batches = enc.batches(TEXTS)
+    assert sorted(i for idx, _ in batches for i in idx) == list(range(len(TEXTS)))
+    lengths = [int(b["attention_mask"].sum(1).max()) for _, b in batches]
+    assert lengths == sorted(lengths, reverse=True)  # longest first
+    reference = EncodeCollator(enc.tokenizer, max_length=16, prefix="passage: ", pad_to_multiple_of=multiple)
+    for idx, batch in batches:
+        _, want = reference([(str(i), TEXTS[i]) for i in idx])
+        assert set(batch) == {"input_ids", "attention_mask"}
+        assert torch.equal(batch["input_ids"], want["input_ids"])
+        assert torch.equal(batch["attention_mask"], want["attention_mask"])
+    assert any(len(b["input_ids"][0]) == 16 for _, b in batches)  # truncation reached
+    if multiple:  # rounding up to the multiple never passes the max length (the collator refuses such a pair)
+        from hybrid_tevatron.pyserini.encoders import pad_batch
+
+        assert pad_batch([[5] * 11], 1, 8, cap=12)["input_ids"].shape == (1, 12)
+        assert pad_batch([[5] * 11], 1, 8, cap=16)["input_ids"].shape == (1, 16)
+    # windows smaller than the input give the same embeddings, in input order
+    whole = enc.encode(TEXTS)
+    enc.window = 2
+    np.testing.assert_allclose(enc.encode(TEXTS), whole, rtol=1e-5, atol=1e-6)

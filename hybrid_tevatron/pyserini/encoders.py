@@ -3,12 +3,16 @@
 :class:`TextEncoder` turns texts into embeddings exactly as training does (prefix, truncation, ``cls``/``mean``
 pooling from :func:`hybrid_tevatron.modeling.pool`, optional L2 normalisation), but fast:
 
-* **length-sorted batches**: texts are sorted by UTF-8 length (a cheap proxy for token count that also works
-  across scripts), batched, padded to the batch's longest, and the embeddings put back in input order, so
-  little compute is spent on padding;
+* **length-sorted batches**: each window of texts is tokenised once, sorted by token count, batched, padded to
+  the batch's longest, and the embeddings put back in input order, so little compute is spent on padding
+  (XQuAD-R sentences of all languages, batch 64, max 256: 1.12x the useful tokens, vs 3.17x in input order as
+  Pyserini batches them, and 1.59x when sorting by UTF-8 length);
 * ``torch.inference_mode`` (Pyserini's auto encoders run with autograd on);
-* on CUDA: bf16 (default; fp16 without bf16) or fp16 autocast, tokenisation of the next batch in a background thread while the
-  GPU works, results kept on the GPU until the end of a call (no per-batch synchronisation).
+* on CUDA: bf16 (default; fp16 without bf16) or fp16 autocast, tokenisation of the next window in a background
+  thread while the GPU works, results kept on the GPU until the end of a call (no per-batch synchronisation).
+
+Tokenisation is the collator's (:class:`~hybrid_tevatron.collator.EncodeCollator`: tokenizer, prefix, special
+tokens, truncation, ``pad_to_multiple_of``); the batches equal the collator's output for the same texts (tested).
 
 :class:`HybridDocumentEncoder` / :class:`HybridQueryEncoder` wrap it as subclasses of Pyserini's
 ``DocumentEncoder`` / ``QueryEncoder``: use them wherever Pyserini takes an encoder object, e.g.
@@ -25,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -147,14 +150,42 @@ def load_model(model: str, device: torch.device, tokenizer: Optional[str] = None
     return _MODEL_CACHE[key]
 
 
-def sort_order(texts: Sequence[str]) -> np.ndarray:
-    """Indices of ``texts``, longest (UTF-8 bytes) first; ties keep input order."""
-    lengths = np.fromiter((len(t.encode("utf-8")) for t in texts), dtype=np.int64, count=len(texts))
-    return np.argsort(-lengths, kind="stable")
+def sort_order(lengths: Sequence[int]) -> np.ndarray:
+    """Indices by decreasing length; ties keep input order."""
+    return np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
+
+
+def pad_batch(ids: Sequence[Sequence[int]], pad_id: int, multiple: Optional[int] = None,
+              left: bool = False, cap: Optional[int] = None) -> Dict[str, torch.Tensor]:
+    """Token id lists -> ``input_ids``/``attention_mask`` padded to the longest, rounded up to ``multiple``
+    but not beyond ``cap`` (the max length) when the rounding would pass it."""
+    longest = max(len(x) for x in ids)
+    width = longest
+    if multiple:
+        width = -(-longest // multiple) * multiple
+        if cap is not None and width > max(cap, longest):
+            width = max(cap, longest)
+    input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(ids), width), dtype=np.int64)
+    for row, x in enumerate(ids):
+        if left:
+            input_ids[row, width - len(x):] = x
+            mask[row, width - len(x):] = 1
+        else:
+            input_ids[row, : len(x)] = x
+            mask[row, : len(x)] = 1
+    return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
 
 
 class TextEncoder:
-    """Texts -> ``float32`` embeddings ``[N, H]`` in input order; see the module docstring."""
+    """Texts -> ``float32`` embeddings ``[N, H]`` in input order; see the module docstring.
+
+    Texts are handled in windows of ``window`` texts: each window is tokenised in one call (with the
+    :class:`EncodeCollator`'s tokenizer, prefix, special tokens and truncation; the tokenizer parallelises a
+    large call over the CPU cores), sorted by token count, and cut into batches padded like the collator pads
+    them (to the batch's longest, a multiple of 8 on CUDA). On CUDA the next window is tokenised in a background
+    thread while the GPU encodes the current one.
+    """
 
     def __init__(
         self,
@@ -164,15 +195,16 @@ class TextEncoder:
         device: Optional[str] = None,
         dtype: str = "auto",
         batch_size: int = 64,
+        window: int = 8192,
     ):
         self.device = resolve_device(device) if not isinstance(device, torch.device) else device
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.settings = settings
         self.autocast_dtype = autocast_dtype(dtype, self.device)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.batch_size = batch_size
+        if batch_size < 1 or window < 1:
+            raise ValueError(f"batch_size and window must be >= 1, got {batch_size} and {window}")
+        self.batch_size, self.window = batch_size, window
         self.collator = EncodeCollator(
             tokenizer,
             max_length=settings.max_length,
@@ -195,11 +227,30 @@ class TextEncoder:
     def dimension(self) -> int:
         return int(self.model.config.hidden_size)
 
-    def _prepare(self, items: List[Tuple[str, str]], collator: EncodeCollator):
-        _, batch = collator(items)
-        if self.device.type == "cuda":
-            batch = {k: v.pin_memory() for k, v in batch.items()}
-        return dict(batch)
+    def token_ids(self, texts: Sequence[str], collator: Optional[EncodeCollator] = None) -> List[List[int]]:
+        """Unpadded token ids of ``texts`` exactly as ``collator`` (default ours) tokenises them."""
+        c = collator or self.collator
+        enc = c.tokenizer([c.prefix + t for t in texts], max_length=c.max_length, truncation=True, padding=False,
+                          return_attention_mask=False, return_token_type_ids=False)
+        return enc["input_ids"]
+
+    def batches(self, texts: Sequence[str], batch_size: Optional[int] = None,
+                collator: Optional[EncodeCollator] = None) -> List[Tuple[np.ndarray, Dict[str, torch.Tensor]]]:
+        """``[(positions, batch)]`` covering ``texts``: token-length sorted, padded as the collator pads."""
+        c = collator or self.collator
+        bs = batch_size or self.batch_size
+        ids = self.token_ids(texts, c)
+        order = sort_order([len(x) for x in ids])
+        left = getattr(c.tokenizer, "padding_side", "right") == "left"
+        out = []
+        for start in range(0, len(order), bs):
+            idx = order[start : start + bs]
+            batch = pad_batch([ids[i] for i in idx], c.tokenizer.pad_token_id, c.pad_to_multiple_of, left,
+                              cap=c.max_length)
+            if self.device.type == "cuda":
+                batch = {k: v.pin_memory() for k, v in batch.items()}
+            out.append((idx, batch))
+        return out
 
     def _forward(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
@@ -217,27 +268,31 @@ class TextEncoder:
         ``max_length`` overrides the settings' max length for this call.
         """
         texts = list(texts)
-        bs = batch_size or self.batch_size
         collator = self.collator
         if max_length is not None and max_length != collator.max_length:
             collator = dataclasses.replace(collator, max_length=max_length)
         out = torch.empty((len(texts), self.dimension), dtype=torch.float32, device=self.device)
         if not texts:
             return out.cpu().numpy()
-        order = sort_order(texts)
-        chunks = [order[i : i + bs] for i in range(0, len(order), bs)]
-        make = lambda idx: self._prepare([(str(i), texts[i]) for i in idx], collator)  # noqa: E731
-        if self.device.type == "cuda":  # tokenise batch k+1 while the GPU runs batch k
-            with ThreadPoolExecutor(1) as pool_:
-                nxt = pool_.submit(make, chunks[0])
-                for k, idx in enumerate(chunks):
-                    batch = nxt.result()
-                    if k + 1 < len(chunks):
-                        nxt = pool_.submit(make, chunks[k + 1])
-                    out[torch.from_numpy(idx).to(self.device)] = self._forward(batch)
+        spans = [(a, min(a + self.window, len(texts))) for a in range(0, len(texts), self.window)]
+        make = lambda span: self.batches(texts[span[0] : span[1]], batch_size, collator)  # noqa: E731
+
+        def run(span, window_batches):
+            for idx, batch in window_batches:
+                rows = torch.from_numpy(idx + span[0]).to(self.device, non_blocking=True)
+                out[rows] = self._forward(batch)
+
+        if self.device.type == "cuda":  # tokenise window k+1 while the GPU encodes window k
+            with ThreadPoolExecutor(1) as worker:
+                nxt = worker.submit(make, spans[0])
+                for k, span in enumerate(spans):
+                    current = nxt.result()
+                    if k + 1 < len(spans):
+                        nxt = worker.submit(make, spans[k + 1])
+                    run(span, current)
         else:
-            for idx in chunks:
-                out[torch.from_numpy(idx)] = self._forward(make(idx))
+            for span in spans:
+                run(span, make(span))
         return out.cpu().numpy()
 
 
@@ -362,6 +417,6 @@ def throughput_line(n: int, seconds: float, what: str = "texts") -> str:
 
 __all__ = [
     "EncodingSettings", "TextEncoder", "HybridDocumentEncoder", "HybridQueryEncoder", "resolve_settings",
-    "resolve_device", "autocast_dtype", "load_model", "sort_order", "join_title", "read_model_settings",
-    "time",
+    "resolve_device", "autocast_dtype", "load_model", "sort_order", "pad_batch", "join_title",
+    "read_model_settings",
 ]
