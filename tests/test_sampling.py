@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from hybrid_tevatron.arguments import HybridDataArguments
 from hybrid_tevatron.data.corpus import ParallelCorpus, csr
-from hybrid_tevatron.sampling import CROSS, MONO, XX, BatchPlan, HybridBatchSampler
+from hybrid_tevatron.sampling import CROSS, MONO, XX, BatchPlan, HybridBatchSampler, KeyedPermutation
 
 
 def make_source(
@@ -213,12 +213,11 @@ def test_fewer_negatives_than_the_group_are_repeated_within_the_group():
 
 def test_negatives_only_in_the_passage_language():
     """A doc without text in a language is never chosen as a negative in that language."""
-    source = make_source(n=48, missing={"de": set(range(48, 96))})
+    missing = set(range(48, 72))
+    source = make_source(n=48, missing={"de": missing})
     plan = BatchPlan([source], 4, 3, regime="cross", seed=0)
-    for step in all_steps(plan):
-        for e in step.entries:
-            if e.passage_lang == "de":
-                assert all(d < 48 for d in e.passages)
+    de_examples = [e for step in all_steps(plan) for e in step.entries if e.passage_lang == "de"]
+    assert de_examples and not any(missing & set(e.passages) for e in de_examples)
 
 
 def test_bad_configurations_are_rejected():
@@ -230,13 +229,32 @@ def test_bad_configurations_are_rejected():
         HybridBatchSampler(BatchPlan([make_source()], 6, 2), rank=0, world_size=4)
 
 
-def test_plan_memory_is_linear_in_query_ids():
-    """Only a permutation per source is held: no per-step or per-epoch materialisation."""
+def test_plan_memory_does_not_grow_with_the_data():
+    """No per-query or per-step array: a block of the keyed permutation, the schedule and the last step."""
     plan = BatchPlan([make_source(n=400)], 4, 2, seed=0)
     plan.step(0, len(plan) - 1)
     epoch, next_step, cursors = plan._state
-    assert next_step == len(plan) and cursors[0].order.nbytes == 400 * 4
+    assert next_step == len(plan) and isinstance(cursors[0].order, KeyedPermutation)
+    assert len(cursors[0].block) <= cursors[0].BLOCK and plan.schedule(0).nbytes == len(plan) * 4
     assert plan._last.step == len(plan) - 1  # one packed step is cached, not the epoch
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 48, 255, 256, 257, 4097, 100_003])
+def test_keyed_permutation_is_a_bijection(size):
+    permutation = KeyedPermutation(size, key=size * 31)
+    values = np.concatenate([permutation[i : i + 1000] for i in range(0, size, 1000)])
+    assert np.array_equal(np.sort(values), np.arange(size))
+    if size > 2:
+        assert not np.array_equal(values, np.arange(size))  # not the identity
+        assert not np.array_equal(values, KeyedPermutation(size, key=size * 31 + 1)[0:size])
+
+
+def test_keyed_permutation_is_near_uniform():
+    """First element over 8,000 keys on 8 ids: each count ≈ 1000 (σ ≈ 30), all 24 orders of 4 ids occur."""
+    firsts = Counter(int(KeyedPermutation(8, key)[0:1][0]) for key in range(8000))
+    assert len(firsts) == 8 and max(abs(c - 1000) for c in firsts.values()) < 150, firsts
+    orders = Counter(tuple(KeyedPermutation(4, key)[0:4].tolist()) for key in range(2400))
+    assert len(orders) == 24 and min(orders.values()) > 50, orders
 
 
 def test_mode_draw_matches_the_packed_step_and_ranks_need_no_packing():
