@@ -375,6 +375,15 @@ def check_run(path: str, qids) -> int:
     return lines
 
 
+def _select(plan: dict, only) -> list[dict]:
+    if not only:
+        return plan["searches"]
+    unknown = sorted(set(only) - {s["name"] for s in plan["searches"]})
+    if unknown:
+        raise StepError(f"--only names searches the plan does not have: {', '.join(unknown)}")
+    return [s for s in plan["searches"] if s["name"] in only]
+
+
 def _relative_to(cwd: str | None):
     """Paths relative to the runner's folder: Pyserini picks encoder classes from substrings of its path
     arguments ("bpr" in --encoded-queries selects the BPR encoder), so keep user folder names out of them."""
@@ -388,7 +397,7 @@ def search(plan: dict, index_root: str, queries_root: str, runs_dir: str, runner
     """Run ``python -m pyserini.search.faiss`` for every search of the plan (pre-encoded queries)."""
     os.makedirs(runs_dir, exist_ok=True)
     root = plan["root"]
-    searches = [s for s in plan["searches"] if not only or s["name"] in only]
+    searches = _select(plan, only)
     done = []
     t0 = time.time()
     for i, s in enumerate(searches, 1):
@@ -439,7 +448,7 @@ def trec_eval(plan: dict, runs_dir: str, output_dir: str, runner: CliRunner, onl
 
     os.makedirs(output_dir, exist_ok=True)
     root = plan["root"]
-    searches = [s for s in plan["searches"] if not only or s["name"] in only]
+    searches = _select(plan, only)
     summary = {}
     for i, s in enumerate(searches, 1):
         run = os.path.join(runs_dir, s.get("run", s["name"] + ".trec"))

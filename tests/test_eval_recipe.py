@@ -1,0 +1,300 @@
+"""The Pyserini evaluation recipe, for real: Pyserini's CLIs with the real JVM, Faiss and trec_eval.
+
+- Pyserini "just works": ``python -m pyserini.encode`` / ``pyserini.search.faiss`` / ``pyserini.eval.trec_eval``
+  in a fresh environment with no ``JAVA_HOME`` and no ``java`` on ``PATH``.
+- ``recipes/eval_lareqa.sh`` end to end on slices of XQuAD-R and MLQA-R with a tiny model: outputs, metric ranges,
+  in-process metrics = trec_eval to 1e-4, compacted runs = full-pool runs for trec_eval.
+- Bad input: a clear message, a non-zero exit and nothing (half-)written.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from hybrid_tevatron.eval import metrics as M
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+RECIPE = os.path.join(REPO, "recipes", "eval_lareqa.sh")
+VENV_BIN = os.path.dirname(sys.executable)
+TRAINING_SETTINGS = {"pooling": "mean", "normalize": True, "query_prefix": "query: ", "passage_prefix": "passage: ",
+                     "query_max_len": 32, "passage_max_len": 128}
+
+
+def _env(**extra):
+    env = dict(os.environ)
+    env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.update(extra)
+    return env
+
+
+def run_recipe(*args, env=None, timeout=600):
+    return subprocess.run(["bash", RECIPE, *map(str, args)], capture_output=True, text=True, env=env or _env(),
+                          timeout=timeout)
+
+
+def _leftovers(parent):
+    return [n for n in os.listdir(parent) if ".tmp." in n]
+
+
+@pytest.fixture(scope="module")
+def trained_model(tiny_model_dir, tmp_path_factory):
+    """A copy of the tiny model with the trainer's hybrid_tevatron.json (so the recipe needs no encoding flags)."""
+    path = str(tmp_path_factory.mktemp("models") / "tiny-trained")
+    shutil.copytree(tiny_model_dir, path)
+    with open(os.path.join(path, "hybrid_tevatron.json"), "w", encoding="utf-8") as f:
+        json.dump(TRAINING_SETTINGS, f)
+    return path
+
+
+# ------------------------------------------------------------------------------------------ Pyserini, no JAVA_HOME
+
+
+def test_pyserini_clis_run_without_java_home_or_java_on_path(tiny_model_dir, tmp_path):
+    path = VENV_BIN  # the virtual environment only: no /usr/bin, so no system java either
+    assert shutil.which("java", path=path) is None
+    env = {"HOME": os.environ.get("HOME", str(tmp_path)), "PATH": path, "HF_HUB_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false"}
+    (tmp_path / "corpus.jsonl").write_text(
+        '{"id": "d1", "contents": "the cat dog house"}\n{"id": "d2", "contents": "der hund haus fluss"}\n'
+        '{"id": "d3", "contents": "el gato perro casa"}\n', encoding="utf-8")
+    (tmp_path / "topics.tsv").write_text("q1\tthe cat\nq2\tel perro\n", encoding="utf-8")
+    (tmp_path / "qrels.txt").write_text("q1 0 d1 1\nq2 0 d3 1\n", encoding="utf-8")
+
+    def py(*args):
+        proc = subprocess.run([sys.executable, "-m", *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout
+
+    py("pyserini.encode", "input", "--corpus", "corpus.jsonl", "--fields", "text", "output", "--embeddings", "idx",
+       "--to-faiss", "encoder", "--encoder", tiny_model_dir, "--encoder-class", "auto", "--fields", "text",
+       "--dimension", "32", "--device", "cpu", "--pooling", "mean", "--l2-norm")
+    assert (tmp_path / "idx" / "docid").read_text().split() == ["d1", "d2", "d3"]
+    # search.faiss imports Pyserini's Lucene searcher: the JVM starts in this process
+    py("pyserini.search.faiss", "--index", "idx", "--topics", "topics.tsv", "--encoder", tiny_model_dir,
+       "--encoder-class", "auto", "--pooling", "mean", "--l2-norm", "--output", "run.trec", "--hits", "3")
+    run = M.read_run(str(tmp_path / "run.trec"))
+    assert set(run) == {"q1", "q2"} and all(len(hits) == 3 for hits in run.values())
+    # trec_eval shells out to `java`: it must find the bundled Java 21
+    out = py("pyserini.eval.trec_eval", "-c", "-q", "-m", "map", "-m", "recall.1,3", "qrels.txt", "run.trec")
+    theirs = M.parse_trec_eval(out)
+    ours = M.evaluate_run(str(tmp_path / "run.trec"), M.read_qrels(str(tmp_path / "qrels.txt")),
+                          measures=("map", "recall.1", "recall.3"))["per_query"]
+    assert theirs["all"]["recall_3"] == 1.0
+    assert M.compare_with_trec_eval(ours, theirs, keys=["map", "recall_1", "recall_3"]) == []
+
+
+def test_trec_eval_ignores_an_older_java_home(tmp_path):
+    """A JAVA_HOME pointing at a Java < 21 (Pyserini 1.6 needs 21) is replaced by the bundled runtime."""
+    old = "/usr/lib/jvm/java-17-openjdk-amd64"
+    if not os.path.isfile(os.path.join(old, "release")):
+        pytest.skip("no Java 17 installed here")
+    (tmp_path / "qrels.txt").write_text("q1 0 d1 1\nq1 0 d2 1\n", encoding="utf-8")
+    (tmp_path / "run.trec").write_text("q1 Q0 d2 1 2.0 t\nq1 Q0 d3 2 1.0 t\nq1 Q0 d1 3 0.5 t\n", encoding="utf-8")
+    env = {"HOME": os.environ.get("HOME", str(tmp_path)), "PATH": VENV_BIN, "JAVA_HOME": old}
+    proc = subprocess.run([sys.executable, "-m", "pyserini.eval.trec_eval", "-c", "-m", "map", "qrels.txt",
+                           "run.trec"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert M.parse_trec_eval(proc.stdout)["all"]["map"] == pytest.approx((1 + 2 / 3) / 2, abs=1e-4)
+
+
+# ------------------------------------------------------------------------------------------ the recipe, end to end
+
+
+@pytest.fixture(scope="module")
+def xquad_eval(trained_model, shared_data, tmp_path_factory):
+    """XQuAD-R, 3 languages, 20 questions, every sentence in the pools (so runs are really compacted)."""
+    out = tmp_path_factory.mktemp("xquad-eval") / "tiny"
+    proc = run_recipe(trained_model, os.path.join(shared_data, "xquad-r"), out, "--languages", "ar de en",
+                      "--max_questions", "20", "--full_pool", "--encoder", "pyserini")
+    return proc, str(out)
+
+
+@pytest.fixture(scope="module")
+def mlqa_eval(tiny_model_dir, shared_data, tmp_path_factory):
+    """MLQA-R (not parallel), 3 languages, 20 question ids, flags instead of hybrid_tevatron.json."""
+    out = tmp_path_factory.mktemp("mlqa-eval") / "tiny"
+    proc = run_recipe(tiny_model_dir, os.path.join(shared_data, "mlqa-r"), out, "--languages", "de en es",
+                      "--max_questions", "20", "--pooling", "cls", "--no-normalize", "--query_max_len", "24",
+                      "--encoder", "pyserini")
+    return proc, str(out)
+
+
+def _check_outputs(out: str, dataset: str, langs):
+    manifest = json.load(open(os.path.join(out, "inputs", "manifest.json"), encoding="utf-8"))
+    assert manifest["dataset"] == dataset and manifest["languages"] == langs
+    searches = manifest["searches"]
+    for name in ("results.json", "results.md", "cross_map.png", "crosscheck.json", "summary.txt"):
+        assert os.path.getsize(os.path.join(out, "results", name)) > 0, name
+    for s in searches:
+        assert os.path.isfile(os.path.join(out, "runs", s["run"])), s["run"]
+        assert os.path.isfile(os.path.join(out, "trec_eval", s["name"] + ".txt")), s["name"]
+    for lang in langs:
+        assert os.path.isfile(os.path.join(out, "index", "lang", lang, "index"))
+        assert os.path.isfile(os.path.join(out, "queries", lang, "embedding.pkl"))
+    n_all = sum(1 for _ in open(os.path.join(out, "index", "all", "docid"), encoding="utf-8"))
+    assert n_all == manifest["counts"]["pool_all"]
+    results = json.load(open(os.path.join(out, "results", "results.json"), encoding="utf-8"))
+    summary = results["summary"]
+    for setting in ("mono", "cross", "multi"):
+        for key in ("map", "recall_1", "recall_10", "ndcg_cut_10"):
+            assert 0.0 <= summary[f"{setting}.{key}"] <= 1.0, (setting, key)
+        assert summary[f"{setting}.map"] > 0.0
+    assert 0.0 < summary["rank_distance"] < manifest["counts"]["pool_all"]
+    # every search of every setting ranked the whole pool: no relevant passage is unranked
+    assert all(info["unretrieved_relevant"] == 0 and info["queries_missing"] == 0
+               for info in results["searches"].values())
+    assert ".tmp." not in open(os.path.join(out, "results", "results.json"), encoding="utf-8").read()
+    return manifest, results
+
+
+def _check_trec_eval_agreement(out: str, manifest: dict):
+    """Our metrics (pytrec_eval, in process) vs the recipe's saved `pyserini.eval.trec_eval -q` output."""
+    crosscheck = json.load(open(os.path.join(out, "results", "crosscheck.json"), encoding="utf-8"))
+    assert crosscheck["agrees"] and set(crosscheck["searches"]) == {s["name"] for s in manifest["searches"]}
+    for s in manifest["searches"]:
+        theirs = M.parse_trec_eval(open(os.path.join(out, "trec_eval", s["name"] + ".txt"), encoding="utf-8").read())
+        ours = M.evaluate_run(os.path.join(out, "runs", s["run"]),
+                              M.read_qrels(os.path.join(out, "inputs", s["qrels"])), pool_size=s["pool_size"])
+        per_query = ours["per_query"]
+        assert len(per_query) == s["queries"] and set(theirs) - {"all"} == set(per_query)
+        assert M.compare_with_trec_eval(per_query, theirs, tol=1e-4) == [], s["name"]
+
+
+def test_lareqa_recipe_xquad_r(xquad_eval):
+    proc, out = xquad_eval
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    manifest, results = _check_outputs(out, "xquad-r", ["ar", "de", "en"])
+    assert len(manifest["searches"]) == 3 + 6 + 3
+    _check_trec_eval_agreement(out, manifest)
+    # the trainer's settings came from hybrid_tevatron.json
+    enc = json.load(open(os.path.join(out, "encoding.json"), encoding="utf-8"))
+    assert {k: enc[k] for k in TRAINING_SETTINGS} == TRAINING_SETTINGS
+    assert enc["hidden_size"] == 32 and enc["source"]["pooling"].endswith("hybrid_tevatron.json")
+    # the commands are Pyserini's own CLIs; the progress and the result locations were printed
+    commands = open(os.path.join(out, "commands.sh"), encoding="utf-8").read()
+    for cli in ("pyserini.encode input", "pyserini.encode.merge_faiss_index", "pyserini.encode.query",
+                "pyserini.search.faiss", "pyserini.eval.trec_eval"):
+        assert f"python -m {cli}" in commands, cli
+    assert "--encoder-class auto" in commands and "--dimension 32" in commands and "--prefix passage:" in commands
+    assert commands.count("python -m pyserini.search.faiss") == 12
+    assert "--hits 3678" in commands  # multilingual: the whole pool (1222 + 1276 + 1180 sentences)
+    assert "== 3/5 search" in proc.stderr and "search [12/12]" in proc.stderr
+    assert f"results:   {out}/results/results.json" in proc.stdout
+    assert not _leftovers(os.path.dirname(out))
+
+
+def test_compacted_runs_score_like_full_pool_runs(xquad_eval, tmp_path):
+    """Re-run one multilingual search with the plain CLI (full pool, 3678 hits per query) and compare trec_eval."""
+    proc, out = xquad_eval
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    full = tmp_path / "multi.de.full.trec"
+    env = _env()
+    subprocess.run([sys.executable, "-m", "pyserini.search.faiss", "--index", "index/all", "--topics",
+                    "inputs/topics/de.tsv", "--encoded-queries", "queries/de", "--output", str(full), "--hits",
+                    "3678", "--batch-size", "64"], cwd=out, env=env, check=True, capture_output=True)
+    compacted = os.path.join(out, "runs", "multi.de.trec")
+    full_lines = sum(1 for _ in open(full, encoding="utf-8"))
+    kept_lines = sum(1 for _ in open(compacted, encoding="utf-8"))
+    assert full_lines == 20 * 3678 and kept_lines < full_lines
+
+    def trec_eval(run):
+        p = subprocess.run([sys.executable, "-m", "pyserini.eval.trec_eval", "-c", "-q", "-m", "map", "-m",
+                            "recall.1,10,100", "-m", "ndcg_cut.10", "inputs/qrels/multi.de.txt", str(run)],
+                           cwd=out, env=env, capture_output=True, text=True, check=True)
+        return M.parse_trec_eval(p.stdout)
+
+    assert trec_eval(full) == trec_eval(compacted)
+    qrels = M.read_qrels(os.path.join(out, "inputs", "qrels", "multi.de.txt"))
+    by_full = M.evaluate_run(str(full), qrels, pool_size=3678, with_rank_distance=True)["per_query"]
+    by_kept = M.evaluate_run(compacted, qrels, pool_size=3678, with_rank_distance=True)["per_query"]
+    assert by_full == by_kept
+
+
+def test_one_process_per_command_gives_the_same_run(xquad_eval, tmp_path):
+    """--cli subprocess (a plain `python -m pyserini.search.faiss` process) writes the run of the in-process mode."""
+    proc, out = xquad_eval
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    runs = tmp_path / "runs"
+    subprocess.run([sys.executable, "-m", "hybrid_tevatron.eval.pipeline", "search", "--plan", "inputs/plan.json",
+                    "--index_root", "index", "--queries_root", "queries", "--runs_dir", str(runs), "--cwd", ".",
+                    "--cli", "subprocess", "--only", "cross.en-de"], cwd=out, env=_env(), check=True,
+                   capture_output=True)
+    assert (runs / "cross.en-de.trec").read_bytes() == open(os.path.join(out, "runs", "cross.en-de.trec"), "rb").read()
+
+
+def test_lareqa_recipe_mlqa_r(mlqa_eval):
+    proc, out = mlqa_eval
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    manifest, results = _check_outputs(out, "mlqa-r", ["de", "en", "es"])
+    assert manifest["parallel"] is False
+    _check_trec_eval_agreement(out, manifest)
+    enc = json.load(open(os.path.join(out, "encoding.json"), encoding="utf-8"))
+    assert (enc["pooling"], enc["normalize"], enc["query_max_len"], enc["passage_max_len"]) == ("cls", False, 24, 128)
+    commands = open(os.path.join(out, "commands.sh"), encoding="utf-8").read()
+    assert "--l2-norm" not in commands and "--pooling cls" in commands and "--prefix" not in commands
+    assert "--max-length 24" in commands
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+
+def _assert_clean_failure(proc, out, message):
+    assert proc.returncode != 0
+    assert message in proc.stderr, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert not os.path.exists(out)
+    parent = os.path.dirname(out)
+    assert not os.path.isdir(parent) or not _leftovers(parent)
+
+
+def test_missing_dataset_folder(trained_model, tmp_path):
+    out = str(tmp_path / "out")
+    proc = run_recipe(trained_model, tmp_path / "no-such-data", out)
+    _assert_clean_failure(proc, out, f"dataset folder not found: {tmp_path / 'no-such-data'}")
+
+
+def test_missing_model(shared_data, tmp_path):
+    out = str(tmp_path / "out")
+    proc = run_recipe(tmp_path / "models" / "none", os.path.join(shared_data, "xquad-r"), out)
+    _assert_clean_failure(proc, out, "model folder not found")
+
+
+def test_model_without_tokenizer(tiny_model_dir, shared_data, tmp_path):
+    model = tmp_path / "no-tokenizer"
+    model.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(os.path.join(tiny_model_dir, name), model / name)
+    (model / "hybrid_tevatron.json").write_text(json.dumps(TRAINING_SETTINGS), encoding="utf-8")
+    out = str(tmp_path / "out")
+    proc = run_recipe(model, os.path.join(shared_data, "xquad-r"), out, "--encoder", "pyserini")
+    _assert_clean_failure(proc, out, "no tokenizer files")
+
+
+def test_model_without_training_settings_needs_flags(tiny_model_dir, shared_data, tmp_path):
+    out = str(tmp_path / "out")
+    proc = run_recipe(tiny_model_dir, os.path.join(shared_data, "xquad-r"), out, "--encoder", "pyserini")
+    _assert_clean_failure(proc, out, "pass them explicitly: --pooling cls|mean and --normalize or --no-normalize")
+
+
+def test_failure_after_start_leaves_nothing(trained_model, shared_data, tmp_path):
+    """A language without a file fails in stage 1, after the work folder exists: it is removed."""
+    out = str(tmp_path / "out")
+    proc = run_recipe(trained_model, os.path.join(shared_data, "xquad-r"), out, "--languages", "de xx",
+                      "--encoder", "pyserini")
+    _assert_clean_failure(proc, out, "xx.json")
+    assert "nothing was written to" in proc.stderr
+
+
+def test_existing_output_is_kept_without_overwrite(trained_model, shared_data, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("old results", encoding="utf-8")
+    proc = run_recipe(trained_model, os.path.join(shared_data, "xquad-r"), out, "--encoder", "pyserini")
+    assert proc.returncode != 0 and "exists and is not empty (pass --overwrite" in proc.stderr
+    assert os.listdir(out) == ["keep.txt"] and (out / "keep.txt").read_text(encoding="utf-8") == "old results"
