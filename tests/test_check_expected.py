@@ -19,13 +19,16 @@ RESULTS = {
 
 def test_snapshot_tolerances_and_selection():
     rows = ce.snapshot(RESULTS, ["xquad-r/*/multi.map", "xquad-r/*/rank_distance"], dict(ce.DEFAULTS, ok_rel=0.01))
+    assert ce.snapshot({"a": {"rank_distance": 400.0}}, ["*"])[0] == {"id": "a/rank_distance", "expected": 400.0,
+                                                                          "ok": 8.0, "okish": 20.0}  # 2 % / 5 %
     by_id = {r["id"]: r for r in rows}
     assert list(by_id) == ["xquad-r/hybrid/multi.map", "xquad-r/hybrid/rank_distance",
                            "xquad-r/zero-shot/multi.map", "xquad-r/zero-shot/rank_distance"]
-    assert by_id["xquad-r/hybrid/multi.map"] == {"id": "xquad-r/hybrid/multi.map", "expected": 0.6, "ok": 0.006,
+    assert by_id["xquad-r/hybrid/multi.map"] == {"id": "xquad-r/hybrid/multi.map", "expected": 0.6, "ok": 0.005,
                                                  "okish": 0.02, "n": 3, "std": 0.004}
-    assert by_id["xquad-r/hybrid/rank_distance"]["ok"] == 10.0  # max(abs, 1% of 300, 1 std)
-    assert by_id["xquad-r/hybrid/rank_distance"]["okish"] == 30.0  # 3 std
+    assert by_id["xquad-r/hybrid/rank_distance"]["ok"] == 10.0  # max(1% of 300, 1 std)
+    assert by_id["xquad-r/hybrid/rank_distance"]["okish"] == 30.0  # max(5% of 300, 3 std)
+    assert by_id["xquad-r/zero-shot/rank_distance"]["ok"] == 4.0  # 1% of 400, no std
     assert by_id["xquad-r/zero-shot/multi.map"]["ok"] == 0.005 and "std" not in by_id["xquad-r/zero-shot/multi.map"]
     with pytest.raises(ce.ExpectedError, match="match nothing.*mlqa-r"):
         ce.snapshot(RESULTS, ["mlqa-r/*"])

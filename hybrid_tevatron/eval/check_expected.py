@@ -25,8 +25,9 @@ written with (``--config``), else prints the differing settings and exits 1: a r
 expected to match.
 
 ``--write`` snapshots a results file into an expected file (never hand-typed numbers): every leaf matching a
-``--select`` glob becomes a row; its tolerances are ``max(ok_abs, ok_rel * |value|, ok_std * std)`` and the same
-for okish (defaults below), so seed noise widens the band where the run measured it.
+``--select`` glob becomes a row; its tolerances are ``max(ok_abs, ok_std * std)`` (okish: the same with okish_*),
+or ``max(ok_rel * |value|, ok_std * std)`` for rows matching ``--relative`` (default ``*rank_distance*``: a
+count of ranks, whose scale grows with the pool). Seed noise widens the band where the run measured it.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ from typing import Iterable, List, Optional
 
 import yaml
 
-DEFAULTS = {"ok_abs": 0.005, "okish_abs": 0.02, "ok_rel": 0.0, "okish_rel": 0.0, "ok_std": 1.0, "okish_std": 3.0}
+DEFAULTS = {"ok_abs": 0.005, "okish_abs": 0.02, "ok_rel": 0.02, "okish_rel": 0.05, "ok_std": 1.0, "okish_std": 3.0}
+RELATIVE = ["*rank_distance*"]
 
 
 class ExpectedError(ValueError):
@@ -123,7 +125,7 @@ def format_report(rows: List[dict]) -> str:
     return "\n".join(lines)
 
 
-def snapshot(results: dict, select: List[str], tol: dict = DEFAULTS) -> List[dict]:
+def snapshot(results: dict, select: List[str], tol: dict = DEFAULTS, relative: List[str] = RELATIVE) -> List[dict]:
     """Expected rows for every results leaf matching one of the ``select`` globs (results order)."""
     rows = []
     for path, leaf in leaves(results):
@@ -132,8 +134,12 @@ def snapshot(results: dict, select: List[str], tol: dict = DEFAULTS) -> List[dic
         value = float(leaf["mean"] if isinstance(leaf, dict) else leaf)
         std = float(leaf.get("std") or 0.0) if isinstance(leaf, dict) else 0.0
         row = {"id": path, "expected": round(value, 4)}
-        row["ok"] = round(max(tol["ok_abs"], tol["ok_rel"] * abs(value), tol["ok_std"] * std), 4)
-        row["okish"] = round(max(tol["okish_abs"], tol["okish_rel"] * abs(value), tol["okish_std"] * std, row["ok"]), 4)
+        if any(fnmatch.fnmatchcase(path, pattern) for pattern in relative):
+            ok, okish = tol["ok_rel"] * abs(value), tol["okish_rel"] * abs(value)
+        else:
+            ok, okish = tol["ok_abs"], tol["okish_abs"]
+        row["ok"] = round(max(ok, tol["ok_std"] * std), 4)
+        row["okish"] = round(max(okish, tol["okish_std"] * std, row["ok"]), 4)
         if isinstance(leaf, dict) and leaf.get("n"):
             row["n"] = int(leaf["n"])
             row["std"] = round(std, 4)
@@ -162,6 +168,7 @@ def main(argv=None) -> int:
     ap.add_argument("--write", metavar="YAML", help="write an expected file from --results instead of checking")
     ap.add_argument("--select", nargs="+", default=["*"], help="with --write: globs of result paths to keep")
     ap.add_argument("--title", default="", help="with --write: title")
+    ap.add_argument("--relative", nargs="+", default=RELATIVE, help="with --write: globs of rows with relative tolerances")
     ap.add_argument("--meta", nargs="*", default=[], metavar="KEY=VALUE", help="with --write: provenance")
     ap.add_argument("--config", help="with --write: JSON settings of the run, stored as meta.config")
     ap.add_argument("--matches_config", metavar="YAML", help="compare the JSON settings on stdin with YAML's")
@@ -185,7 +192,7 @@ def main(argv=None) -> int:
         if args.config:
             with open(args.config, encoding="utf-8") as f:
                 meta["config"] = json.load(f)
-        rows = snapshot(results, args.select, {k: getattr(args, k) for k in DEFAULTS})
+        rows = snapshot(results, args.select, {k: getattr(args, k) for k in DEFAULTS}, args.relative)
         write_expected(args.write, rows, args.title, args.results, meta)
         print(f"wrote {len(rows)} rows to {args.write}", file=sys.stderr)
         return 0
