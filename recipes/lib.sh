@@ -222,8 +222,8 @@ encode_corpus() {
   else
     local enc=(--model "$MODEL_ARG" --corpus "$corpus" --output "$index" --pooling "$ENC_POOLING"
                --prefix "$ENC_PASSAGE_PREFIX" --max_len "$ENC_PASSAGE_MAX_LEN" --device "$DEVICE"
-               --batch_size "$BATCH_SIZE")
-    [[ $ENC_NORMALIZE == 1 ]] && enc+=(--normalize)
+               --batch_size "$BATCH_SIZE" --dimension "$ENC_HIDDEN_SIZE")
+    if [[ $ENC_NORMALIZE == 1 ]]; then enc+=(--normalize); else enc+=(--no-normalize); fi
     queue python -m hybrid_tevatron.pyserini.encode "${enc[@]}"
   fi
 }
@@ -242,8 +242,8 @@ encode_queries() {
   else
     local enc=(--model "$MODEL_ARG" --topics "$topics" --output "$out" --pooling "$ENC_POOLING"
                --prefix "$ENC_QUERY_PREFIX" --max_len "$ENC_QUERY_MAX_LEN" --device "$DEVICE"
-               --batch_size "$BATCH_SIZE" --queries)
-    [[ $ENC_NORMALIZE == 1 ]] && enc+=(--normalize)
+               --batch_size "$BATCH_SIZE" --dimension "$ENC_HIDDEN_SIZE" --queries)
+    if [[ $ENC_NORMALIZE == 1 ]]; then enc+=(--normalize); else enc+=(--no-normalize); fi
     queue python -m hybrid_tevatron.pyserini.encode "${enc[@]}"
   fi
 }

@@ -108,10 +108,11 @@ def test_trec_eval_ignores_an_older_java_home(tmp_path):
 
 @pytest.fixture(scope="module")
 def xquad_eval(trained_model, shared_data, tmp_path_factory):
-    """XQuAD-R, 3 languages, 20 questions, every sentence in the pools (so runs are really compacted)."""
+    """XQuAD-R, 3 languages, 20 questions, every sentence in the pools (so runs are really compacted); our
+    encoder (python -m hybrid_tevatron.pyserini.encode), settings from hybrid_tevatron.json."""
     out = tmp_path_factory.mktemp("xquad-eval") / "tiny"
     proc = run_recipe(trained_model, os.path.join(shared_data, "xquad-r"), out, "--languages", "ar de en",
-                      "--max_questions", "20", "--full_pool", "--encoder", "pyserini")
+                      "--max_questions", "20", "--full_pool")  # default encoder: ours
     return proc, str(out)
 
 
@@ -178,10 +179,11 @@ def test_lareqa_recipe_xquad_r(xquad_eval):
     assert enc["hidden_size"] == 32 and enc["source"]["pooling"].endswith("hybrid_tevatron.json")
     # the commands are Pyserini's own CLIs; the progress and the result locations were printed
     commands = open(os.path.join(out, "commands.sh"), encoding="utf-8").read()
-    for cli in ("pyserini.encode input", "pyserini.encode.merge_faiss_index", "pyserini.encode.query",
-                "pyserini.search.faiss", "pyserini.eval.trec_eval"):
+    for cli in ("hybrid_tevatron.pyserini.encode --model model --corpus", "pyserini.encode.merge_faiss_index",
+                "hybrid_tevatron.pyserini.encode --model model --topics", "pyserini.search.faiss",
+                "pyserini.eval.trec_eval"):
         assert f"python -m {cli}" in commands, cli
-    assert "--encoder-class auto" in commands and "--dimension 32" in commands and "--prefix passage:" in commands
+    assert "--prefix 'passage: '" in commands and "--prefix 'query: '" in commands
     assert commands.count("python -m pyserini.search.faiss") == 12
     assert "--hits 3678" in commands  # multilingual: the whole pool (1222 + 1276 + 1180 sentences)
     assert "== 3/5 search" in proc.stderr and "search [12/12]" in proc.stderr
@@ -216,6 +218,35 @@ def test_compacted_runs_score_like_full_pool_runs(xquad_eval, tmp_path):
     assert by_full == by_kept
 
 
+def test_our_encoder_writes_what_pyserini_encoders_write(xquad_eval, tmp_path):
+    """Pyserini's own encoders (--encoder-class auto, pyserini.encode.query) on the same inputs and settings
+    give the recipe's Faiss index and pre-encoded queries (--encoder ours) to float precision."""
+    import faiss
+    import numpy as np
+    import pandas as pd
+
+    proc, out = xquad_eval
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    env = _env()
+    for args in (["pyserini.encode", "input", "--corpus", "inputs/corpus/de.jsonl", "--fields", "text", "output",
+                  "--embeddings", str(tmp_path / "index"), "--to-faiss", "encoder", "--encoder", "model",
+                  "--encoder-class", "auto", "--fields", "text", "--dimension", "32", "--device", "cpu",
+                  "--pooling", "mean", "--l2-norm", "--prefix", "passage:", "--max-length", "128"],
+                 ["pyserini.encode.query", "--topics", "inputs/topics/de.tsv", "--encoder", "model", "--output",
+                  str(tmp_path / "embedding.pkl"), "--device", "cpu", "--pooling", "mean", "--l2-norm",
+                  "--prefx", "query:", "--max-length", "32"]):
+        subprocess.run([sys.executable, "-m", *args], cwd=out, env=env, check=True, capture_output=True)
+    theirs = faiss.read_index(str(tmp_path / "index" / "index"))
+    ours = faiss.read_index(os.path.join(out, "index", "lang", "de", "index"))
+    assert (tmp_path / "index" / "docid").read_text() == open(os.path.join(out, "index", "lang", "de", "docid")).read()
+    assert ours.ntotal == theirs.ntotal == 1276
+    np.testing.assert_allclose(ours.reconstruct_n(0, ours.ntotal), theirs.reconstruct_n(0, theirs.ntotal), atol=1e-5)
+    q_theirs = pd.read_pickle(tmp_path / "embedding.pkl")
+    q_ours = pd.read_pickle(os.path.join(out, "queries", "de", "embedding.pkl"))
+    assert list(q_ours["id"]) == list(q_theirs["id"]) and list(q_ours["text"]) == list(q_theirs["text"])
+    np.testing.assert_allclose(np.stack(q_ours["embedding"]), np.stack(q_theirs["embedding"]), atol=1e-5)
+
+
 def test_one_process_per_command_gives_the_same_run(xquad_eval, tmp_path):
     """--cli subprocess (a plain `python -m pyserini.search.faiss` process) writes the run of the in-process mode."""
     proc, out = xquad_eval
@@ -237,6 +268,10 @@ def test_lareqa_recipe_mlqa_r(mlqa_eval):
     enc = json.load(open(os.path.join(out, "encoding.json"), encoding="utf-8"))
     assert (enc["pooling"], enc["normalize"], enc["query_max_len"], enc["passage_max_len"]) == ("cls", False, 24, 128)
     commands = open(os.path.join(out, "commands.sh"), encoding="utf-8").read()
+    for cli in ("pyserini.encode input", "pyserini.encode.merge_faiss_index", "pyserini.encode.query",
+                "pyserini.search.faiss", "pyserini.eval.trec_eval"):
+        assert f"python -m {cli}" in commands, cli
+    assert "--encoder-class auto" in commands and "--dimension 32" in commands
     assert "--l2-norm" not in commands and "--pooling cls" in commands and "--prefix" not in commands
     assert "--max-length 24" in commands
 
