@@ -204,6 +204,9 @@ def test_compacted_runs_score_like_full_pool_runs(xquad_eval, tmp_path):
     full_lines = sum(1 for _ in open(full, encoding="utf-8"))
     kept_lines = sum(1 for _ in open(compacted, encoding="utf-8"))
     assert full_lines == 20 * 3678 and kept_lines < full_lines
+    stats = json.load(open(os.path.join(out, "runs", "compaction.json"), encoding="utf-8"))["runs"]
+    assert len(stats) == 12 and stats["multi.de"] == {"hits": 3678, "min_depth": 100, "queries": 20,
+                                                      "lines_in": full_lines, "lines_out": kept_lines}
 
     def trec_eval(run):
         p = subprocess.run([sys.executable, "-m", "pyserini.eval.trec_eval", "-c", "-q", "-m", "map", "-m",

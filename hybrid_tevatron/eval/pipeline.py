@@ -46,6 +46,7 @@ from hybrid_tevatron.eval import atomic_path, atomic_write_json, atomic_write_te
 PLAN_FORMAT = "hybrid_tevatron.search_plan/1"
 LAREQA_TREC_EVAL_ARGS = ["-c", "-q", "-m", "map", "-m", "recall.1,10", "-m", "ndcg_cut.10"]
 MIN_DEPTH = 100
+COMPACTION_FILE = "compaction.json"  # in the runs folder: what was cut, per run
 SEARCH_BATCH = 64
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model", "spiece.model",
                    "vocab.txt", "vocab.json")
@@ -398,7 +399,7 @@ def search(plan: dict, index_root: str, queries_root: str, runs_dir: str, runner
     os.makedirs(runs_dir, exist_ok=True)
     root = plan["root"]
     searches = _select(plan, only)
-    done = []
+    done, compaction = [], {}
     t0 = time.time()
     for i, s in enumerate(searches, 1):
         index = os.path.join(index_root, s["index"])
@@ -418,6 +419,7 @@ def search(plan: dict, index_root: str, queries_root: str, runs_dir: str, runner
             if s.get("compact"):
                 stats = compact_run(raw, run, _read_qrels_relevant(os.path.join(root, s["qrels"])))
                 detail = f"{stats['queries']} queries, {stats['lines_in']} hits -> {stats['lines_out']} kept"
+                compaction[s["name"]] = {"hits": int(s["hits"]), "min_depth": MIN_DEPTH, **stats}
             else:
                 lines = check_run(raw, read_qids(topics))
                 os.replace(raw, run)
@@ -429,6 +431,17 @@ def search(plan: dict, index_root: str, queries_root: str, runs_dir: str, runner
         log(f"search [{i}/{len(searches)}] {s['name']}: {detail} ({time.time() - start:.1f}s, "
             f"{time.time() - t0:.0f}s so far)")
         done.append({"name": s["name"], "run": run})
+    if compaction:
+        path = os.path.join(runs_dir, COMPACTION_FILE)
+        old = {}
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                old = json.load(f).get("runs", {})
+        atomic_write_json(path, {
+            "note": "full-pool rankings (--hits = pool size) cut after each query's last relevant passage "
+                    "(ties on the written score kept, at least min_depth lines): every relevant passage keeps its "
+                    "full-ranking rank, so mAP, R@k, nDCG@10 and the rank distance are those of the full ranking",
+            "runs": {**old, **compaction}})
     return done
 
 
