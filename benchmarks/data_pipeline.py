@@ -187,6 +187,18 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     random.seed(0)
     files = prepare_data(args)
+    try:
+        return _run(args, files)
+    finally:
+        if args.data is None:  # the converted XQuAD-R copy
+            import shutil
+
+            shutil.rmtree(os.path.dirname(next(iter(files.values()))), ignore_errors=True)
+
+
+def _run(args, files) -> int:
+    from transformers import AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     print(f"data: {len(files)} languages ({' '.join(files)}); tokenizer {args.tokenizer}; "
           f"{args.batch_size} queries x {args.group_size} passages per step, max len {args.q_max_len}/"
