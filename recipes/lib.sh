@@ -5,7 +5,7 @@
 # them); $WORK is renamed onto the output folder only when everything succeeded, and removed on failure.
 # Every Pyserini / hybrid_tevatron command is appended to $WORK/commands.sh, which replays from the output folder.
 
-PYTHON=${PYTHON:-python}
+source "$ROOT/recipes/python.sh"
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 die() { echo "error: $*" >&2; exit 2; }

@@ -17,7 +17,7 @@ NEGATIVES=${NEGATIVES:-7}
 MMARCO_DIR=${MMARCO_DIR:-$OUT/raw}
 MMARCO_REVISION=${MMARCO_REVISION:-main}
 TRANSLATION=${TRANSLATION:-google}
-PYTHON=${PYTHON:-python}
+source "$ROOT/recipes/python.sh"
 
 declare -A NAME=([ar]=arabic [de]=german [en]=english [es]=spanish [fr]=french [hi]=hindi [id]=indonesian
                  [it]=italian [ja]=japanese [nl]=dutch [pt]=portuguese [ru]=russian [vi]=vietnamese [zh]=chinese)

@@ -9,7 +9,7 @@
 # from GitHub google-research-datasets/lareqa into data/xquad-r). Budget and other settings: recipes/_common.sh.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PYTHON=${PYTHON:-python}
+source "$ROOT/recipes/python.sh"
 # shellcheck source=recipes/_common.sh
 source "$ROOT/recipes/_common.sh"
 OUT=${1:-${OUT:-runs/quickstart}}

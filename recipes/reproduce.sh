@@ -15,7 +15,7 @@
 # TEMPERATURE [0.01], ALPHA [0.5], ZERO_SHOT [1], KEEP_MODELS [0: delete a model once all its evaluations exist].
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PYTHON=${PYTHON:-python}
+source "$ROOT/recipes/python.sh"
 # shellcheck source=recipes/_common.sh
 source "$ROOT/recipes/_common.sh"
 OUT=${1:-${OUT:-runs/reproduce}}

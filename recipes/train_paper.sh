@@ -13,6 +13,7 @@
 # PRECISION (bf16|fp16|fp32; default bf16 on GPUs that support it), RESUME (last or a checkpoint folder: continue
 # an interrupted run in OUTPUT_DIR), EXTRA (more flags for the driver).
 set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TRAIN_DIR=${1:-data/mmarco/train}
 OUTPUT_DIR=${2:-runs/paper-xlmr}
 MODEL=${MODEL:-FacebookAI/xlm-roberta-base}
@@ -30,7 +31,7 @@ QUERY_MAX_LEN=${QUERY_MAX_LEN:-64}
 PASSAGE_MAX_LEN=${PASSAGE_MAX_LEN:-256}
 TEMPERATURE=${TEMPERATURE:-0.05}
 SEED=${SEED:-42}
-PYTHON=${PYTHON:-python}
+source "$ROOT/recipes/python.sh"
 case "$MODEL" in *LaBSE*|*labse*) POOLING=${POOLING:-cls} ;; *) POOLING=${POOLING:-mean} ;; esac
 
 for lang in $LANGS; do
