@@ -69,10 +69,18 @@ class HybridDataArguments:
     passage_prefix: str = field(default="", metadata={"help": "Prepended to every passage, e.g. 'passage: '."})
     passage_field_separator: str = field(default=" ", metadata={"help": "Joins a passage's title and text."})
     pad_to_multiple_of: int = field(default=8, metadata={"help": "Pad token lengths to a multiple of this."})
+    token_cache_size: int = field(
+        default=1_000_000,
+        metadata={"help": "Texts per side (queries, passages) whose token ids the collator keeps, so each is "
+                  "tokenised once (per DataLoader worker; --dataloader_persistent_workers keeps them across "
+                  "epochs). 0 tokenises every step."},
+    )
 
     def __post_init__(self):
         if self.regime not in REGIMES:
             raise ValueError(f"--regime must be one of {', '.join(REGIMES)}, got {self.regime!r}")
+        if self.token_cache_size < 0:
+            raise ValueError(f"--token_cache_size must be >= 0, got {self.token_cache_size}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"--alpha must be in [0, 1], got {self.alpha}")
         if self.source_sampling not in ("proportional", "round_robin"):

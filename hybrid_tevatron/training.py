@@ -130,18 +130,6 @@ def prepare_output_dir(training_args) -> Optional[str]:
 
 
 # --------------------------------------------------------------------------------------------------- data
-class _CollateWithQueryIds:
-    """Wraps the collator so that ``batch.meta["query_ids"]`` lists the ids of the batch (for the plan log)."""
-
-    def __init__(self, collator):
-        self.collator = collator
-
-    def __call__(self, items):
-        batch = self.collator(items)
-        batch.meta.setdefault("query_ids", [item.get("meta", {}).get("query_id") for item in items])
-        return batch
-
-
 class PlanDataLoader(DataLoader):
     """A ``DataLoader`` over a batch sampler with ``set_epoch``, forwarding ``set_epoch`` to it (HF calls it)."""
 
@@ -218,9 +206,9 @@ class HybridTrainerMixin:
         return PlanDataLoader(
             self.train_dataset,
             batch_sampler=sampler,
-            collate_fn=_CollateWithQueryIds(self.data_collator),
+            collate_fn=self.data_collator,
             num_workers=workers,
-            pin_memory=self.args.dataloader_pin_memory,
+            pin_memory=self.args.dataloader_pin_memory and torch.cuda.is_available(),
             persistent_workers=self.args.dataloader_persistent_workers if workers else False,
             prefetch_factor=self.args.dataloader_prefetch_factor if workers else None,
         )
@@ -371,6 +359,7 @@ def build_trainer(backend, model_args, data_args, training_args, callbacks: Opti
             query_max_len=data_args.query_max_len,
             passage_max_len=data_args.passage_max_len,
             pad_to_multiple_of=data_args.pad_to_multiple_of,
+            token_cache_size=data_args.token_cache_size,
         ),
         processing_class=tokenizer,
         callbacks=callbacks,

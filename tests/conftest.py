@@ -33,3 +33,22 @@ def shared_data():
     if not os.path.isdir(SHARED_DATA):
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+BACKENDS = ["pypi", "main"]
+_MISSING = {"pypi": "Tevatron 0.1.0 (tevatron.modeling/tevatron.trainer) is not importable",
+            "main": "Tevatron main (tevatron.retriever) is not importable"}
+
+
+def skip_unavailable_backend(name):
+    """``name``, or skip the test when that backend's Tevatron is not installed."""
+    from hybrid_tevatron.backends import backend_available
+
+    if not backend_available(name):
+        pytest.skip(f"backend {name!r} not installed: {_MISSING[name]}")
+    return name
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return skip_unavailable_backend(request.param)

@@ -99,3 +99,61 @@ def test_collate_with_train_collator(corpus, tiny_model_dir):
                          truncation=True)["input_ids"]
             row = pb["input_ids"][i * G][pb["attention_mask"][i * G].bool()].tolist()
             assert row == expect
+
+
+class _CountingTokenizer:
+    """The real tokenizer, counting the texts it is asked to tokenise."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.texts = tokenizer, 0
+        self.pad_token_id, self.padding_side = tokenizer.pad_token_id, tokenizer.padding_side
+
+    def __call__(self, texts, **kwargs):
+        self.texts += len(texts)
+        return self.tokenizer(texts, **kwargs)
+
+
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+def test_train_collator_equals_tokenizer_and_tokenises_each_text_once(corpus, tiny_model_dir, padding_side):
+    import torch
+    from transformers import AutoTokenizer
+
+    from hybrid_tevatron.collator import TrainCollator
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tok.padding_side = padding_side
+    counting = _CountingTokenizer(tok)
+    ds = HybridTrainDataset([corpus], "query: ", "passage: ")
+    collate = TrainCollator(counting, 16, 24, 8)
+    steps = [[ds[entry(corpus, q, "de", "en", step=s)] for q in qs] for s, qs in enumerate(((0, 1, 2), (2, 3), (0, 1, 2)))]
+    texts = {t for items in steps for item in items for t in [item["query"], *item["passages"]]}
+    for items in steps:
+        qb, pb = collate(items)
+        for got, texts_, max_len in ((qb, [i["query"] for i in items], 16),
+                                     (pb, [p for i in items for p in i["passages"]], 24)):
+            want = tok(texts_, max_length=max_len, truncation=True, padding=True, pad_to_multiple_of=8,
+                       return_tensors="pt", return_token_type_ids=False)
+            assert set(got) == {"input_ids", "attention_mask"}
+            assert torch.equal(got["input_ids"], want["input_ids"])
+            assert torch.equal(got["attention_mask"], want["attention_mask"])
+        assert collate(items).meta["query_ids"] == [i["meta"]["query_id"] for i in items]
+    assert pb["input_ids"].shape[1] == 24  # truncation reached
+    assert counting.texts == len(texts)  # queries and passages each tokenised once over all steps
+
+
+def test_token_id_cache_capacity(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from hybrid_tevatron.collator import TokenIdCache
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    texts = ["a b c", "d e", "a b c", "f g h i j k l m n o p q r s"]
+    want = tok(texts, max_length=8, truncation=True)["input_ids"]
+    for capacity, kept in ((0, 0), (2, 2), (10, 3)):
+        counting = _CountingTokenizer(tok)
+        cache = TokenIdCache(counting, 8, capacity)
+        assert [x.tolist() for x in cache(texts)] == want
+        assert [x.tolist() for x in cache(texts)] == want
+        assert len(cache) == kept
+    with pytest.raises(ValueError, match="capacity"):
+        TokenIdCache(tok, 8, -1)

@@ -11,17 +11,9 @@ import sys
 
 import pytest
 
-from hybrid_tevatron.backends import backend_available
 from hybrid_tevatron.training import PLAN_LOG
 
 STEPS = 4
-
-
-@pytest.fixture(params=["pypi", "main"])
-def backend(request):
-    if not backend_available(request.param):
-        pytest.skip(f"backend {request.param!r} not installed (Tevatron main: tevatron.retriever is not importable)")
-    return request.param
 
 
 def test_two_ranks_share_modes_and_split_examples(backend, tiny_model_dir, parallel_dir, tmp_path):

@@ -221,13 +221,12 @@ def test_cli_refuses_nonempty_output(tiny_model_dir, tmp_path):
 
 
 @pytest.mark.parametrize("multiple", [None, 8])
-def test_batches_equal_encode_collator(tiny_model_dir, multiple):
-    """One tokenisation per window + token-length sort + padding == EncodeCollator on the same texts."""
+def test_batches_equal_tokenizer_padding(tiny_model_dir, multiple):
+    """One tokenisation per window + token-length sort + padding == the tokenizer's own on the same texts."""
     import dataclasses
 
     import torch
 
-    from hybrid_tevatron.collator import EncodeCollator
     from hybrid_tevatron.pyserini.encoders import TextEncoder
 
     enc = TextEncoder.from_pretrained(tiny_model_dir, "passage", device="cpu", prefix="passage: ", max_length=16,
@@ -237,15 +236,15 @@ def test_batches_equal_encode_collator(tiny_model_dir, multiple):
     assert sorted(i for idx, _ in batches for i in idx) == list(range(len(TEXTS)))
     lengths = [int(b["attention_mask"].sum(1).max()) for _, b in batches]
     assert lengths == sorted(lengths, reverse=True)  # longest first
-    reference = EncodeCollator(enc.tokenizer, max_length=16, prefix="passage: ", pad_to_multiple_of=multiple)
-    for idx, batch in batches:
-        _, want = reference([(str(i), TEXTS[i]) for i in idx])
+    for idx, batch in batches:  # the reference: the tokenizer's own truncation and padding
+        want = enc.tokenizer(["passage: " + TEXTS[i] for i in idx], max_length=16, truncation=True, padding=True,
+                             pad_to_multiple_of=multiple, return_tensors="pt")
         assert set(batch) == {"input_ids", "attention_mask"}
         assert torch.equal(batch["input_ids"], want["input_ids"])
         assert torch.equal(batch["attention_mask"], want["attention_mask"])
     assert any(len(b["input_ids"][0]) == 16 for _, b in batches)  # truncation reached
-    if multiple:  # rounding up to the multiple never passes the max length (the collator refuses such a pair)
-        from hybrid_tevatron.pyserini.encoders import pad_batch
+    if multiple:  # rounding up to the multiple never passes the max length (the tokenizer refuses such a pair)
+        from hybrid_tevatron.collator import pad_batch
 
         assert pad_batch([[5] * 11], 1, 8, cap=12)["input_ids"].shape == (1, 12)
         assert pad_batch([[5] * 11], 1, 8, cap=16)["input_ids"].shape == (1, 16)

@@ -19,26 +19,12 @@ from hybrid_tevatron.backends import (
     resolve_backend_name,
     select_backend,
 )
+from conftest import BACKENDS, skip_unavailable_backend
 from hybrid_tevatron.driver.train import main, parse_args
 from hybrid_tevatron.modeling import METADATA_FILE, HybridEncoder, embed
 from hybrid_tevatron.training import PLAN_LOG, HybridTrainerMixin, HybridTrainingArgumentsMixin, train
 
-BACKENDS = ["pypi", "main"]
 LANGS = ["en", "de", "es", "zh"]
-
-
-def _skip_unavailable(name):
-    if not backend_available(name):
-        pytest.skip(
-            f"backend {name!r} not installed"
-            + (" (Tevatron main: tevatron.retriever is not importable)" if name == "main" else "")
-        )
-    return name
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    return _skip_unavailable(request.param)
 
 
 def argv(model, data, out, backend, *extra):
@@ -123,7 +109,7 @@ def test_gradient_accumulation_one_plan_step_per_micro_batch(backend, tiny_model
 @pytest.fixture(scope="module", params=BACKENDS)
 def trained(request, tiny_model_dir, parallel_dir, tmp_path_factory):
     """A 4-step run with mean pooling, normalisation, prefixes and a checkpoint at step 2."""
-    name = _skip_unavailable(request.param)
+    name = skip_unavailable_backend(request.param)
     out = tmp_path_factory.mktemp(f"trained-{name}") / "out"
     trainer = run(argv(tiny_model_dir, parallel_dir, out, name, "--pooling", "mean", "--normalize",
                        "--temperature", "0.05", "--query_prefix", "query: ", "--passage_prefix", "passage: ",

@@ -155,28 +155,6 @@ def sort_order(lengths: Sequence[int]) -> np.ndarray:
     return np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
 
 
-def pad_batch(ids: Sequence[Sequence[int]], pad_id: int, multiple: Optional[int] = None,
-              left: bool = False, cap: Optional[int] = None) -> Dict[str, torch.Tensor]:
-    """Token id lists -> ``input_ids``/``attention_mask`` padded to the longest, rounded up to ``multiple``
-    but not beyond ``cap`` (the max length) when the rounding would pass it."""
-    longest = max(len(x) for x in ids)
-    width = longest
-    if multiple:
-        width = -(-longest // multiple) * multiple
-        if cap is not None and width > max(cap, longest):
-            width = max(cap, longest)
-    input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(ids), width), dtype=np.int64)
-    for row, x in enumerate(ids):
-        if left:
-            input_ids[row, width - len(x):] = x
-            mask[row, width - len(x):] = 1
-        else:
-            input_ids[row, : len(x)] = x
-            mask[row, : len(x)] = 1
-    return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
-
-
 class TextEncoder:
     """Texts -> ``float32`` embeddings ``[N, H]`` in input order; see the module docstring.
 
@@ -227,26 +205,17 @@ class TextEncoder:
     def dimension(self) -> int:
         return int(self.model.config.hidden_size)
 
-    def token_ids(self, texts: Sequence[str], collator: Optional[EncodeCollator] = None) -> List[List[int]]:
-        """Unpadded token ids of ``texts`` exactly as ``collator`` (default ours) tokenises them."""
-        c = collator or self.collator
-        enc = c.tokenizer([c.prefix + t for t in texts], max_length=c.max_length, truncation=True, padding=False,
-                          return_attention_mask=False, return_token_type_ids=False)
-        return enc["input_ids"]
-
     def batches(self, texts: Sequence[str], batch_size: Optional[int] = None,
                 collator: Optional[EncodeCollator] = None) -> List[Tuple[np.ndarray, Dict[str, torch.Tensor]]]:
         """``[(positions, batch)]`` covering ``texts``: token-length sorted, padded as the collator pads."""
         c = collator or self.collator
         bs = batch_size or self.batch_size
-        ids = self.token_ids(texts, c)
+        ids = c.token_ids(texts)
         order = sort_order([len(x) for x in ids])
-        left = getattr(c.tokenizer, "padding_side", "right") == "left"
         out = []
         for start in range(0, len(order), bs):
             idx = order[start : start + bs]
-            batch = pad_batch([ids[i] for i in idx], c.tokenizer.pad_token_id, c.pad_to_multiple_of, left,
-                              cap=c.max_length)
+            batch = dict(c.pad([ids[i] for i in idx]))
             if self.device.type == "cuda":
                 batch = {k: v.pin_memory() for k, v in batch.items()}
             out.append((idx, batch))
@@ -417,6 +386,6 @@ def throughput_line(n: int, seconds: float, what: str = "texts") -> str:
 
 __all__ = [
     "EncodingSettings", "TextEncoder", "HybridDocumentEncoder", "HybridQueryEncoder", "resolve_settings",
-    "resolve_device", "autocast_dtype", "load_model", "sort_order", "pad_batch", "join_title",
+    "resolve_device", "autocast_dtype", "load_model", "sort_order", "join_title",
     "read_model_settings",
 ]
