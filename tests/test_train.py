@@ -280,3 +280,17 @@ def test_backend_selection():
         backend = select_backend(name)
         assert backend.name == name and issubclass(backend.trainer_class, HybridTrainerMixin)
         assert issubclass(backend.training_arguments, HybridTrainingArgumentsMixin)
+
+
+def test_weights_are_float32_whatever_the_checkpoint_dtype(backend, tiny_model_dir, parallel_dir, tmp_path):
+    """A checkpoint saved in bfloat16 trains in float32 weights (mixed precision is --bf16's job)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from hybrid_tevatron.training import build_trainer
+
+    bf16_dir = tmp_path / "bf16"
+    AutoModel.from_pretrained(tiny_model_dir, dtype=torch.bfloat16).save_pretrained(bf16_dir)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(bf16_dir)
+    assert AutoModel.from_pretrained(bf16_dir).dtype == torch.bfloat16  # transformers 5 keeps the saved dtype
+    trainer = build_trainer(*parse_args(argv(str(bf16_dir), parallel_dir, tmp_path / "out", backend)))
+    assert {p.dtype for p in trainer.model.parameters()} == {torch.float32}

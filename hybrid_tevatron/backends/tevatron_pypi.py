@@ -134,8 +134,11 @@ class PypiBackend:
         config = AutoConfig.from_pretrained(
             model_args.config_name or model_args.model_name_or_path, cache_dir=model_args.cache_dir
         )
+        # float32 weights whatever the checkpoint's dtype (transformers 5 loads the saved dtype); mixed precision
+        # comes from --bf16/--fp16, as in the main backend
         return HybridDenseModel.build(
-            model_args, tevatron_data_arguments(data_args), training_args, config=config, cache_dir=model_args.cache_dir
+            model_args, tevatron_data_arguments(data_args), training_args, config=config,
+            cache_dir=model_args.cache_dir, dtype=torch.float32,
         )
 
 
