@@ -86,7 +86,7 @@ def test_config_stored_and_matched(tmp_path, monkeypatch, capsys):
 
     res = tmp_path / "summary.json"
     res.write_text(json.dumps(RESULTS))
-    cfg = {"steps": "100", "batch": "16"}
+    cfg = {"model": "/tmp/models/me5-small", "steps": "100", "batch": "16"}
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     exp = tmp_path / "expected.yaml"
     assert ce.main(["--write", str(exp), "--results", str(res), "--config", str(tmp_path / "config.json")]) == 0
@@ -96,3 +96,8 @@ def test_config_stored_and_matched(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(dict(cfg, steps="50"))))
     assert ce.main(["--matches_config", str(exp)]) == 1
     assert "settings differ (steps)" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(dict(cfg, model="/data/models/me5-small/"))))
+    assert ce.main(["--matches_config", str(exp)]) == 0  # the same local model elsewhere
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(dict(cfg, model="intfloat/multilingual-e5-small"))))
+    assert ce.main(["--matches_config", str(exp)]) == 1
+    assert "settings differ (model)" in capsys.readouterr().err

@@ -22,7 +22,8 @@ from the results is MISSING (counts as a failure). Exit status: 0 when no row is
 
 ``--matches_config`` exits 0 when the JSON settings on stdin equal the ``meta.config`` the expected file was
 written with (``--config``), else prints the differing settings and exits 1: a run with other settings is not
-expected to match.
+expected to match. A ``model`` given as a local folder is compared by its folder name (``/tmp/models/me5-small``
+matches ``/data/me5-small``; a Hub id such as ``intfloat/multilingual-e5-small`` matches only itself).
 
 ``--write`` snapshots a results file into an expected file (never hand-typed numbers): every leaf matching a
 ``--select`` glob becomes a row; its tolerances are ``max(ok_abs, ok_std * std)`` (okish: the same with okish_*),
@@ -48,6 +49,16 @@ RELATIVE = ["*rank_distance*"]
 
 class ExpectedError(ValueError):
     """A malformed expected file; the message names the file and the row."""
+
+
+def _comparable(config: Optional[dict]) -> Optional[dict]:
+    """Settings as compared by ``--matches_config``: a local model folder by its name, not its location."""
+    if not isinstance(config, dict) or not isinstance(config.get("model"), str):
+        return config
+    model = config["model"]
+    if os.path.isabs(model) or model.startswith(".") or os.path.isdir(model):
+        return dict(config, model=os.path.basename(os.path.normpath(model)))
+    return config
 
 
 def load_expected(path: str) -> dict:
@@ -176,8 +187,8 @@ def main(argv=None) -> int:
         ap.add_argument(f"--{key}", type=float, default=value, help=f"with --write (default {value})")
     args = ap.parse_args(argv)
     if args.matches_config:
-        expected = load_expected(args.matches_config).get("meta", {}).get("config")
-        given = json.load(sys.stdin)
+        expected = _comparable(load_expected(args.matches_config).get("meta", {}).get("config"))
+        given = _comparable(json.load(sys.stdin))
         if expected == given:
             return 0
         diff = sorted(k for k in set(expected or {}) | set(given) if (expected or {}).get(k) != given.get(k))
