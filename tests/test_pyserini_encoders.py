@@ -252,3 +252,26 @@ def test_batches_equal_tokenizer_padding(tiny_model_dir, multiple):
     whole = enc.encode(TEXTS)
     enc.window = 2
     np.testing.assert_allclose(enc.encode(TEXTS), whole, rtol=1e-5, atol=1e-6)
+
+
+def test_cpu_dtypes(tiny_model_dir):
+    """CPU: fp32 by default; bf16 autocast on request where the CPU has bf16 instructions; fp16 refused."""
+    import torch
+
+    from hybrid_tevatron.pyserini.encoders import TextEncoder, autocast_dtype
+
+    cpu = torch.device("cpu")
+    assert autocast_dtype("auto", cpu) is None and autocast_dtype("fp32", cpu) is None
+    with pytest.raises(ValueError, match="fp16 autocast is not supported on cpu"):
+        autocast_dtype("fp16", cpu)
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        with pytest.raises(ValueError, match="no bf16 instructions"):
+            autocast_dtype("bf16", cpu)
+        return
+    assert autocast_dtype("bf16", cpu) == torch.bfloat16
+    fp32 = TextEncoder.from_pretrained(tiny_model_dir, "passage", device="cpu", pooling="mean", normalize=True)
+    bf16 = TextEncoder.from_pretrained(tiny_model_dir, "passage", device="cpu", pooling="mean", normalize=True,
+                                       dtype="bf16")
+    a, b = fp32.encode(TEXTS), bf16.encode(TEXTS)
+    assert a.dtype == b.dtype == np.float32
+    assert _cosines(a, b).min() > 0.99 and not np.array_equal(a, b)

@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda, cuda:0 ... (default cuda:0 when available, else cpu)")
     p.add_argument("--batch_size", "--batch-size", dest="batch_size", type=int, default=64)
     p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                   help="auto: bf16 (fp16 without bf16 support) autocast on CUDA, fp32 on CPU")
+                   help="auto: bf16 (fp16 without bf16 support) autocast on CUDA, fp32 on CPU; bf16 also works on "
+                   "CPUs with bf16 instructions")
     p.add_argument("--sort_window", type=int, default=65536,
                    help="texts length-sorted together (bounds memory: window x dim x 4 bytes of embeddings)")
     p.add_argument("--fields", nargs="+", default=["text"], help="corpus fields, as pyserini.encode's --fields")

@@ -9,7 +9,9 @@ pooling from :func:`hybrid_tevatron.modeling.pool`, optional L2 normalisation), 
   Pyserini batches them, and 1.59x when sorting by UTF-8 length);
 * ``torch.inference_mode`` (Pyserini's auto encoders run with autograd on);
 * on CUDA: bf16 (default; fp16 without bf16) or fp16 autocast, tokenisation of the next window in a background
-  thread while the GPU works, results kept on the GPU until the end of a call (no per-batch synchronisation).
+  thread while the GPU works, results kept on the GPU until the end of a call (no per-batch synchronisation);
+* on CPUs with bf16 instructions (e.g. AVX512-BF16, AMX): bf16 autocast on request (``dtype="bf16"``); the
+  default on CPU stays fp32.
 
 Tokenisation is the collator's (:class:`~hybrid_tevatron.collator.EncodeCollator`: tokenizer, prefix, special
 tokens, truncation, ``pad_to_multiple_of``); the batches equal the collator's output for the same texts (tested).
@@ -116,7 +118,8 @@ def resolve_device(device: Optional[str] = None) -> torch.device:
 def autocast_dtype(dtype: str, device: torch.device) -> Optional[torch.dtype]:
     """The autocast dtype for ``dtype`` on ``device``; ``None`` = fp32.
 
-    ``auto``: bf16 on CUDA (fp16 where the GPU has no bf16), fp32 elsewhere.
+    ``auto``: bf16 on CUDA (fp16 where the GPU has no bf16), fp32 elsewhere. ``bf16`` on CPU needs a CPU with
+    bf16 instructions (oneDNN's check); ``fp16`` is CUDA only.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -126,9 +129,14 @@ def autocast_dtype(dtype: str, device: torch.device) -> Optional[torch.dtype]:
         dtype = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if dtype == "fp32":
         return None
-    if device.type != "cuda":
-        raise ValueError(f"{dtype} autocast is only supported on CUDA here (device {device}); use fp32")
-    return torch.float16 if dtype == "fp16" else torch.bfloat16
+    if device.type == "cuda":
+        return torch.float16 if dtype == "fp16" else torch.bfloat16
+    if device.type == "cpu" and dtype == "bf16":
+        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            raise ValueError("bf16 on this CPU: it has no bf16 instructions (AVX512-BF16/AMX); use fp32")
+        return torch.bfloat16
+    raise ValueError(f"{dtype} autocast is not supported on {device}; use fp32" + ("" if device.type == "cuda"
+                     else " (or bf16 on a CPU with bf16 instructions)"))
 
 
 _MODEL_CACHE: Dict[Tuple[str, str, str], Tuple[torch.nn.Module, object]] = {}
