@@ -28,12 +28,10 @@ import argparse
 import json
 import os
 import re
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 
-from hybrid_tevatron.eval import atomic_write_json
+from hybrid_tevatron.eval import atomic_dir, atomic_write_json
 
 MANIFEST_FORMAT = "hybrid_tevatron.lareqa/1"
 KNOWN_DATASETS = {
@@ -360,21 +358,8 @@ def build(data: Lareqa, output_dir: str, overwrite: bool = False, log=None) -> d
         raise LareqaError(f"{output_dir}: exists and is not a folder")
     if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
         raise LareqaError(f"{output_dir}: folder exists and is not empty (pass --overwrite to replace it)")
-    parent = os.path.dirname(output_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.", suffix=".tmp", dir=parent)
-    try:
+    with atomic_dir(output_dir) as tmp:
         manifest = _write_all(data, tmp, log)
-        if os.path.isdir(output_dir):
-            old = tmp + ".old"
-            os.rename(output_dir, old)
-            os.rename(tmp, output_dir)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, output_dir)
-    finally:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp)
     return manifest
 
 

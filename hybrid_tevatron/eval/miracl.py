@@ -41,9 +41,8 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 
-from hybrid_tevatron.eval import atomic_write_json, atomic_write_text
+from hybrid_tevatron.eval import atomic_dir, atomic_write_json, atomic_write_text
 
 MANIFEST_FORMAT = "hybrid_tevatron.miracl/1"
 HF_REPO = "miracl/miracl-corpus"
@@ -232,21 +231,8 @@ def prepare(languages, output_dir: str, split: str = "dev", topics: str = DEFAUL
     output_dir = os.path.abspath(output_dir)
     if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
         raise MiraclError(f"{output_dir}: folder exists and is not empty (pass --overwrite to replace it)")
-    parent = os.path.dirname(output_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.", suffix=".tmp", dir=parent)
-    try:
+    with atomic_dir(output_dir) as tmp:
         manifest = _prepare_into(languages, tmp, split, topics, qrels, corpus, log)
-        if os.path.isdir(output_dir):
-            old = tmp + ".old"
-            os.rename(output_dir, old)
-            os.rename(tmp, output_dir)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, output_dir)
-    finally:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp)
     return manifest
 
 
