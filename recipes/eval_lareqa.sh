@@ -92,48 +92,14 @@ build_inputs() {
 stage "1/5 LAReQA inputs" build_inputs
 
 # 2. encode: one Faiss index per language, the multilingual index as their union (merged, not re-encoded), and
-#    each language's questions once (reused by every search through --encoded-queries). All jobs run in one
-#    Python process (--cli subprocess: one each).
-encode_all() {
-  local key path size parts
-  local plan=(--plan "$WORK/inputs/plan.json")
-  while IFS=$'\t' read -r key path size; do
-    log "   corpus $key: $size sentences"
-    encode_corpus "inputs/$path" "index/$key"
-  done < <("$PYTHON" -m hybrid_tevatron.eval.pipeline list "${plan[@]}" corpora)
-  while IFS=$'\t' read -r key parts; do
-    local dirs=()
-    for p in $parts; do dirs+=("index/$p"); done
-    merge_indexes "index/$key" "${dirs[@]}"
-  done < <("$PYTHON" -m hybrid_tevatron.eval.pipeline list "${plan[@]}" merged)
-  while IFS=$'\t' read -r key path; do
-    encode_queries "inputs/$path" "queries/$key"
-  done < <("$PYTHON" -m hybrid_tevatron.eval.pipeline list "${plan[@]}" queries)
-  run_queued encode
-  local total=0
-  while IFS=$'\t' read -r key path size; do
-    check_index "index/$key"
-    [[ $(wc -l < "$WORK/index/$key/docid") == "$size" ]] || die "index/$key holds not the $size sentences of $path"
-    total=$((total + size))
-  done < <("$PYTHON" -m hybrid_tevatron.eval.pipeline list "${plan[@]}" corpora)
-  while IFS=$'\t' read -r key parts; do
-    check_index "index/$key"
-    [[ $(wc -l < "$WORK/index/$key/docid") == "$total" ]] || die "merged index/$key does not hold all $total sentences"
-  done < <("$PYTHON" -m hybrid_tevatron.eval.pipeline list "${plan[@]}" merged)
-  while IFS=$'\t' read -r key path; do check_queries "queries/$key"; done \
-    < <("$PYTHON" -m hybrid_tevatron.eval.pipeline list "${plan[@]}" queries)
-}
-stage "2/5 encode" encode_all
+#    each language's questions once
+stage "2/5 encode" encode_plan sentences
 
 # 3. python -m pyserini.search.faiss for every search (mono, cross, multilingual)
-stage "3/5 search" "$PYTHON" -m hybrid_tevatron.eval.pipeline search --plan "$WORK/inputs/plan.json" \
-  --index_root "$WORK/index" --queries_root "$WORK/queries" --runs_dir "$WORK/runs" --cwd "$WORK" \
-  --threads "$THREADS" --cli "$PYSERINI_CLI" --commands "$WORK/commands.sh"
+stage "3/5 search" search_plan
 
 # 4. python -m pyserini.eval.trec_eval for every run
-stage "4/5 trec_eval" "$PYTHON" -m hybrid_tevatron.eval.pipeline trec-eval --plan "$WORK/inputs/plan.json" \
-  --runs_dir "$WORK/runs" --output_dir "$WORK/trec_eval" --cwd "$WORK" --cli "$PYSERINI_CLI" \
-  --commands "$WORK/commands.sh"
+stage "4/5 trec_eval" trec_eval_plan
 
 # 5. metrics, tables, heatmap; in-process metrics vs trec_eval
 report() {

@@ -84,35 +84,13 @@ prepare() {
 stage "1/5 MIRACL inputs" prepare
 
 # 2. one Faiss index per language; queries encoded once
-encode_all() {
-  local key path size
-  local plan=(--plan "$WORK/inputs/plan.json")
-  while IFS=$'\t' read -r key path size; do
-    log "   corpus $key: $size documents"
-    encode_corpus "inputs/$path" "index/$key"
-  done < <("$PYTHON" -m hybrid_tevatron.eval.pipeline list "${plan[@]}" corpora)
-  while IFS=$'\t' read -r key path; do
-    encode_queries "inputs/$path" "queries/$key"
-  done < <("$PYTHON" -m hybrid_tevatron.eval.pipeline list "${plan[@]}" queries)
-  run_queued encode
-  while IFS=$'\t' read -r key path size; do
-    check_index "index/$key"
-    [[ $(wc -l < "$WORK/index/$key/docid") == "$size" ]] || die "index/$key holds not the $size documents of $path"
-  done < <("$PYTHON" -m hybrid_tevatron.eval.pipeline list "${plan[@]}" corpora)
-  while IFS=$'\t' read -r key path; do check_queries "queries/$key"; done \
-    < <("$PYTHON" -m hybrid_tevatron.eval.pipeline list "${plan[@]}" queries)
-}
-stage "2/5 encode" encode_all
+stage "2/5 encode" encode_plan documents
 
 # 3. python -m pyserini.search.faiss --hits 100 per language
-stage "3/5 search" "$PYTHON" -m hybrid_tevatron.eval.pipeline search --plan "$WORK/inputs/plan.json" \
-  --index_root "$WORK/index" --queries_root "$WORK/queries" --runs_dir "$WORK/runs" --cwd "$WORK" \
-  --threads "$THREADS" --cli "$PYSERINI_CLI" --commands "$WORK/commands.sh"
+stage "3/5 search" search_plan
 
 # 4. python -m pyserini.eval.trec_eval -c -M 100 -m ndcg_cut.10 / -c -m recall.100
-stage "4/5 trec_eval" "$PYTHON" -m hybrid_tevatron.eval.pipeline trec-eval --plan "$WORK/inputs/plan.json" \
-  --runs_dir "$WORK/runs" --output_dir "$WORK/trec_eval" --cwd "$WORK" --cli "$PYSERINI_CLI" \
-  --commands "$WORK/commands.sh"
+stage "4/5 trec_eval" trec_eval_plan
 
 # 5. table
 mkdir -p "$WORK/results"

@@ -272,3 +272,52 @@ elapsed() {
   local s=$(( $(date +%s) - RECIPE_START ))
   printf '%dm%02ds' $((s / 60)) $((s % 60))
 }
+
+# ------------------------------------------------------------------------------------------------ plan stages
+# encode_plan UNIT: encode every corpus of $WORK/inputs/plan.json into index/KEY, build each merged index as the
+# union of its parts (not re-encoded), encode each query set once into queries/KEY (reused by every search
+# through --encoded-queries); all jobs in one Python process (--cli subprocess: one each). Then check that
+# every index holds its corpus (a merged one: all corpora) and every query file exists. UNIT: what the log
+# calls the corpus items (sentences, documents).
+encode_plan() {
+  local unit=$1 key path size parts total=0
+  local plan=(--plan "$WORK/inputs/plan.json")
+  while IFS=$'\t' read -r key path size; do
+    log "   corpus $key: $size $unit"
+    encode_corpus "inputs/$path" "index/$key"
+  done < <("$PYTHON" -m hybrid_tevatron.eval.pipeline list "${plan[@]}" corpora)
+  while IFS=$'\t' read -r key parts; do
+    local dirs=()
+    for p in $parts; do dirs+=("index/$p"); done
+    merge_indexes "index/$key" "${dirs[@]}"
+  done < <("$PYTHON" -m hybrid_tevatron.eval.pipeline list "${plan[@]}" merged)
+  while IFS=$'\t' read -r key path; do
+    encode_queries "inputs/$path" "queries/$key"
+  done < <("$PYTHON" -m hybrid_tevatron.eval.pipeline list "${plan[@]}" queries)
+  run_queued encode
+  while IFS=$'\t' read -r key path size; do
+    check_index "index/$key"
+    [[ $(wc -l < "$WORK/index/$key/docid") == "$size" ]] || die "index/$key holds not the $size $unit of $path"
+    total=$((total + size))
+  done < <("$PYTHON" -m hybrid_tevatron.eval.pipeline list "${plan[@]}" corpora)
+  while IFS=$'\t' read -r key parts; do
+    check_index "index/$key"
+    [[ $(wc -l < "$WORK/index/$key/docid") == "$total" ]] || die "merged index/$key does not hold all $total $unit"
+  done < <("$PYTHON" -m hybrid_tevatron.eval.pipeline list "${plan[@]}" merged)
+  while IFS=$'\t' read -r key path; do check_queries "queries/$key"; done \
+    < <("$PYTHON" -m hybrid_tevatron.eval.pipeline list "${plan[@]}" queries)
+}
+
+# search_plan: python -m pyserini.search.faiss for every search of the plan (runs/)
+search_plan() {
+  "$PYTHON" -m hybrid_tevatron.eval.pipeline search --plan "$WORK/inputs/plan.json" \
+    --index_root "$WORK/index" --queries_root "$WORK/queries" --runs_dir "$WORK/runs" --cwd "$WORK" \
+    --threads "$THREADS" --cli "$PYSERINI_CLI" --commands "$WORK/commands.sh"
+}
+
+# trec_eval_plan: python -m pyserini.eval.trec_eval for every run, with the plan's trec_eval flags (trec_eval/)
+trec_eval_plan() {
+  "$PYTHON" -m hybrid_tevatron.eval.pipeline trec-eval --plan "$WORK/inputs/plan.json" \
+    --runs_dir "$WORK/runs" --output_dir "$WORK/trec_eval" --cwd "$WORK" --cli "$PYSERINI_CLI" \
+    --commands "$WORK/commands.sh"
+}
