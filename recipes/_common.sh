@@ -77,7 +77,7 @@ TEMPERATURE=${TEMPERATURE:-0.01}
 ALPHA=${ALPHA:-0.5}
 EVAL_QUERY_MAX_LEN=${EVAL_QUERY_MAX_LEN:-64}
 EVAL_PASSAGE_MAX_LEN=${EVAL_PASSAGE_MAX_LEN:-128}
-EVAL_EXTRA=${EVAL_EXTRA:-}   # more eval_lareqa.sh flags, e.g. "--max_questions 20" for a smoke test
+EVAL_EXTRA=${EVAL_EXTRA:-}   # more eval_lareqa.sh flags (one word each: "--max_questions 20 --languages en,de")
 TRAIN_LANGS="ar de en es hi ru th tr zh"   # XQuAD-R less el and vi (unseen, as in the paper)
 export TOKENIZERS_PARALLELISM=false
 # one process, one device: several visible GPUs would make the Trainer split the batch (DataParallel)

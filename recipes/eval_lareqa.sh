@@ -28,13 +28,13 @@ usage() {
 usage: bash recipes/eval_lareqa.sh MODEL DATASET_DIR OUTPUT_DIR [options]
 
 data selection:
-  --languages "ar de en"      query/pool languages (env LANGUAGES; default: all of the dataset)
+  --languages "ar de en"      query/pool languages, space- or comma-separated (env LANGUAGES; default: all)
   --max_questions N           the first N question ids only, and the sentences of their articles (env MAX_QUESTIONS)
   --full_pool                 with --max_questions: keep every sentence in the pools
   --articles SPEC             keep these articles (index, title or @FILE, repeatable; env ARTICLES, space-separated)
   --exclude_articles SPEC     drop these articles (same forms; env EXCLUDE_ARTICLES)
   --name NAME                 row name in the result tables (default: the output folder's name)
-  --seen_languages "en de"    training languages, for a seen/unseen breakdown (env SEEN_LANGUAGES)
+  --seen_languages "en de"    training languages, for a seen/unseen breakdown (env SEEN_LANGUAGES; or en,de)
 $ENCODING_FLAGS_HELP
 EOF
 }
@@ -66,6 +66,8 @@ done
 [[ ${#POSITIONAL[@]} == 3 ]] || { usage >&2; die "expected MODEL DATASET_DIR OUTPUT_DIR, got ${#POSITIONAL[@]} arguments"; }
 MODEL=${POSITIONAL[0]}
 DATASET_DIR=${POSITIONAL[1]}
+LANGUAGES=${LANGUAGES//,/ }
+SEEN_LANGUAGES=${SEEN_LANGUAGES//,/ }
 [[ -d "$DATASET_DIR" ]] || die "dataset folder not found: $DATASET_DIR"
 DATASET_DIR=$(cd "$DATASET_DIR" && pwd)
 ls "$DATASET_DIR"/*.json >/dev/null 2>&1 || die "$DATASET_DIR holds no {lang}.json LAReQA files"

@@ -21,7 +21,7 @@ usage() {
 usage: bash recipes/eval_miracl.sh MODEL OUTPUT_DIR --languages "de yo" [options]
 
 data:
-  --languages "de yo"   MIRACL languages (env LANGUAGES; required)
+  --languages "de yo"   MIRACL languages, space- or comma-separated (env LANGUAGES; required)
   --split dev           (env SPLIT; default dev)
   --topics PATTERN      Pyserini topics name or TSV file (env TOPICS; default miracl-v1.0-{lang}-{split})
   --qrels PATTERN       Pyserini qrels name or TREC qrels file (env QRELS; default miracl-v1.0-{lang}-{split})
@@ -56,6 +56,7 @@ done
 [[ ${#POSITIONAL[@]} == 2 ]] || { usage >&2; die "expected MODEL OUTPUT_DIR, got ${#POSITIONAL[@]} arguments"; }
 [[ -n "$LANGUAGES" ]] || { usage >&2; die "--languages is required (e.g. --languages \"de yo\")"; }
 MODEL=${POSITIONAL[0]}
+LANGUAGES=${LANGUAGES//,/ }
 case "$ENCODER" in ours|pyserini) ;; *) die "--encoder must be ours or pyserini, got '$ENCODER'" ;; esac
 case "$PYSERINI_CLI" in inprocess|subprocess) ;; *) die "--cli must be inprocess or subprocess" ;; esac
 if [[ ! -e "$MODEL" && "$MODEL" == */*/* ]]; then die "model folder not found: $MODEL"; fi
