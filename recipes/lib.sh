@@ -20,6 +20,7 @@ QUERY_MAX_LEN=${QUERY_MAX_LEN:-}
 PASSAGE_MAX_LEN=${PASSAGE_MAX_LEN:-}
 ENCODER=${ENCODER:-ours}          # ours | pyserini
 DEVICE=${DEVICE:-}
+DTYPE=${DTYPE:-auto}              # ours only: auto | fp32 | bf16 | fp16
 BATCH_SIZE=${BATCH_SIZE:-64}
 THREADS=${THREADS:-1}
 PYSERINI_CLI=${PYSERINI_CLI:-inprocess}   # inprocess | subprocess
@@ -35,6 +36,8 @@ ENCODING_FLAGS_HELP="encoding (default: the model's hybrid_tevatron.json, writte
   --encoder ours|pyserini     ours: python -m hybrid_tevatron.pyserini.encode; pyserini: python -m pyserini.encode
                               --encoder-class auto + python -m pyserini.encode.query (env ENCODER; default ours)
   --device DEV                cpu, cuda, cuda:0 ... (env DEVICE; default cuda:0 when available, else cpu)
+  --dtype auto|fp32|bf16|fp16 --encoder ours: autocast dtype (env DTYPE; auto = bf16 on CUDA, fp32 on CPU;
+                              bf16 also on CPUs with bf16 instructions). Pyserini's encoder is always fp32
   --batch_size N              encoding batch size (env BATCH_SIZE; default 64)
   --threads N                 Faiss search threads (env THREADS; default 1)
   --cli inprocess|subprocess  run the Pyserini CLIs in one Python process or one process each (env PYSERINI_CLI)
@@ -54,6 +57,7 @@ common_flag() {
     __passage_max_len) PASSAGE_MAX_LEN=$value ;;
     __encoder) ENCODER=$value ;;
     __device) DEVICE=$value ;;
+    __dtype) DTYPE=$value ;;
     __batch_size) BATCH_SIZE=$value ;;
     __threads) THREADS=$value ;;
     __cli) PYSERINI_CLI=$value ;;
@@ -171,6 +175,10 @@ stage() {
 resolve_encoding() {
   local model=$1 out
   [[ -n "$model" ]] || die "no model given"
+  case "$DTYPE" in auto|fp32|bf16|fp16) ;; *) die "--dtype must be auto, fp32, bf16 or fp16, got '$DTYPE'" ;; esac
+  if [[ $ENCODER == pyserini && $DTYPE != auto && $DTYPE != fp32 ]]; then
+    die "--dtype $DTYPE needs --encoder ours (Pyserini's auto encoder runs in fp32)"
+  fi
   local args=(--model "$model" --encoder "$ENCODER" --output "$WORK/encoding.json")
   [[ -n "$POOLING" ]] && args+=(--pooling "$POOLING")
   case "$NORMALIZE" in
@@ -222,7 +230,7 @@ encode_corpus() {
   else
     local enc=(--model "$MODEL_ARG" --corpus "$corpus" --output "$index" --pooling "$ENC_POOLING"
                --prefix "$ENC_PASSAGE_PREFIX" --max_len "$ENC_PASSAGE_MAX_LEN" --device "$DEVICE"
-               --batch_size "$BATCH_SIZE" --dimension "$ENC_HIDDEN_SIZE")
+               --batch_size "$BATCH_SIZE" --dimension "$ENC_HIDDEN_SIZE" --dtype "$DTYPE")
     if [[ $ENC_NORMALIZE == 1 ]]; then enc+=(--normalize); else enc+=(--no-normalize); fi
     queue python -m hybrid_tevatron.pyserini.encode "${enc[@]}"
   fi
@@ -242,7 +250,7 @@ encode_queries() {
   else
     local enc=(--model "$MODEL_ARG" --topics "$topics" --output "$out" --pooling "$ENC_POOLING"
                --prefix "$ENC_QUERY_PREFIX" --max_len "$ENC_QUERY_MAX_LEN" --device "$DEVICE"
-               --batch_size "$BATCH_SIZE" --dimension "$ENC_HIDDEN_SIZE" --queries)
+               --batch_size "$BATCH_SIZE" --dimension "$ENC_HIDDEN_SIZE" --dtype "$DTYPE" --queries)
     if [[ $ENC_NORMALIZE == 1 ]]; then enc+=(--normalize); else enc+=(--no-normalize); fi
     queue python -m hybrid_tevatron.pyserini.encode "${enc[@]}"
   fi

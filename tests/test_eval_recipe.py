@@ -336,3 +336,13 @@ def test_existing_output_is_kept_without_overwrite(trained_model, shared_data, t
     proc = run_recipe(trained_model, os.path.join(shared_data, "xquad-r"), out, "--encoder", "pyserini")
     assert proc.returncode != 0 and "exists and is not empty (pass --overwrite" in proc.stderr
     assert os.listdir(out) == ["keep.txt"] and (out / "keep.txt").read_text(encoding="utf-8") == "old results"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--dtype", "int8"], "--dtype must be auto, fp32, bf16 or fp16, got 'int8'"),
+    (["--encoder", "pyserini", "--dtype", "bf16"], "--dtype bf16 needs --encoder ours"),
+])
+def test_bad_dtype(trained_model, shared_data, tmp_path, flags, message):
+    out = str(tmp_path / "out")
+    proc = run_recipe(trained_model, os.path.join(shared_data, "xquad-r"), out, *flags)
+    _assert_clean_failure(proc, out, message)
