@@ -346,3 +346,20 @@ def test_bad_dtype(trained_model, shared_data, tmp_path, flags, message):
     out = str(tmp_path / "out")
     proc = run_recipe(trained_model, os.path.join(shared_data, "xquad-r"), out, *flags)
     _assert_clean_failure(proc, out, message)
+
+
+def test_bf16_on_cpu_reaches_our_encoder(trained_model, shared_data, tmp_path):
+    """--dtype bf16 (CPUs with bf16 instructions): our encoder runs under bf16 autocast; scores stay sane."""
+    import torch
+
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        pytest.skip("this CPU has no bf16 instructions")
+    out = str(tmp_path / "out")
+    proc = run_recipe(trained_model, os.path.join(shared_data, "xquad-r"), out, "--languages", "de,en",
+                      "--max_questions", "4", "--dtype", "bf16", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "dtype torch.bfloat16" in proc.stderr
+    commands = open(os.path.join(out, "commands.sh"), encoding="utf-8").read()
+    assert commands.count("--dtype bf16") == 4  # two corpora, two query sets
+    results = json.load(open(os.path.join(out, "results", "results.json"), encoding="utf-8"))
+    assert 0 <= results["summary"]["mono.map"] <= 1
