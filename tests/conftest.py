@@ -1,12 +1,24 @@
 """Shared fixtures: a tiny locally built XLM-R model and a small parallel corpus (nothing downloaded)."""
 
 import os
+import sys
 
 import pytest
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+def recipe_env(**extra) -> dict:
+    """Environment for a recipe or CLI run as a subprocess: this interpreter's bin first on PATH (its python and
+    Pyserini), PYTHON set to it, the Hub offline; ``extra`` on top."""
+    env = dict(os.environ)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env["PYTHON"] = sys.executable
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.update(extra)
+    return env
+
 
 SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 

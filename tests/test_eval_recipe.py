@@ -15,6 +15,7 @@ import sys
 
 import pytest
 
+from conftest import recipe_env
 from hybrid_tevatron.eval import metrics as M
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -24,16 +25,8 @@ TRAINING_SETTINGS = {"pooling": "mean", "normalize": True, "query_prefix": "quer
                      "query_max_len": 32, "passage_max_len": 128}
 
 
-def _env(**extra):
-    env = dict(os.environ)
-    env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    env.update(extra)
-    return env
-
-
 def run_recipe(*args, env=None, timeout=600):
-    return subprocess.run(["bash", RECIPE, *map(str, args)], capture_output=True, text=True, env=env or _env(),
+    return subprocess.run(["bash", RECIPE, *map(str, args)], capture_output=True, text=True, env=env or recipe_env(),
                           timeout=timeout)
 
 
@@ -196,7 +189,7 @@ def test_compacted_runs_score_like_full_pool_runs(xquad_eval, tmp_path):
     proc, out = xquad_eval
     assert proc.returncode == 0, proc.stderr[-5000:]
     full = tmp_path / "multi.de.full.trec"
-    env = _env()
+    env = recipe_env()
     subprocess.run([sys.executable, "-m", "pyserini.search.faiss", "--index", "index/all", "--topics",
                     "inputs/topics/de.tsv", "--encoded-queries", "queries/de", "--output", str(full), "--hits",
                     "3678", "--batch-size", "64"], cwd=out, env=env, check=True, capture_output=True)
@@ -230,7 +223,7 @@ def test_our_encoder_writes_what_pyserini_encoders_write(xquad_eval, tmp_path):
 
     proc, out = xquad_eval
     assert proc.returncode == 0, proc.stderr[-5000:]
-    env = _env()
+    env = recipe_env()
     for args in (["pyserini.encode", "input", "--corpus", "inputs/corpus/de.jsonl", "--fields", "text", "output",
                   "--embeddings", str(tmp_path / "index"), "--to-faiss", "encoder", "--encoder", "model",
                   "--encoder-class", "auto", "--fields", "text", "--dimension", "32", "--device", "cpu",
@@ -257,7 +250,7 @@ def test_one_process_per_command_gives_the_same_run(xquad_eval, tmp_path):
     runs = tmp_path / "runs"
     subprocess.run([sys.executable, "-m", "hybrid_tevatron.eval.pipeline", "search", "--plan", "inputs/plan.json",
                     "--index_root", "index", "--queries_root", "queries", "--runs_dir", str(runs), "--cwd", ".",
-                    "--cli", "subprocess", "--only", "cross.en-de"], cwd=out, env=_env(), check=True,
+                    "--cli", "subprocess", "--only", "cross.en-de"], cwd=out, env=recipe_env(), check=True,
                    capture_output=True)
     assert (runs / "cross.en-de.trec").read_bytes() == open(os.path.join(out, "runs", "cross.en-de.trec"), "rb").read()
 

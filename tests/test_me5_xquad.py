@@ -11,10 +11,11 @@ unless ``ME5_ENCODER=pyserini`` (Pyserini's own, much slower on CPU). ``ME5_EVAL
 import json
 import os
 import subprocess
-import sys
 import time
 
 import pytest
+
+from conftest import recipe_env
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 ME5 = os.environ.get("ME5_SMALL_DIR", "/tmp/models/me5-small")
@@ -25,8 +26,7 @@ def test_me5_small_on_xquad_r(shared_data, tmp_path):
     if not os.path.isfile(os.path.join(ME5, "config.json")):
         pytest.skip(f"multilingual-e5-small not found at {ME5} (set ME5_SMALL_DIR; see the module docstring)")
     out = os.environ.get("ME5_EVAL_OUTPUT") or str(tmp_path / "me5-small")
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
-               HF_HUB_OFFLINE="1")
+    env = recipe_env(HF_HUB_OFFLINE="1")
     start = time.time()
     proc = subprocess.run(
         ["bash", os.path.join(REPO, "recipes", "eval_lareqa.sh"), ME5, os.path.join(shared_data, "xquad-r"), out,

@@ -10,25 +10,17 @@ import sys
 
 import pytest
 
+from conftest import recipe_env
 from hybrid_tevatron.eval import metrics as M
 from hybrid_tevatron.eval import miracl
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 RECIPE = os.path.join(REPO, "recipes", "eval_miracl.sh")
-VENV_BIN = os.path.dirname(sys.executable)
 WORDS = {
     "de": "der die das katze hund haus fluss stadt frage antwort buch wasser baum rot blau klein".split(),
     "sw": "paka mbwa nyumba mto mji swali jibu kitabu maji mti nyekundu bluu ndogo kubwa".split(),
 }
 N_DOCS, N_QUERIES = 120, 8
-
-
-def _env(**extra):
-    env = dict(os.environ)
-    env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    env.update(extra)
-    return env
 
 
 def write_fixture(root) -> dict:
@@ -68,7 +60,7 @@ def miracl_eval(tiny_model_dir, fixture, tmp_path_factory):
                            fixture["topics"], "--qrels", fixture["qrels"], "--corpus", fixture["corpus"],
                            "--pooling", "mean", "--normalize", "--query_prefix", "query: ", "--passage_prefix",
                            "passage: ", "--encoder", "pyserini"],
-                          capture_output=True, text=True, env=_env(), timeout=600)
+                          capture_output=True, text=True, env=recipe_env(), timeout=600)
     return proc, out
 
 
@@ -118,7 +110,7 @@ def test_pyserini_names_resolve_offline_from_pyserini_cache(fixture, tmp_path):
     out = tmp_path / "inputs"
     proc = subprocess.run([sys.executable, "-m", "hybrid_tevatron.eval.miracl", "prepare", "--languages", "de",
                            "--output_dir", str(out), "--corpus", fixture["corpus"]],
-                          capture_output=True, text=True, env=_env(JAVA_TOOL_OPTIONS=f"-Duser.home={home}"),
+                          capture_output=True, text=True, env=recipe_env(JAVA_TOOL_OPTIONS=f"-Duser.home={home}"),
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.load(open(out / "manifest.json", encoding="utf-8"))
@@ -135,7 +127,7 @@ def test_hf_corpus_offline_is_a_clear_error(fixture, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "hybrid_tevatron.eval.miracl", "prepare", "--languages", "sw",
                            "--output_dir", str(out), "--topics", fixture["topics"], "--qrels", fixture["qrels"]],
                           capture_output=True, text=True, timeout=300,
-                          env=_env(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"),
+                          env=recipe_env(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"),
                                    HF_HUB_CACHE=str(tmp_path / "hf" / "hub")))
     assert proc.returncode == 2
     assert "cannot fetch miracl-corpus-v1.0-sw/ from the Hugging Face dataset miracl/miracl-corpus" in proc.stderr
@@ -186,11 +178,11 @@ def test_local_sources_must_exist(fixture, tmp_path):
 
 def test_recipe_needs_languages_and_cleans_up(tiny_model_dir, fixture, tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.run(["bash", RECIPE, tiny_model_dir, str(out)], capture_output=True, text=True, env=_env())
+    proc = subprocess.run(["bash", RECIPE, tiny_model_dir, str(out)], capture_output=True, text=True, env=recipe_env())
     assert proc.returncode != 0 and "--languages is required" in proc.stderr
     proc = subprocess.run(["bash", RECIPE, tiny_model_dir, str(out), "--languages", "de", "--topics",
                            str(tmp_path / "missing.{lang}.tsv"), "--qrels", fixture["qrels"], "--corpus",
                            fixture["corpus"], "--pooling", "cls", "--no-normalize", "--encoder", "pyserini"],
-                          capture_output=True, text=True, env=_env(), timeout=300)
+                          capture_output=True, text=True, env=recipe_env(), timeout=300)
     assert proc.returncode != 0 and "topics file not found" in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists() and not [n for n in os.listdir(tmp_path) if ".tmp." in n]

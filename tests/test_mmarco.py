@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from conftest import recipe_env
 from hybrid_tevatron.data import mmarco
 
 # qid -> query per language; pid -> passage per language (a few MS MARCO-like lines, hand-translated)
@@ -151,12 +152,10 @@ def test_cli(mmarco_dir, tmp_path, capsys):
 
 def test_prepare_recipe_uses_local_copy(mmarco_dir, tmp_path):
     import subprocess
-    import sys
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = str(tmp_path / "prepared")
-    env = dict(os.environ, MMARCO_DIR=mmarco_dir, LANGS="en zh", MAX_QUERIES="2", NEGATIVES="1",
-               PYTHON=sys.executable)
+    env = recipe_env(MMARCO_DIR=mmarco_dir, LANGS="en zh", MAX_QUERIES="2", NEGATIVES="1")
     proc = subprocess.run(["bash", os.path.join(root, "recipes", "prepare_mmarco.sh"), out], env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -168,12 +167,10 @@ def test_prepare_recipe_uses_local_copy(mmarco_dir, tmp_path):
 
 def _train_paper(mmarco_dir, tmp_path, tiny_model_dir, ngpus):
     import subprocess
-    import sys
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = str(tmp_path / "prepared")
-    env = dict(os.environ, MMARCO_DIR=mmarco_dir, LANGS="en de zh", PYTHON=sys.executable,
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    env = recipe_env(MMARCO_DIR=mmarco_dir, LANGS="en de zh")
     subprocess.run(["bash", os.path.join(root, "recipes", "prepare_mmarco.sh"), out], env=env, check=True,
                    capture_output=True, timeout=120)
     model_out = str(tmp_path / "model")

@@ -4,9 +4,10 @@ resuming, and refusing a different configuration in the same output folder (slow
 import json
 import os
 import subprocess
-import sys
 
 import pytest
+
+from conftest import recipe_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -19,10 +20,9 @@ def _run(out, env):
 @pytest.mark.slow
 def test_reproduce_small(tiny_model_dir, shared_data, tmp_path):
     out = str(tmp_path / "repro")
-    env = dict(os.environ, MODEL=tiny_model_dir, SEEDS="1 2", REGIMES="mono hybrid", MLQA_SEEDS="1", STEPS="2",
-               BATCH="4", EVAL_EXTRA="--max_questions 6 --languages en,de,vi", PYTHON=sys.executable,
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
-               XQUAD_R=os.path.join(shared_data, "xquad-r"), MLQA_R=os.path.join(shared_data, "mlqa-r"))
+    env = recipe_env(MODEL=tiny_model_dir, SEEDS="1 2", REGIMES="mono hybrid", MLQA_SEEDS="1", STEPS="2",
+                     BATCH="4", EVAL_EXTRA="--max_questions 6 --languages en,de,vi",
+                     XQUAD_R=os.path.join(shared_data, "xquad-r"), MLQA_R=os.path.join(shared_data, "mlqa-r"))
     proc = _run(out, env)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert f"summary (mean ± std over seeds): {out}/summary.md" in proc.stdout
