@@ -14,7 +14,8 @@ pooling from :func:`hybrid_tevatron.modeling.pool`, optional L2 normalisation), 
   default on CPU stays fp32.
 
 Tokenisation is the collator's (:class:`~hybrid_tevatron.collator.EncodeCollator`: tokenizer, prefix, special
-tokens, truncation, ``pad_to_multiple_of``); the batches equal the collator's output for the same texts (tested).
+tokens, truncation, ``pad_to_multiple_of``); the batches equal the tokenizer's own ``padding=True`` output for the
+same texts (tested).
 
 :class:`HybridDocumentEncoder` / :class:`HybridQueryEncoder` wrap it as subclasses of Pyserini's
 ``DocumentEncoder`` / ``QueryEncoder``: use them wherever Pyserini takes an encoder object, e.g.
@@ -135,8 +136,8 @@ def autocast_dtype(dtype: str, device: torch.device) -> Optional[torch.dtype]:
         if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
             raise ValueError("bf16 on this CPU: it has no bf16 instructions (AVX512-BF16/AMX); use fp32")
         return torch.bfloat16
-    raise ValueError(f"{dtype} autocast is not supported on {device}; use fp32" + ("" if device.type == "cuda"
-                     else " (or bf16 on a CPU with bf16 instructions)"))
+    raise ValueError(f"{dtype} autocast is not supported on {device}; use fp32 (or bf16 on a CPU with bf16 "
+                     "instructions)")
 
 
 _MODEL_CACHE: Dict[Tuple[str, str, str], Tuple[torch.nn.Module, object]] = {}
