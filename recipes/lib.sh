@@ -282,38 +282,49 @@ elapsed() {
 }
 
 # ------------------------------------------------------------------------------------------------ plan stages
-# encode_plan UNIT: encode every corpus of $WORK/inputs/plan.json into index/KEY, build each merged index as the
-# union of its parts (not re-encoded), encode each query set once into queries/KEY (reused by every search
-# through --encoded-queries); all jobs in one Python process (--cli subprocess: one each). Then check that
-# every index holds its corpus (a merged one: all corpora) and every query file exists. UNIT: what the log
+# encode_plan UNIT: list the plan of $WORK/inputs/plan.json once; encode every corpus into index/KEY, build each
+# merged index as the union of its parts (not re-encoded), encode each query set once into queries/KEY (reused by
+# every search through --encoded-queries); all jobs in one Python process (--cli subprocess: one each). Then check
+# that every index holds its corpus (a merged one: all corpora) and every query file exists. UNIT: what the log
 # calls the corpus items (sentences, documents).
 encode_plan() {
-  local unit=$1 key path size parts total=0
+  local unit=$1 line key path size parts total=0 corpora merged queries
   local plan=(--plan "$WORK/inputs/plan.json")
-  while IFS=$'\t' read -r key path size; do
+  mapfile -t corpora < <("$PYTHON" -m hybrid_tevatron.eval.pipeline list "${plan[@]}" corpora)
+  mapfile -t merged < <("$PYTHON" -m hybrid_tevatron.eval.pipeline list "${plan[@]}" merged)
+  mapfile -t queries < <("$PYTHON" -m hybrid_tevatron.eval.pipeline list "${plan[@]}" queries)
+  (( ${#corpora[@]} && ${#queries[@]} )) || die "the search plan lists no corpora or no queries"
+  for line in "${corpora[@]}"; do
+    IFS=$'\t' read -r key path size <<< "$line"
     log "   corpus $key: $size $unit"
     encode_corpus "inputs/$path" "index/$key"
-  done < <("$PYTHON" -m hybrid_tevatron.eval.pipeline list "${plan[@]}" corpora)
-  while IFS=$'\t' read -r key parts; do
+  done
+  for line in "${merged[@]}"; do
+    IFS=$'\t' read -r key parts <<< "$line"
     local dirs=()
     for p in $parts; do dirs+=("index/$p"); done
     merge_indexes "index/$key" "${dirs[@]}"
-  done < <("$PYTHON" -m hybrid_tevatron.eval.pipeline list "${plan[@]}" merged)
-  while IFS=$'\t' read -r key path; do
+  done
+  for line in "${queries[@]}"; do
+    IFS=$'\t' read -r key path <<< "$line"
     encode_queries "inputs/$path" "queries/$key"
-  done < <("$PYTHON" -m hybrid_tevatron.eval.pipeline list "${plan[@]}" queries)
+  done
   run_queued encode
-  while IFS=$'\t' read -r key path size; do
+  for line in "${corpora[@]}"; do
+    IFS=$'\t' read -r key path size <<< "$line"
     check_index "index/$key"
     [[ $(wc -l < "$WORK/index/$key/docid") == "$size" ]] || die "index/$key holds not the $size $unit of $path"
     total=$((total + size))
-  done < <("$PYTHON" -m hybrid_tevatron.eval.pipeline list "${plan[@]}" corpora)
-  while IFS=$'\t' read -r key parts; do
+  done
+  for line in "${merged[@]}"; do
+    IFS=$'\t' read -r key parts <<< "$line"
     check_index "index/$key"
     [[ $(wc -l < "$WORK/index/$key/docid") == "$total" ]] || die "merged index/$key does not hold all $total $unit"
-  done < <("$PYTHON" -m hybrid_tevatron.eval.pipeline list "${plan[@]}" merged)
-  while IFS=$'\t' read -r key path; do check_queries "queries/$key"; done \
-    < <("$PYTHON" -m hybrid_tevatron.eval.pipeline list "${plan[@]}" queries)
+  done
+  for line in "${queries[@]}"; do
+    IFS=$'\t' read -r key path <<< "$line"
+    check_queries "queries/$key"
+  done
 }
 
 # search_plan: python -m pyserini.search.faiss for every search of the plan (runs/)
