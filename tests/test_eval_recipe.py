@@ -3,7 +3,8 @@
 - Pyserini "just works": ``python -m pyserini.encode`` / ``pyserini.search.faiss`` / ``pyserini.eval.trec_eval``
   in a fresh environment with no ``JAVA_HOME`` and no ``java`` on ``PATH``.
 - ``recipes/eval_lareqa.sh`` end to end on slices of XQuAD-R and MLQA-R with a tiny model: outputs, metric ranges,
-  in-process metrics = trec_eval to 1e-4, compacted runs = full-pool runs for trec_eval.
+  in-process metrics = trec_eval to 1e-4, compacted runs = full-pool runs for trec_eval, two-pass search = one
+  full-pool pass.
 - Bad input: a clear message, a non-zero exit and nothing (half-)written.
 """
 
@@ -177,7 +178,10 @@ def test_lareqa_recipe_xquad_r(xquad_eval):
                 "pyserini.eval.trec_eval"):
         assert f"python -m {cli}" in commands, cli
     assert "--prefix 'passage: '" in commands and "--prefix 'query: '" in commands
-    assert commands.count("python -m pyserini.search.faiss") == 12
+    # one first pass (500 hits) per search, plus a whole-pool pass for the searches that left queries open
+    stats = json.load(open(os.path.join(out, "runs", "compaction.json"), encoding="utf-8"))["runs"]
+    deep = sum(1 for s in stats.values() if s["deep_queries"])
+    assert commands.count("python -m pyserini.search.faiss") == 12 + deep and commands.count("--hits 500") == 12
     assert "--hits 3678" in commands  # multilingual: the whole pool (1222 + 1276 + 1180 sentences)
     assert "== 3/5 search" in proc.stderr and "search [12/12]" in proc.stderr
     assert f"results:   {out}/results/results.json" in proc.stdout
@@ -198,8 +202,12 @@ def test_compacted_runs_score_like_full_pool_runs(xquad_eval, tmp_path):
     kept_lines = sum(1 for _ in open(compacted, encoding="utf-8"))
     assert full_lines == 20 * 3678 and kept_lines < full_lines
     stats = json.load(open(os.path.join(out, "runs", "compaction.json"), encoding="utf-8"))["runs"]
-    assert len(stats) == 12 and stats["multi.de"] == {"hits": 3678, "min_depth": 100, "queries": 20,
-                                                      "lines_in": full_lines, "lines_out": kept_lines}
+    deep = stats["multi.de"]["deep_queries"]  # the tiny model leaves most queries to the whole-pool pass
+    assert len(stats) == 12 and stats["multi.de"] == {
+        "hits": 3678, "first_pass_hits": 500, "deep_queries": deep, "min_depth": 100, "queries": 20,
+        "lines_in": 20 * 500 + deep * 3678, "lines_out": kept_lines}
+    assert 0 < deep and "runs/deep/multi.de.tsv --encoded-queries queries/de" in open(
+        os.path.join(out, "commands.sh"), encoding="utf-8").read()
 
     def trec_eval(run):
         p = subprocess.run([sys.executable, "-m", "pyserini.eval.trec_eval", "-c", "-q", "-m", "map", "-m",
@@ -212,6 +220,44 @@ def test_compacted_runs_score_like_full_pool_runs(xquad_eval, tmp_path):
     by_full = M.evaluate_run(str(full), qrels, pool_size=3678, with_rank_distance=True)["per_query"]
     by_kept = M.evaluate_run(compacted, qrels, pool_size=3678, with_rank_distance=True)["per_query"]
     assert by_full == by_kept
+
+
+def test_two_pass_search_scores_like_one_full_pool_pass(xquad_eval, tmp_path):
+    """--first_pass_hits 300 (some queries settled in the first pass, the rest searched again over the whole pool)
+    and --first_pass_hits 0 (one full-pool pass) give the same trec_eval output and the same per-query metrics."""
+    proc, out = xquad_eval
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    names = ["mono.de", "cross.en-de", "multi.de"]
+    for first in (0, 300):
+        subprocess.run([sys.executable, "-m", "hybrid_tevatron.eval.pipeline", "search", "--plan", "inputs/plan.json",
+                        "--index_root", "index", "--queries_root", "queries", "--runs_dir", str(tmp_path / str(first)),
+                        "--cwd", ".", "--first_pass_hits", str(first), "--only", *names],
+                       cwd=out, env=recipe_env(), check=True, capture_output=True)
+    stats = {first: json.load(open(tmp_path / str(first) / "compaction.json", encoding="utf-8"))["runs"]
+             for first in (0, 300)}
+    assert all(s["deep_queries"] == 0 and s["first_pass_hits"] == s["hits"] for s in stats[0].values())
+    mono = stats[300]["mono.de"]
+    assert mono["first_pass_hits"] == 300 and 0 < mono["deep_queries"] < mono["queries"] == 20
+    manifest = {s["name"]: s for s in json.load(open(os.path.join(out, "inputs", "manifest.json")))["searches"]}
+    for name in names:
+        qrels = os.path.join(out, "inputs", "qrels", name + ".txt")
+        runs = [str(tmp_path / str(first) / manifest[name]["run"]) for first in (0, 300)]
+        by_trec_eval = [subprocess.run([sys.executable, "-m", "pyserini.eval.trec_eval", "-c", "-q", "-m", "map",
+                                        "-m", "recall.1,10,100", "-m", "ndcg_cut.10", qrels, run], env=recipe_env(),
+                                       capture_output=True, text=True, check=True).stdout for run in runs]
+        assert M.parse_trec_eval(by_trec_eval[0]) == M.parse_trec_eval(by_trec_eval[1]), name
+        ours = [M.evaluate_run(run, M.read_qrels(qrels), pool_size=manifest[name]["pool_size"],
+                               with_rank_distance=True)["per_query"] for run in runs]
+        assert ours[0] == ours[1], name
+
+
+def test_first_pass_hits_below_min_depth_is_refused(xquad_eval, tmp_path):
+    proc, out = xquad_eval
+    p = subprocess.run([sys.executable, "-m", "hybrid_tevatron.eval.pipeline", "search", "--plan", "inputs/plan.json",
+                        "--index_root", "index", "--queries_root", "queries", "--runs_dir", str(tmp_path / "runs"),
+                        "--first_pass_hits", "50"], cwd=out, env=recipe_env(), capture_output=True, text=True)
+    assert p.returncode == 2 and "--first_pass_hits must be 0 (one pass) or at least 100, got 50" in p.stderr
+    assert not (tmp_path / "runs").exists()
 
 
 def test_our_encoder_writes_what_pyserini_encoders_write(xquad_eval, tmp_path):

@@ -4,7 +4,8 @@
     python -m hybrid_tevatron.eval.pipeline plan-lareqa --manifest INPUTS [--output INPUTS/plan.json]
     python -m hybrid_tevatron.eval.pipeline list --plan PLAN corpora|queries|merged
     python -m hybrid_tevatron.eval.pipeline run JOBS_FILE [--cli inprocess|subprocess] [--cwd DIR]
-    python -m hybrid_tevatron.eval.pipeline search --plan PLAN --index_root I --queries_root Q --runs_dir R
+    python -m hybrid_tevatron.eval.pipeline search --plan PLAN --index_root I --queries_root Q --runs_dir R \\
+        [--first_pass_hits 500]
     python -m hybrid_tevatron.eval.pipeline trec-eval --plan PLAN --runs_dir R --output_dir E
     python -m hybrid_tevatron.eval.pipeline crosscheck --manifest INPUTS --runs_dir R --trec_eval_dir E --output F
 
@@ -20,12 +21,18 @@ module's ``__main__`` with ``runpy`` in this process, exactly as ``python -m`` w
 cost is paid once instead of once per search (XQuAD-R has 132 searches); ``--cli subprocess`` starts one
 ``python -m`` process per command. Every command is appended, shell-quoted, to ``--commands`` (a replayable log).
 
-**Compaction** (LAReQA searches, ``"compact": true``): each search retrieves the whole pool (``--hits`` = pool
-size, so every relevant passage has a rank and mAP is over the full ranking), then the run is cut after each
-query's last relevant passage in trec_eval order, keeping every line tied with it on the written score and at
-least the top ``MIN_DEPTH``. Ranks of relevant passages are unchanged by the cut, so mAP, R@k, nDCG@10 and the
-rank distance are exactly those of the full ranking, while an XQuAD-R multilingual run shrinks from 15.5 M lines
-(~0.8 GB) per query language to a few MB.
+**Compaction** (LAReQA searches, ``"compact": true``): mAP is over the full ranking, so every relevant passage
+needs its rank in the whole pool. Each run is cut after each query's last relevant passage in trec_eval order,
+keeping every line tied with it on the written score and at least the top ``MIN_DEPTH``; ranks of relevant passages
+are unchanged by the cut, so mAP, R@k, nDCG@10 and the rank distance are exactly those of the full ranking, while an
+XQuAD-R multilingual run shrinks from 15.5 M lines (~0.8 GB) per query language to a few MB.
+
+**Two passes** (``--first_pass_hits``, default ``FIRST_PASS_HITS``): writing full-pool rankings dominates the
+search time (MLQA-R: 140 M lines, 3 % of them kept). The first pass searches ``--hits`` = first_pass_hits; a query
+whose cut it settles (every relevant passage retrieved, and a line below the cut that scores lower than the last
+relevant one, so nothing outside the list can tie or outrank it) is final. The others are searched again over the
+whole pool (``--hits`` = pool size, their topics in ``runs/deep/NAME.tsv``). Faiss's flat search is exact, so the
+compacted run scores exactly like the single full-pool pass (``--first_pass_hits 0``).
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from hybrid_tevatron.eval import atomic_path, atomic_write_json, atomic_write_te
 PLAN_FORMAT = "hybrid_tevatron.search_plan/1"
 LAREQA_TREC_EVAL_ARGS = ["-c", "-q", "-m", "map", "-m", "recall.1,10", "-m", "ndcg_cut.10"]
 MIN_DEPTH = 100
+FIRST_PASS_HITS = 500  # compacted searches: depth of the first pass (0: one pass over the whole pool)
 COMPACTION_FILE = "compaction.json"  # in the runs folder: what was cut, per run
 SEARCH_BATCH = 64
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model", "spiece.model",
@@ -305,32 +313,40 @@ def _read_qrels_relevant(path: str) -> dict[str, set[str]]:
     return {q: {d for d, rel in docs.items() if rel > 0} for q, docs in read_qrels(path).items()}
 
 
-def compact_run(src: str, dst: str, relevant: dict[str, set[str]], min_depth: int = MIN_DEPTH) -> dict:
-    """Cut each query's ranking after its last relevant passage (trec_eval order, ties on the written score kept).
+def compact_run(src: str, out, relevant: dict[str, set[str]], min_depth: int = MIN_DEPTH,
+                hits: int | None = None) -> dict:
+    """Write to the file ``out`` each query's ranking of ``src`` cut after its last relevant passage (trec_eval
+    order, ties on the written score kept, at least ``min_depth`` lines).
 
-    ``src`` must list each query's lines together in descending score order (Pyserini does). Queries of
-    ``relevant`` absent from ``src`` are an error. Returns ``{"queries", "lines_in", "lines_out"}``.
+    ``src`` must list each query's lines together in descending score order (Pyserini does). ``hits``: the depth
+    ``src`` was searched to when that is less than the whole pool (at least ``min_depth``). A query whose cut that
+    depth cannot settle (a relevant passage not retrieved, or lines tied with the cut score down to the last line)
+    is not written but listed in ``"open"``, as are queries of ``relevant`` absent from ``src``; without ``hits``
+    those absent queries are an error. Returns ``{"queries", "lines_in", "lines_out", "open"}``.
     """
-    stats = {"queries": 0, "lines_in": 0, "lines_out": 0}
+    stats = {"queries": 0, "lines_in": 0, "lines_out": 0, "open": []}
     seen: set[str] = set()
 
-    def flush(out, qid, lines):
+    def flush(qid, lines):
         rel = relevant.get(qid, set())
-        last = -1
+        last, found = -1, 0
         for i, (docid, _score, _line) in enumerate(lines):
             if docid in rel:
-                last = i
+                last, found = i, found + 1
         keep = max(min(min_depth, len(lines)), last + 1)
         if last >= 0:
             cut_score = lines[last][1]
             while keep < len(lines) and lines[keep][1] >= cut_score:
                 keep += 1
+        if hits is not None and len(lines) >= hits and (found < len(rel) or (rel and keep == len(lines))):
+            stats["open"].append(qid)
+            return
         for _d, _s, line in lines[:keep]:
             out.write(line)
         stats["queries"] += 1
         stats["lines_out"] += keep
 
-    with open(src, encoding="utf-8") as f, atomic_path(dst) as tmp, open(tmp, "w", encoding="utf-8") as out:
+    with open(src, encoding="utf-8") as f:
         qid, lines, prev = None, [], None
         for n, line in enumerate(f, 1):
             parts = line.split()
@@ -342,7 +358,7 @@ def compact_run(src: str, dst: str, relevant: dict[str, set[str]], min_depth: in
             stats["lines_in"] += 1
             if q != qid:
                 if qid is not None:
-                    flush(out, qid, lines)
+                    flush(qid, lines)
                 if q in seen:
                     raise StepError(f"{src}:{n}: query {q} appears again after other queries")
                 seen.add(q)
@@ -352,12 +368,20 @@ def compact_run(src: str, dst: str, relevant: dict[str, set[str]], min_depth: in
             prev = s
             lines.append((d, s, line if line.endswith("\n") else line + "\n"))
         if qid is not None:
-            flush(out, qid, lines)
-        out.close()
-        missing = sorted(set(relevant) - seen)
-        if missing:
-            raise StepError(f"{src}: {len(missing)} queries of the qrels have no results, e.g. {missing[:3]}")
+            flush(qid, lines)
+    missing = sorted(set(relevant) - seen)
+    if missing and hits is None:
+        raise StepError(f"{src}: {len(missing)} queries of the qrels have no results, e.g. {missing[:3]}")
+    stats["open"] += missing
     return stats
+
+
+def write_topics_subset(topics: str, qids, dst: str) -> None:
+    """The lines of the topics file ``topics`` whose query id is in ``qids``, in file order, to ``dst``."""
+    wanted = set(qids)
+    with open(topics, encoding="utf-8") as f:
+        lines = [line for line in f if line.strip() and line.split("\t", 1)[0].strip() in wanted]
+    atomic_write_text(dst, "".join(lines))
 
 
 def check_run(path: str, qids) -> int:
@@ -394,11 +418,16 @@ def _relative_to(cwd: str | None):
 
 
 def search(plan: dict, index_root: str, queries_root: str, runs_dir: str, runner: CliRunner,
-           threads: int = 1, batch_size: int = SEARCH_BATCH, only=None) -> list[dict]:
-    """Run ``python -m pyserini.search.faiss`` for every search of the plan (pre-encoded queries)."""
+           threads: int = 1, batch_size: int = SEARCH_BATCH, only=None,
+           first_pass_hits: int = FIRST_PASS_HITS) -> list[dict]:
+    """Run ``python -m pyserini.search.faiss`` for every search of the plan (pre-encoded queries); compacted
+    searches in two passes (module docstring), ``first_pass_hits`` 0 for one pass over the whole pool."""
+    if 0 < first_pass_hits < MIN_DEPTH:
+        raise StepError(f"--first_pass_hits must be 0 (one pass) or at least {MIN_DEPTH}, got {first_pass_hits}")
     os.makedirs(runs_dir, exist_ok=True)
     root = plan["root"]
     searches = _select(plan, only)
+    rel = _relative_to(runner.cwd)
     done, compaction = [], {}
     t0 = time.time()
     for i, s in enumerate(searches, 1):
@@ -409,25 +438,48 @@ def search(plan: dict, index_root: str, queries_root: str, runs_dir: str, runner
             if not os.path.exists(path):
                 raise StepError(f"search {s['name']}: {what} not found: {path}")
         run = os.path.join(runs_dir, s.get("run", s["name"] + ".trec"))
-        raw = run + ".full.tmp" if s.get("compact") else run + ".tmp"
-        rel = _relative_to(runner.cwd)
-        argv = ["--index", rel(index), "--topics", rel(topics), "--encoded-queries", rel(queries),
-                "--output", rel(raw), "--hits", s["hits"], "--batch-size", batch_size, "--threads", threads]
+        pool_hits = int(s["hits"])
+
+        def pyserini_search(topics_file: str, hits: int, output: str) -> None:
+            runner.run("pyserini.search.faiss", [
+                "--index", rel(index), "--topics", rel(topics_file), "--encoded-queries", rel(queries),
+                "--output", rel(output), "--hits", hits, "--batch-size", batch_size, "--threads", threads])
+
         start = time.time()
-        try:
-            runner.run("pyserini.search.faiss", argv)
-            if s.get("compact"):
-                stats = compact_run(raw, run, _read_qrels_relevant(os.path.join(root, s["qrels"])))
-                detail = f"{stats['queries']} queries, {stats['lines_in']} hits -> {stats['lines_out']} kept"
-                compaction[s["name"]] = {"hits": int(s["hits"]), "min_depth": MIN_DEPTH, **stats}
-            else:
+        if not s.get("compact"):
+            raw = run + ".tmp"
+            try:
+                pyserini_search(topics, pool_hits, raw)
                 lines = check_run(raw, read_qids(topics))
                 os.replace(raw, run)
-                detail = f"{lines} hits"
-        finally:
-            for tmp in (raw,):
-                if os.path.exists(tmp):
-                    os.remove(tmp)
+            finally:
+                if os.path.exists(raw):
+                    os.remove(raw)
+            detail = f"{lines} hits"
+        else:
+            relevant = _read_qrels_relevant(os.path.join(root, s["qrels"]))
+            first = min(first_pass_hits, pool_hits) if first_pass_hits else pool_hits
+            passes = [run + ".pass1.tmp", run + ".pass2.tmp"]
+            try:
+                with atomic_path(run) as tmp, open(tmp, "w", encoding="utf-8") as out:
+                    pyserini_search(topics, first, passes[0])
+                    stats = compact_run(passes[0], out, relevant, hits=first if first < pool_hits else None)
+                    deep = stats.pop("open")
+                    if deep:
+                        deep_topics = os.path.join(runs_dir, "deep", s["name"] + ".tsv")  # kept: commands.sh
+                        write_topics_subset(topics, deep, deep_topics)
+                        pyserini_search(deep_topics, pool_hits, passes[1])
+                        second = compact_run(passes[1], out, {q: relevant.get(q, set()) for q in deep})
+                        for key in ("queries", "lines_in", "lines_out"):
+                            stats[key] += second[key]
+            finally:
+                for tmp in passes:
+                    if os.path.exists(tmp):
+                        os.remove(tmp)
+            detail = (f"{stats['queries']} queries ({len(deep)} over the whole pool), {stats['lines_in']} hits -> "
+                      f"{stats['lines_out']} kept")
+            compaction[s["name"]] = {"hits": pool_hits, "first_pass_hits": first, "deep_queries": len(deep),
+                                     "min_depth": MIN_DEPTH, **stats}
         log(f"search [{i}/{len(searches)}] {s['name']}: {detail} ({time.time() - start:.1f}s, "
             f"{time.time() - t0:.0f}s so far)")
         done.append({"name": s["name"], "run": run})
@@ -438,9 +490,10 @@ def search(plan: dict, index_root: str, queries_root: str, runs_dir: str, runner
             with open(path, encoding="utf-8") as f:
                 old = json.load(f).get("runs", {})
         atomic_write_json(path, {
-            "note": "full-pool rankings (--hits = pool size) cut after each query's last relevant passage "
-                    "(ties on the written score kept, at least min_depth lines): every relevant passage keeps its "
-                    "full-ranking rank, so mAP, R@k, nDCG@10 and the rank distance are those of the full ranking",
+            "note": "rankings cut after each query's last relevant passage (ties on the written score kept, at least "
+                    "min_depth lines); first pass first_pass_hits deep, deep_queries searched again over the whole "
+                    "pool (hits): every relevant passage keeps its full-ranking rank, so mAP, R@k, nDCG@10 and the "
+                    "rank distance are those of the full ranking",
             "runs": {**old, **compaction}})
     return done
 
@@ -557,6 +610,10 @@ def main(argv=None) -> int:
             sp.add_argument("--queries_root", required=True)
             sp.add_argument("--threads", type=int, default=1)
             sp.add_argument("--batch_size", type=int, default=SEARCH_BATCH)
+            sp.add_argument("--first_pass_hits", type=int, default=FIRST_PASS_HITS,
+                            help=f"compacted searches: hits of the first pass, the rest over the whole pool only "
+                                 f"for queries it leaves open (0: one pass over the whole pool; default "
+                                 f"{FIRST_PASS_HITS})")
         else:
             sp.add_argument("--output_dir", required=True)
 
@@ -604,7 +661,8 @@ def main(argv=None) -> int:
                                os.path.abspath(args.cwd) if args.cwd else None)
             if args.cmd == "search":
                 search(plan, os.path.abspath(args.index_root), os.path.abspath(args.queries_root),
-                       os.path.abspath(args.runs_dir), runner, args.threads, args.batch_size, args.only)
+                       os.path.abspath(args.runs_dir), runner, args.threads, args.batch_size, args.only,
+                       args.first_pass_hits)
             else:
                 trec_eval(plan, os.path.abspath(args.runs_dir), os.path.abspath(args.output_dir), runner,
                           args.only)
