@@ -1,4 +1,4 @@
-"""Search stage of the LAReQA recipe: two passes (``--first_pass_hits 500``) vs one full-pool pass (``0``).
+"""Search stage of the LAReQA recipe: two passes (``--first_pass_hits``) vs one full-pool pass (``0``).
 
     python benchmarks/search_passes.py --eval_dir runs/eval/xquad-r          # an eval_lareqa.sh output folder
 

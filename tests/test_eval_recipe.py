@@ -18,6 +18,7 @@ import pytest
 
 from conftest import recipe_env
 from hybrid_tevatron.eval import metrics as M
+from hybrid_tevatron.eval.pipeline import FIRST_PASS_HITS
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 RECIPE = os.path.join(REPO, "recipes", "eval_lareqa.sh")
@@ -178,10 +179,11 @@ def test_lareqa_recipe_xquad_r(xquad_eval):
                 "pyserini.eval.trec_eval"):
         assert f"python -m {cli}" in commands, cli
     assert "--prefix 'passage: '" in commands and "--prefix 'query: '" in commands
-    # one first pass (500 hits) per search, plus a whole-pool pass for the searches that left queries open
+    # one first pass (FIRST_PASS_HITS) per search, plus a whole-pool pass for the searches that left queries open
     stats = json.load(open(os.path.join(out, "runs", "compaction.json"), encoding="utf-8"))["runs"]
     deep = sum(1 for s in stats.values() if s["deep_queries"])
-    assert commands.count("python -m pyserini.search.faiss") == 12 + deep and commands.count("--hits 500") == 12
+    assert commands.count("python -m pyserini.search.faiss") == 12 + deep
+    assert commands.count(f"--hits {FIRST_PASS_HITS}") == 12
     assert "--hits 3678" in commands  # multilingual: the whole pool (1222 + 1276 + 1180 sentences)
     assert "== 3/5 search" in proc.stderr and "search [12/12]" in proc.stderr
     assert f"results:   {out}/results/results.json" in proc.stdout
@@ -204,8 +206,8 @@ def test_compacted_runs_score_like_full_pool_runs(xquad_eval, tmp_path):
     stats = json.load(open(os.path.join(out, "runs", "compaction.json"), encoding="utf-8"))["runs"]
     deep = stats["multi.de"]["deep_queries"]  # the tiny model leaves most queries to the whole-pool pass
     assert len(stats) == 12 and stats["multi.de"] == {
-        "hits": 3678, "first_pass_hits": 500, "deep_queries": deep, "min_depth": 100, "queries": 20,
-        "lines_in": 20 * 500 + deep * 3678, "lines_out": kept_lines}
+        "hits": 3678, "first_pass_hits": FIRST_PASS_HITS, "deep_queries": deep, "min_depth": 100, "queries": 20,
+        "lines_in": 20 * FIRST_PASS_HITS + deep * 3678, "lines_out": kept_lines}
     assert 0 < deep and "runs/deep/multi.de.tsv --encoded-queries queries/de" in open(
         os.path.join(out, "commands.sh"), encoding="utf-8").read()
 
