@@ -92,7 +92,8 @@ def test_doc_blocks_regenerated_and_prose_kept(root, tmp_path):
     assert "| mono (n=2) | 0.810 ± 0.014 |" in out
     assert "| xquad-r | 3 of 4 | hybrid-s3 |" in out and "| mlqa-r | 0 of 1 | zero-shot |" in out
     assert "_No mlqa-r results yet: not run._" in out
-    assert "- cpu: test cpu" in out and "13.0 min in all" in out
+    assert "- cpu: test cpu" in out and "13.0 min in all; sum of count × median: 13.0 min" in out
+    assert "- train: 1×, median 10.0 min (range 10.0–10.0)" in out and "- eval:xquad-r: 1×, median 3.0 min" in out
     assert rp.render_doc(out, s, "runs/reproduce/summary.json") == out  # idempotent
     with pytest.raises(ValueError, match="unknown generated blocks: nope"):
         rp.render_doc("<!-- BEGIN GENERATED: nope -->\n<!-- END GENERATED: nope -->", s, "x")

@@ -23,6 +23,7 @@ import json
 import math
 import os
 import re
+import statistics
 import sys
 from typing import Dict, List, Optional
 
@@ -240,17 +241,22 @@ def config_block(summary: dict) -> str:
 
 
 def hardware_block(summary: dict) -> str:
+    """Hardware, then wall times per stage kind (train, eval per dataset): count, median and range. The sum of
+    count × median estimates a run with the cores to itself: the median discounts runs that shared them."""
     meta = summary["meta"]
     hw = meta.get("hardware") or {}
     lines = [f"- {k}: {v}" for k, v in hw.items()]
     timings = meta.get("timings") or []
     if timings:
-        total = sum(t["seconds"] for t in timings)
         by_kind: Dict[str, List[float]] = {}
         for t in timings:
-            by_kind.setdefault(t["stage"].split(":")[0], []).append(t["seconds"])
-        lines.append(f"- wall time of the recorded stages: {total / 60:.1f} min in all; "
-                     + "; ".join(f"{k} {len(v)}× (mean {sum(v) / len(v) / 60:.1f} min)" for k, v in by_kind.items()))
+            kind = t["stage"].rsplit(":", 1)[0] if t["stage"].count(":") > 1 else t["stage"].split(":")[0]
+            by_kind.setdefault(kind, []).append(t["seconds"])
+        medians = {k: statistics.median(v) for k, v in by_kind.items()}
+        lines.append(f"- wall time of the recorded stages: {sum(t['seconds'] for t in timings) / 60:.1f} min in all; "
+                     f"sum of count × median: {sum(len(v) * medians[k] for k, v in by_kind.items()) / 60:.1f} min")
+        lines += [f"- {k}: {len(v)}×, median {medians[k] / 60:.1f} min (range {min(v) / 60:.1f}–{max(v) / 60:.1f})"
+                  for k, v in by_kind.items()]
     return ("\n".join(lines) + "\n") if lines else "_No hardware.json / timings.tsv: not run._\n"
 
 
