@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# The paper's comparison on real data, at a budget that fits a 2-core CPU (measured per run on 2 idle cores: training
-# 5.7 min, held-out XQuAD-R evaluation 5.5 min, MLQA-R evaluation 14 min -> about 2 h 40 min in all, or about
-# 2 h with MLQA_SEEDS="" (MLQA-R for the zero-shot row only); a GPU, used automatically when present, shortens
-# training and encoding, while Pyserini's full-pool search stays on the CPU):
+# The paper's comparison on real data, at a budget that fits a 2-core CPU (about 2 h 15 min on 2 cores, or about
+# 1 h 50 min with MLQA_SEEDS="" (MLQA-R for the zero-shot row only); stage times in docs/reproduction.md; a GPU,
+# used automatically when present, shortens training and encoding, while Pyserini's search stays on the CPU):
 #   multilingual-e5-small fine-tuned on the XQuAD-R training articles (9 languages; el and vi held out as unseen)
 #   with mono (X-X-mono), cross (X-Y) and hybrid (alpha 0.5) batches, identical budgets, SEEDS seeds each, plus the
 #   zero-shot model; evaluated on the held-out XQuAD-R articles and zero-shot on MLQA-R (MLQA_SEEDS seeds).
