@@ -109,3 +109,32 @@ def test_cli_summarize_and_doc(root, tmp_path, capsys):
     assert "hybrid vs mono" in doc.read_text()
     with pytest.raises(FileNotFoundError, match="no evaluation results yet"):
         rp.summarize(str(tmp_path / "empty"))
+
+
+def test_committed_doc_tables_match_the_committed_expected_scores():
+    """docs/reproduction.md's generated results tables and recipes/expected/reproduce.yaml come from the same run:
+    every expected row's mean is the number in its table cell (no drift between the two)."""
+    import re
+
+    import yaml
+
+    repo = os.path.join(os.path.dirname(__file__), "..")
+    with open(os.path.join(repo, "recipes", "expected", "reproduce.yaml"), encoding="utf-8") as f:
+        rows = yaml.safe_load(f)["rows"]
+    with open(os.path.join(repo, "docs", "reproduction.md"), encoding="utf-8") as f:
+        doc = f.read()
+    cells = {}
+    for dataset in ("xquad-r", "mlqa-r"):
+        block = re.search(rf"<!-- BEGIN GENERATED: {dataset} -->(.*?)<!-- END GENERATED: {dataset} -->", doc, re.S)
+        assert block, dataset
+        for line in block.group(1).splitlines():
+            m = re.match(r"\| ([\w-]+) \(n=\d+\) \|(.*)\|$", line)
+            if m:
+                values = [c.strip().split(" ± ")[0] for c in m.group(2).split("|")]
+                cells.update({(dataset, m.group(1), key): v for key, v in zip(rp.HEADLINE, values)})
+    assert len(rows) == 56
+    for row in rows:
+        dataset, regime, key = row["id"].split("/")
+        digits = 1 if "rank_distance" in key else 3
+        # the doc rounds the run's mean to `digits`, the YAML to 4 decimals
+        assert abs(float(cells[(dataset, regime, key)]) - row["expected"]) <= 0.5 * 10 ** -digits + 1e-4, row["id"]
