@@ -11,7 +11,8 @@
 # Stages: LAReQA -> Pyserini inputs (python -m hybrid_tevatron.eval.lareqa) -> encode each language's sentences
 # once into a flat inner-product Faiss index -> merge them into the multilingual index
 # (python -m pyserini.encode.merge_faiss_index) -> encode each language's questions once -> one
-# python -m pyserini.search.faiss per search with --hits = pool size (every relevant passage gets a rank) ->
+# python -m pyserini.search.faiss per search, top 500 then the whole pool for queries that need it (every
+# relevant passage gets its full-pool rank) ->
 # python -m pyserini.eval.trec_eval per run -> python -m hybrid_tevatron.eval.evaluate (tables, heatmap) and a
 # check that the in-process metrics equal trec_eval's to 1e-4.
 #

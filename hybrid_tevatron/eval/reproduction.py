@@ -250,8 +250,7 @@ def hardware_block(summary: dict) -> str:
     if timings:
         by_kind: Dict[str, List[float]] = {}
         for t in timings:
-            kind = t["stage"].rsplit(":", 1)[0] if t["stage"].count(":") > 1 else t["stage"].split(":")[0]
-            by_kind.setdefault(kind, []).append(t["seconds"])
+            by_kind.setdefault(t["stage"].rsplit(":", 1)[0], []).append(t["seconds"])  # drop the run name
         medians = {k: statistics.median(v) for k, v in by_kind.items()}
         lines.append(f"- wall time of the recorded stages: {sum(t['seconds'] for t in timings) / 60:.1f} min in all; "
                      f"sum of count × median: {sum(len(v) * medians[k] for k, v in by_kind.items()) / 60:.1f} min")
