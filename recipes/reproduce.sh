@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paper's comparison on real data, at a budget that fits a 2-core CPU (about 2 h 15 min on 2 cores, or about
+# The paper's comparison on real data, at a budget that fits a 2-core CPU (about 2 h 20 min on 2 cores, or about
 # 1 h 50 min with MLQA_SEEDS="" (MLQA-R for the zero-shot row only); stage times in docs/reproduction.md; a GPU,
 # used automatically when present, shortens training and encoding, while Pyserini's search stays on the CPU):
 #   multilingual-e5-small fine-tuned on the XQuAD-R training articles (9 languages; el and vi held out as unseen)

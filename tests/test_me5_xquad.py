@@ -26,7 +26,7 @@ def test_me5_small_on_xquad_r(shared_data, tmp_path):
     if not os.path.isfile(os.path.join(ME5, "config.json")):
         pytest.skip(f"multilingual-e5-small not found at {ME5} (set ME5_SMALL_DIR; see the module docstring)")
     out = os.environ.get("ME5_EVAL_OUTPUT") or str(tmp_path / "me5-small")
-    env = recipe_env(HF_HUB_OFFLINE="1")
+    env = recipe_env()
     start = time.time()
     proc = subprocess.run(
         ["bash", os.path.join(REPO, "recipes", "eval_lareqa.sh"), ME5, os.path.join(shared_data, "xquad-r"), out,
