@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from hybrid_tevatron.mixture import SourceSampling, parse_cross_only, parse_source_weights, resolve_alpha_schedule
+
 REGIMES = ("hybrid", "mono", "cross", "xx")
 
 
@@ -56,9 +58,29 @@ class HybridDataArguments:
         default=None,
         metadata={"help": "Cross batches: passages always in this language (queries in any other)."},
     )
-    source_sampling: str = field(
-        default="proportional",
-        metadata={"help": "How each batch picks its source: proportional (to size) or round_robin."},
+    source_sampling: SourceSampling = field(
+        default=SourceSampling.proportional,
+        metadata={"help": "How an epoch's steps are ordered over the sources: proportional (shuffled quotas; the "
+                  "quotas follow the sources' sizes, or --source_weights) or round_robin (A B C A B C ...)."},
+    )
+    source_weights: List[str] = field(
+        default_factory=list,
+        metadata={"help": "Per-source weights NAME=W,... (every source, W >= 0): source s gets W_s / sum(W) of "
+                  "each epoch's steps (the epoch keeps its length). Default: in proportion to size. The "
+                  "--train_files source is named after its directory, else 'main'."},
+    )
+    cross_only_sources: List[str] = field(
+        default_factory=list,
+        metadata={"help": "Sources that feed cross steps only: those whose query equals its positive in the same "
+                  "language (e.g. captions, one per language per image). Such a source must be listed here when "
+                  "mono or xx steps are possible; an unlisted one is refused."},
+    )
+    alpha_schedule: Optional[str] = field(
+        default=None,
+        metadata={"help": "Hybrid regime: alpha over the global plan step t (one plan step = one micro-batch) "
+                  "instead of the constant --alpha: constant:V, linear:T0:A,T1:B,... (linear between the knots) "
+                  "or piecewise:T0:A,T1:B,... (A from T0, B from T1, ...); first knot at 0. E.g. "
+                  "piecewise:0:0,500:1 = cross first, mono from step 500."},
     )
     train_group_size: int = field(
         default=8, metadata={"help": "Passages per query: 1 positive + (group size - 1) negatives."}
@@ -83,8 +105,10 @@ class HybridDataArguments:
             raise ValueError(f"--token_cache_size must be >= 0, got {self.token_cache_size}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"--alpha must be in [0, 1], got {self.alpha}")
-        if self.source_sampling not in ("proportional", "round_robin"):
-            raise ValueError(f"--source_sampling must be proportional or round_robin, got {self.source_sampling!r}")
+        self.source_sampling = SourceSampling.parse(self.source_sampling)
+        parse_source_weights(self.source_weights)  # the rules live in hybrid_tevatron.mixture
+        self.cross_only_sources = parse_cross_only(self.cross_only_sources)
+        resolve_alpha_schedule(self.regime, self.alpha_schedule)
         if self.language_weights and len(self.language_weights) != len(self.languages):
             raise ValueError("--language_weights needs one weight per entry of --languages")
         if any(w < 0 for w in self.language_weights) or (self.language_weights and sum(self.language_weights) <= 0):

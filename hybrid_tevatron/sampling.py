@@ -11,7 +11,11 @@ all ranks (``per_device_train_batch_size * world_size`` examples). Invariants (e
   two examples of a step (the same passage in any language).
 * Each example has exactly ``group_size`` passages, positive first, negatives in the passage language.
 * Identical arguments give identical plans; ``set_epoch`` changes the order; a one-language source only
-  ever feeds mono steps.
+  ever feeds mono steps; a cross-only source (:mod:`hybrid_tevatron.mixture`) only ever feeds cross steps, and a
+  source whose query equals its positive in one language is refused unless declared cross-only (no degenerate
+  mono pair, ever).
+* Mixture control is part of the same pure function: per-source weights fix each epoch's source quotas, and α
+  is a pure function of the global plan step ``epoch × steps_per_epoch + step`` (:meth:`BatchPlan.alpha_at`).
 * Memory does not grow with the data: query permutations are computed on demand (:class:`KeyedPermutation`),
   and only the current step and a per-epoch source schedule (one int32 per step) are held.
 
@@ -21,10 +25,22 @@ The algorithm and the choices it makes where the paper is silent are documented 
 from __future__ import annotations
 
 from collections import deque
-from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from torch.utils.data import Sampler
+
+from hybrid_tevatron.mixture import (
+    AlphaSchedule,
+    SourceSampling,
+    apportion,
+    check_alpha,
+    parse_cross_only,
+    parse_source_weights,
+    resolve_alpha_schedule,
+    self_paired_example,
+    source_weight_vector,
+)
 
 MONO, CROSS, XX = "mono", "cross", "xx"
 
@@ -166,13 +182,18 @@ class BatchPlan:
     Choices where the paper is silent:
 
     * Steps per epoch = Σ_sources ⌊N_source / batch_size⌋ (a source smaller than one step is an error).
-      Source schedule: ``proportional`` shuffles (per seed and epoch) a list holding each source id ⌊N/B⌋
-      times (exactly ∝ size, without replacement); ``round_robin`` cycles A B C A B C … over the sources that
-      still have steps left.
+      Quotas: each source gets ⌊N/B⌋ of them, or with ``source_weights`` its weight's share (largest
+      remainder, :func:`~hybrid_tevatron.mixture.apportion`). Source schedule: ``proportional`` shuffles (per
+      seed and epoch) a list holding each source id quota times (exact quotas, without replacement);
+      ``round_robin`` cycles A B C A B C … over the sources that still have steps left.
     * Languages of a source: its languages ∩ ``languages`` (default: all of its own), minus zero weights.
-    * Mode: ``hybrid`` is mono with probability ``alpha`` (drawn per (seed, epoch, step)); a source that
-      cannot cross (one language, or no pivot language while ``pivot_language`` is set) always gives mono
-      steps, and is an error in the ``cross``/``xx`` regimes. The mono language is drawn per step by
+    * Mode: the step's source comes first (the schedule), then its mode. ``hybrid`` is mono when the
+      per-(seed, epoch, step) draw u ∈ [0, 1) is below α(t) (``alpha_schedule``, default the constant
+      ``alpha``), t = the global plan step; a source that cannot cross (one language, or no pivot language while
+      ``pivot_language`` is set) always gives mono steps, and is an error in the ``cross``/``xx`` regimes; a
+      cross-only source always gives cross steps (whatever u and α), and is an error in the ``mono``/``xx``
+      regimes and in a ``hybrid`` plan whose sources are all cross-only while α is ever above 0 (its mono share
+      could never happen). So α is the mono probability of the steps of sources that can feed both modes. The mono language is drawn per step by
       ``language_weights`` (uniform by default).
     * Cross pairs, per example: Lq by weight, then Lp by weight among the other languages; with uniform
       weights that is uniform over ordered pairs Lq ≠ Lp. With ``pivot_language``: Lp = pivot, Lq by weight
@@ -202,15 +223,17 @@ class BatchPlan:
         pivot_language: Optional[str] = None,
         source_sampling: str = "proportional",
         seed: int = 42,
+        source_weights: Union[None, str, Mapping[str, float], Sequence[str]] = None,
+        cross_only_sources: Sequence[str] = (),
+        alpha_schedule: Union[None, str, AlphaSchedule] = None,
     ):
         if regime not in (MONO, CROSS, XX, "hybrid"):
             raise ValueError(f"unknown regime {regime!r}: expected hybrid, mono, cross or xx")
         if batch_size < 1 or group_size < 1:
             raise ValueError("batch_size and group_size must be at least 1")
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-        if source_sampling not in ("proportional", "round_robin"):
-            raise ValueError(f"unknown source_sampling {source_sampling!r}")
+        check_alpha(alpha)
+        source_sampling = SourceSampling.parse(source_sampling)
+        alpha_schedule = resolve_alpha_schedule(regime, alpha_schedule)
         if int(seed) < 0:
             raise ValueError(f"seed must be non-negative, got {seed}")
         if language_weights and (not languages or len(language_weights) != len(languages)):
@@ -223,6 +246,7 @@ class BatchPlan:
         self.batch_size, self.group_size, self.seed = batch_size, group_size, int(seed)
         self.regime = regime
         self.alpha = {MONO: 1.0, CROSS: 0.0}.get(regime, alpha)
+        self.alpha_schedule: AlphaSchedule = alpha_schedule or AlphaSchedule.constant(self.alpha)
         self.pivot_language = pivot_language
         self.source_sampling = source_sampling
         weight_of = dict(zip(languages, language_weights)) if language_weights else {}
@@ -259,11 +283,50 @@ class BatchPlan:
             )
         if pivot_language and not any(self.can_cross):
             raise ValueError(f"pivot language {pivot_language!r} is not a language of any multilingual source")
-        self.steps_per_source = [len(s) // batch_size for s in self.sources]
-        self.num_steps = sum(self.steps_per_source)
+        self.cross_only = self._check_cross_only(parse_cross_only(cross_only_sources))
+        self.num_steps = sum(len(s) // batch_size for s in self.sources)
+        self.source_weights = source_weight_vector(parse_source_weights(source_weights), self.names)
+        self.steps_per_source = (  # the epoch's quota of each source
+            [len(s) // batch_size for s in self.sources] if self.source_weights is None
+            else apportion(self.num_steps, self.source_weights)
+        )
         self._schedules: Dict[int, np.ndarray] = {}
         self._state = None  # (epoch, next step, cursors) for cheap sequential access
         self._last: Optional[StepPlan] = None
+
+    @property
+    def names(self) -> List[str]:
+        return [s.name for s in self.sources]
+
+    def _check_cross_only(self, declared: List[str]) -> List[bool]:
+        """Per source, whether it is cross-only; the errors of the module docstring (never a silent mono pair)."""
+        unknown = [n for n in declared if n not in self.names]
+        if unknown:
+            raise ValueError(f"--cross_only_sources names {unknown}, which are not sources (the sources are {self.names})")
+        cross_only = [s.name in declared for s in self.sources]
+        for k, source in enumerate(self.sources):
+            if cross_only[k] and not self.can_cross[k]:
+                raise ValueError(f"source {source.name!r} is cross-only but cannot feed cross steps (it has the "
+                                 f"languages {self.languages[k]}): it can feed no step")
+            if cross_only[k] and self.regime in (MONO, XX):
+                raise ValueError(f"source {source.name!r} is cross-only: it cannot feed the {self.regime} regime "
+                                 "(its mono/xx pairs would pair a text with itself)")
+        mono_possible = self.regime in (MONO, XX) or (self.regime == "hybrid" and self.alpha_schedule.max > 0)
+        if self.regime == "hybrid" and mono_possible and all(cross_only):
+            raise ValueError(f"every source is cross-only ({self.names}), so the hybrid regime's mono steps (α up to "
+                             f"{self.alpha_schedule.max:g}) cannot happen; use --regime cross")
+        for k, source in enumerate(self.sources):
+            if cross_only[k] or not mono_possible:
+                continue
+            found = self_paired_example(source)
+            if found is not None:
+                lang, q = found
+                raise ValueError(
+                    f"source {source.name!r}: query id {source.query_ids[q]!r} equals its positive passage in "
+                    f"language {lang!r}, so its mono pairs are degenerate; declare it with --cross_only_sources "
+                    f"{source.name} (it then feeds cross steps only)"
+                )
+        return cross_only
 
     @classmethod
     def from_args(cls, sources: Sequence, data_args, batch_size: int, seed: int) -> "BatchPlan":
@@ -279,12 +342,32 @@ class BatchPlan:
             pivot_language=data_args.pivot_language,
             source_sampling=data_args.source_sampling,
             seed=seed,
+            source_weights=data_args.source_weights or None,
+            cross_only_sources=data_args.cross_only_sources,
+            alpha_schedule=data_args.alpha_schedule or None,
         )
 
     def __len__(self) -> int:
         return self.num_steps
 
     # -- pure functions of (seed, epoch, step) -------------------------------------------------------
+    def global_step(self, epoch: int, step: int) -> int:
+        """The plan step counted from the start of training: ``epoch × steps per epoch + step``."""
+        return epoch * self.num_steps + step
+
+    def alpha_at(self, epoch: int, step: int) -> Optional[float]:
+        """α in force at a step (the mono probability of a step whose source can feed both modes); None for xx."""
+        return None if self.regime == XX else self.alpha_schedule(self.global_step(epoch, step))
+
+    def describe(self) -> str:
+        """One line on the mixture: per source its quota per epoch and role, the sampling, α."""
+        roles = ["cross-only" if c else ("mono-only" if not x else "mono+cross")
+                 for c, x in zip(self.cross_only, self.can_cross)]
+        parts = [f"{n}: {q} steps/epoch ({r})" for n, q, r in zip(self.names, self.steps_per_source, roles)]
+        alpha = "" if self.regime == XX else f", alpha {self.alpha_schedule.spec()}"
+        return (f"batch plan: {self.num_steps} steps per epoch of {self.batch_size} examples, regime {self.regime}"
+                f"{alpha}, source sampling {self.source_sampling.value}; " + "; ".join(parts))
+
     def schedule(self, epoch: int) -> np.ndarray:
         """Source index of every step of ``epoch``."""
         if epoch not in self._schedules:
@@ -307,7 +390,9 @@ class BatchPlan:
         draw, language = rng.random(), int(_draw(rng, self._cumulative[source], 1)[0])
         if self.regime == XX:
             return source, XX, None
-        if not self.can_cross[source] or draw < self.alpha:
+        if self.cross_only[source]:
+            return source, CROSS, None
+        if not self.can_cross[source] or draw < self.alpha_at(epoch, step):
             return source, MONO, self.languages[source][language]
         return source, CROSS, None
 

@@ -16,9 +16,10 @@ HF encoder) whose ``forward(query=, passage=)`` returns Tevatron's output with `
   ``gradient_accumulation_steps`` plan steps. Accumulation never enlarges the contrastive batch.
 * **Logs.** Each training log carries ``loss_mono`` / ``loss_cross`` / ``loss_xx`` (mean InfoNCE of the plan
   steps of that mode in the logging window, averaged over ranks; only modes that occurred) and
-  ``mono_fraction`` / ``cross_fraction`` / ``xx_fraction`` (share of the window's plan steps). Every rank writes
+  ``mono_fraction`` / ``cross_fraction`` / ``xx_fraction`` (share of the window's plan steps) and ``alpha`` (the
+  α in force at the window's last plan step; absent for xx). Every rank writes
   ``plan_log.rank{R}.jsonl`` in ``output_dir``: one line per plan step it trained (global step, epoch, plan
-  step, mode, language, source, its shard's query ids and languages).
+  step, mode, language, source, α in force, its shard's query ids and languages).
 * **Checkpoints.** ``_save`` writes the shared encoder with ``save_pretrained`` (a plain HF folder, no
   ``query_model``/``passage_model`` subfolders), the tokenizer and ``hybrid_tevatron.json`` — for the final
   model and every intermediate ``checkpoint-N`` alike; ``_load_from_checkpoint`` reads such a folder back.
@@ -193,6 +194,7 @@ class HybridTrainerMixin:
         self.hybrid_metadata = metadata
         self._mode_stats = _ModeStats()
         self._plan_log = None
+        self._alpha: Optional[float] = None  # α of the last plan step trained (for the training log)
         super().__init__(*args, **kwargs)
 
     # ---- data ----
@@ -232,6 +234,8 @@ class HybridTrainerMixin:
         if "loss" in logs:  # a training log: add the window's per-mode metrics (called on every rank)
             logs.update(self._mode_stats.summary(self.args.device))
             self._mode_stats.reset()
+            if self._alpha is not None:
+                logs["alpha"] = self._alpha
         super().log(logs, *args, **kwargs)
 
     def _write_plan_log(self, meta: Dict[str, Any]) -> None:
@@ -248,6 +252,7 @@ class HybridTrainerMixin:
             "mode": meta.get("mode"),
             "language": language,
             "source": meta.get("source"),
+            "alpha": self._alpha_of(meta),
             "rank": self.args.process_index,
             "query_ids": list(meta.get("query_ids") or []),
             "query_langs": query_langs,
@@ -255,6 +260,11 @@ class HybridTrainerMixin:
         }
         self._plan_log.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._plan_log.flush()
+
+    def _alpha_of(self, meta: Dict[str, Any]) -> Optional[float]:
+        """α in force at the step of ``meta`` (a pure function of the plan step); kept for the training log."""
+        self._alpha = None if meta.get("epoch") is None else self.plan.alpha_at(meta["epoch"], meta["step"])
+        return self._alpha
 
     def _open_plan_log(self):
         """Open this rank's plan log, keeping only lines of steps before the current one (a resume)."""
@@ -343,6 +353,7 @@ def build_trainer(backend, model_args, data_args, training_args, callbacks: Opti
         )
     except ValueError as err:  # the data cannot fill the plan as configured
         raise SetupError(f"batch plan: {err}") from err
+    logger.info(plan.describe())
     if len(plan) == 0:
         raise SetupError(
             f"the data gives no complete plan step of {training_args.per_device_train_batch_size} x "
