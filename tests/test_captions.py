@@ -1,0 +1,247 @@
+"""Caption converters (hybrid_tevatron.data.captions): the real shared files' shapes, validation, training JSONL,
+evaluation pools, and a real training run on a caption source mixed with a question/passage source."""
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from hybrid_tevatron.data.captions import (
+    POOL_FORMAT,
+    load_caption_files,
+    main,
+    multi30k_files,
+    write_pool,
+    write_training,
+    xtd10_files,
+)
+from hybrid_tevatron.data.readers import DataError, load_jsonl_source
+from hybrid_tevatron.sampling import BatchPlan
+
+WORDS = {"en": "the cat dog house river red blue small".split(), "de": "der die katze hund haus fluss rot".split(),
+         "fr": "le la chat chien maison rouge bleu".split()}
+
+
+def write_captions(folder, n=30, languages=("en", "de", "fr"), gz=False):
+    """``{lang}.txt`` (or ``.txt.gz``) with caption i on line i, distinct per image; returns ``{lang: path}``."""
+    os.makedirs(folder, exist_ok=True)
+    files = {}
+    for lang in languages:
+        words = WORDS[lang]
+        lines = [f"{words[i % len(words)]} {words[(i * 3 + 1) % len(words)]} {i}" for i in range(n)]
+        path = os.path.join(folder, f"{lang}.txt" + (".gz" if gz else ""))
+        data = ("\n".join(lines) + "\n").encode("utf-8")
+        with (gzip.open(path, "wb") if gz else open(path, "wb")) as f:
+            f.write(data)
+        files[lang] = path
+    return files
+
+
+def read_jsonl(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+# ------------------------------------------------------------------------------------------------ real files
+def test_multi30k_shapes_and_training_jsonl(shared_data, tmp_path):
+    """val: 1,014 images in en/de/fr/cs; the converted files load as one parallel source, query == positive."""
+    files = multi30k_files(os.path.join(shared_data, "multi30k"), "val")
+    assert list(files) == ["cs", "de", "en", "fr"]
+    captions = load_caption_files("multi30k-val", files, id_prefix="val-")
+    assert len(captions) == 1014 and captions.image_ids[:2] == ["val-1", "val-2"]
+    stats = write_training(captions, str(tmp_path / "train"), negatives=5, seed=1, max_examples=300)
+    assert stats["queries"] == 300 and stats["images_in_files"] == 1014 and stats["min_negatives"] == 5
+    source = load_jsonl_source("flickr", {l: str(tmp_path / "train" / f"{l}.jsonl") for l in files}, group_size=6)
+    assert len(source) == 300
+    rows = {l: read_jsonl(tmp_path / "train" / f"{l}.jsonl") for l in files}
+    for lang, records in rows.items():
+        for r in records:
+            assert r["query"] == r["positive_passages"][0]["text"] and r["positive_passages"][0]["docid"] == r["query_id"]
+            negs = [p["docid"] for p in r["negative_passages"]]
+            assert len(set(negs)) == 5 and r["query_id"] not in negs
+    ids = {r["query_id"] for r in rows["en"]}
+    assert all({p["docid"] for p in r["negative_passages"]} <= ids for r in rows["en"])  # among the kept images
+    assert [[p["docid"] for p in r["negative_passages"]] for r in rows["de"]] == \
+        [[p["docid"] for p in r["negative_passages"]] for r in rows["en"]]  # same images in every language
+    with gzip.open(files["de"], "rt", encoding="utf-8") as f:
+        de_lines = f.read().split("\n")
+    first = rows["de"][0]
+    assert first["query"] == de_lines[int(first["query_id"].split("-")[1]) - 1].strip()  # id = line of the image
+    with pytest.raises(ValueError, match="flickr.*--cross_only_sources flickr"):
+        BatchPlan([source], 8, 3)  # mono steps would pair a caption with itself
+
+
+def test_multi30k_missing_language_file(shared_data):
+    with pytest.raises(DataError, match=r"test_2017_mscoco\.cs\.gz: no caption file for language 'cs' \(present: de, en, fr\)"):
+        multi30k_files(os.path.join(shared_data, "multi30k"), "test_2017_mscoco", ["en", "cs"])
+
+
+def test_xtd10_pool_on_the_real_files(shared_data, tmp_path):
+    folder = os.path.join(shared_data, "xtd10")
+    files = xtd10_files(folder)
+    assert len(files) == 11 and "jp" in files
+    captions = load_caption_files("xtd10", files, image_names=os.path.join(folder, "test_image_names.txt"))
+    assert len(captions) == 1000 and captions.image_ids[0] == "COCO_train2014_000000061844"
+    manifest = write_pool(captions, str(tmp_path / "pool"))
+    assert manifest["format"] == POOL_FORMAT and manifest["counts"]["pool_all"] == 11_000
+    assert len([s for s in manifest["searches"] if s["setting"] == "cross"]) == 110
+    assert len([s for s in manifest["searches"] if s["setting"] == "multi"]) == 11
+    root = tmp_path / "pool"
+    with open(root / "corpus" / "es.jsonl", encoding="utf-8") as f:
+        es = [json.loads(line) for line in f]
+    assert "\r" not in es[0]["contents"] and es[1]["id"] == "es-1"  # the es file has CRLF line ends
+
+
+# ------------------------------------------------------------------------------------------------ pools
+def test_pool_qrels_and_exclusions(tmp_path):
+    files = write_captions(tmp_path / "caps", n=12)
+    captions = load_caption_files("toy", files, id_prefix="img")
+    manifest = write_pool(captions, str(tmp_path / "pool"))
+    root = tmp_path / "pool"
+    corpus = {}
+    for lang in files:
+        for doc in read_jsonl(root / "corpus" / f"{lang}.jsonl"):
+            corpus[doc["id"]] = (lang, doc["contents"])
+    assert len(read_jsonl(root / "corpus" / "all.jsonl")) == 36
+    by_name = {s["name"]: s for s in manifest["searches"]}
+    assert set(by_name) == {f"cross.{x}-{y}" for x in files for y in files if x != y} | {f"multi.{x}" for x in files}
+
+    def qrels(name):
+        out = {}
+        with open(root / by_name[name]["qrels"], encoding="utf-8") as f:
+            for line in f:
+                qid, _, doc, rel = line.split()
+                assert rel == "1" and doc in corpus
+                out.setdefault(qid, []).append(doc)
+        return out
+
+    topics = dict(line.rstrip("\n").split("\t") for line in open(root / "topics" / "de.tsv", encoding="utf-8"))
+    assert topics["img3-de"] == corpus["de-2"][1]  # image img3 = line 3 = docid n 2
+    assert qrels("cross.de-en") == {f"img{i}-de": [f"en-{i - 1}"] for i in range(1, 13)}
+    assert qrels("multi.de")["img3-de"] == ["en-2", "fr-2"]  # the other languages' captions of the same image
+    with open(root / "exclude" / "multi.de.txt", encoding="utf-8") as f:
+        assert [line.split() for line in f][2] == ["img3-de", "de-2"]  # its own caption, dropped before scoring
+    assert by_name["cross.de-en"]["exclude"] is None and by_name["multi.de"]["pool_size"] == 36
+    with open(root / "searches.tsv", encoding="utf-8") as f:
+        assert len(f.readlines()) == len(manifest["searches"])
+
+
+# ------------------------------------------------------------------------------------------------ validation
+@pytest.mark.parametrize("damage, message", [
+    ("short", r"de\.txt: 29 captions, but .*en\.txt has 30 \(line i must be the same image"),
+    ("empty", r"de\.txt:4: empty caption \(language 'de'\)"),
+    ("latin1", r"de\.txt:2: not UTF-8"),
+    ("missing", r"de\.txt: no such file \(captions of language 'de'\)"),
+])
+def test_bad_caption_files_are_one_line_errors(damage, message, tmp_path, capsys):
+    files = write_captions(tmp_path / "caps")
+    path = files["de"]
+    lines = open(path, encoding="utf-8").read().split("\n")
+    if damage == "short":
+        lines = lines[1:]
+    elif damage == "empty":
+        lines[3] = "   "
+    if damage == "missing":
+        os.remove(path)
+    elif damage == "latin1":
+        with open(path, "wb") as f:
+            f.write(("\n".join(lines)).encode("utf-8").replace(b"\n", b"\nGr\xfc\xdfe ", 1))
+    else:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines))
+    out = tmp_path / "out"
+    args = ["--files", *(f"{l}={p}" for l, p in files.items()), "--output_dir", str(out)]
+    assert main(["train", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    assert __import__("re").search(message, err), err
+    assert not out.exists() and not [p for p in os.listdir(tmp_path) if p.startswith(".out")]  # nothing half-written
+
+
+def test_image_names_are_checked(tmp_path):
+    files = write_captions(tmp_path / "caps", n=4)
+    names = tmp_path / "names.txt"
+    names.write_text("a.jpg\nb.jpg\na.jpg\nc.jpg\n")
+    with pytest.raises(DataError, match=r"names\.txt:3: duplicate image 'a' \(first at .*names\.txt:1\)"):
+        load_caption_files("toy", files, image_names=str(names))
+    names.write_text("a.jpg\nb.jpg\n")
+    with pytest.raises(DataError, match=r"names\.txt: 2 image names, but .*en\.txt has 4 captions"):
+        load_caption_files("toy", files, image_names=str(names))
+
+
+def test_sample_and_negatives_are_deterministic_in_the_seed(tmp_path):
+    files = write_captions(tmp_path / "caps", n=40, gz=True)
+    captions = load_caption_files("toy", files)
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        write_training(captions, str(tmp_path / name), negatives=6, seed=seed, max_examples=25)
+    read = lambda name: open(tmp_path / name / "fr.jsonl", encoding="utf-8").read()  # noqa: E731
+    assert read("a") == read("b") != read("c")
+    assert len(read("a").splitlines()) == 25
+    ids = [r["query_id"] for r in read_jsonl(tmp_path / "a" / "fr.jsonl")]
+    assert ids == sorted(ids, key=int)  # file order kept
+
+
+def test_duplicate_captions_are_never_negatives_of_each_other(tmp_path):
+    files = write_captions(tmp_path / "caps", n=10)
+    lines = open(files["en"], encoding="utf-8").read().splitlines()
+    lines[5] = lines[2]  # images 3 and 6 share their English caption
+    open(files["en"], "w", encoding="utf-8").write("\n".join(lines) + "\n")
+    stats = write_training(load_caption_files("toy", files), str(tmp_path / "out"), negatives=8)
+    assert stats["images_with_duplicate_caption"] == {"en": 2, "de": 0, "fr": 0}
+    rows = {r["query_id"]: [p["docid"] for p in r["negative_passages"]] for r in read_jsonl(tmp_path / "out" / "de.jsonl")}
+    assert "6" not in rows["3"] and "3" not in rows["6"] and len(rows["3"]) == 8 and len(rows["1"]) == 9 - 1
+
+
+# ------------------------------------------------------------------------------------------------ training
+def test_training_on_captions_and_a_question_source(backend, tiny_model_dir, parallel_dir, tmp_path):
+    """The real trainer on the converted caption source (cross-only, weighted) mixed with a question/passage source
+    under an α schedule: the plan log follows the plan, caption steps are all cross, α is logged per step."""
+    from hybrid_tevatron.driver.train import parse_args
+    from hybrid_tevatron.training import PLAN_LOG, train
+
+    caps = tmp_path / "flickr"
+    assert main(["train", "--files", *(f"{l}={p}" for l, p in write_captions(tmp_path / "raw", n=32).items()),
+                 "--name", "flickr", "--negatives", "4", "--output_dir", str(caps)]) == 0
+    out = tmp_path / "out"
+    args = [
+        "--backend", backend, "--model_name_or_path", tiny_model_dir, "--train_files", parallel_dir,
+        "--extra_sources", f"flickr:{caps}", "--cross_only_sources", "flickr",
+        "--source_weights", "parallel0=1,flickr=1", "--alpha_schedule", "piecewise:0:1,4:0",
+        "--output_dir", str(out), "--per_device_train_batch_size", "4", "--train_group_size", "3",
+        "--max_steps", "8", "--logging_steps", "1", "--save_strategy", "no", "--report_to", "none", "--use_cpu",
+        "--disable_tqdm", "true", "--seed", "5",
+    ]  # fmt: skip
+    name = os.path.basename(parallel_dir)  # the --train_files source is named after its directory
+    args[args.index("parallel0=1,flickr=1")] = f"{name}=1,flickr=1"
+    backend_, model_args, data_args, training_args = parse_args(args)
+    trainer = train(backend_, model_args, data_args, training_args)
+    plan = trainer.plan
+    assert plan.names == [name, "flickr"] and plan.cross_only == [False, True]
+    assert plan.steps_per_source == [9, 9]  # 40 // 4 + 32 // 4 = 18 steps, split 1:1
+    with open(out / PLAN_LOG.format(rank=0), encoding="utf-8") as f:
+        log = [json.loads(line) for line in f]
+    assert [r["global_step"] for r in log] == list(range(8))
+    for r in log:
+        source, mode, language = plan.mode(r["epoch"], r["plan_step"])
+        assert (r["source"], r["mode"], r["language"]) == (plan.names[source], mode, language)
+        assert r["alpha"] == (1.0 if r["plan_step"] < 4 else 0.0)
+        if r["source"] == "flickr":
+            assert r["mode"] == "cross" and all(q != p for q, p in zip(r["query_langs"], r["passage_langs"]))
+        else:
+            assert r["mode"] == ("mono" if r["plan_step"] < 4 else "cross")
+    assert {r["source"] for r in log} == {name, "flickr"}
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert [h["alpha"] for h in logs] == [r["alpha"] for r in log]
+
+
+def test_cli_writes_training_files(tmp_path):
+    files = write_captions(tmp_path / "caps", n=8)
+    res = subprocess.run([sys.executable, "-m", "hybrid_tevatron.data.captions", "train", "--files",
+                          *(f"{l}={p}" for l, p in files.items()), "--output_dir", str(tmp_path / "o"),
+                          "--max_examples", "5", "--negatives", "2"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "captions: 5 of 8 images, 3 languages (en de fr), 2 negatives each" in res.stdout
+    assert sorted(os.listdir(tmp_path / "o")) == ["de.jsonl", "en.jsonl", "fr.jsonl", "stats.json"]
