@@ -125,12 +125,13 @@ def parse_cross_only(names) -> List[str]:
 def self_paired_example(corpus) -> Optional[Tuple[str, int]]:
     """The first ``(language, query index)`` whose query text equals one of its positives' text in that
     language (a degenerate mono pair), or ``None``."""
-    for lang in corpus.languages:
-        queries, passages = corpus.queries[lang], corpus.passages[lang]
-        for q in range(len(corpus)):
-            text = queries[q]
-            if any(passages[int(d)] == text for d in corpus.positives(q)):
-                return lang, q
+    query_of = np.repeat(np.arange(len(corpus), dtype=np.int64), np.diff(corpus.pos_offsets))
+    for lang in corpus.languages:  # vectorised: one object-array comparison per language
+        queries = np.asarray(corpus.queries[lang], dtype=object)[query_of]
+        positives = np.asarray(corpus.passages[lang], dtype=object)[corpus.pos_docs]
+        hits = np.flatnonzero(queries == positives)
+        if len(hits):
+            return lang, int(query_of[hits[0]])
     return None
 
 
