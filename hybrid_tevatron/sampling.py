@@ -193,8 +193,8 @@ class BatchPlan:
       ``pivot_language`` is set) always gives mono steps, and is an error in the ``cross``/``xx`` regimes; a
       cross-only source always gives cross steps (whatever u and α), and is an error in the ``mono``/``xx``
       regimes and in a ``hybrid`` plan whose sources are all cross-only while α is ever above 0 (its mono share
-      could never happen). So α is the mono probability of the steps of sources that can feed both modes. The mono language is drawn per step by
-      ``language_weights`` (uniform by default).
+      could never happen). So α is the mono probability of the steps of sources that can feed both modes. The
+      mono language is drawn per step by ``language_weights`` (uniform by default).
     * Cross pairs, per example: Lq by weight, then Lp by weight among the other languages; with uniform
       weights that is uniform over ordered pairs Lq ≠ Lp. With ``pivot_language``: Lp = pivot, Lq by weight
       among the others. ``xx``: one language per example, by weight, for both sides.
