@@ -302,7 +302,8 @@ class BatchPlan:
         """Per source, whether it is cross-only; the errors of the module docstring (never a silent mono pair)."""
         unknown = [n for n in declared if n not in self.names]
         if unknown:
-            raise ValueError(f"--cross_only_sources names {unknown}, which are not sources (the sources are {self.names})")
+            raise ValueError(f"--cross_only_sources names {unknown}, which are not sources "
+                             f"(the sources are {self.names})")
         cross_only = [s.name in declared for s in self.sources]
         for k, source in enumerate(self.sources):
             if cross_only[k] and not self.can_cross[k]:

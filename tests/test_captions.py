@@ -4,6 +4,7 @@ evaluation pools, and a real training run on a caption source mixed with a quest
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -59,7 +60,8 @@ def test_multi30k_shapes_and_training_jsonl(shared_data, tmp_path):
     rows = {l: read_jsonl(tmp_path / "train" / f"{l}.jsonl") for l in files}
     for lang, records in rows.items():
         for r in records:
-            assert r["query"] == r["positive_passages"][0]["text"] and r["positive_passages"][0]["docid"] == r["query_id"]
+            positive = r["positive_passages"][0]
+            assert r["query"] == positive["text"] and positive["docid"] == r["query_id"]
             negs = [p["docid"] for p in r["negative_passages"]]
             assert len(set(negs)) == 5 and r["query_id"] not in negs
     ids = {r["query_id"] for r in rows["en"]}
@@ -75,7 +77,8 @@ def test_multi30k_shapes_and_training_jsonl(shared_data, tmp_path):
 
 
 def test_multi30k_missing_language_file(shared_data):
-    with pytest.raises(DataError, match=r"test_2017_mscoco\.cs\.gz: no caption file for language 'cs' \(present: de, en, fr\)"):
+    message = r"test_2017_mscoco\.cs\.gz: no caption file for language 'cs' \(present: de, en, fr\)"
+    with pytest.raises(DataError, match=message):
         multi30k_files(os.path.join(shared_data, "multi30k"), "test_2017_mscoco", ["en", "cs"])
 
 
@@ -157,7 +160,7 @@ def test_bad_caption_files_are_one_line_errors(damage, message, tmp_path, capsys
     assert main(["train", *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ")
-    assert __import__("re").search(message, err), err
+    assert re.search(message, err), err
     assert not out.exists() and not [p for p in os.listdir(tmp_path) if p.startswith(".out")]  # nothing half-written
 
 
@@ -191,7 +194,8 @@ def test_duplicate_captions_are_never_negatives_of_each_other(tmp_path):
     open(files["en"], "w", encoding="utf-8").write("\n".join(lines) + "\n")
     stats = write_training(load_caption_files("toy", files), str(tmp_path / "out"), negatives=8)
     assert stats["images_with_duplicate_caption"] == {"en": 2, "de": 0, "fr": 0}
-    rows = {r["query_id"]: [p["docid"] for p in r["negative_passages"]] for r in read_jsonl(tmp_path / "out" / "de.jsonl")}
+    rows = {r["query_id"]: [p["docid"] for p in r["negative_passages"]]
+            for r in read_jsonl(tmp_path / "out" / "de.jsonl")}
     assert "6" not in rows["3"] and "3" not in rows["6"] and len(rows["3"]) == 8 and len(rows["1"]) == 9 - 1
 
 

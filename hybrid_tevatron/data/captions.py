@@ -313,6 +313,7 @@ def plan_pool_searches(captions: CaptionSet) -> List[dict]:
     """Every search (cross X->Y, multi X->all) with its qrels and exclusions (not yet written)."""
     langs, n = captions.languages, len(captions)
     positions = [line - 1 for line in captions.lines]  # docid numbers: 0-based line in the files
+    images = list(zip(captions.image_ids, positions))
     searches = []
     for x in langs:
         for y in langs:
@@ -321,7 +322,7 @@ def plan_pool_searches(captions: CaptionSet) -> List[dict]:
                 searches.append({"name": name, "setting": "cross", "query_lang": x, "pool": y,
                                  "topics": f"topics/{x}.tsv", "qrels": f"qrels/{name}.txt", "pool_size": n,
                                  "queries": n, "relevant": n, "exclude": None, "run": f"{name}.trec",
-                                 "_qrels": {query_id(img, x): [docid(y, p)] for img, p in zip(captions.image_ids, positions)}})
+                                 "_qrels": {query_id(img, x): [docid(y, p)] for img, p in images}})
     for x in langs:
         name = f"multi.{x}"
         others = [y for y in langs if y != x]
@@ -329,9 +330,8 @@ def plan_pool_searches(captions: CaptionSet) -> List[dict]:
                          "topics": f"topics/{x}.tsv", "qrels": f"qrels/{name}.txt", "pool_size": n * len(langs),
                          "queries": n, "relevant": n * len(others), "exclude": f"exclude/{name}.txt",
                          "run": f"{name}.trec",
-                         "_qrels": {query_id(img, x): [docid(y, p) for y in others]
-                                    for img, p in zip(captions.image_ids, positions)},
-                         "_exclude": {query_id(img, x): docid(x, p) for img, p in zip(captions.image_ids, positions)}})
+                         "_qrels": {query_id(img, x): [docid(y, p) for y in others] for img, p in images},
+                         "_exclude": {query_id(img, x): docid(x, p) for img, p in images}})
     return searches
 
 
@@ -405,7 +405,8 @@ def write_pool(captions: CaptionSet, output_dir: str, overwrite: bool = False) -
 def load_from_args(args) -> CaptionSet:
     given = [flag for flag, v in (("--multi30k", args.multi30k), ("--xtd10", args.xtd10), ("--files", args.files)) if v]
     if len(given) != 1:
-        raise DataError(f"give exactly one of --multi30k DIR, --xtd10 DIR, --files LANG=PATH ... (got {given or 'none'})")
+        raise DataError("give exactly one of --multi30k DIR, --xtd10 DIR, --files LANG=PATH ... "
+                        f"(got {given or 'none'})")
     if args.multi30k:
         if not args.split:
             raise DataError("--multi30k needs --split (train, val, test_2016_flickr, ...)")
