@@ -62,6 +62,9 @@ class CheckpointMetadata:
     backend: Optional[str] = None
     regime: Optional[str] = None
     alpha: Optional[float] = None
+    alpha_schedule: Optional[str] = None  # when set, α followed it (and ``alpha`` was not used)
+    source_weights: List[str] = field(default_factory=list)
+    cross_only_sources: List[str] = field(default_factory=list)
     languages: List[str] = field(default_factory=list)
     train_group_size: Optional[int] = None
     hybrid_tevatron_version: Optional[str] = None
@@ -81,7 +84,10 @@ class CheckpointMetadata:
             base_model=model_args.model_name_or_path,
             backend=backend,
             regime=data_args.regime,
-            alpha=data_args.mono_probability if data_args.regime != "xx" else None,
+            alpha=data_args.mono_probability if data_args.regime != "xx" and not data_args.alpha_schedule else None,
+            alpha_schedule=data_args.alpha_schedule or None,
+            source_weights=list(data_args.source_weights),
+            cross_only_sources=list(data_args.cross_only_sources),
             languages=list(data_args.languages),
             train_group_size=data_args.train_group_size,
             hybrid_tevatron_version=__version__,

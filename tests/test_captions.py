@@ -239,6 +239,26 @@ def test_training_on_captions_and_a_question_source(backend, tiny_model_dir, par
     assert {r["source"] for r in log} == {name, "flickr"}
     logs = [h for h in trainer.state.log_history if "loss" in h]
     assert [h["alpha"] for h in logs] == [r["alpha"] for r in log]
+    with open(out / "hybrid_tevatron.json", encoding="utf-8") as f:
+        saved = json.load(f)
+    assert (saved["alpha"], saved["alpha_schedule"], saved["cross_only_sources"]) == (None, "piecewise:0:1,4:0",
+                                                                                      ["flickr"])
+
+    # two-stage adaptation: the in-domain stage starts from the general stage's output folder
+    from transformers import AutoModel
+
+    stage2 = tmp_path / "stage2"
+    second = parse_args(["--backend", backend, "--model_name_or_path", str(out), "--train_files", str(caps),
+                         "--regime", "cross", "--output_dir", str(stage2), "--per_device_train_batch_size", "4",
+                         "--train_group_size", "3", "--max_steps", "2", "--save_strategy", "no", "--report_to",
+                         "none", "--use_cpu", "--disable_tqdm", "true", "--seed", "5"])
+    train(*second)
+    with open(stage2 / "hybrid_tevatron.json", encoding="utf-8") as f:
+        assert json.load(f)["base_model"] == str(out)
+    first_sd, second_sd = (AutoModel.from_pretrained(str(d)).state_dict() for d in (out, stage2))
+    base_sd = AutoModel.from_pretrained(tiny_model_dir).state_dict()
+    diff = lambda a, b: max((a[k].float() - b[k].float()).abs().max().item() for k in a)  # noqa: E731
+    assert 0 < diff(first_sd, second_sd) < diff(base_sd, second_sd)  # moved on from stage 1, not from the base
 
 
 def test_cli_writes_training_files(tmp_path):
