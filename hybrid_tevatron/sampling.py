@@ -322,10 +322,12 @@ class BatchPlan:
             found = self_paired_example(source)
             if found is not None:
                 lang, q = found
+                fix = (f"it cannot feed the {self.regime} regime (use hybrid or cross with --cross_only_sources "
+                       f"{source.name})" if self.regime in (MONO, XX) else
+                       f"declare it with --cross_only_sources {source.name} (it then feeds cross steps only)")
                 raise ValueError(
                     f"source {source.name!r}: query id {source.query_ids[q]!r} equals its positive passage in "
-                    f"language {lang!r}, so its mono pairs are degenerate; declare it with --cross_only_sources "
-                    f"{source.name} (it then feeds cross steps only)"
+                    f"language {lang!r}, so its mono pairs are degenerate; {fix}"
                 )
         return cross_only
 

@@ -150,7 +150,7 @@ def test_undeclared_caption_source_is_refused_when_mono_is_possible():
                                          "language 'en'.*--cross_only_sources captions"):
         BatchPlan([make_source(), caps], 4, 2, seed=0)
     for regime in ("mono", "xx"):
-        with pytest.raises(ValueError, match="degenerate"):
+        with pytest.raises(ValueError, match=f"degenerate; it cannot feed the {regime} regime"):
             BatchPlan([caps], 4, 2, regime=regime)
     BatchPlan([caps], 4, 2, regime="cross")  # no mono step is possible: nothing to declare
     BatchPlan([make_source(), caps], 4, 2, alpha_schedule="constant:0")
