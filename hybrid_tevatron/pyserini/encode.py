@@ -15,18 +15,34 @@ the text keys match the ones the search looks up.
 Settings default to the model's ``hybrid_tevatron.json`` (passage settings for a corpus, query settings for
 topics); flags override. ``--prefix`` is prepended literally (``'query: '``, with its space, as in training).
 Outputs appear only when complete: a temporary folder/file beside the target, renamed at the end.
+
+**Sharded corpus encoding** (``--num_shards``, or a multi-process ``torchrun``)::
+
+    torchrun --nproc_per_node N -m hybrid_tevatron.pyserini.encode --model M --corpus C --output SHARDS
+    python -m hybrid_tevatron.pyserini.merge --shards SHARDS --output INDEX_DIR
+
+Each process encodes its own contiguous shards (rank ``r`` of ``W``: shards ``r, r + W, ...``; on GPUs, on
+``cuda:LOCAL_RANK``) into ``SHARDS/shard-IIIII-of-NNNNN`` (index + docid + ``shard.json``,
+:mod:`hybrid_tevatron.pyserini.shards`), with no communication between processes, so ``torchrun --nnodes M`` over
+a shared folder works the same. A complete shard of the same encoding is skipped on a rerun (an interrupted run's
+temporary folders are removed), so rerunning the same command finishes only what is missing. The merged index
+equals the one-process index: same docids in the same order, the same vectors up to fp32 rounding.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import shutil
 import sys
 import tempfile
 import time
+from typing import Optional
 
 from hybrid_tevatron._pyserini_env import configure
+from hybrid_tevatron.eval import atomic_dir
+from hybrid_tevatron.pyserini.shards import ShardError, ShardInfo, process_shards, shard_name, shard_range
 
 
 def _log(msg: str) -> None:
@@ -62,7 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delimiter", default="\n", help="field delimiter in 'contents', as pyserini.encode's")
     p.add_argument("--dimension", type=int, help="check the model's embedding size against this")
     p.add_argument("--limit", type=int, help="encode only the first N documents/queries (benchmarks, smoke runs)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output (sharded: re-encode "
+                   "this process's shards even when complete)")
+    p.add_argument("--num_shards", "--num-shards", "--shard-num", dest="num_shards", type=int,
+                   help="corpus mode: split the corpus into this many contiguous shards (Pyserini's split), written "
+                   "to OUTPUT/shard-IIIII-of-NNNNN; under torchrun default WORLD_SIZE, rank r encoding shards r, "
+                   "r + WORLD_SIZE, ...; in one process without --shard_id, all shards in turn. Finished shards "
+                   "are skipped; merge with python -m hybrid_tevatron.pyserini.merge")
+    p.add_argument("--shard_id", "--shard-id", dest="shard_id", type=int,
+                   help="encode only this shard (0-based) of --num_shards (not under a multi-process torchrun)")
     return p
 
 
@@ -73,53 +97,104 @@ def _check_target(path: str, overwrite: bool) -> None:
         raise SystemExit(f"error: {path} exists (pass --overwrite to replace it)")
 
 
+def default_device(device: Optional[str], env=None) -> Optional[str]:
+    """``--device``, or under ``torchrun`` on a GPU machine the process's own GPU (``cuda:LOCAL_RANK``)."""
+    env = os.environ if env is None else env
+    if device or "LOCAL_RANK" not in env:
+        return device
+    import torch
+
+    if not torch.cuda.is_available():
+        return device
+    return f"cuda:{int(env['LOCAL_RANK']) % torch.cuda.device_count()}"
+
+
 def encode_corpus(args) -> dict:
     from pyserini.encode import JsonlCollectionIterator
-    from pyserini.encode.optional import FaissRepresentationWriter
 
     from hybrid_tevatron.pyserini.encoders import HybridDocumentEncoder
 
+    shards = process_shards(args.num_shards, args.shard_id)  # checked before anything is loaded
     out = os.path.abspath(args.output)
-    _check_target(out, args.overwrite)
-    encoder = HybridDocumentEncoder(args.model, device=args.device, pooling=args.pooling, l2_norm=args.normalize,
-                                    prefix=args.prefix, max_length=args.max_len, batch_size=args.batch_size,
-                                    dtype=args.dtype)
+    if shards is None:
+        _check_target(out, args.overwrite)
+    encoder = HybridDocumentEncoder(args.model, device=default_device(args.device), pooling=args.pooling,
+                                    l2_norm=args.normalize, prefix=args.prefix, max_length=args.max_len,
+                                    batch_size=args.batch_size, dtype=args.dtype)
     dim = encoder.dimension
     if args.dimension is not None and args.dimension != dim:
         raise SystemExit(f"error: --dimension {args.dimension} but {args.model} embeds in {dim} dimensions")
     delimiter = args.delimiter.replace("\\n", "\n")
     collection = JsonlCollectionIterator(args.corpus, args.fields, args.docid_field, delimiter)
     n = collection.size if args.limit is None else min(args.limit, collection.size)
-    info = collection.all_info
     _log(f"{n} documents of {args.corpus}: pooling {encoder.pooling}, normalize {encoder.l2_norm}, "
          f"prefix {encoder.prefix!r}, max_len {encoder.max_length}, device {encoder.device}, "
          f"dtype {encoder.engine.autocast_dtype or 'fp32'}, batch {args.batch_size}")
-    parent = os.path.dirname(out)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.tmp.", dir=parent)
+    if shards is None:
+        return _write_index(encoder, collection.all_info, args, 0, n, out)
+    settings = {
+        "model": os.path.abspath(args.model) if os.path.isdir(args.model) else args.model,
+        "corpus": os.path.abspath(args.corpus), "fields": list(args.fields), "docid_field": args.docid_field,
+        "delimiter": delimiter, "pooling": encoder.pooling, "normalize": encoder.l2_norm,
+        "prefix": encoder.prefix, "max_len": encoder.max_length,
+        "dtype": str(encoder.engine.autocast_dtype or "fp32"),
+    }
+    num_shards = args.num_shards or int(os.environ.get("WORLD_SIZE", "1"))
+    done = []
+    for shard_id in shards:
+        start, stop = shard_range(n, shard_id, num_shards)
+        info = ShardInfo(shard_id, num_shards, start, stop, n, dim, settings)
+        target = os.path.join(out, shard_name(shard_id, num_shards))
+        if _finished(target, info, args.overwrite):
+            _log(f"{shard_name(shard_id, num_shards)}: complete, skipped (rows {start}..{stop - 1})")
+            continue
+        _write_index(encoder, collection.all_info, args, start, stop, target, info)
+        done.append(shard_id)
+    return {"count": n, "shards": shards, "encoded": done, "output": out}
+
+
+def _finished(target: str, info: ShardInfo, overwrite: bool) -> bool:
+    """Whether ``target`` already holds this shard of this encoding; removes a killed run's temporary folders."""
+    parent, name = os.path.split(target)
+    for stale in glob.glob(os.path.join(glob.escape(parent), f".{name}.*.tmp")):
+        _log(f"removing {stale} (left by an interrupted run)")
+        shutil.rmtree(stale, ignore_errors=True)
+    if overwrite or not os.path.exists(target):
+        return False
+    old = ShardInfo.load(target)
+    difference = info.same_encoding(old)
+    if difference is None and (old.shard_id, old.start, old.stop) == (info.shard_id, info.start, info.stop):
+        return True
+    raise ShardError(f"{target} holds a shard of another encoding ({difference or 'rows differ'}); "
+                     "pass --overwrite to re-encode it")
+
+
+def _write_index(encoder, corpus: dict, args, start: int, stop: int, out: str,
+                 shard: Optional[ShardInfo] = None) -> dict:
+    """Encode corpus rows ``[start, stop)`` into the Faiss index folder ``out`` (written whole, or not at all)."""
+    from pyserini.encode.optional import FaissRepresentationWriter
+
+    what = f"{os.path.basename(out)} (rows {start}..{stop - 1})" if shard else out
     t0 = time.perf_counter()
-    try:
-        writer = FaissRepresentationWriter(tmp, dimension=dim)
-        with writer:
-            for start in range(0, n, args.sort_window):
-                stop = min(start + args.sort_window, n)
-                texts = [t or "" for t in info["text"][start:stop]]
-                titles = info["title"][start:stop] if "title" in args.fields else None  # as pyserini.encode
+    with atomic_dir(out) as tmp:
+        writer = FaissRepresentationWriter(tmp, dimension=encoder.dimension)
+        with writer:  # its __enter__ returns None
+            for lo in range(start, stop, args.sort_window):
+                hi = min(lo + args.sort_window, stop)
+                texts = [t or "" for t in corpus["text"][lo:hi]]
+                titles = corpus["title"][lo:hi] if "title" in args.fields else None  # as pyserini.encode
                 vectors = encoder.encode(texts, titles=titles)
-                writer.write({"id": info["id"][start:stop], "vector": vectors}, args.fields)
-                _log(f"{stop}/{n} encoded ({stop / max(time.perf_counter() - t0, 1e-9):.1f}/s)")
+                writer.write({"id": corpus["id"][lo:hi], "vector": vectors}, args.fields)
+                _log(f"{what}: {hi - start}/{stop - start} encoded "
+                     f"({(hi - start) / max(time.perf_counter() - t0, 1e-9):.1f}/s)")
+        if shard is not None:
+            shard.save(tmp)
+        os.chmod(tmp, 0o755)
         seconds = time.perf_counter() - t0
-        if os.path.isdir(out):
-            shutil.rmtree(out)
-        elif os.path.exists(out):
-            os.remove(out)
-        os.rename(tmp, out)
-        os.chmod(out, 0o755)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _log(f"wrote {out}/index + docid: {n} x {dim} in {seconds:.2f}s ({n / max(seconds, 1e-9):.1f} docs/s)")
-    return {"count": n, "seconds": seconds, "output": out}
+    count = stop - start
+    _log(f"wrote {out}/index + docid: {count} x {encoder.dimension} in {seconds:.2f}s "
+         f"({count / max(seconds, 1e-9):.1f} docs/s)")
+    return {"count": count, "seconds": seconds, "output": out}
 
 
 def encode_topics(args) -> dict:
@@ -169,8 +244,14 @@ def main(argv=None) -> int:
         raise SystemExit("error: --batch_size and --sort_window must be >= 1")
     if "text" not in args.fields:
         raise SystemExit("error: --fields must include text (as pyserini.encode's Auto encoders need)")
+    if args.topics and (args.num_shards is not None or args.shard_id is not None
+                        or int(os.environ.get("WORLD_SIZE", "1")) > 1):
+        raise SystemExit("error: topics are encoded by one process, unsharded (no --num_shards/--shard_id/torchrun)")
     configure()
-    (encode_topics if args.topics else encode_corpus)(args)
+    try:
+        (encode_topics if args.topics else encode_corpus)(args)
+    except ShardError as err:
+        raise SystemExit(f"error: {err}") from None
     return 0
 
 
