@@ -1,39 +1,68 @@
-"""A real 2-process run: ``torchrun --nproc_per_node 2 -m hybrid_tevatron.driver.train`` on CPU (gloo).
+"""Real multi-process runs of ``python -m hybrid_tevatron.driver.train`` on CPU (gloo).
 
-With ``--negatives_x_device`` the two ranks form one contrastive problem per plan step, so they must agree on the
-step's mode and language and train disjoint halves of the plan's examples (checked from the per-rank plan logs).
+* ``torchrun --standalone --nproc_per_node 2``: with ``--negatives_x_device`` the two ranks form one contrastive
+  problem per plan step, so they must agree on the step's mode and language and train disjoint halves of the
+  plan's examples (checked from the per-rank plan logs).
+* ``torchrun --nnodes 2 --nproc_per_node 1 --rdzv_backend c10d`` with two local agents (two "nodes" on one
+  machine, started at once): the same plan logs, line for line, as the one-node 2-process run.
 """
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
 import pytest
 
+from conftest import skip_unavailable_backend
 from hybrid_tevatron.training import PLAN_LOG
 
 STEPS = 4
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def test_two_ranks_share_modes_and_split_examples(backend, tiny_model_dir, parallel_dir, tmp_path):
-    out = tmp_path / "out"
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+def train_cmd(launcher, backend, model, data, out):
+    """``python -m torch.distributed.run LAUNCHER... -m hybrid_tevatron.driver.train`` with the test's flags."""
+    return [
+        sys.executable, "-m", "torch.distributed.run", *launcher,
         "-m", "hybrid_tevatron.driver.train", "--backend", backend,
-        "--model_name_or_path", tiny_model_dir, "--train_files", parallel_dir, "--output_dir", str(out),
+        "--model_name_or_path", model, "--train_files", data, "--output_dir", str(out),
         "--per_device_train_batch_size", "2", "--train_group_size", "3", "--max_steps", str(STEPS),
         "--logging_steps", "1", "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true",
         "--use_cpu", "--ddp_backend", "gloo", "--negatives_x_device", "--seed", "3",
     ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
 
+
+def plan_logs(out, ranks=2):
     logs = []
-    for rank in (0, 1):
-        with open(out / PLAN_LOG.format(rank=rank), encoding="utf-8") as f:
+    for rank in range(ranks):
+        with open(os.path.join(out, PLAN_LOG.format(rank=rank)), encoding="utf-8") as f:
             logs.append([json.loads(line) for line in f])
+    return logs
+
+
+@pytest.fixture(scope="module")
+def one_node_runs(tmp_path_factory):
+    """``backend -> (output_dir, torchrun result)`` of the one-node 2-process run, each run once per module."""
+    runs = {}
+
+    def get(backend, model, data):
+        if backend not in runs:
+            out = tmp_path_factory.mktemp(f"one-node-{backend}") / "out"
+            launcher = ["--standalone", "--nproc_per_node", "2"]
+            res = subprocess.run(train_cmd(launcher, backend, model, data, out), capture_output=True, text=True,
+                                 timeout=600, env=ENV)
+            assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
+            runs[backend] = (out, res)
+        return runs[backend]
+
+    return get
+
+
+def test_two_ranks_share_modes_and_split_examples(backend, tiny_model_dir, parallel_dir, one_node_runs):
+    out, res = one_node_runs(backend, tiny_model_dir, parallel_dir)
+    logs = plan_logs(out)
     assert [len(log) for log in logs] == [STEPS, STEPS]
 
     from hybrid_tevatron.arguments import HybridDataArguments
@@ -56,3 +85,31 @@ def test_two_ranks_share_modes_and_split_examples(backend, tiny_model_dir, paral
     # one set of final files, written by rank 0
     assert {"config.json", "model.safetensors", "tokenizer_config.json", "hybrid_tevatron.json"} <= set(os.listdir(out))
     assert "loss_" in res.stdout + res.stderr  # per-mode losses reach the logs
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_c10d_rendezvous_train_the_one_node_plan(tiny_model_dir, parallel_dir, one_node_runs, tmp_path):
+    """Two torchrun agents (one process each) meet at a c10d rendezvous, as two machines would; no --node_rank."""
+    backend = skip_unavailable_backend("pypi")
+    out = tmp_path / "out"
+    launcher = ["--nnodes", "2", "--nproc_per_node", "1", "--rdzv_backend", "c10d", "--rdzv_id", "two-nodes",
+                "--rdzv_endpoint", f"127.0.0.1:{_free_port()}", "--local_addr", "127.0.0.1"]
+    cmd = train_cmd(launcher, backend, tiny_model_dir, parallel_dir, out)
+    agents = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
+              for _ in range(2)]
+    try:
+        outputs = [agent.communicate(timeout=600)[0] for agent in agents]
+    finally:
+        for agent in agents:
+            if agent.poll() is None:
+                agent.kill()
+    for agent, output in zip(agents, outputs):
+        assert agent.returncode == 0, output[-5000:]
+    one_node_out, _ = one_node_runs(backend, tiny_model_dir, parallel_dir)
+    assert plan_logs(out) == plan_logs(one_node_out)
+    assert {"config.json", "model.safetensors", "hybrid_tevatron.json"} <= set(os.listdir(out))
