@@ -40,6 +40,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from hybrid_tevatron.collator import HybridBatch
+from hybrid_tevatron.distributed import check_sharded_training
 from hybrid_tevatron.modeling import METADATA_FILE, CheckpointMetadata
 
 logger = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class HybridTrainingArgumentsMixin:
             raise ValueError(
                 "--train_sampling_strategy does not apply: the batch plan (--regime, --seed) orders the examples"
             )
+        check_sharded_training(self)  # --fsdp/--deepspeed without GPUs: an error, not a silent plain-DDP run
         super().__post_init__()
         if self.ignore_data_skip:
             logger.warning("--ignore_data_skip: a resumed run replays its epoch's plan from the first step")

@@ -5,6 +5,9 @@
   plan's examples (checked from the per-rank plan logs).
 * ``torchrun --nnodes 2 --nproc_per_node 1 --rdzv_backend c10d`` with two local agents (two "nodes" on one
   machine, started at once): the same plan logs, line for line, as the one-node 2-process run.
+* Sharded optimizer states (``--fsdp``, ``--deepspeed`` with the configs in ``recipes/configs``): refused with one
+  error line without GPUs (on CPU neither would shard anything); on 2+ GPUs a short run saves plain HF checkpoints
+  (gathered weights, tokenizer, ``hybrid_tevatron.json``) that load with ``AutoModel`` — skipped without them.
 """
 
 import json
@@ -22,7 +25,15 @@ STEPS = 4
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def train_cmd(launcher, backend, model, data, out):
+CPU = ("--use_cpu", "--ddp_backend", "gloo")
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "recipes", "configs")
+SHARDING = {  # the sharded-optimizer flags, with the configs shipped in recipes/configs
+    "fsdp": ["--fsdp", "full_shard", "--fsdp_config", os.path.join(CONFIGS, "fsdp_xlmr.json")],
+    "deepspeed": ["--deepspeed", os.path.join(CONFIGS, "ds_zero3_xlmr_large.json")],
+}
+
+
+def train_cmd(launcher, backend, model, data, out, device=CPU, extra=()):
     """``python -m torch.distributed.run LAUNCHER... -m hybrid_tevatron.driver.train`` with the test's flags."""
     return [
         sys.executable, "-m", "torch.distributed.run", *launcher,
@@ -30,7 +41,7 @@ def train_cmd(launcher, backend, model, data, out):
         "--model_name_or_path", model, "--train_files", data, "--output_dir", str(out),
         "--per_device_train_batch_size", "2", "--train_group_size", "3", "--max_steps", str(STEPS),
         "--logging_steps", "1", "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true",
-        "--use_cpu", "--ddp_backend", "gloo", "--negatives_x_device", "--seed", "3",
+        *device, "--negatives_x_device", "--seed", "3", *extra,
     ]  # fmt: skip
 
 
@@ -113,3 +124,44 @@ def test_two_nodes_c10d_rendezvous_train_the_one_node_plan(tiny_model_dir, paral
     one_node_out, _ = one_node_runs(backend, tiny_model_dir, parallel_dir)
     assert plan_logs(out) == plan_logs(one_node_out)
     assert {"config.json", "model.safetensors", "hybrid_tevatron.json"} <= set(os.listdir(out))
+
+
+@pytest.mark.parametrize("sharding", sorted(SHARDING))
+def test_sharded_optimizer_refused_without_gpus(sharding, tiny_model_dir, parallel_dir, tmp_path):
+    from hybrid_tevatron.distributed import accelerator_available
+    from hybrid_tevatron.driver.train import main
+
+    if accelerator_available():
+        pytest.skip("an accelerator is present: the flags are accepted here")
+    out = tmp_path / "out"
+    argv = train_cmd([], "pypi", tiny_model_dir, parallel_dir, out, device=(), extra=SHARDING[sharding])
+    with pytest.raises(SystemExit, match=f"^error: --{sharding} needs (GPUs|the deepspeed package)") as err:
+        main(argv[argv.index("hybrid_tevatron.driver.train") + 1:])
+    assert "\n" not in str(err.value) and not out.exists()
+
+
+@pytest.mark.parametrize("sharding", sorted(SHARDING))
+def test_sharded_optimizer_on_gpus_saves_plain_checkpoints(sharding, tiny_model_dir, parallel_dir, tmp_path):
+    """Needs 2 CUDA GPUs (and deepspeed for ZeRO): FSDP and ZeRO-3 do not run on CPU (see test above)."""
+    import torch
+
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs 2 CUDA GPUs: FSDP/DeepSpeed shard nothing on CPU (accelerate/HF Trainer)")
+    if sharding == "deepspeed":
+        pytest.importorskip("deepspeed", reason="DeepSpeed is not installed (pip install deepspeed)")
+    backend = skip_unavailable_backend("pypi")
+    out = tmp_path / "out"
+    cmd = train_cmd(["--standalone", "--nproc_per_node", "2"], backend, tiny_model_dir, parallel_dir, out,
+                    device=(), extra=[*SHARDING[sharding], "--save_strategy", "steps", "--save_steps", "2"])
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=ENV)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
+    from transformers import AutoModel, AutoTokenizer
+
+    initial = AutoModel.from_pretrained(tiny_model_dir).state_dict()
+    for folder in (out, out / "checkpoint-2"):
+        assert {"config.json", "model.safetensors", "hybrid_tevatron.json"} <= set(os.listdir(folder))
+        AutoTokenizer.from_pretrained(folder)
+        weights = AutoModel.from_pretrained(folder).state_dict()
+        assert weights.keys() == initial.keys()  # the whole encoder, gathered from the shards
+        assert all(w.shape == initial[k].shape and torch.isfinite(w).all() for k, w in weights.items())
+        assert any(not torch.equal(w, initial[k]) for k, w in weights.items())  # trained
