@@ -12,6 +12,13 @@
 # Offline / local sources ({lang} and {split} are filled in per language):
 #   --topics /data/miracl/topics.miracl-v1.0-{lang}-dev.tsv --qrels /data/miracl/qrels.miracl-v1.0-{lang}-dev.tsv
 #   --corpus /data/miracl-corpus          (a local copy of the HF repo, holding miracl-corpus-v1.0-{lang}/)
+#
+# This recipe encodes each corpus in one process. For the large languages (English: 33 M passages), encode the
+# Pyserini JSONL that step 1 writes (OUTPUT_DIR/inputs/corpus/{lang}.jsonl) on N GPUs, one shard per process,
+# merge, and search it (docs/evaluation.md, "Beyond one machine"):
+#   torchrun --standalone --nproc_per_node 8 -m hybrid_tevatron.pyserini.encode --model MODEL \
+#     --corpus OUTPUT_DIR/inputs/corpus/en.jsonl --output en.shards --batch_size 256
+#   python -m hybrid_tevatron.pyserini.merge --shards en.shards --output en.index
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/recipes/lib.sh"

@@ -12,6 +12,13 @@
 # PASSAGE_MAX_LEN (⚑ 256), POOLING (⚑ mean for XLM-R, cls for LaBSE), TEMPERATURE (⚑ 0.05), SEED, LANGS,
 # PRECISION (bf16|fp16|fp32; default bf16 on GPUs that support it), RESUME (last or a checkpoint folder: continue
 # an interrupted run in OUTPUT_DIR), EXTRA (more flags for the driver).
+# Sharded optimizer states (pip install deepspeed; GPUs only):
+#   EXTRA="--deepspeed recipes/configs/ds_zero3_xlmr_large.json" bash recipes/train_paper.sh ...
+#   EXTRA="--fsdp full_shard --fsdp_config recipes/configs/fsdp_xlmr.json" bash recipes/train_paper.sh ...
+# Several nodes: this script starts one node (torchrun --standalone). For M nodes, run on every node
+#   torchrun --nnodes M --nproc_per_node G --rdzv_backend c10d --rdzv_endpoint NODE0:29500 --rdzv_id RUN \
+#     -m hybrid_tevatron.driver.train <the flags below> --per_device_train_batch_size $((BATCH / (M * G)))
+# with OUTPUT_DIR on a shared filesystem (docs/evaluation.md, "Beyond one machine").
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TRAIN_DIR=${1:-data/mmarco/train}
