@@ -1,4 +1,4 @@
-"""Sharded corpus encoding and merging (tiny local model, real torchrun/gloo-free processes, Faiss and Pyserini).
+"""Sharded corpus encoding and merging (tiny local model; real torchrun, Faiss, Pyserini merge tool and search).
 
 * ``torchrun --nproc_per_node 2 -m hybrid_tevatron.pyserini.encode`` (each rank picks its shard) + the merge equal
   one process: the same docids in the same order, bitwise the same vectors with ``--batch_size 1`` (no padding, so
@@ -109,11 +109,11 @@ def test_split_is_pyserinis(tmp_path):
 
 def test_process_shards_from_rank():
     assert process_shards(None, None, env={}) is None  # unsharded
-    assert process_shards(3, None, env={}) == [0, 1, 2]  # one process, every shard in turn
-    assert process_shards(3, 1, env={}) == [1]
-    assert process_shards(None, None, env={"WORLD_SIZE": "2", "RANK": "1"}) == [1]  # torchrun: one per rank
-    assert process_shards(5, None, env={"WORLD_SIZE": "2", "RANK": "1"}) == [1, 3]
-    assert process_shards(5, None, env={"WORLD_SIZE": "2", "RANK": "0"}) == [0, 2, 4]
+    assert process_shards(3, None, env={}) == (3, [0, 1, 2])  # one process, every shard in turn
+    assert process_shards(3, 1, env={}) == (3, [1])
+    assert process_shards(None, None, env={"WORLD_SIZE": "2", "RANK": "1"}) == (2, [1])  # torchrun: one per rank
+    assert process_shards(5, None, env={"WORLD_SIZE": "2", "RANK": "1"}) == (5, [1, 3])
+    assert process_shards(5, None, env={"WORLD_SIZE": "2", "RANK": "0"}) == (5, [0, 2, 4])
 
 
 def test_two_processes_equal_one(work, tiny_model_dir):

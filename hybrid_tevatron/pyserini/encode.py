@@ -114,9 +114,9 @@ def encode_corpus(args) -> dict:
 
     from hybrid_tevatron.pyserini.encoders import HybridDocumentEncoder
 
-    shards = process_shards(args.num_shards, args.shard_id)  # checked before anything is loaded
+    sharding = process_shards(args.num_shards, args.shard_id)  # checked before anything is loaded
     out = os.path.abspath(args.output)
-    if shards is None:
+    if sharding is None:
         _check_target(out, args.overwrite)
     encoder = HybridDocumentEncoder(args.model, device=default_device(args.device), pooling=args.pooling,
                                     l2_norm=args.normalize, prefix=args.prefix, max_length=args.max_len,
@@ -130,8 +130,9 @@ def encode_corpus(args) -> dict:
     _log(f"{n} documents of {args.corpus}: pooling {encoder.pooling}, normalize {encoder.l2_norm}, "
          f"prefix {encoder.prefix!r}, max_len {encoder.max_length}, device {encoder.device}, "
          f"dtype {encoder.engine.autocast_dtype or 'fp32'}, batch {args.batch_size}")
-    if shards is None:
+    if sharding is None:
         return _write_index(encoder, collection.all_info, args, 0, n, out)
+    num_shards, shards = sharding
     settings = {
         "model": os.path.abspath(args.model) if os.path.isdir(args.model) else args.model,
         "corpus": os.path.abspath(args.corpus), "fields": list(args.fields), "docid_field": args.docid_field,
@@ -139,7 +140,6 @@ def encode_corpus(args) -> dict:
         "prefix": encoder.prefix, "max_len": encoder.max_length,
         "dtype": str(encoder.engine.autocast_dtype or "fp32"),
     }
-    num_shards = args.num_shards or int(os.environ.get("WORLD_SIZE", "1"))
     done = []
     for shard_id in shards:
         start, stop = shard_range(n, shard_id, num_shards)

@@ -44,10 +44,15 @@ def _count_lines(path: str) -> int:
         return sum(1 for _ in f)
 
 
-def check_shards(root: str) -> List[Tuple[str, ShardInfo]]:
-    """The complete, consistent shards of ``root`` in order, as ``(folder, info)``; :class:`ShardError` if not."""
+def _count_vectors(path: str) -> int:
+    """The vector count of a Faiss index file, memory-mapped where Faiss can (no copy of the vectors)."""
     import faiss
 
+    return faiss.read_index(path, getattr(faiss, "IO_FLAG_MMAP_IFC", 0)).ntotal
+
+
+def check_shards(root: str) -> List[Tuple[str, ShardInfo]]:
+    """The complete, consistent shards of ``root`` in order, as ``(folder, info)``; :class:`ShardError` if not."""
     found = find_shards(root)
     num_shards = next(iter(found.values()))[0]
     missing = [i for i in range(num_shards) if i not in found]
@@ -74,7 +79,7 @@ def check_shards(root: str) -> List[Tuple[str, ShardInfo]]:
         elif info.start != 0:
             raise ShardError(f"{folder}: the first shard starts at row {info.start}")
         docids = _count_lines(os.path.join(folder, "docid"))
-        vectors = faiss.read_index(os.path.join(folder, "index")).ntotal
+        vectors = _count_vectors(os.path.join(folder, "index"))
         if not docids == vectors == info.count:
             raise ShardError(f"{folder}: {docids} docids and {vectors} vectors for rows {info.start}..{info.stop - 1}")
         shards.append((folder, info))
@@ -87,8 +92,6 @@ def check_shards(root: str) -> List[Tuple[str, ShardInfo]]:
 def merge_index(root: str, output: str, overwrite: bool = False) -> dict:
     """Check the shards of ``root`` and merge them into the Faiss index folder ``output`` (written whole or not
     at all)."""
-    import faiss
-
     root, output = os.path.abspath(root), os.path.abspath(output)
     if os.path.exists(output) and (not os.path.isdir(output) or os.listdir(output)) and not overwrite:
         raise ShardError(f"{output} exists and is not empty (pass --overwrite to replace it)")
@@ -102,7 +105,7 @@ def merge_index(root: str, output: str, overwrite: bool = False) -> dict:
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise ShardError(f"{PYSERINI_MERGE} failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
-        merged = faiss.read_index(os.path.join(tmp, "index")).ntotal
+        merged = _count_vectors(os.path.join(tmp, "index"))
         docids = []
         for folder, _ in shards:
             with open(os.path.join(folder, "docid"), encoding="utf-8") as f:

@@ -61,8 +61,9 @@ def shard_glob(root: str, num_shards: int) -> str:
     return os.path.join(glob.escape(root), SHARD_NAME.replace("{shard_id:05d}", "?????").format(num_shards=num_shards))
 
 
-def process_shards(num_shards: Optional[int], shard_id: Optional[int], env=None) -> Optional[List[int]]:
-    """The shard ids this process encodes, or ``None`` for an unsharded run.
+def process_shards(num_shards: Optional[int], shard_id: Optional[int],
+                   env=None) -> Optional[Tuple[int, List[int]]]:
+    """``(num_shards, the shard ids this process encodes)``, or ``None`` for an unsharded run.
 
     * ``--shard_id i --num_shards n``: shard ``i`` only (not under a multi-process ``torchrun``).
     * Under ``torchrun`` (``WORLD_SIZE`` > 1): rank ``r`` of ``W`` takes shards ``r, r + W, ...`` of ``n``
@@ -79,14 +80,14 @@ def process_shards(num_shards: Optional[int], shard_id: Optional[int], env=None)
             raise ShardError(f"--shard_id is taken from the rank under torchrun (WORLD_SIZE={world}); drop it, "
                              "and use --num_shards for more shards than processes")
         check_shard_id(shard_id, num_shards)
-        return [shard_id]
+        return num_shards, [shard_id]
     if world <= 1 and num_shards is None:
         return None
     num_shards = world if num_shards is None else num_shards
     check_shard_id(0, num_shards)
     if num_shards < world:
         raise ShardError(f"--num_shards {num_shards} is fewer than the {world} torchrun processes")
-    return list(range(rank, num_shards, world))
+    return num_shards, list(range(rank, num_shards, world))
 
 
 @dataclass(frozen=True)
