@@ -80,8 +80,8 @@ def test_alignment_union_order_and_title(tmp_path):
     assert c.passage_text("en", c.doc_ids.index("d4")) is None
 
 
-def test_integer_ids_and_missing_negatives_key(tmp_path):
-    en = [{"query_id": 7, "query": "x", "positive_passages": [{"docid": 70, "text": "p"}]}]
+def test_missing_negatives_key(tmp_path):
+    en = [{"query_id": "7", "query": "x", "positive_passages": [{"docid": "70", "text": "p"}]}]
     c = load_jsonl_source("s", {"en": write(tmp_path / "en.jsonl", en)})
     assert c.query_ids == ["7"] and c.doc_ids == ["70"] and len(c.negatives(0)) == 0
 
@@ -92,6 +92,32 @@ def err(tmp_path, en, de, match, group_size=1):
     with pytest.raises(DataError, match=match) as e:
         load_jsonl_source("s", files, group_size=group_size)
     return str(e.value)
+
+
+def test_integer_query_id_is_a_type_error(tmp_path):
+    """An integer id is refused where it is, not turned into a string and reported as missing elsewhere."""
+    de = good("de")
+    de[1]["query_id"] = 2
+    msg = err(tmp_path, good("en"), de, "'query_id' must be a non-empty string, got a number 2")
+    assert msg == f"{tmp_path / 'de.jsonl'}:2: 'query_id' must be a non-empty string, got a number 2"
+
+
+def test_integer_docid_is_a_type_error(tmp_path):
+    en = good("en")
+    en[0]["negative_passages"][1]["docid"] = 3
+    msg = err(tmp_path, en, good("de"), "'docid' must be a non-empty string, got a number 3")
+    assert msg.startswith(f"{tmp_path / 'en.jsonl'}:1: negative_passages[1] of query id 'q1'")
+
+
+def test_non_utf8_line_names_file_and_line(tmp_path):
+    files = pair(tmp_path, good("en"), good("de"))
+    line = json.dumps(rec("q3", "drei", [("d3", "p3")])).encode("utf-8").replace(b"drei", b"dr\xe9i")  # Latin-1 é
+    with open(files["de"], "ab") as f:
+        f.write(line + b"\n")
+    with pytest.raises(DataError) as e:
+        load_jsonl_source("s", files)
+    at = line.index(b"\xe9") + 1
+    assert str(e.value) == f"{files['de']}:3: not UTF-8 (byte 0xe9 at byte {at} of the line)"
 
 
 def test_malformed_json(tmp_path):

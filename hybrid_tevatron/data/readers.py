@@ -6,8 +6,9 @@
      "negative_passages": [{"docid": "d7", "title": "", "text": "..."}, ...]}
 
 ``negative_passages`` may be absent (no negatives; only valid with ``group_size == 1``); ``title`` is optional.
-Ids may be strings or integers (compared as strings). A passage's text is ``title + separator + text`` when the
-title is non-empty, else ``text``.
+Ids (``query_id``, ``docid``) are non-empty strings, as in Tevatron's format: an integer id is a type error, not
+quietly turned into a string (``7`` and ``"07"`` would then be one id in one file and two in another). A
+passage's text is ``title + separator + text`` when the title is non-empty, else ``text``. Files are UTF-8.
 
 **Alignment** — the files of one source hold the same query ids (``query_id``) and the same passages
 (``docid``) in different languages. Query order = order of the first language's file. A query's positives are
@@ -16,12 +17,13 @@ the union of its negative docids over the languages, in first-seen order. A pass
 come from any record of that language; a negative without text in some language is simply unavailable there.
 
 **Validation** (:class:`DataError`, naming file:line or dataset row, and the id), all before training starts:
-malformed JSON; a missing or wrongly typed key; an empty file; an empty query or passage text; a query id twice
-in one file (both lines); a query id present in one language but missing in another (both files); a query
-without positives (first language); a positive without text in some language; a docid that is positive and
-negative for the same query (over the union of languages); a docid whose text differs within one language (both
-lines; an error, not "first wins": the data is not consistent and we do not guess which text is right); a
-query with no negative in some language when ``group_size > 1``. A bad record is skipped and reading goes on,
+a line that is not UTF-8; malformed JSON; a missing or wrongly typed key; an empty file; an empty query or passage
+text; a query id twice in one file (both lines); a query id present in one language but missing in another (both
+files; not reported for a file that has a failed record whose query id is unknown); a query without positives
+(first language); a positive without text in some language; a docid that is positive and negative for the same
+query (over the union of languages); a docid whose text differs within one language (both lines; an error, not
+"first wins": the data is not consistent and we do not guess which text is right); a query with no negative in
+some language when ``group_size > 1``. A bad record is skipped and reading goes on,
 so one :class:`DataError` lists up to ``max_errors`` problems (a single problem is raised as its own message);
 cross-language checks run only once every record parsed.
 """
@@ -48,7 +50,8 @@ __all__ = [
 ]
 
 # A language's records: a factory giving fresh iterators of (index, record-or-None, parse error message), and a
-# locator turning an index into "file:line" / "dataset row i" (built only for error messages).
+# locator turning an index into "file:line" / "dataset row i" (built only for error messages). A record that comes
+# with a parse error is a best-effort reading of the bad line, used only to name its query id.
 Records = Callable[[], Iterator[Tuple[int, Optional[dict], Optional[str]]]]
 Locator = Callable[[int], str]
 
@@ -94,8 +97,17 @@ class _Errors:
 # ------------------------------------------------------------------------------------------------ record sources
 def _jsonl_records(path: str) -> Tuple[Records, Locator]:
     def it():
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
+        with open(path, "rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    try:  # which query the line is about, so that it is not also reported missing
+                        guess = json.loads(raw.decode("utf-8", errors="replace"))
+                    except json.JSONDecodeError:
+                        guess = None
+                    yield lineno, guess, f"not UTF-8 (byte 0x{raw[e.start]:02x} at byte {e.start + 1} of the line)"
+                    continue
                 if not line.strip():
                     continue
                 try:
@@ -121,9 +133,16 @@ def _id(record: dict, key: str, what: str = "") -> str:
     value = record[key]
     if type(value) is str and value:
         return value
-    if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value) == "":
-        raise _BadRecord(f"{what}{key!r} must be a non-empty string or integer, got {value!r}")
-    return str(value)
+    kind = "an empty string" if value == "" else f"{_json_type(value)} {json.dumps(value, ensure_ascii=False)}"
+    raise _BadRecord(f"{what}{key!r} must be a non-empty string, got {kind}")
+
+
+def _json_type(value) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {dict: "an object", list: "a list", type(None): "null"}.get(type(value), type(value).__name__)
 
 
 def _passages(record: dict, key: str, qid: str, sep: str, required: bool) -> List[Tuple[str, str]]:
@@ -224,6 +243,7 @@ def build_corpus(name: str, languages: Sequence[str], records: Dict[str, Tuple[R
     sep = passage_field_separator
     errors = _Errors(name, max_errors)
     bad_qids: set = set()  # ids of records that failed (no cascading "missing" errors for them)
+    unnamed_failures = {lang: 0 for lang in languages}  # failed records whose query id is unknown (idem, per file)
     qindex: Dict[str, int] = {}
     query_ids: List[str] = []
     dindex: Dict[str, int] = {}
@@ -260,6 +280,11 @@ def build_corpus(name: str, languages: Sequence[str], records: Dict[str, Tuple[R
                 break
             if parse_error:
                 errors.add(f"{where(i)}: {parse_error}")
+                qid = record.get("query_id") if isinstance(record, dict) else None
+                if type(qid) is str and qid:
+                    bad_qids.add(qid)
+                else:
+                    unnamed_failures[lang] += 1
                 continue
             try:
                 qid, query, positives, negatives = _parse(record, sep)
@@ -267,11 +292,13 @@ def build_corpus(name: str, languages: Sequence[str], records: Dict[str, Tuple[R
                 errors.add(f"{where(i)}: {e}")
                 if e.qid is not None:
                     bad_qids.add(e.qid)
+                else:
+                    unnamed_failures[lang] += 1
                 continue
             q = qindex.get(qid)
             if q is None:
                 if not first:
-                    if qid not in bad_qids:
+                    if qid not in bad_qids and not unnamed_failures[first_lang]:
                         errors.add(f"{where(i)}: query id {qid!r} is in language {lang!r} but missing in language "
                                    f"{first_lang!r} ({labels[first_lang]})")
                     continue
@@ -317,7 +344,7 @@ def build_corpus(name: str, languages: Sequence[str], records: Dict[str, Tuple[R
         if not seen_any:
             errors.add(f"{labels[lang]}: empty (no records) for language {lang!r} of source {name!r}")
         missing = [q for q, t in enumerate(qtext) if t is None and query_ids[q] not in bad_qids]
-        if missing and not errors.full:
+        if missing and not errors.full and not unnamed_failures[lang]:
             first_where = records[first_lang][1](query_line[first_lang][missing[0]])
             more = f" (and {len(missing) - 1} more, e.g. {[query_ids[q] for q in missing[1:6]]})" if len(missing) > 1 else ""
             errors.add(f"{labels[lang]}: query id {query_ids[missing[0]]!r} (at {first_where}) is missing in "
@@ -417,7 +444,7 @@ def _lang_paths(items: Sequence[str], what: str) -> Dict[str, str]:
             if lang in files:
                 raise DataError(f"{what}: language {lang!r} given twice")
             if not os.path.isfile(path):
-                raise DataError(f"{what}: {path}: no such file (language {lang!r})")
+                raise DataError(f"{what}: file not found: {path} (language {lang!r})")
             files[lang] = path
     return files
 
@@ -428,8 +455,14 @@ def parse_train_files(specs: Sequence[str]) -> Dict[str, str]:
     specs = [s for s in specs if s.strip()]
     if not specs:
         raise DataError("--train_files: nothing given")
-    if len(specs) == 1 and os.path.isdir(specs[0]):
-        return _dir_files(specs[0])
+    if len(specs) == 1 and "=" not in specs[0]:
+        folder = specs[0]
+        if os.path.isdir(folder):
+            return _dir_files(folder)
+        if os.path.isfile(folder):
+            raise DataError(f"--train_files: {folder} is a file; give LANG={folder} (one per language) or a "
+                            "folder of {lang}.jsonl files")
+        raise DataError(f"--train_files: folder not found: {folder}")
     return _lang_paths(specs, "--train_files")
 
 
@@ -441,7 +474,7 @@ def parse_extra_source(spec: str) -> Tuple[str, Dict[str, str]]:
         raise DataError(f"--extra_sources: expected NAME:LANG=PATH,LANG=PATH or NAME:DIR, got {spec!r}")
     if "=" not in rest:
         if not os.path.isdir(rest):
-            raise DataError(f"--extra_sources {spec!r}: {rest}: no such directory")
+            raise DataError(f"--extra_sources {spec!r}: folder not found: {rest}")
         return name, _dir_files(rest)
     return name, _lang_paths([rest], f"--extra_sources {name}")
 
