@@ -23,6 +23,13 @@ HF encoder) whose ``forward(query=, passage=)`` returns Tevatron's output with `
 * **Checkpoints.** ``_save`` writes the shared encoder with ``save_pretrained`` (a plain HF folder, no
   ``query_model``/``passage_model`` subfolders), the tokenizer and ``hybrid_tevatron.json`` — for the final
   model and every intermediate ``checkpoint-N`` alike; ``_load_from_checkpoint`` reads such a folder back.
+  ``_save_checkpoint`` writes ``checkpoint-N`` whole under :data:`CHECKPOINT_STAGING` and then renames it into
+  ``output_dir``, so a ``checkpoint-N`` folder is always complete; a run killed while saving leaves only the
+  staging folder, which the next start removes. ``--resume_from_checkpoint last`` takes the newest *complete*
+  checkpoint (:func:`last_checkpoint`; an incomplete one, e.g. from an older version, is skipped with a warning).
+* **Before anything is loaded** (:func:`train`): the output dir must be a folder (or absent), the model, tokenizer
+  and config folders complete (:mod:`hybrid_tevatron.model_files`), so a bad path is one error line, not a
+  traceback after minutes of loading.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import glob
 import json
 import logging
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
@@ -41,12 +49,16 @@ from torch.utils.data import DataLoader
 
 from hybrid_tevatron.collator import HybridBatch
 from hybrid_tevatron.distributed import check_sharded_training
+from hybrid_tevatron.model_files import ModelFolderError, check_model, missing_model_files
 from hybrid_tevatron.modeling import METADATA_FILE, CheckpointMetadata
 
 logger = logging.getLogger(__name__)
 
 MODES = ("mono", "cross", "xx")
 PLAN_LOG = "plan_log.rank{rank}.jsonl"
+CHECKPOINT_PREFIX = "checkpoint"  # transformers' PREFIX_CHECKPOINT_DIR: checkpoint-N
+CHECKPOINT_STAGING = ".checkpoint-saving"  # in output_dir: a checkpoint-N being written, renamed when complete
+TRAINER_STATE = "trainer_state.json"  # written last into a checkpoint by transformers
 
 
 class SetupError(ValueError):
@@ -98,25 +110,57 @@ class HybridTrainingArgumentsMixin:
             logger.warning("--ignore_data_skip: a resumed run replays its epoch's plan from the first step")
 
 
+def missing_checkpoint_files(folder: str) -> List[str]:
+    """What keeps ``folder`` from being a complete training checkpoint (empty when it is one)."""
+    if not os.path.isdir(folder):
+        return ["such folder"]
+    missing = missing_model_files(folder)
+    if not os.path.isfile(os.path.join(folder, TRAINER_STATE)):
+        missing.append(TRAINER_STATE)
+    return missing
+
+
+def last_checkpoint(output_dir: str) -> Optional[str]:
+    """The newest complete ``checkpoint-N`` folder of ``output_dir`` (``None`` if none); newer incomplete ones
+    (a run killed while saving, before checkpoints were written atomically) are skipped with a warning."""
+    found = []
+    for name in os.listdir(output_dir):
+        match = re.fullmatch(re.escape(CHECKPOINT_PREFIX) + r"-(\d+)", name)
+        if match and os.path.isdir(os.path.join(output_dir, name)):
+            found.append((int(match.group(1)), os.path.join(output_dir, name)))
+    for _, path in sorted(found, reverse=True):
+        missing = missing_checkpoint_files(path)
+        if not missing:
+            return path
+        logger.warning("--resume_from_checkpoint last: skipping the incomplete checkpoint %s (no %s; the run was "
+                       "interrupted while saving it)", path, ", ".join(missing))
+    return None
+
+
 def prepare_output_dir(training_args) -> Optional[str]:
     """Apply the output-dir policy; return the checkpoint to resume from (``None`` for a fresh run).
 
+    * ``--output_dir`` must be a folder or not exist yet.
     * ``--resume_from_checkpoint PATH`` resumes from ``PATH``; ``--resume_from_checkpoint last`` from the newest
-      ``checkpoint-N`` in ``--output_dir`` (an error if there is none).
+      complete ``checkpoint-N`` in ``--output_dir`` (an error if there is none).
     * Otherwise ``--output_dir`` must be empty or absent, or ``--overwrite_output_dir`` given (which deletes
       the earlier run's ``checkpoint-*`` folders and plan logs, so they cannot be taken for this run's).
+    * A :data:`CHECKPOINT_STAGING` folder left by a run killed while saving is removed (main process).
     """
-    from transformers.trainer_utils import get_last_checkpoint
-
     out = training_args.output_dir
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise SetupError(f"--output_dir {out} is a file; give a folder (new or empty) for the run")
     resume = training_args.resume_from_checkpoint
     if resume:
         if resume == "last":
-            resume = get_last_checkpoint(out) if os.path.isdir(out) else None
+            resume = last_checkpoint(out) if os.path.isdir(out) else None
             if resume is None:
-                raise SetupError(f"--resume_from_checkpoint last: no checkpoint-N folder in {out}")
-        if not os.path.isfile(os.path.join(resume, "trainer_state.json")):
-            raise SetupError(f"--resume_from_checkpoint {resume}: not a training checkpoint (no trainer_state.json)")
+                raise SetupError(f"--resume_from_checkpoint last: no complete checkpoint-N folder in {out}")
+        missing = missing_checkpoint_files(resume)
+        if missing:
+            raise SetupError(f"--resume_from_checkpoint {resume}: not a complete training checkpoint (no "
+                             f"{', '.join(missing)})")
+        _remove_staging(training_args)
         return resume
     if os.path.isdir(out) and os.listdir(out):
         if not training_args.overwrite_output_dir:
@@ -129,7 +173,15 @@ def prepare_output_dir(training_args) -> Optional[str]:
                 shutil.rmtree(path, ignore_errors=True)
             for path in glob.glob(os.path.join(out, PLAN_LOG.format(rank="*"))):
                 os.remove(path)
+        _remove_staging(training_args)
     return None
+
+
+def _remove_staging(training_args) -> None:
+    staging = os.path.join(training_args.output_dir, CHECKPOINT_STAGING)
+    if training_args.should_save and os.path.isdir(staging):
+        logger.warning("removing %s: an unfinished checkpoint save (the run was interrupted while saving)", staging)
+        shutil.rmtree(staging)
 
 
 # --------------------------------------------------------------------------------------------------- data
@@ -196,6 +248,7 @@ class HybridTrainerMixin:
         self.hybrid_metadata = metadata
         self._mode_stats = _ModeStats()
         self._plan_log = None
+        self._staging = False  # True while _save_checkpoint writes under CHECKPOINT_STAGING
         self._alpha: Optional[float] = None  # α of the last plan step trained (for the training log)
         super().__init__(*args, **kwargs)
 
@@ -312,6 +365,36 @@ class HybridTrainerMixin:
         self.hybrid_metadata.save(output_dir)
         torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
 
+    def _get_output_dir(self, trial) -> str:
+        run_dir = super()._get_output_dir(trial)
+        return os.path.join(run_dir, CHECKPOINT_STAGING) if self._staging else run_dir
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """transformers' checkpoint save, written under :data:`CHECKPOINT_STAGING` and renamed into place once
+        every rank has written its part: a ``checkpoint-N`` folder in ``output_dir`` is always complete."""
+        from transformers.trainer_utils import rotate_checkpoints
+
+        run_dir = self._get_output_dir(trial)
+        name = f"{CHECKPOINT_PREFIX}-{self.state.global_step}"
+        staging, final = os.path.join(run_dir, CHECKPOINT_STAGING), os.path.join(run_dir, name)
+        self._staging = True
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging = False
+        self.accelerator.wait_for_everyone()  # every rank wrote its files (e.g. rng_state_R.pth)
+        if self.args.should_save:
+            if self.state.best_global_step:  # transformers looked for the best checkpoint under the staging folder
+                best = os.path.join(run_dir, f"{CHECKPOINT_PREFIX}-{self.state.best_global_step}")
+                self.state.best_model_checkpoint = best if best == final or os.path.isdir(best) else None
+                self.state.save_to_json(os.path.join(staging, name, TRAINER_STATE))
+            if os.path.isdir(final):  # the same step saved again (transformers would overwrite it in place)
+                shutil.rmtree(final)
+            os.replace(os.path.join(staging, name), final)
+            shutil.rmtree(staging, ignore_errors=True)
+            rotate_checkpoints(run_dir, self.args.save_total_limit, self.state.best_model_checkpoint, use_mtime=True)
+        self.accelerator.wait_for_everyone()  # no rank starts the next save before the staging folder is gone
+
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         from transformers import AutoModel
 
@@ -332,9 +415,29 @@ class HybridTrainerMixin:
 def load_tokenizer(model_args):
     from transformers import AutoTokenizer
 
+    revision = getattr(model_args, "model_revision", None)  # a Tevatron main flag
     return AutoTokenizer.from_pretrained(
-        model_args.tokenizer_name or model_args.model_name_or_path, cache_dir=model_args.cache_dir
+        model_args.tokenizer_name or model_args.model_name_or_path, cache_dir=model_args.cache_dir,
+        **({"revision": revision} if revision else {}),
     )
+
+
+def check_model_args(model_args) -> None:
+    """Before anything is loaded: ``--model_name_or_path`` (and ``--tokenizer_name``/``--config_name`` when given)
+    is a complete local folder or a reachable Hub id; :class:`ModelFolderError` names the flag, path and remedy."""
+    where = {"cache_dir": model_args.cache_dir, "revision": getattr(model_args, "model_revision", None)}
+    checks = [("--model_name_or_path", model_args.model_name_or_path,
+               {"config": not model_args.config_name, "tokenizer": not model_args.tokenizer_name})]
+    if model_args.tokenizer_name:
+        checks.append(("--tokenizer_name", model_args.tokenizer_name, {"config": False, "weights": False}))
+    if model_args.config_name:
+        checks.append(("--config_name", model_args.config_name, {"weights": False, "tokenizer": False}))
+    for flag, name, needs in checks:
+        try:
+            check_model(name, **needs, **where)
+        except ModelFolderError as err:
+            hint = flag == "--model_name_or_path" and "no tokenizer vocabulary" in str(err)
+            raise ModelFolderError(f"{flag}: {err}{', or give --tokenizer_name' if hint else ''}") from None
 
 
 def build_trainer(backend, model_args, data_args, training_args, callbacks: Optional[List] = None):
@@ -386,6 +489,7 @@ def train(backend, model_args, data_args, training_args, callbacks: Optional[Lis
     from transformers import set_seed
 
     training_args.device  # sets up the process group under torchrun
+    check_model_args(model_args)
     resume = prepare_output_dir(training_args)
     if dist.is_available() and dist.is_initialized():
         dist.barrier()  # every rank checked the output dir before any rank writes to it

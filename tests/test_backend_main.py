@@ -95,11 +95,15 @@ def test_attn_implementation_defaults_to_sdpa_for_encoders(tiny_model_dir, tmp_p
 
 
 def test_flags_main_cannot_honour_are_not_accepted(tiny_model_dir, tmp_path):
+    from hybrid_tevatron.backends.flags import FlagError
+
     base = ["--backend", "main", "--model_name_or_path", tiny_model_dir, "--output_dir", str(tmp_path / "o")]
-    hidden = (["--lora"], ["--lora_r", "8"], ["--grad_cache"], ["--dtype", "bfloat16"], ["--distil_temperature", "1"])
+    hidden = (["--lora"], ["--lora_r", "8"], ["--grad_cache"], ["--dtype", "bfloat16"], ["--distil_temperature", "1"],
+              ["--untie_encoder"], ["--is_bidirectional"], ["--pooling_strategy", "mean"])
     for flag in hidden:
-        with pytest.raises(ValueError, match="not used by the HfArgumentParser"):
+        with pytest.raises(FlagError, match=f"^{flag[0]} is not supported with --backend main: "):
             parse(base + flag)
+    assert "SPLADE" in str(pytest.raises(FlagError, parse, base + ["--is_bidirectional"]).value)
     # shared with --backend pypi: accepted (and checked at build time)
     assert parse(base + ["--negatives_x_device"])[3].negatives_x_device is True
 

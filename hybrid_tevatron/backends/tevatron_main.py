@@ -29,9 +29,13 @@ version 0.0.1 and is not on PyPI). This module imports it but copies none of it.
   :class:`~hybrid_tevatron.training.HybridTrainingArgumentsMixin`. ``--negatives_x_device`` is accepted for command
   lines shared with ``--backend pypi``: Tevatron main always shares negatives across ranks, and the flag only checks
   that there are ranks to share with.
-* Flags that Tevatron main declares but this backend cannot honour are removed from the command line: ``--lora*``
-  (the checkpoint would be an adapter, not one plain HF encoder), ``--dtype`` (JAX), ``--grad_cache``/``--gc_*``
-  (GradCache's trainer bypasses our plan and logging), ``--distil_temperature`` (distillation). Tevatron main's
+* Flags: the Tevatron main fields this backend honours are listed in :data:`MODEL_FLAGS` and
+  :data:`TRAINING_FLAGS` (``--model_revision`` reaches the config, tokenizer and weights, as in Tevatron's driver);
+  every other field Tevatron main declares is removed from the command line and refused with its reason
+  (:mod:`hybrid_tevatron.backends.flags`): ``--lora*`` (the checkpoint would be an adapter, not one plain HF
+  encoder), ``--dtype`` (JAX), ``--untie_encoder`` (JAX dual encoders), ``--is_bidirectional``/
+  ``--pooling_strategy`` (decoder-LM SPLADE), ``--grad_cache``/``--gc_*`` (GradCache's trainer bypasses our plan
+  and logging), ``--distil_temperature`` (distillation), and any field a newer Tevatron main adds. Tevatron main's
   ``DataArguments`` is not used: data flags are ours (``--train_group_size``, ``--query_max_len``,
   ``--passage_max_len``, ``--query_prefix``, ``--passage_prefix`` keep its names); our collator applies them.
 """
@@ -47,16 +51,36 @@ from tevatron.retriever.arguments import ModelArguments as TevatronModelArgument
 from tevatron.retriever.arguments import TevatronTrainingArguments
 from tevatron.retriever.modeling import DenseModel
 from tevatron.retriever.trainer import TevatronTrainer
+from transformers import TrainingArguments as HFTrainingArguments
 
+from hybrid_tevatron.backends.flags import offer_only
 from hybrid_tevatron.modeling import check_model_options
 from hybrid_tevatron.training import HybridTrainerMixin, HybridTrainingArgumentsMixin, SetupError
 
 logger = logging.getLogger(__name__)
 
 AUTO_ATTENTION = "auto"
+# Tevatron main fields this backend honours; every other field of its ModelArguments / TevatronTrainingArguments
+# (beyond transformers' TrainingArguments) is refused, with these reasons where known
+MODEL_FLAGS = ("model_name_or_path", "config_name", "tokenizer_name", "cache_dir", "model_revision", "pooling",
+               "normalize", "temperature", "attn_implementation")
+TRAINING_FLAGS = ("warmup_ratio",)
+_LORA = "LoRA would make the checkpoint an adapter, not one plain Hugging Face encoder"
+_SPLADE = "decoder-LM SPLADE only (Tevatron's train_splade driver); this trainer is dense"
+_GRAD_CACHE = "GradCache's trainer bypasses the batch plan and the per-mode logging"
+REFUSED = {
+    "lora": _LORA, "lora_name_or_path": _LORA, "lora_r": _LORA, "lora_alpha": _LORA, "lora_dropout": _LORA,
+    "lora_target_modules": _LORA,
+    "dtype": "JAX only; use --bf16 or --fp16 for mixed precision",
+    "untie_encoder": "separate query and passage encoders (JAX training); this trainer shares one encoder",
+    "is_bidirectional": _SPLADE, "pooling_strategy": _SPLADE,
+    "grad_cache": _GRAD_CACHE, "gc_q_chunk_size": _GRAD_CACHE, "gc_p_chunk_size": _GRAD_CACHE,
+    "distil_temperature": "distillation is not part of this trainer",
+}  # fmt: skip
 
 
 @dataclass
+@offer_only(TevatronModelArguments, MODEL_FLAGS, REFUSED)
 class ModelArguments(TevatronModelArguments):
     attn_implementation: Optional[str] = field(
         default=AUTO_ATTENTION,
@@ -66,20 +90,13 @@ class ModelArguments(TevatronModelArguments):
             "default; needs the flash-attn package, a CUDA GPU and --bf16: weights are then loaded in bfloat16)."
         },
     )
-    # Tevatron main flags this backend cannot honour: kept as attributes for EncoderModel.build, off the command line.
-    lora: bool = field(default=False, init=False)
-    lora_name_or_path: Optional[str] = field(default=None, init=False)
-    lora_r: int = field(default=16, init=False)
-    lora_alpha: int = field(default=64, init=False)
-    lora_dropout: float = field(default=0.1, init=False)
-    lora_target_modules: str = field(default="q_proj,k_proj,v_proj,o_proj,down_proj,up_proj,gate_proj", init=False)
-    dtype: Optional[str] = field(default="float32", init=False)
 
     def __post_init__(self):
         check_model_options(self.pooling, self.temperature)
 
 
 @dataclass
+@offer_only(TevatronTrainingArguments, TRAINING_FLAGS, REFUSED, inherited=HFTrainingArguments)
 class TrainingArguments(HybridTrainingArgumentsMixin, TevatronTrainingArguments):
     negatives_x_device: bool = field(
         default=False,
@@ -89,10 +106,6 @@ class TrainingArguments(HybridTrainingArgumentsMixin, TevatronTrainingArguments)
             "checks that there is more than one process."
         },
     )
-    grad_cache: bool = field(default=False, init=False)
-    gc_q_chunk_size: int = field(default=4, init=False)
-    gc_p_chunk_size: int = field(default=32, init=False)
-    distil_temperature: float = field(default=0.02, init=False)
 
 
 class HybridDenseModel(DenseModel):
@@ -154,8 +167,9 @@ class MainBackend:
         training_args.device
         if training_args.negatives_x_device and training_args.world_size < 2:
             raise SetupError("--negatives_x_device needs distributed training (torchrun with 2+ processes)")
+        revision = {"revision": model_args.model_revision} if model_args.model_revision else {}
         config = AutoConfig.from_pretrained(
-            model_args.config_name or model_args.model_name_or_path, cache_dir=model_args.cache_dir
+            model_args.config_name or model_args.model_name_or_path, cache_dir=model_args.cache_dir, **revision
         )
         attn = resolve_attn_implementation(model_args.attn_implementation, config)
         logger.info("Tevatron main DenseModel: attn_implementation=%s", attn)
@@ -166,6 +180,7 @@ class MainBackend:
             cache_dir=model_args.cache_dir,
             attn_implementation=attn,
             dtype=model_dtype(attn, training_args),
+            **revision,
         )
         if training_args.world_size > 1 and not model.is_ddp:
             raise SetupError(

@@ -9,16 +9,17 @@
   ``tevatron.trainer.DenseTrainer``; the mixin supplies the transformers-5 signatures of ``compute_loss`` and
   ``_save`` and our dataloader; ``DenseTrainer.training_step(*args)`` already accepts transformers 5's
   ``(model, inputs, num_items_in_batch)`` and divides the logged loss by the world size it was scaled with.
-* Flags that Tevatron 0.1.0 declares but this backend cannot honour are removed from the command line (not
-  silently ignored): ``--untie_encoder``/``--add_pooler``/``--projection_*`` (the checkpoint would no longer be one
-  plain HF encoder), ``--target_model_path`` (rerankers), ``--dtype`` (JAX; use ``--bf16``/``--fp16``),
-  ``--do_encode``, ``--grad_cache``/``--gc_*`` (GradCache's trainer bypasses our plan and logging).
+* Flags: the Tevatron 0.1.0 fields this backend honours are listed in :data:`MODEL_FLAGS` and
+  :data:`TRAINING_FLAGS`; every other field it declares is removed from the command line and refused with its
+  reason (:mod:`hybrid_tevatron.backends.flags`): ``--untie_encoder``/``--add_pooler``/``--projection_*`` (the
+  checkpoint would no longer be one plain HF encoder), ``--target_model_path`` (rerankers), ``--dtype`` (JAX; use
+  ``--bf16``/``--fp16``), ``--do_encode``, ``--grad_cache``/``--gc_*`` (GradCache's trainer bypasses our plan and
+  logging).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -27,12 +28,29 @@ from tevatron.arguments import DenseTrainingArguments as TevatronTrainingArgumen
 from tevatron.arguments import ModelArguments as TevatronModelArguments
 from tevatron.modeling import DenseModel
 from tevatron.trainer import DenseTrainer
+from transformers import TrainingArguments as HFTrainingArguments
 
+from hybrid_tevatron.backends.flags import offer_only
 from hybrid_tevatron.modeling import check_model_options, pool
 from hybrid_tevatron.training import HybridTrainerMixin, HybridTrainingArgumentsMixin, SetupError
 
 
+# Tevatron 0.1.0 fields this backend honours (--pooling, --normalize, --temperature are ours, declared below); every
+# other field of its ModelArguments / DenseTrainingArguments (beyond transformers' TrainingArguments) is refused
+MODEL_FLAGS = ("model_name_or_path", "config_name", "tokenizer_name", "cache_dir")
+TRAINING_FLAGS = ("warmup_ratio",)
+_ONE_ENCODER = "the checkpoint would no longer be one plain Hugging Face encoder"
+_GRAD_CACHE = "GradCache's trainer bypasses the batch plan and the per-mode logging"
+REFUSED = {
+    "target_model_path": "reranker training only", "untie_encoder": _ONE_ENCODER, "add_pooler": _ONE_ENCODER,
+    "projection_in_dim": _ONE_ENCODER, "projection_out_dim": _ONE_ENCODER,
+    "dtype": "JAX only; use --bf16 or --fp16 for mixed precision", "do_encode": "encoding is not training",
+    "grad_cache": _GRAD_CACHE, "gc_q_chunk_size": _GRAD_CACHE, "gc_p_chunk_size": _GRAD_CACHE,
+}  # fmt: skip
+
+
 @dataclass
+@offer_only(TevatronModelArguments, MODEL_FLAGS, REFUSED)
 class ModelArguments(TevatronModelArguments):
     pooling: str = field(default="cls", metadata={"help": "Pooling of the last hidden states: cls or mean."})
     normalize: bool = field(
@@ -41,19 +59,13 @@ class ModelArguments(TevatronModelArguments):
     temperature: float = field(
         default=1.0, metadata={"help": "Softmax temperature: scores are divided by it (e.g. 0.01-0.05 with --normalize)."}
     )
-    # Tevatron 0.1.0 flags this backend cannot honour: kept as attributes for DenseModel, off the command line.
-    target_model_path: Optional[str] = field(default=None, init=False)
-    untie_encoder: bool = field(default=False, init=False)
-    add_pooler: bool = field(default=False, init=False)
-    projection_in_dim: int = field(default=768, init=False)
-    projection_out_dim: int = field(default=768, init=False)
-    dtype: Optional[str] = field(default="float32", init=False)
 
     def __post_init__(self):
         check_model_options(self.pooling, self.temperature)
 
 
 @dataclass
+@offer_only(TevatronTrainingArguments, TRAINING_FLAGS, REFUSED, inherited=HFTrainingArguments)
 class TrainingArguments(HybridTrainingArgumentsMixin, TevatronTrainingArguments):
     negatives_x_device: bool = field(
         default=False,
@@ -62,10 +74,6 @@ class TrainingArguments(HybridTrainingArgumentsMixin, TevatronTrainingArguments)
             "per plan step (needs torchrun with more than one process)."
         },
     )
-    do_encode: bool = field(default=False, init=False)
-    grad_cache: bool = field(default=False, init=False)
-    gc_q_chunk_size: int = field(default=4, init=False)
-    gc_p_chunk_size: int = field(default=32, init=False)
 
 
 class _TemperatureCrossEntropy(torch.nn.Module):

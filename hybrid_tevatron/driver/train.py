@@ -3,7 +3,12 @@
 Flags: the backend's model flags (Tevatron's, plus ``--pooling``/``--normalize``/``--temperature``), our data flags
 (:class:`~hybrid_tevatron.arguments.HybridDataArguments`), the backend's training flags (HF ``TrainingArguments``
 + Tevatron's), and ``--backend auto|pypi|main``. A single ``.json`` argument holds the same flags as keys
-(``"backend"`` included). Under ``torchrun`` every process runs this same command.
+(``"backend"`` included). Under ``torchrun`` every process runs this same command. A Tevatron flag the backend
+does not offer is refused by name (:mod:`hybrid_tevatron.backends.flags`).
+
+Expected failures (bad flags, a missing or incomplete model folder, bad data, an unusable output dir) end the
+process with one ``error: ...`` line and exit status 1, before anything heavy is loaded where possible; a
+traceback means a bug.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from transformers import HfArgumentParser
 
 from hybrid_tevatron.arguments import HybridDataArguments
 from hybrid_tevatron.backends import BACKEND_NAMES, BackendError, select_backend
+from hybrid_tevatron.backends.flags import not_offered, refuse_not_offered
+from hybrid_tevatron.model_files import ModelFolderError
 from hybrid_tevatron.training import SetupError, train
 
 BACKEND_HELP = (
@@ -45,12 +52,16 @@ def parse_args(argv: Sequence[str]):
         if not isinstance(config, dict):
             raise SetupError(f"{argv[0]}: expected a JSON object of flag: value")
         backend = select_backend(config.pop("backend", "auto"))
+        refuse_not_offered(list(config), not_offered(backend.model_arguments, backend.training_arguments),
+                           backend.name)
         model_args, data_args, training_args = build_parser(backend).parse_dict(config)
         return backend, model_args, data_args, training_args
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--backend", default="auto")
     known, _ = pre.parse_known_args(argv)
     backend = select_backend(known.backend)
+    refuse_not_offered([a for a in argv if a.startswith("--")],
+                       not_offered(backend.model_arguments, backend.training_arguments), backend.name)
     model_args, data_args, training_args, _ = build_parser(backend).parse_args_into_dataclasses(argv)
     return backend, model_args, data_args, training_args
 
@@ -69,7 +80,7 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     try:
         trainer = train(backend, model_args, data_args, training_args)
-    except (SetupError, DataError) as err:
+    except (SetupError, DataError, ModelFolderError) as err:
         sys.exit(f"error: {err}")
     if trainer.is_world_process_zero():
         logging.getLogger(__name__).info("model, tokenizer and hybrid_tevatron.json saved to %s",
