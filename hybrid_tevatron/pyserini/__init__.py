@@ -1,4 +1,5 @@
-"""Pyserini integration: encoder classes on our collator (:mod:`.encoders`) and the encode CLI (:mod:`.encode`).
+"""Pyserini integration: encoder classes on our collator (:mod:`.encoders`), the encode CLI (:mod:`.encode`),
+corpus shards (:mod:`.shards`) and their merge into one index or one run (:mod:`.merge`).
 
 Importing this package does not import Pyserini (which starts a JVM); import :mod:`hybrid_tevatron.pyserini.encoders`
 for ``HybridDocumentEncoder`` / ``HybridQueryEncoder``. Java for Pyserini is set up by
