@@ -231,6 +231,14 @@ def test_bad_input_one_line_nothing_written(tiny_model_dir, tmp_path, monkeypatc
             run=merge)
     assert not os.path.exists(tmp_path / "m")
 
+    torn = tmp_path / "torn"  # a shard whose docid file does not match its index
+    encode([*common, "--output", str(torn), "--num_shards", "2"])
+    with open(torn / shard_name(1, 2) / "docid", "a", encoding="utf-8") as f:
+        f.write("extra\n")
+    refused(r"shard-00001-of-00002: 13 docids and 12 vectors for rows 11\.\.22",
+            ["--shards", str(torn), "--output", str(tmp_path / "m")], run=merge)
+    assert not os.path.exists(tmp_path / "m")
+
     (tmp_path / "a.trec").write_text("q1 Q0 d1 1 0.5 tag\nq1 Q0 d2 two 0.4 tag\n")
     refused(r"a\.trec:2: not a TREC run line", ["--runs", str(tmp_path / "a.trec"), "--hits", "5", "--output",
                                                 str(tmp_path / "r.trec")], run=merge)
