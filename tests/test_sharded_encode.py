@@ -7,8 +7,8 @@
 * Batched encoding of all shards in one process equals the one-process index to fp32 rounding.
 * A shard killed mid-encoding leaves only a temporary folder: the merge refuses the missing shard, and rerunning
   encodes only that shard (the finished one is untouched).
-* Bad input (shard id out of range, mixed shard counts, a missing shard, another encoding's shard, a bad run line)
-  stops with one line naming the shard or file, and writes nothing.
+* Bad input (shard id out of range, mixed shard counts, a missing shard, another encoding's shard, a shard whose
+  docids and vectors disagree, a bad run line) stops with one line naming the shard or file, and writes nothing.
 """
 
 import json
