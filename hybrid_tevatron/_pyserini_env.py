@@ -7,7 +7,12 @@ Three things break a plain ``python -m pyserini.…`` on a machine without a sys
    runtime has no such module, so the JVM refuses to start.
 3. With recent ``openai`` releases Pyserini's encoders fail at import unless ``OPENAI_API_KEY`` is set.
 
-:func:`configure` fixes all three and is idempotent. The wheel ships a ``.pth`` file that calls
+It also starts the JVM with ``-Xrs``: otherwise the JVM inside the Python process takes over SIGINT/SIGTERM/SIGHUP,
+and Ctrl-C or a SIGTERM to a running search starts a JVM shutdown that can crash the process or leave its main
+thread blocked for good at the JVM's exit safepoint. With ``-Xrs`` Python keeps its own handling (Ctrl-C raises
+KeyboardInterrupt, SIGTERM ends the process), so an evaluation stops within seconds and its work folder is removed.
+
+:func:`configure` does all of this and is idempotent. The wheel ships a ``.pth`` file that calls
 :func:`install_import_hook` at interpreter start-up: it costs one entry in ``sys.meta_path`` and runs
 :func:`configure` only when ``pyserini`` (or ``jnius_config``) is first imported, so unrelated programs
 are untouched. Our own modules call :func:`configure` explicitly, which covers source checkouts too.
@@ -16,10 +21,13 @@ A ``JAVA_HOME`` that already points at Java 21 or newer is respected.
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import os
 import sys
 
 VECTOR_MODULE_OPTION = "--add-modules=jdk.incubator.vector"
+REDUCED_SIGNALS_OPTION = "-Xrs"  # leave SIGINT/SIGTERM/SIGHUP to Python
 PLACEHOLDER_OPENAI_KEY = "not-used-by-hybrid-tevatron"
 _TRIGGER_MODULES = {"pyserini", "jnius_config", "jnius"}
 _configured = False
@@ -81,6 +89,8 @@ def configure() -> str | None:
     os.environ.setdefault("OPENAI_API_KEY", PLACEHOLDER_OPENAI_KEY)
     if not _configured and java_home and not runtime_has_module(java_home, "jdk.incubator.vector"):
         _drop_jvm_option(VECTOR_MODULE_OPTION)
+    if not _configured:
+        _add_jvm_option(REDUCED_SIGNALS_OPTION)
     _configured = True
     return java_home
 
@@ -101,16 +111,53 @@ def _drop_jvm_option(option: str) -> None:
         jnius_config.options.remove(option)
 
 
+def _add_jvm_option(option: str) -> None:
+    import jnius_config
+
+    if option not in jnius_config.options and not jnius_config.vm_running:
+        jnius_config.add_options(option)
+
+
+def _configure_quietly() -> None:
+    try:
+        configure()
+    except Exception as err:  # never break an unrelated import from a .pth hook
+        print(f"hybrid_tevatron: could not configure Java for Pyserini: {err}", file=sys.stderr)
+
+
+class _ConfigureAfterLoading(importlib.abc.Loader):
+    """Loads ``jnius_config`` as usual, then runs :func:`configure` on that very module."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        _configure_quietly()
+
+
 class _ConfigureOnImport:
-    """A ``sys.meta_path`` entry that runs :func:`configure` before the first Pyserini/jnius import."""
+    """A ``sys.meta_path`` entry that runs :func:`configure` at the first Pyserini/jnius import.
+
+    :func:`configure` imports ``jnius_config`` itself, so when ``jnius_config`` is the first of them to be imported
+    it runs right after that module is loaded: importing it from inside this finder would let the import system
+    load a second, unconfigured copy over the first."""
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname.partition(".")[0] in _TRIGGER_MODULES:
-            sys.meta_path[:] = [f for f in sys.meta_path if f is not self]
-            try:
-                configure()
-            except Exception as err:  # never break an unrelated import from a .pth hook
-                print(f"hybrid_tevatron: could not configure Java for Pyserini: {err}", file=sys.stderr)
+        if fullname.partition(".")[0] not in _TRIGGER_MODULES:
+            return None
+        sys.meta_path[:] = [f for f in sys.meta_path if f is not self]
+        if fullname == "jnius_config":
+            import importlib.machinery
+
+            spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+            if spec is not None and spec.loader is not None:
+                spec.loader = _ConfigureAfterLoading(spec.loader)
+            return spec
+        _configure_quietly()
         return None
 
 
