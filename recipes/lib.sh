@@ -80,6 +80,10 @@ start_output() {
   parent=$(dirname "$OUTPUT_DIR")
   mkdir -p "$parent" || die "cannot create $parent"
   OUTPUT_DIR=$(cd "$parent" && pwd)/$(basename "$OUTPUT_DIR")
+  # one evaluation per output folder at a time: the lock lives as long as this shell (released on any exit)
+  LOCK_FILE="$parent/.$(basename "$OUTPUT_DIR").lock"
+  exec 9>>"$LOCK_FILE" || die "cannot create the lock $LOCK_FILE"
+  flock -n 9 || die "another evaluation is writing $OUTPUT_DIR (lock $LOCK_FILE held); wait for it or pick another folder"
   WORK=$(mktemp -d "$parent/.$(basename "$OUTPUT_DIR").tmp.XXXXXX") || die "cannot create a work folder in $parent"
   WORK=$(cd "$WORK" && pwd)
   trap '_cleanup_work $?' EXIT
@@ -102,6 +106,7 @@ _cleanup_work() {
         echo "error: failed (exit $rc); nothing was written to $OUTPUT_DIR" >&2
       fi
     fi
+    rm -f "$LOCK_FILE"
   fi
 }
 
@@ -120,6 +125,9 @@ os.replace(path + ".tmp", path)
 PYEOF
     fi
   done < <(find "$WORK/results" -type f \( -name '*.json' -o -name '*.md' -o -name '*.txt' \) -print0 2>/dev/null)
+  if [[ -d "$OUTPUT_DIR" && -n "$(ls -A "$OUTPUT_DIR")" && $OVERWRITE != 1 ]]; then
+    die "$OUTPUT_DIR appeared while this evaluation ran and is not empty (pass --overwrite or OVERWRITE=1 to replace it)"
+  fi
   if [[ -d "$OUTPUT_DIR" ]]; then
     local old="$WORK.old"
     mv "$OUTPUT_DIR" "$old" && mv "$WORK" "$OUTPUT_DIR" && rm -rf "$old"
@@ -127,6 +135,7 @@ PYEOF
     mv "$WORK" "$OUTPUT_DIR"
   fi
   WORK=
+  rm -f "$LOCK_FILE"
   trap - EXIT
 }
 

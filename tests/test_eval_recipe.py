@@ -11,8 +11,10 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -352,7 +354,19 @@ def test_model_without_tokenizer(tiny_model_dir, shared_data, tmp_path):
     (model / "hybrid_tevatron.json").write_text(json.dumps(TRAINING_SETTINGS), encoding="utf-8")
     out = str(tmp_path / "out")
     proc = run_recipe(model, os.path.join(shared_data, "xquad-r"), out, "--encoder", "pyserini")
-    _assert_clean_failure(proc, out, "no tokenizer files")
+    _assert_clean_failure(proc, out, "no tokenizer vocabulary")
+
+
+def test_model_with_only_tokenizer_config_is_refused(tiny_model_dir, shared_data, tmp_path):
+    """tokenizer_config.json without a vocabulary would load as a tokenizer of special tokens only."""
+    model = tmp_path / "half-tokenizer"
+    model.mkdir()
+    for name in ("config.json", "model.safetensors", "tokenizer_config.json"):
+        shutil.copy(os.path.join(tiny_model_dir, name), model / name)
+    (model / "hybrid_tevatron.json").write_text(json.dumps(TRAINING_SETTINGS), encoding="utf-8")
+    out = str(tmp_path / "out")
+    proc = run_recipe(model, os.path.join(shared_data, "xquad-r"), out)
+    _assert_clean_failure(proc, out, f"{model}: incomplete model folder, no tokenizer vocabulary")
 
 
 def test_model_without_training_settings_needs_flags(tiny_model_dir, shared_data, tmp_path):
@@ -377,6 +391,49 @@ def test_existing_output_is_kept_without_overwrite(trained_model, shared_data, t
     proc = run_recipe(trained_model, os.path.join(shared_data, "xquad-r"), out, "--encoder", "pyserini")
     assert proc.returncode != 0 and "exists and is not empty (pass --overwrite" in proc.stderr
     assert os.listdir(out) == ["keep.txt"] and (out / "keep.txt").read_text(encoding="utf-8") == "old results"
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_signal_during_search_stops_and_keeps_old_results(trained_model, shared_data, tmp_path, signame):
+    """Ctrl-C or SIGTERM to the whole process group while the search stage starts Pyserini (JVM start, class
+    loading): the evaluation stops within seconds, removes its work folder and leaves the old results alone."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("old results", encoding="utf-8")
+    proc = subprocess.Popen(["bash", RECIPE, trained_model, os.path.join(shared_data, "xquad-r"), str(out),
+                             "--languages", "ar de en", "--overwrite"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=recipe_env(), start_new_session=True)
+    try:
+        for line in proc.stderr:
+            if "== 3/5 search" in line:
+                time.sleep(3)  # inside Pyserini's import and the JVM's start
+                break
+        os.killpg(proc.pid, getattr(signal, signame))
+        sent = time.time()
+        rest = proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert time.time() - sent < 30, "the evaluation did not stop within 30 s of the signal"
+    assert proc.returncode in (130, 143), rest[-2000:]
+    assert sorted(os.listdir(tmp_path)) == ["out"], os.listdir(tmp_path)  # no work folder, no lock
+    assert os.listdir(out) == ["keep.txt"] and (out / "keep.txt").read_text(encoding="utf-8") == "old results"
+
+
+def test_two_evaluations_into_one_folder_cannot_both_write_it(trained_model, shared_data, tmp_path):
+    """Started together into the same (absent) folder without --overwrite: one writes it, the other refuses."""
+    out = str(tmp_path / "out")
+    args = ["bash", RECIPE, trained_model, os.path.join(shared_data, "xquad-r"), out, "--languages", "de en",
+            "--max_questions", "4"]
+    procs = [subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=recipe_env())
+             for _ in range(2)]
+    errs = [p.communicate(timeout=600)[1] for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes[0] == 0 and codes[1] != 0, errs
+    loser = errs[[p.returncode for p in procs].index(codes[1])]
+    assert "another evaluation is writing" in loser or "exists and is not empty" in loser, loser[-2000:]
+    assert os.path.isfile(os.path.join(out, "results", "results.json"))
+    assert sorted(os.listdir(tmp_path)) == ["out"], os.listdir(tmp_path)
 
 
 @pytest.mark.parametrize("flags, message", [

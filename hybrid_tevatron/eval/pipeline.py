@@ -56,12 +56,16 @@ MIN_DEPTH = 100
 FIRST_PASS_HITS = 500  # compacted searches: depth of the first pass (0: one pass over the whole pool)
 COMPACTION_FILE = "compaction.json"  # in the runs folder: what was cut, per run
 SEARCH_BATCH = 64
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model", "spiece.model",
-                   "vocab.txt", "vocab.json")
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                "pytorch_model.bin.index.json")
 ENCODING_KEYS = ("pooling", "normalize", "query_prefix", "passage_prefix", "query_max_len", "passage_max_len")
 DEFAULT_MAX_LEN = {"query_max_len": 32, "passage_max_len": 128}  # the trainer's defaults (arguments.py)
+
+
+TOKENIZER_PROBE = "the cat"
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 class StepError(RuntimeError):
@@ -76,29 +80,34 @@ def log(msg: str) -> None:
 
 
 def check_model(model: str) -> dict:
-    """Check a local model folder (or a Hub id); return ``{"hidden_size": int, "model_type": str}``."""
-    looks_local = os.path.isabs(model) or model.startswith(".") or os.path.exists(model) or model.count("/") != 1
-    if looks_local:
-        if not os.path.isdir(model):
-            raise StepError(f"model folder not found: {model}")
-        if not os.path.isfile(os.path.join(model, "config.json")):
-            raise StepError(f"{model}: no config.json, not a Hugging Face model folder")
-        if not any(os.path.isfile(os.path.join(model, f)) for f in WEIGHT_FILES):
-            raise StepError(f"{model}: no model weights ({', '.join(WEIGHT_FILES)})")
-        if not any(os.path.isfile(os.path.join(model, f)) for f in TOKENIZER_FILES):
-            raise StepError(f"{model}: no tokenizer files ({', '.join(TOKENIZER_FILES)}); save the tokenizer "
-                            "with the model (tokenizer.save_pretrained(folder))")
+    """Check a local model folder (or a Hub id); return ``{"hidden_size": int, "model_type": str}``.
+
+    The folder needs config, weights and a tokenizer with its vocabulary (:mod:`hybrid_tevatron.model_files`, the
+    one place for those rules); the tokenizer must load, and its vocabulary must fit the model's embeddings."""
+    from hybrid_tevatron.model_files import ModelFolderError, check_model as check_model_files
+
+    try:
+        check_model_files(model)
+    except ModelFolderError as err:
+        raise StepError(str(err)) from None
     from transformers import AutoConfig, AutoTokenizer
 
     try:
         config = AutoConfig.from_pretrained(model)
     except Exception as err:  # noqa: BLE001 - any loading problem is reported the same way
-        raise StepError(f"{model}: cannot load the model config: {err}") from None
+        raise StepError(f"{model}: cannot load the model config: {_first_line(err)}") from None
     try:
         tokenizer = AutoTokenizer.from_pretrained(model)
-        tokenizer("probe")
+        probe = tokenizer(TOKENIZER_PROBE, add_special_tokens=False)["input_ids"]
     except Exception as err:  # noqa: BLE001
-        raise StepError(f"{model}: cannot load the tokenizer: {type(err).__name__}: {err}") from None
+        raise StepError(f"{model}: cannot load the tokenizer: {type(err).__name__}: {_first_line(err)}") from None
+    vocab = getattr(config, "vocab_size", None)
+    if isinstance(vocab, int) and len(tokenizer) > vocab:
+        raise StepError(f"{model}: the tokenizer has {len(tokenizer)} tokens but the model only {vocab} embeddings; "
+                        "save the model's own tokenizer with it")
+    if not probe or all(i == tokenizer.unk_token_id for i in probe):
+        raise StepError(f"{model}: the tokenizer knows no word of {TOKENIZER_PROBE!r} (every token is unknown); "
+                        "save the model's own tokenizer with it (tokenizer.save_pretrained(folder))")
     hidden = getattr(config, "hidden_size", None) or getattr(config, "d_model", None)
     if not isinstance(hidden, int) or hidden < 1:
         raise StepError(f"{model}: config has no hidden_size")
