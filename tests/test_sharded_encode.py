@@ -157,7 +157,7 @@ def test_batched_shards_in_one_process_and_resume_after_kill(tiny_model_dir, tmp
     from hybrid_tevatron.pyserini.encode import main as encode
     from hybrid_tevatron.pyserini.merge import main as merge
 
-    n_docs = 1200
+    n_docs = 800
     ids = write_corpus(tmp_path / "corpus.jsonl", n_docs)
     common = ["--model", tiny_model_dir, "--corpus", str(tmp_path / "corpus.jsonl"), *ENCODING,
               "--batch_size", "4", "--sort_window", "64"]
