@@ -8,3 +8,20 @@ and the remedy, with a non-zero exit status; a traceback means a bug. Command-li
 
 class HybridTevatronError(Exception):
     """An expected failure; its message names what is wrong and where (file, line, id) and what to do."""
+
+
+def report_errors(main):
+    """Decorator for a command-line ``main(argv=None) -> int``: an expected failure (:class:`HybridTevatronError`)
+    becomes one line ``error: MESSAGE`` on stderr and exit status 2; anything else (a bug) keeps its traceback."""
+    import functools
+    import sys
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except HybridTevatronError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+
+    return wrapper

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import sys
 
+from hybrid_tevatron.errors import report_errors
 from hybrid_tevatron.models import me5_small
 
 HUB_ID = "intfloat/multilingual-e5-small"
@@ -84,16 +85,13 @@ def default_model(log=lambda msg: print(msg, file=sys.stderr)) -> str:
     return out
 
 
+@report_errors
 def main(argv=None) -> int:
     import argparse
 
     argparse.ArgumentParser(prog="python -m hybrid_tevatron.models.default",
                             description=__doc__.split("\n")[0]).parse_args(argv)
-    try:
-        print(default_model())
-    except me5_small.EmbeddedModelError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    print(default_model())
     return 0
 
 

