@@ -17,7 +17,8 @@
 #   EXTRA="--fsdp full_shard --fsdp_config recipes/configs/fsdp_xlmr.json" bash recipes/train_paper.sh ...
 # Several nodes: this script starts one node (torchrun --standalone). For M nodes, run on every node
 #   torchrun --nnodes M --nproc_per_node G --rdzv_backend c10d --rdzv_endpoint NODE0:29500 --rdzv_id RUN \
-#     -m hybrid_tevatron.driver.train <the flags below> --per_device_train_batch_size $((BATCH / (M * G)))
+#     -m hybrid_tevatron.driver.train <the flags below> --per_device_train_batch_size $((BATCH / (M * G))) \
+#     --negatives_x_device
 # with OUTPUT_DIR on a shared filesystem (docs/evaluation.md, "Beyond one machine").
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -75,6 +76,7 @@ case "$MODEL" in *e5*) args+=(--query_prefix "query: " --passage_prefix "passage
 args+=(${EXTRA:-})
 echo "training $MODEL ($REGIME, alpha $ALPHA) on $LANGS with $NGPUS GPU(s), $PER_DEVICE per device, batch $BATCH" >&2
 if (( NGPUS > 1 )); then
+  args+=(--negatives_x_device)  # one contrastive problem over all GPUs: the batch of BATCH examples
   torchrun --standalone --nproc_per_node "$NGPUS" -m hybrid_tevatron.driver.train "${args[@]}"
 else
   "$PYTHON" -m hybrid_tevatron.driver.train "${args[@]}"
