@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Quick start (about 15 minutes on a 2-core CPU): hybrid batch training of multilingual-e5-small on the XQuAD-R
+# Quick start (about 11 minutes on 2 CPU cores): hybrid batch training of multilingual-e5-small on the XQuAD-R
 # training articles (9 languages), then the LAReQA evaluation (mono, cross, multilingual, rank distance; seen vs
 # unseen languages) on the 16 held-out articles, which training never sees.
 #   bash recipes/quickstart.sh [OUT]                      # default runs/quickstart
