@@ -1,0 +1,113 @@
+"""How a checkpoint encodes, the one schema: pooling, L2 normalisation, prefixes and maximum lengths.
+
+The trainer writes them into the checkpoint's :data:`ENCODING_FILE` (``hybrid_tevatron.json``, beside other
+metadata); every reader (our encoders, the evaluation) takes them from :func:`read_encoding`, with one override
+rule: a value given explicitly (not ``None``) > the file > the defaults. ``pooling`` and ``normalize`` have no
+default: without the file they must be given. The defaults of the lengths are the trainer's
+(:data:`DEFAULT_QUERY_MAX_LEN`, :data:`DEFAULT_PASSAGE_MAX_LEN`, used by ``hybrid_tevatron.arguments``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import os
+from typing import Mapping
+
+from hybrid_tevatron.errors import HybridTevatronError
+
+ENCODING_FILE = "hybrid_tevatron.json"
+DEFAULT_QUERY_MAX_LEN = 32
+DEFAULT_PASSAGE_MAX_LEN = 128
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+class EncodingError(HybridTevatronError, ValueError):
+    """Encoding settings that are missing or invalid; the message names the file or flag."""
+
+
+class Pooling(str, enum.Enum):
+    CLS = "cls"
+    MEAN = "mean"
+
+
+@dataclasses.dataclass(frozen=True)
+class Encoding:
+    pooling: Pooling
+    normalize: bool
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    query_max_len: int = DEFAULT_QUERY_MAX_LEN
+    passage_max_len: int = DEFAULT_PASSAGE_MAX_LEN
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "pooling": Pooling(self.pooling).value}
+
+
+KEYS = tuple(f.name for f in dataclasses.fields(Encoding))
+
+
+def _value(key: str, value, where: str):
+    if key == "pooling":
+        try:
+            return Pooling(value)
+        except ValueError:
+            raise EncodingError(f"{where}: pooling must be cls or mean, got {value!r}") from None
+    if key == "normalize":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+            return value.lower() in _TRUE
+        raise EncodingError(f"{where}: normalize must be true or false, got {value!r}")
+    if key.endswith("_prefix"):
+        if not isinstance(value, str):
+            raise EncodingError(f"{where}: {key} must be a string, got {value!r}")
+        return value
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise EncodingError(f"{where}: {key} must be an integer, got {value!r}") from None
+    if n < 1 or isinstance(value, bool):
+        raise EncodingError(f"{where}: {key} must be >= 1, got {value!r}")
+    return n
+
+
+def read_saved(model: str) -> tuple[dict, str]:
+    """The encoding keys of ``{model}/hybrid_tevatron.json`` (``{}`` without the file) and its path; the legacy
+    ``l2_norm`` key reads as ``normalize``."""
+    path = os.path.join(model, ENCODING_FILE)
+    if not os.path.isfile(path):
+        return {}, path
+    try:
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+        raise EncodingError(f"{path}: unreadable: {err}") from None
+    if not isinstance(saved, dict):
+        raise EncodingError(f"{path}: expected a JSON object")
+    if "normalize" not in saved and "l2_norm" in saved:
+        saved["normalize"] = saved["l2_norm"]
+    return {k: saved[k] for k in KEYS if saved.get(k) is not None}, path
+
+
+def read_encoding(model: str, overrides: Mapping[str, object] | None = None) -> tuple[Encoding, dict[str, str]]:
+    """``(settings, source per key)``: explicit ``overrides`` (non-None) > ``hybrid_tevatron.json`` > defaults."""
+    saved, path = read_saved(model)
+    values, source = {}, {}
+    for key in KEYS:
+        given = (overrides or {}).get(key)
+        if given is not None:
+            values[key], source[key] = _value(key, given, f"--{key}"), "command line"
+        elif key in saved:
+            values[key], source[key] = _value(key, saved[key], path), path
+        elif key not in ("pooling", "normalize"):
+            source[key] = "default"
+    missing = [k for k in ("pooling", "normalize") if k not in values]
+    if missing:
+        raise EncodingError(
+            f"{model}: no hybrid_tevatron.json with the training settings, so pass them explicitly: "
+            + " and ".join({"pooling": "--pooling cls|mean", "normalize": "--normalize or --no-normalize"}[k]
+                           for k in missing)
+            + " (and --query_prefix/--passage_prefix/--query_max_len/--passage_max_len if training used them)")
+    return Encoding(**values), source
