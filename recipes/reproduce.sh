@@ -16,8 +16,6 @@
 # TEMPERATURE [0.01], ALPHA [0.5], ZERO_SHOT [1], KEEP_MODELS [0: delete a model once all its evaluations exist].
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-source "$ROOT/recipes/python.sh"
-# shellcheck source=recipes/_common.sh
 source "$ROOT/recipes/_common.sh"
 OUT=${1:-${OUT:-runs/reproduce}}
 SEEDS=${SEEDS:-"1 2 3"}
@@ -43,7 +41,7 @@ if [[ -f "$OUT/config.json" ]]; then
 else
   echo "$config" > "$OUT/config.json.tmp" && mv "$OUT/config.json.tmp" "$OUT/config.json"
 fi
-write_hardware "$OUT/hardware.json"
+"$PYTHON" -m hybrid_tevatron.hardware "$OUT/hardware.json"
 
 runs=(); for seed in $SEEDS; do for regime in $REGIMES; do runs+=("$regime-s$seed"); done; done
 mlqa_runs=(); for seed in $MLQA_SEEDS; do for regime in $REGIMES; do mlqa_runs+=("$regime-s$seed"); done; done
@@ -61,6 +59,11 @@ eval_on() {  # MODEL DATASET OUTPUT_DIR: XQuAD-R on the held-out articles only, 
   else eval_model "$1" "$MLQA_R" "$3"; fi
 }
 in_list() { local x=$1; shift; for y in "$@"; do [[ $x == "$y" ]] && return 0; done; return 1; }
+timed() {  # STAGE CMD...: run CMD, append "STAGE<TAB>seconds" to timings.tsv on success
+  local stage=$1 start=$SECONDS; shift
+  "$@"
+  printf '%s\t%d\n' "$stage" $((SECONDS - start)) >> "$TIMINGS"
+}
 
 # 2. zero-shot rows
 if [[ "$ZERO_SHOT" == 1 ]]; then
@@ -68,7 +71,7 @@ if [[ "$ZERO_SHOT" == 1 ]]; then
     dir=$OUT/eval/$dataset/zero-shot
     has_results "$dir" && continue
     log "evaluate zero-shot $MODEL on $dataset -> $dir"
-    timed "$TIMINGS" "eval:$dataset:zero-shot" eval_on "$MODEL" "$dataset" "$dir"
+    timed "eval:$dataset:zero-shot" eval_on "$MODEL" "$dataset" "$dir"
   done
 fi
 
@@ -82,16 +85,16 @@ for run in "${runs[@]}"; do
   (( need_xq || need_ml )) || { log "$run: done (results exist)"; continue; }
   if [[ ! -f "$model_dir/DONE" ]]; then
     log "train $run ($regime, seed $seed, $STEPS steps x $BATCH) -> $model_dir"
-    timed "$TIMINGS" "train:$run" train_model "$DATA" "$regime" "$seed" "$model_dir"
+    timed "train:$run" train_model "$DATA" "$regime" "$seed" "$model_dir"
     touch "$model_dir/DONE"
   fi
   if (( need_xq )); then
     log "evaluate $run on held-out XQuAD-R -> $OUT/eval/xquad-r/$run"
-    timed "$TIMINGS" "eval:xquad-r:$run" eval_on "$model_dir" xquad-r "$OUT/eval/xquad-r/$run"
+    timed "eval:xquad-r:$run" eval_on "$model_dir" xquad-r "$OUT/eval/xquad-r/$run"
   fi
   if (( need_ml )); then
     log "evaluate $run on MLQA-R -> $OUT/eval/mlqa-r/$run"
-    timed "$TIMINGS" "eval:mlqa-r:$run" eval_on "$model_dir" mlqa-r "$OUT/eval/mlqa-r/$run"
+    timed "eval:mlqa-r:$run" eval_on "$model_dir" mlqa-r "$OUT/eval/mlqa-r/$run"
   fi
   if [[ "$KEEP_MODELS" != 1 ]]; then rm -rf "$model_dir"; fi
 done

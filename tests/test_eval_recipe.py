@@ -20,7 +20,7 @@ import pytest
 
 from conftest import recipe_env
 from hybrid_tevatron.eval import metrics as M
-from hybrid_tevatron.eval.pipeline import FIRST_PASS_HITS
+from hybrid_tevatron.eval.search import FIRST_PASS_HITS
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 RECIPE = os.path.join(REPO, "recipes", "eval_lareqa.sh")
@@ -32,6 +32,26 @@ TRAINING_SETTINGS = {"pooling": "mean", "normalize": True, "query_prefix": "quer
 def run_recipe(*args, env=None, timeout=600):
     return subprocess.run(["bash", RECIPE, *map(str, args)], capture_output=True, text=True, env=env or recipe_env(),
                           timeout=timeout)
+
+
+SEARCH = """
+import sys
+from hybrid_tevatron.eval.plan import load_plan
+from hybrid_tevatron.eval.runner import CliRunner, StepError
+from hybrid_tevatron.eval.search import search
+runs, first, cli, *only = sys.argv[1:]
+try:
+    search(load_plan("inputs/plan.json"), "index", "queries", runs, CliRunner(cli, cwd="."), first_pass_hits=int(first),
+           only=only or None)
+except StepError as err:
+    sys.exit(f"error: {err}")
+"""
+
+
+def search_again(out, runs_dir, first_pass_hits=FIRST_PASS_HITS, *only, cli="inprocess", check=True):
+    """The evaluation's search stage (hybrid_tevatron.eval.search) again, on an evaluation folder's plan."""
+    return subprocess.run([sys.executable, "-c", SEARCH, str(runs_dir), str(first_pass_hits), cli, *only], cwd=out,
+                          env=recipe_env(), check=check, capture_output=True, text=True)
 
 
 def _leftovers(parent):
@@ -227,16 +247,13 @@ def test_compacted_runs_score_like_full_pool_runs(xquad_eval, tmp_path):
 
 
 def test_two_pass_search_scores_like_one_full_pool_pass(xquad_eval, tmp_path):
-    """--first_pass_hits 300 (some queries settled in the first pass, the rest searched again over the whole pool)
+    """first_pass_hits 300 (some queries settled in the first pass, the rest searched again over the whole pool)
     and --first_pass_hits 0 (one full-pool pass) give the same trec_eval output and the same per-query metrics."""
     proc, out = xquad_eval
     assert proc.returncode == 0, proc.stderr[-5000:]
     names = ["mono.de", "cross.en-de", "multi.de"]
     for first in (0, 300):
-        subprocess.run([sys.executable, "-m", "hybrid_tevatron.eval.pipeline", "search", "--plan", "inputs/plan.json",
-                        "--index_root", "index", "--queries_root", "queries", "--runs_dir", str(tmp_path / str(first)),
-                        "--cwd", ".", "--first_pass_hits", str(first), "--only", *names],
-                       cwd=out, env=recipe_env(), check=True, capture_output=True)
+        search_again(out, tmp_path / str(first), first, *names)
     stats = {first: json.load(open(tmp_path / str(first) / "compaction.json", encoding="utf-8"))["runs"]
              for first in (0, 300)}
     assert all(s["deep_queries"] == 0 and s["first_pass_hits"] == s["hits"] for s in stats[0].values())
@@ -257,10 +274,8 @@ def test_two_pass_search_scores_like_one_full_pool_pass(xquad_eval, tmp_path):
 
 def test_first_pass_hits_below_min_depth_is_refused(xquad_eval, tmp_path):
     proc, out = xquad_eval
-    p = subprocess.run([sys.executable, "-m", "hybrid_tevatron.eval.pipeline", "search", "--plan", "inputs/plan.json",
-                        "--index_root", "index", "--queries_root", "queries", "--runs_dir", str(tmp_path / "runs"),
-                        "--first_pass_hits", "50"], cwd=out, env=recipe_env(), capture_output=True, text=True)
-    assert p.returncode == 2 and "--first_pass_hits must be 0 (one pass) or at least 100, got 50" in p.stderr
+    p = search_again(out, tmp_path / "runs", 50, check=False)
+    assert p.returncode == 1 and "--first_pass_hits must be 0 (one pass) or at least 100, got 50" in p.stderr
     assert not (tmp_path / "runs").exists()
 
 
@@ -298,10 +313,7 @@ def test_one_process_per_command_gives_the_same_run(xquad_eval, tmp_path):
     proc, out = xquad_eval
     assert proc.returncode == 0, proc.stderr[-5000:]
     runs = tmp_path / "runs"
-    subprocess.run([sys.executable, "-m", "hybrid_tevatron.eval.pipeline", "search", "--plan", "inputs/plan.json",
-                    "--index_root", "index", "--queries_root", "queries", "--runs_dir", str(runs), "--cwd", ".",
-                    "--cli", "subprocess", "--only", "cross.en-de"], cwd=out, env=recipe_env(), check=True,
-                   capture_output=True)
+    search_again(out, runs, FIRST_PASS_HITS, "cross.en-de", cli="subprocess")
     assert (runs / "cross.en-de.trec").read_bytes() == open(os.path.join(out, "runs", "cross.en-de.trec"), "rb").read()
 
 

@@ -58,7 +58,8 @@ def test_xquad_r_counts_match_lareqa(xquad):
     assert len(manifest["searches"]) == 11 + 110 + 11
     assert c["queries"] == {"mono": 11 * 1190, "cross": 110 * 1190, "multi": 11 * 1190}
     # files on disk agree with the manifest
-    all_ids = [json.loads(line)["id"] for line in _lines(os.path.join(out, "corpus", "all.jsonl"))]
+    all_ids = [json.loads(line)["id"] for lang in XQUAD_SENTENCES
+               for line in _lines(os.path.join(out, "corpus", f"{lang}.jsonl"))]
     assert len(all_ids) == len(set(all_ids)) == 13014
     for lang, n in XQUAD_SENTENCES.items():
         assert len(_lines(os.path.join(out, "corpus", f"{lang}.jsonl"))) == n
@@ -74,8 +75,8 @@ def test_xquad_r_counts_match_lareqa(xquad):
 def test_xquad_r_gold_sentences_hold_the_answers(xquad, shared_data):
     data, manifest, out = xquad
     corpus = {}
-    for line in _lines(os.path.join(out, "corpus", "all.jsonl")):
-        rec = json.loads(line)
+    for rec in (json.loads(line) for lang in XQUAD_SENTENCES
+                for line in _lines(os.path.join(out, "corpus", f"{lang}.jsonl"))):
         corpus[rec["id"]] = rec["contents"]
         assert "\t" not in rec["contents"] and "\n" not in rec["contents"] and "\ufeff" not in rec["contents"]
     for lang in XQUAD_SENTENCES:
@@ -102,8 +103,11 @@ def test_mlqa_r_counts_match_lareqa(shared_data, tmp_path):
     assert cross["cross.ar-en"]["topics"] == "topics/ar.tsv"  # every ar question exists in en
     assert cross["cross.en-ar"]["topics"] == "topics/cross.en-ar.tsv"
     assert len(_lines(str(tmp_path / "mlqa-r" / "topics" / "cross.en-ar.tsv"))) == 517
-    tsv = [line.split("\t") for line in _lines(str(tmp_path / "mlqa-r" / "searches.tsv"))]
-    assert len(tsv) == 56 and tsv[0] == ["mono.ar", "mono", "ar", "ar", "topics/ar.tsv", "qrels/mono.ar.txt", "2545"]
+    first = manifest["searches"][0]
+    assert len(manifest["searches"]) == 56 and {k: first[k] for k in ("name", "setting", "query_lang", "pool",
+                                                                      "topics", "qrels", "pool_size")} == {
+        "name": "mono.ar", "setting": "mono", "query_lang": "ar", "pool": "ar", "topics": "topics/ar.tsv",
+        "qrels": "qrels/mono.ar.txt", "pool_size": 2545}
     assert load_manifest(str(tmp_path / "mlqa-r"))["root"] == str(tmp_path / "mlqa-r")
 
 
@@ -201,9 +205,9 @@ def test_gold_sentences_topics_and_qrels_on_mini_files(mini, tmp_path):
     assert _lines(out / "qrels" / "mono.de.txt") == ["q1-de 0 de-1 1"]
     assert json.loads(_lines(out / "corpus" / "en.jsonl")[4]) == {"id": "en-4", "contents": "It has a tower.",
                                                                    "lang": "en"}
-    assert len(_lines(out / "corpus" / "all.jsonl")) == 7
-    assert _lines(out / "corpora.tsv") == ["en\tcorpus/en.jsonl\t5", "de\tcorpus/de.jsonl\t2",
-                                           "all\tcorpus/all.jsonl\t7"]
+    assert manifest["corpora"] == {"en": {"path": "corpus/en.jsonl", "size": 5},
+                                   "de": {"path": "corpus/de.jsonl", "size": 2}}
+    assert manifest["counts"]["pool_all"] == 7 and sorted(os.listdir(out / "corpus")) == ["de.jsonl", "en.jsonl"]
     assert manifest["pairs"] == [["en", "de"], ["de", "en"]]
 
 
@@ -283,6 +287,6 @@ def test_pyserini_reads_topics_and_corpus_as_written(mini, tmp_path):
     build(load_lareqa(str(mini), languages=["en", "de"]), str(out))
     topics = list(DefaultQueryIterator.from_topics(str(out / "topics" / "en.tsv")))
     assert topics == [("q1-en", "What colour is the sky?"), ("q2-en", "What does Paris have?")]
-    corpus = JsonlCollectionIterator(str(out / "corpus" / "all.jsonl"), fields=["text"])
-    assert corpus.all_info["id"] == ["en-0", "en-1", "en-2", "en-3", "en-4", "de-0", "de-1"]
+    corpus = JsonlCollectionIterator(str(out / "corpus" / "en.jsonl"), fields=["text"])
+    assert corpus.all_info["id"] == ["en-0", "en-1", "en-2", "en-3", "en-4"]
     assert corpus.all_info["text"][3] == "Paris is big."

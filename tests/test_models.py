@@ -40,7 +40,7 @@ def cache(tmp_path_factory):
 def test_embedded_model_is_a_complete_hf_folder_that_matches_the_package(cache):
     from transformers import AutoModel, AutoTokenizer
 
-    from hybrid_tevatron.eval.pipeline import check_model
+    from hybrid_tevatron.eval.indexing import check_model
     from hybrid_tevatron.model_files import check_model_folder
 
     path = os.path.join(cache, "models", me5_small.NAME)

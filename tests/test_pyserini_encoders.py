@@ -136,12 +136,12 @@ def _read_run(path):
 def test_cli_index_read_by_pyserini_search_and_ranks_like_pyserini(tiny_model_dir, shared_data, tmp_path):
     import faiss
 
-    from hybrid_tevatron.eval.pipeline import CliRunner
+    from hybrid_tevatron.eval.runner import CliRunner
 
     work = tmp_path
     os.symlink(tiny_model_dir, work / "model")  # Pyserini picks encoder classes from path substrings
     n_docs, qids = _xquad_slice(shared_data, str(work / "data"))
-    run = CliRunner("inprocess", commands_log=str(work / "commands.sh"), cwd=str(work)).run
+    run = CliRunner("inprocess", cwd=str(work)).run
     common = ["--pooling", "mean", "--device", "cpu"]
 
     run("pyserini.encode", ["input", "--corpus", "data/corpus.jsonl", "--fields", "text",

@@ -30,13 +30,15 @@ def _write_runs(root, manifest, runs_dir, hits=None, only=None):
     import faiss
 
     os.makedirs(runs_dir, exist_ok=True)
-    indexes = {}
+    indexes, every = {}, []
     for pool, corpus in manifest["corpora"].items():
         with open(os.path.join(root, corpus["path"]), encoding="utf-8") as f:
             recs = [json.loads(line) for line in f]
-        index = faiss.IndexFlatIP(256)
-        index.add(_trigram_embed([r["contents"] for r in recs]))
-        indexes[pool] = (index, [r["id"] for r in recs])
+        every += recs
+        for name, part in ((pool, recs), ("all", every)):  # "all": the union of the language pools
+            index = faiss.IndexFlatIP(256)
+            index.add(_trigram_embed([r["contents"] for r in part]))
+            indexes[name] = (index, [r["id"] for r in part])
     for s in manifest["searches"]:
         if only and s["setting"] not in only:
             continue

@@ -1,13 +1,15 @@
 """Evaluate the LAReQA runs of one model: mono / cross / multilingual metrics and rank distance.
 
     python -m hybrid_tevatron.eval.evaluate --manifest lareqa/xquad-r --runs_dir runs/hybrid/xquad-r \\
-        --output_dir reports/hybrid/xquad-r [--name hybrid] [--seen_languages en de ...]
+        --output_dir reports/hybrid/xquad-r [--name hybrid] [--seen_languages en de ...] [--trec_eval_dir E]
 
-Reads ``{runs_dir}/{search}.trec`` (or ``.trec.gz``) for every search of the manifest (``searches.tsv``) and writes
+Reads ``{runs_dir}/{search}.trec`` (or ``.trec.gz``) for every search of the manifest and writes
 ``results.json``, ``results.md`` (paper layout + per-language tables + the X->Y matrix) and ``cross_map.png`` (X->Y
 mAP heatmap, diagonal = mono). Averages: per search over its queries (``trec_eval -c``), then cross over the pool
 languages of each query language, then every setting macro over query languages. Rank distance: multilingual runs
-only (see ``hybrid_tevatron.eval.metrics``).
+only (see ``hybrid_tevatron.eval.metrics``). With ``--trec_eval_dir`` (the ``{search}.txt`` outputs of
+``python -m pyserini.eval.trec_eval -q``, the oracle), every per-query value and mean must equal trec_eval's to
+1e-4: ``crosscheck.json`` says so, and a disagreement is an error. Paths in ``results.json`` are as given.
 """
 
 from __future__ import annotations
@@ -16,14 +18,18 @@ import argparse
 import os
 import sys
 
-from hybrid_tevatron.eval import atomic_write_json, atomic_write_text
-from hybrid_tevatron.eval.lareqa import LareqaError, load_manifest
+from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
+from hybrid_tevatron.errors import report_errors
+from hybrid_tevatron.eval.lareqa import load_manifest
 from hybrid_tevatron.eval.metrics import KEYS, MEASURES, EvalError, compare_with_trec_eval, evaluate_run, macro, \
-    mean, read_qrels, run_trec_eval
+    mean, parse_trec_eval, read_qrels
+from hybrid_tevatron.logs import get_logger
 from hybrid_tevatron.eval.report import RESULTS_FORMAT, detail_markdown, plot_heatmap
 
 SETTINGS = ("mono", "cross", "multi")
 METRIC_KEYS = tuple(KEYS[m] for m in MEASURES)
+CROSSCHECK_TOLERANCE = 1e-4
+log = get_logger(__name__)
 
 
 def find_run(runs_dir: str, run: str) -> str | None:
@@ -39,8 +45,9 @@ def _aggregate(values: list[dict], keys) -> dict:
 
 
 def evaluate_lareqa(manifest_path: str, runs_dir: str, settings=SETTINGS, seen_languages=None, name=None,
-                    check_trec_eval: bool = False, log=None) -> dict:
-    """All metrics of the runs in ``runs_dir`` for the searches of ``manifest_path``; returns the results dict."""
+                    trec_eval_dir: str | None = None) -> dict:
+    """All metrics of the runs in ``runs_dir`` for the searches of ``manifest_path``; returns the results dict
+    (with ``crosscheck`` against the saved trec_eval outputs of ``trec_eval_dir`` when given)."""
     manifest = load_manifest(manifest_path)
     root = manifest["root"]
     searches = [s for s in manifest["searches"] if s["setting"] in settings]
@@ -56,6 +63,7 @@ def evaluate_lareqa(manifest_path: str, runs_dir: str, settings=SETTINGS, seen_l
                         "to evaluate fewer settings)")
 
     per_search, search_info, notes = {}, {}, []
+    check = {"tolerance": CROSSCHECK_TOLERANCE, "searches": {}, "problems": []}
     for i, s in enumerate(searches, 1):
         qrels = read_qrels(os.path.join(root, s["qrels"]))
         res = evaluate_run(paths[s["name"]], qrels, pool_size=s["pool_size"],
@@ -65,17 +73,15 @@ def evaluate_lareqa(manifest_path: str, runs_dir: str, settings=SETTINGS, seen_l
         per_search[s["name"]] = {**{k: mean(pq, k) for k in keys}, "queries": len(pq)}
         st = res["stats"]
         full = st["queries_missing"] == 0 and st["retrieved_min"] == s["pool_size"]
-        search_info[s["name"]] = {"run": os.path.abspath(paths[s["name"]]), "setting": s["setting"],
+        search_info[s["name"]] = {"run": paths[s["name"]], "setting": s["setting"],
                                   "query_lang": s["query_lang"], "pool": s["pool"], "pool_size": s["pool_size"],
                                   "full_ranking": full, **st}
-        if check_trec_eval:
-            problems = compare_with_trec_eval(pq, run_trec_eval(os.path.join(root, s["qrels"]), paths[s["name"]]))
-            if problems:
-                raise EvalError(f"{paths[s['name']]}: disagrees with trec_eval: {'; '.join(problems[:5])}")
-            search_info[s["name"]]["trec_eval_agrees"] = True
-        if log:
-            log(f"[{i}/{len(searches)}] {s['name']}: {len(pq)} queries, mAP {per_search[s['name']]['map']:.4f}"
-                + (f", rank distance {per_search[s['name']]['rank_distance']:.1f}" if s["setting"] == "multi" else ""))
+        if trec_eval_dir is not None:
+            check["searches"][s["name"]] = _crosscheck(pq, os.path.join(trec_eval_dir, s["name"] + ".txt"),
+                                                       check["problems"], s["name"])
+        log.info(f"[{i}/{len(searches)}] {s['name']}: {len(pq)} queries, mAP {per_search[s['name']]['map']:.4f}"
+                 + (f", rank distance {per_search[s['name']]['rank_distance']:.1f}" if s["setting"] == "multi"
+                    else ""))
 
     langs = manifest["languages"]
     out_settings: dict = {}
@@ -122,8 +128,9 @@ def evaluate_lareqa(manifest_path: str, runs_dir: str, settings=SETTINGS, seen_l
         "format": RESULTS_FORMAT,
         "name": name or os.path.basename(os.path.normpath(runs_dir)),
         "dataset": manifest["dataset"],
-        "manifest": os.path.join(root, "manifest.json"),
-        "runs_dir": os.path.abspath(runs_dir),
+        "manifest": os.path.join(os.path.dirname(manifest_path) if manifest_path.endswith(".json") else manifest_path,
+                                 "manifest.json"),
+        "runs_dir": runs_dir,
         "languages": langs,
         "selection": manifest.get("selection"),
         "summary": summary,
@@ -133,7 +140,24 @@ def evaluate_lareqa(manifest_path: str, runs_dir: str, settings=SETTINGS, seen_l
     }
     if seen_languages:
         results["seen_unseen"] = seen_unseen(results, seen_languages)
+    if trec_eval_dir is not None:
+        check["max_abs_diff"] = max((c["max_abs_diff"] for c in check["searches"].values()), default=0.0)
+        check["agrees"] = not check["problems"]
+        results["crosscheck"] = check
     return results
+
+
+def _crosscheck(per_query: dict, trec_eval_path: str, problems: list, name: str) -> dict:
+    """Our per-query values vs the saved ``trec_eval -q`` output of one search (problems appended, 5 at most)."""
+    if not os.path.isfile(trec_eval_path):
+        raise EvalError(f"trec_eval output not found: {trec_eval_path}")
+    with open(trec_eval_path, encoding="utf-8") as f:
+        theirs = parse_trec_eval(f.read())
+    found = compare_with_trec_eval(per_query, theirs, tol=CROSSCHECK_TOLERANCE)
+    problems += [f"{name}: {p}" for p in found[:5]]
+    diff = max((abs(v - theirs[q][k]) for q, vals in per_query.items() for k, v in vals.items()
+                if q in theirs and k in theirs[q]), default=0.0)
+    return {"queries": len(per_query), "max_abs_diff": diff, "agrees": not found}
 
 
 def seen_unseen(results: dict, seen_languages) -> dict:
@@ -158,8 +182,11 @@ def seen_unseen(results: dict, seen_languages) -> dict:
 
 
 def write_reports(results: dict, output_dir: str) -> dict[str, str]:
-    """results.json, results.md and (with cross or mono results) cross_map.png; returns the written paths."""
+    """results.json, results.md, (with cross or mono results) cross_map.png and (after a cross-check)
+    crosscheck.json; returns the written paths."""
     out = {"json": os.path.join(output_dir, "results.json"), "markdown": os.path.join(output_dir, "results.md")}
+    if "crosscheck" in results:
+        out["check"] = atomic_write_json(os.path.join(output_dir, "crosscheck.json"), results.pop("crosscheck"))
     atomic_write_json(out["json"], results)
     atomic_write_text(out["markdown"], detail_markdown(results))
     if "cross" in results["settings"] or "mono" in results["settings"]:
@@ -167,6 +194,7 @@ def write_reports(results: dict, output_dir: str) -> dict[str, str]:
     return out
 
 
+@report_errors
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m hybrid_tevatron.eval.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--manifest", required=True, help="manifest.json from hybrid_tevatron.eval.lareqa (or its folder)")
@@ -175,24 +203,23 @@ def main(argv=None) -> int:
     p.add_argument("--name", help="row name in tables (default: the runs folder's name)")
     p.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS))
     p.add_argument("--seen_languages", nargs="+", help="training languages, for a seen/unseen breakdown")
-    p.add_argument("--check_trec_eval", action="store_true",
-                   help="also run pyserini.eval.trec_eval on every run and fail on any difference > 1e-4")
+    p.add_argument("--trec_eval_dir", help="saved 'pyserini.eval.trec_eval -q' outputs ({search}.txt): check that "
+                   "our metrics equal them (crosscheck.json; a difference > 1e-4 is an error)")
     args = p.parse_args(argv)
-
-    def log(msg):
-        print(f"[evaluate] {msg}", file=sys.stderr, flush=True)
-
-    try:
-        results = evaluate_lareqa(args.manifest, args.runs_dir, args.settings, args.seen_languages, args.name,
-                                  args.check_trec_eval, log=log)
-        out = write_reports(results, args.output_dir)
-    except (EvalError, LareqaError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    results = evaluate_lareqa(args.manifest, args.runs_dir, args.settings, args.seen_languages, args.name,
+                              args.trec_eval_dir)
+    check = results.get("crosscheck")
+    out = write_reports(results, args.output_dir)
+    if check is not None:
+        if not check["agrees"]:
+            raise EvalError(f"in-process metrics disagree with trec_eval on {args.runs_dir}:\n  "
+                            + "\n  ".join(check["problems"][:20]))
+        log.info(f"crosscheck: {len(check['searches'])} runs, in-process metrics = trec_eval "
+                 f"(max |diff| {check['max_abs_diff']:.2e})")
     summary = "  ".join(f"{k} {v:.4f}" for k, v in results["summary"].items() if v is not None)
     print(f"{results['name']} on {results['dataset']}: {summary}")
     for kind, path in out.items():
-        print(f"{kind}: {os.path.abspath(path)}")
+        print(f"{kind}: {path}")
     return 0
 
 

@@ -10,13 +10,12 @@ sentence of its Y paragraph whose ``sentence_breaks`` span holds ``answers[0].an
 Output layout (paths in the manifest are relative to the output folder)::
 
     manifest.json                 languages, pairs, counts, corpora, topics, searches (see ``build``)
-    corpus/{lang}.jsonl, all.jsonl {"id": "{lang}-{n}", "contents": sentence, "lang": lang}; n = position in file
+    corpus/{lang}.jsonl           {"id": "{lang}-{n}", "contents": sentence, "lang": lang}; n = position in file
     topics/{X}.tsv                qid \\t question, qid = "{question id}-{X}"
     topics/cross.{X}-{Y}.tsv      only where X has questions missing from Y (MLQA-R)
     qrels/{search}.txt            TREC qrels ("qid 0 docid 1") per search: mono.X, cross.X-Y, multi.X
-    corpora.tsv                   pool \\t corpus path \\t size                  (one line per index to build)
-    searches.tsv                  name \\t setting \\t query lang \\t pool \\t topics \\t qrels \\t pool size
-                                  (one line per search; the run goes to RUNS/{name}.trec)
+
+The multilingual pool is the union of the language corpora (the evaluation merges their indexes).
 
 Docids are stable: filtering (``--articles``, ``--max_questions``) drops sentences but never renumbers them.
 Everything is written to a temporary folder next to the output folder and renamed into place at the end.
@@ -31,7 +30,11 @@ import re
 import sys
 from dataclasses import dataclass, field
 
-from hybrid_tevatron.eval import atomic_dir, atomic_write_json
+from hybrid_tevatron.atomic import atomic_dir, atomic_write_json
+from hybrid_tevatron.errors import HybridTevatronError, report_errors
+from hybrid_tevatron.logs import get_logger
+
+log = get_logger(__name__)
 
 MANIFEST_FORMAT = "hybrid_tevatron.lareqa/1"
 KNOWN_DATASETS = {
@@ -42,7 +45,7 @@ SEARCH_COLUMNS = ("name", "setting", "query_lang", "pool", "topics", "qrels", "p
 _WS = re.compile(r"[\t\n\r]+")
 
 
-class LareqaError(ValueError):
+class LareqaError(HybridTevatronError, ValueError):
     """A problem with the LAReQA input files; the message names the file and the item."""
 
 
@@ -345,11 +348,11 @@ def plan_searches(data: Lareqa) -> list[dict]:
 
 
 def build(data: Lareqa, output_dir: str, overwrite: bool = False, log=None) -> dict:
-    """Write corpora, topics, qrels, ``corpora.tsv``, ``searches.tsv`` and ``manifest.json``; return the manifest.
+    """Write corpora, topics, qrels and ``manifest.json``; return the manifest.
 
     Manifest keys: ``format``, ``dataset``, ``data_dir``, ``parallel``, ``languages``, ``pairs`` ([X, Y] with X != Y),
     ``selection``, ``counts`` (``questions``/``sentences``/``articles`` per language, ``pool_all``, ``queries``
-    per setting), ``corpora`` ({pool: {path, size}}, pool = a language or ``all``), ``topics`` ({X: {path,
+    per setting), ``corpora`` ({language: {path, size}}), ``topics`` ({X: {path,
     queries}}), ``searches`` (list of {name, setting, query_lang, pool, topics, qrels, pool_size, queries,
     relevant, run}).
     """
@@ -368,16 +371,13 @@ def _write_all(data: Lareqa, root: str, log=None) -> dict:
     for sub in ("corpus", "topics", "qrels"):
         os.makedirs(os.path.join(root, sub))
     corpora = {}
-    with open(os.path.join(root, "corpus", "all.jsonl"), "w", encoding="utf-8") as all_f:
-        for lang in langs:
-            rel = f"corpus/{lang}.jsonl"
-            with open(os.path.join(root, rel), "w", encoding="utf-8") as f:
-                for c in data.pools[lang].candidates:
-                    line = json.dumps({"id": c.docid, "contents": c.text, "lang": lang}, ensure_ascii=False) + "\n"
-                    f.write(line)
-                    all_f.write(line)
-            corpora[lang] = {"path": rel, "size": len(data.pools[lang].candidates)}
-    corpora["all"] = {"path": "corpus/all.jsonl", "size": sum(c["size"] for c in corpora.values())}
+    for lang in langs:
+        rel = f"corpus/{lang}.jsonl"
+        with open(os.path.join(root, rel), "w", encoding="utf-8") as f:
+            for c in data.pools[lang].candidates:
+                f.write(json.dumps({"id": c.docid, "contents": c.text, "lang": lang}, ensure_ascii=False) + "\n")
+        corpora[lang] = {"path": rel, "size": len(data.pools[lang].candidates)}
+    pool_all = sum(c["size"] for c in corpora.values())
 
     topics = {}
     for lang in langs:
@@ -395,13 +395,6 @@ def _write_all(data: Lareqa, root: str, log=None) -> dict:
                     f.write(f"{qid} 0 {d} 1\n")
         del s["_questions"]
 
-    with open(os.path.join(root, "corpora.tsv"), "w", encoding="utf-8") as f:
-        for pool, c in corpora.items():
-            f.write(f"{pool}\t{c['path']}\t{c['size']}\n")
-    with open(os.path.join(root, "searches.tsv"), "w", encoding="utf-8") as f:
-        for s in searches:
-            f.write("\t".join(str(s[k]) for k in SEARCH_COLUMNS) + "\n")
-
     pairs = [[s["query_lang"], s["pool"]] for s in searches if s["setting"] == "cross"]
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -415,7 +408,7 @@ def _write_all(data: Lareqa, root: str, log=None) -> dict:
             "questions": {lang: len(data.pools[lang].questions) for lang in langs},
             "sentences": {lang: len(data.pools[lang].candidates) for lang in langs},
             "articles": {lang: len({c.article for c in data.pools[lang].candidates}) for lang in langs},
-            "pool_all": corpora["all"]["size"],
+            "pool_all": pool_all,
             "unique_questions": len({q for lang in langs for q in data.pools[lang].questions}),
             "pairs": len(pairs),
             "queries": {setting: sum(s["queries"] for s in searches if s["setting"] == setting)
@@ -423,7 +416,6 @@ def _write_all(data: Lareqa, root: str, log=None) -> dict:
         },
         "corpora": corpora,
         "topics": topics,
-        "searches_tsv_columns": list(SEARCH_COLUMNS),
         "searches": searches,
     }
     atomic_write_json(os.path.join(root, "manifest.json"), manifest)
@@ -455,6 +447,7 @@ def load_manifest(path: str) -> dict:
     return manifest
 
 
+@report_errors
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m hybrid_tevatron.eval.lareqa", description=__doc__.split("\n")[0])
     p.add_argument("--data_dir", required=True, help="folder with {lang}.json LAReQA files (xquad-r/ or mlqa-r/)")
@@ -470,24 +463,14 @@ def main(argv=None) -> int:
     p.add_argument("--full_pool", action="store_true", help="with --max_questions: keep every sentence")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     args = p.parse_args(argv)
-
-    def log(msg):
-        print(f"[lareqa] {msg}", file=sys.stderr, flush=True)
-
-    try:
-        data = load_lareqa(args.data_dir, args.languages, args.dataset, args.articles, args.exclude_articles,
-                           args.max_questions, args.full_pool, log=log)
-        manifest = build(data, args.output_dir, overwrite=args.overwrite, log=log)
-    except LareqaError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    data = load_lareqa(args.data_dir, args.languages, args.dataset, args.articles, args.exclude_articles,
+                       args.max_questions, args.full_pool, log=log.info)
+    manifest = build(data, args.output_dir, overwrite=args.overwrite, log=log.info)
     c = manifest["counts"]
     out = os.path.abspath(args.output_dir)
     print(f"{manifest['dataset']}: {len(manifest['languages'])} languages, {c['unique_questions']} question ids, "
           f"{c['pool_all']} sentences, {c['pairs']} cross pairs, {len(manifest['searches'])} searches")
     print(f"manifest: {os.path.join(out, 'manifest.json')}")
-    print(f"corpora:  {os.path.join(out, 'corpora.tsv')}  (pool, corpus, size)")
-    print(f"searches: {os.path.join(out, 'searches.tsv')}  ({', '.join(SEARCH_COLUMNS)})")
     return 0
 
 

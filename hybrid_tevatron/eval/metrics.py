@@ -21,12 +21,14 @@ import gzip
 import re
 from collections.abc import Iterator
 
+from hybrid_tevatron.errors import HybridTevatronError
+
 MEASURES = ("map", "recall.1", "recall.10", "ndcg_cut.10")
 # trec_eval's output name of each measure
 KEYS = {"map": "map", "recall.1": "recall_1", "recall.10": "recall_10", "ndcg_cut.10": "ndcg_cut_10"}
 
 
-class EvalError(ValueError):
+class EvalError(HybridTevatronError, ValueError):
     """A problem with a run, qrels or trec_eval output; the message names the file and line."""
 
 
@@ -223,24 +225,6 @@ def parse_trec_eval(text: str) -> dict[str, dict[str, float]]:
         measure, qid, value = m.groups()
         out.setdefault(qid, {})[measure] = float(value)
     return out
-
-
-TREC_EVAL_ARGS = ("-c", "-m", "map", "-m", "recall.1,10", "-m", "ndcg_cut.10")  # one -m per measure family
-
-
-def run_trec_eval(qrels_path: str, run_path: str, args=TREC_EVAL_ARGS) -> dict[str, dict[str, float]]:
-    """Run ``python -m pyserini.eval.trec_eval ARGS -q QRELS RUN`` (Java) and parse its output."""
-    import subprocess
-    import sys
-
-    from hybrid_tevatron._pyserini_env import configure
-
-    configure()
-    cmd = [sys.executable, "-m", "pyserini.eval.trec_eval", *args, "-q", qrels_path, run_path]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise EvalError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
-    return parse_trec_eval(proc.stdout)
 
 
 def compare_with_trec_eval(per_query: dict[str, dict], trec_eval: dict[str, dict[str, float]], keys=None,

@@ -25,7 +25,7 @@ Output layout (paths in ``manifest.json`` / ``plan.json`` are relative to the ou
     topics/{lang}.tsv      qid \\t query
     qrels/{lang}.txt       TREC qrels as given
     manifest.json          languages, sources, counts
-    plan.json              search plan for ``hybrid_tevatron.eval.pipeline`` (top 100 per query; trec_eval
+    plan.json              search plan (``hybrid_tevatron.eval.plan``; top 100 per query; trec_eval
                            ``-c -M 100 -m ndcg_cut.10`` and ``-c -m recall.100``)
 
 The output folder is written to a temporary folder beside it and renamed into place at the end.
@@ -42,7 +42,12 @@ import re
 import shutil
 import sys
 
-from hybrid_tevatron.eval import atomic_dir, atomic_write_json, atomic_write_text
+from hybrid_tevatron.atomic import atomic_dir, atomic_write_json, atomic_write_text
+from hybrid_tevatron.errors import HybridTevatronError, report_errors
+from hybrid_tevatron.eval.plan import PLAN_FORMAT
+from hybrid_tevatron.logs import get_logger
+
+log = get_logger(__name__)
 
 MANIFEST_FORMAT = "hybrid_tevatron.miracl/1"
 HF_REPO = "miracl/miracl-corpus"
@@ -58,7 +63,7 @@ PYSERINI_CACHE = "~/.cache/pyserini/topics-and-qrels"
 _WS = re.compile(r"\s+")
 
 
-class MiraclError(ValueError):
+class MiraclError(HybridTevatronError, ValueError):
     """A problem with a MIRACL source; the message names it."""
 
 
@@ -241,7 +246,7 @@ def _prepare_into(languages, root, split, topics_pattern, qrels_pattern, corpus_
         os.makedirs(os.path.join(root, sub))
     manifest = {"format": MANIFEST_FORMAT, "split": split, "languages": languages, "sources": {}, "counts": {},
                 "warnings": []}
-    plan = {"format": "hybrid_tevatron.search_plan/1", "kind": "miracl", "corpora": {}, "merged": {},
+    plan = {"format": PLAN_FORMAT, "kind": "miracl", "corpora": {}, "merged": {},
             "queries": {}, "trec_eval_args": TREC_EVAL_ARGS, "searches": []}
     for lang in languages:
         t_src, q_src, c_src = (_fill(p, lang, split) for p in (topics_pattern, qrels_pattern, corpus_pattern))
@@ -333,6 +338,7 @@ def report(inputs: str, trec_eval_dir: str, output_dir: str, name: str | None = 
     return results
 
 
+@report_errors
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m hybrid_tevatron.eval.miracl", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -352,24 +358,16 @@ def main(argv=None) -> int:
     rp.add_argument("--output_dir", required=True)
     rp.add_argument("--name")
     args = p.parse_args(argv)
-
-    def log(msg):
-        print(f"[miracl] {msg}", file=sys.stderr, flush=True)
-
-    try:
-        if args.cmd == "prepare":
-            m = prepare(args.languages, args.output_dir, args.split, args.topics, args.qrels, args.corpus,
-                        args.overwrite, log)
-            for lang, c in m["counts"].items():
-                print(f"{lang}: {c['topics']} topics, {c['judged_queries']} judged queries, {c['documents']} documents")
-        else:
-            res = report(args.inputs, args.trec_eval_dir, args.output_dir, args.name)
-            for lang, v in res["per_language"].items():
-                print(f"{lang}: nDCG@10 {v['ndcg_cut_10']:.4f}  R@100 {v['recall_100']:.4f}  ({v['queries']} queries)")
-            print(f"average: nDCG@10 {res['average']['ndcg_cut_10']:.4f}  R@100 {res['average']['recall_100']:.4f}")
-    except MiraclError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if args.cmd == "prepare":
+        m = prepare(args.languages, args.output_dir, args.split, args.topics, args.qrels, args.corpus,
+                    args.overwrite, log.info)
+        for lang, c in m["counts"].items():
+            print(f"{lang}: {c['topics']} topics, {c['judged_queries']} judged queries, {c['documents']} documents")
+    else:
+        res = report(args.inputs, args.trec_eval_dir, args.output_dir, args.name)
+        for lang, v in res["per_language"].items():
+            print(f"{lang}: nDCG@10 {v['ndcg_cut_10']:.4f}  R@100 {v['recall_100']:.4f}  ({v['queries']} queries)")
+        print(f"average: nDCG@10 {res['average']['ndcg_cut_10']:.4f}  R@100 {res['average']['recall_100']:.4f}")
     return 0
 
 

@@ -1,5 +1,6 @@
 """Tables and plots of LAReQA results (``results.json`` from ``hybrid_tevatron.eval.evaluate``).
 
+    python -m hybrid_tevatron.eval.report --headline A/results.json
     python -m hybrid_tevatron.eval.report --compare A/results.json B/results.json --names zero-shot hybrid \\
         --output reports/compare
 
@@ -15,7 +16,8 @@ import math
 import os
 import sys
 
-from hybrid_tevatron.eval import atomic_path, atomic_write_json, atomic_write_text
+from hybrid_tevatron.atomic import atomic_path, atomic_write_json, atomic_write_text
+from hybrid_tevatron.errors import HybridTevatronError, report_errors
 
 RESULTS_FORMAT = "hybrid_tevatron.lareqa-results/1"
 # (summary key, column title); the paper's headline columns first
@@ -30,7 +32,7 @@ COLUMNS = (
 )
 
 
-class ReportError(ValueError):
+class ReportError(HybridTevatronError, ValueError):
     """A results file that cannot be read; the message names it."""
 
 
@@ -115,14 +117,26 @@ def detail_markdown(results: dict) -> str:
         parts.append("## X→Y mAP (rows: query language, columns: pool language; diagonal: mono)\n\n"
                      + _table(["X \\ Y"] + langs, rows))
     if results.get("seen_unseen"):
-        su = results["seen_unseen"]
-        rows = [[f"{setting} {group}"] + [fmt(v.get(k), k) for k in ("map", "recall_1", "recall_10", "rank_distance")]
-                for setting in ("mono", "cross", "multi") for group, v in su.get(setting, {}).items()]
-        parts.append(f"## Seen ({' '.join(su['seen'])}) vs unseen ({' '.join(su['unseen'])}) languages\n\n"
-                     + _table(["setting / group", "mAP", "R@1", "R@10", "rank dist. ↓"], rows))
+        parts.append(seen_unseen_markdown(results))
     notes = results.get("notes") or []
     if notes:
         parts.append("## Notes\n\n" + "".join(f"- {n}\n" for n in notes))
+    return "\n".join(parts)
+
+
+def seen_unseen_markdown(results: dict) -> str:
+    su = results["seen_unseen"]
+    rows = [[f"{setting} {group}"] + [fmt(v.get(k), k) for k in ("map", "recall_1", "recall_10", "rank_distance")]
+            for setting in ("mono", "cross", "multi") for group, v in su.get(setting, {}).items()]
+    return (f"## Seen ({' '.join(su['seen'])}) vs unseen ({' '.join(su['unseen'])}) languages\n\n"
+            + _table(["setting / group", "mAP", "R@1", "R@10", "rank dist. ↓"], rows))
+
+
+def headline_markdown(results: dict) -> str:
+    """The headline row and (when the evaluation knew the training languages) the seen/unseen table."""
+    parts = [summary_table([results], [results["name"]])]
+    if results.get("seen_unseen"):
+        parts.append(seen_unseen_markdown(results))
     return "\n".join(parts)
 
 
@@ -221,18 +235,23 @@ def write_compare(paths: list[str], names: list[str] | None, output_dir: str) ->
     return out
 
 
+@report_errors
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m hybrid_tevatron.eval.report", description=__doc__.split("\n")[0])
-    p.add_argument("--compare", nargs="+", required=True, metavar="RESULTS",
-                   help="results.json files (or their folders) from hybrid_tevatron.eval.evaluate")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--compare", nargs="+", metavar="RESULTS",
+                      help="results.json files (or their folders) from hybrid_tevatron.eval.evaluate")
+    what.add_argument("--headline", metavar="RESULTS", help="print one results.json's headline row and "
+                      "seen/unseen table")
     p.add_argument("--names", nargs="+", help="one row name per results file (default: the name inside each)")
-    p.add_argument("--output", required=True, help="folder for compare.md, compare.json, compare.png")
+    p.add_argument("--output", help="--compare: folder for compare.md, compare.json, compare.png")
     args = p.parse_args(argv)
-    try:
-        out = write_compare(args.compare, args.names, args.output)
-    except ReportError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if args.headline:
+        print(headline_markdown(load_results(args.headline)))
+        return 0
+    if not args.output:
+        p.error("--compare needs --output")
+    out = write_compare(args.compare, args.names, args.output)
     print(open(out["markdown"], encoding="utf-8").read())
     for kind, path in out.items():
         print(f"{kind}: {os.path.abspath(path)}")

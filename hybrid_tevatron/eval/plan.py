@@ -1,0 +1,72 @@
+"""Search plans: which corpora to encode into which index, which query sets, which searches and trec_eval measures.
+
+A plan (``inputs/plan.json``, format ``PLAN_FORMAT``) is built from a benchmark's manifest
+(:func:`plan_from_lareqa`; MIRACL's ``prepare`` writes its own) and read by the encode, search and trec_eval stages.
+Paths in it are relative to its folder. Keys: ``corpora`` ({key: {path, size}}, one index ``index/KEY`` each),
+``merged`` ({key: [corpus keys]}, indexes built as the union of others, not re-encoded), ``queries`` ({key: topics
+path}, encoded once into ``queries/KEY``), ``trec_eval_args`` (one trec_eval call per argument list), ``searches``
+(list of {name, index, queries, topics, qrels, hits, compact, run}).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from hybrid_tevatron.atomic import atomic_write_json
+from hybrid_tevatron.eval.runner import StepError
+
+PLAN_FORMAT = "hybrid_tevatron.search_plan/1"
+LAREQA_TREC_EVAL_ARGS = ["-c", "-q", "-m", "map", "-m", "recall.1,10", "-m", "ndcg_cut.10"]
+
+
+def load_plan(path: str) -> dict:
+    if os.path.isdir(path):
+        path = os.path.join(path, "plan.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            plan = json.load(f)
+    except FileNotFoundError:
+        raise StepError(f"{path}: plan not found") from None
+    except json.JSONDecodeError as err:
+        raise StepError(f"{path}: malformed JSON: {err}") from None
+    if plan.get("format") != PLAN_FORMAT:
+        raise StepError(f"{path}: not a {PLAN_FORMAT} file")
+    plan["root"] = os.path.dirname(os.path.abspath(path))
+    return plan
+
+
+def plan_from_lareqa(manifest: dict) -> dict:
+    """A search plan for a LAReQA manifest: one index per language + the merged ``all``; full-pool searches."""
+    langs = manifest["languages"]
+    corpora = {f"lang/{lang}": manifest["corpora"][lang] for lang in langs}
+    searches = []
+    for s in manifest["searches"]:
+        searches.append({
+            "name": s["name"], "setting": s["setting"],
+            "index": "all" if s["pool"] == "all" else f"lang/{s['pool']}",
+            "queries": s["query_lang"], "topics": s["topics"], "qrels": s["qrels"],
+            "hits": s["pool_size"], "compact": True, "run": s["run"],
+        })
+    return {
+        "format": PLAN_FORMAT, "kind": "lareqa", "dataset": manifest["dataset"],
+        "corpora": corpora,
+        "merged": {"all": sorted(corpora)},
+        "queries": {lang: manifest["topics"][lang]["path"] for lang in langs},
+        "trec_eval_args": [LAREQA_TREC_EVAL_ARGS],
+        "searches": searches,
+    }
+
+
+def write_plan(plan: dict, path: str) -> str:
+    plan = {k: v for k, v in plan.items() if k != "root"}
+    return atomic_write_json(path, plan)
+
+
+def select(plan: dict, only) -> list[dict]:
+    if not only:
+        return plan["searches"]
+    unknown = sorted(set(only) - {s["name"] for s in plan["searches"]})
+    if unknown:
+        raise StepError(f"--only names searches the plan does not have: {', '.join(unknown)}")
+    return [s for s in plan["searches"] if s["name"] in only]
