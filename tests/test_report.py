@@ -161,5 +161,5 @@ def test_compare_cli_side_by_side(xquad_eval, shared_data, tmp_path, capsys):
     assert report.main(["--compare", *paths, "--names", "x", "--output", str(tmp_path / "bad")]) == 2
     assert "--names gives 1 names for 3 results files" in capsys.readouterr().err
     (tmp_path / "junk.json").write_text("{}", encoding="utf-8")
-    with pytest.raises(report.ReportError, match="junk.json: not a hybrid_tevatron.lareqa-results/1 file"):
+    with pytest.raises(report.ReportError, match="junk.json: not a hybrid_tevatron.lareqa-results/1 results file"):
         report.load_results(str(tmp_path / "junk.json"))

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from hybrid_tevatron.atomic import atomic_dir, atomic_write_json
 from hybrid_tevatron.errors import HybridTevatronError, report_errors
+from hybrid_tevatron.jsonfiles import read_format, read_json
 from hybrid_tevatron.logs import get_logger
 
 log = get_logger(__name__)
@@ -96,15 +97,7 @@ def _require(cond: bool, path: str, where: str, msg: str) -> None:
 
 def read_language_file(path: str, lang: str) -> LanguagePool:
     """Parse one LAReQA JSON file into candidates and questions with gold sentence ids."""
-    if not os.path.isfile(path):
-        raise LareqaError(f"{path}: language file for '{lang}' not found")
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as err:
-        raise LareqaError(f"{path}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
-    except UnicodeDecodeError as err:
-        raise LareqaError(f"{path}: not UTF-8 ({err})") from None
+    data = read_json(path, LareqaError, f"language file for '{lang}'")
     _require(isinstance(data, dict) and isinstance(data.get("data"), list), path, "top level",
              'expected {"data": [articles]}')
     pool = LanguagePool(lang=lang, path=path)
@@ -432,19 +425,7 @@ def _write_topics(path: str, pool: LanguagePool, question_ids) -> None:
 
 def load_manifest(path: str) -> dict:
     """Read a manifest written by :func:`build` (``path`` may be the folder); adds ``root`` (its folder)."""
-    if os.path.isdir(path):
-        path = os.path.join(path, "manifest.json")
-    if not os.path.isfile(path):
-        raise LareqaError(f"{path}: manifest not found")
-    try:
-        with open(path, encoding="utf-8") as f:
-            manifest = json.load(f)
-    except json.JSONDecodeError as err:
-        raise LareqaError(f"{path}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
-    if manifest.get("format") != MANIFEST_FORMAT:
-        raise LareqaError(f"{path}: not a {MANIFEST_FORMAT} manifest (format={manifest.get('format')!r})")
-    manifest["root"] = os.path.dirname(os.path.abspath(path))
-    return manifest
+    return read_format(path, "manifest.json", MANIFEST_FORMAT, LareqaError, "manifest")
 
 
 @report_errors

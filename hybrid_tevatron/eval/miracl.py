@@ -45,6 +45,7 @@ import sys
 from hybrid_tevatron.atomic import atomic_dir, atomic_write_json, atomic_write_text
 from hybrid_tevatron.errors import HybridTevatronError, report_errors
 from hybrid_tevatron.eval.plan import PLAN_FORMAT
+from hybrid_tevatron.jsonfiles import read_format
 from hybrid_tevatron.logs import get_logger
 
 log = get_logger(__name__)
@@ -301,10 +302,7 @@ def report(inputs: str, trec_eval_dir: str, output_dir: str, name: str | None = 
     """nDCG@10 and R@100 per language (from the trec_eval outputs) -> results.json + results.md."""
     from hybrid_tevatron.eval.metrics import parse_trec_eval
 
-    with open(os.path.join(inputs, "manifest.json"), encoding="utf-8") as f:
-        manifest = json.load(f)
-    if manifest.get("format") != MANIFEST_FORMAT:
-        raise MiraclError(f"{inputs}: not a {MANIFEST_FORMAT} folder")
+    manifest = read_format(inputs, "manifest.json", MANIFEST_FORMAT, MiraclError, "manifest")
     per_lang = {}
     for lang in manifest["languages"]:
         path = os.path.join(trec_eval_dir, f"{lang}.txt")

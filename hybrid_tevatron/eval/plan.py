@@ -14,6 +14,7 @@ import json
 import os
 
 from hybrid_tevatron.atomic import atomic_write_json
+from hybrid_tevatron.jsonfiles import read_format
 from hybrid_tevatron.eval.runner import StepError
 
 PLAN_FORMAT = "hybrid_tevatron.search_plan/1"
@@ -21,19 +22,8 @@ LAREQA_TREC_EVAL_ARGS = ["-c", "-q", "-m", "map", "-m", "recall.1,10", "-m", "nd
 
 
 def load_plan(path: str) -> dict:
-    if os.path.isdir(path):
-        path = os.path.join(path, "plan.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            plan = json.load(f)
-    except FileNotFoundError:
-        raise StepError(f"{path}: plan not found") from None
-    except json.JSONDecodeError as err:
-        raise StepError(f"{path}: malformed JSON: {err}") from None
-    if plan.get("format") != PLAN_FORMAT:
-        raise StepError(f"{path}: not a {PLAN_FORMAT} file")
-    plan["root"] = os.path.dirname(os.path.abspath(path))
-    return plan
+    """Read ``plan.json`` (``path`` may be its folder); adds ``root``."""
+    return read_format(path, "plan.json", PLAN_FORMAT, StepError, "plan")
 
 
 def plan_from_lareqa(manifest: dict) -> dict:

@@ -18,6 +18,7 @@ import sys
 
 from hybrid_tevatron.atomic import atomic_path, atomic_write_json, atomic_write_text
 from hybrid_tevatron.errors import HybridTevatronError, report_errors
+from hybrid_tevatron.jsonfiles import read_format
 
 RESULTS_FORMAT = "hybrid_tevatron.lareqa-results/1"
 # (summary key, column title); the paper's headline columns first
@@ -38,17 +39,8 @@ class ReportError(HybridTevatronError, ValueError):
 
 def load_results(path: str) -> dict:
     """Read a ``results.json`` (``path`` may be its folder)."""
-    if os.path.isdir(path):
-        path = os.path.join(path, "results.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            results = json.load(f)
-    except FileNotFoundError:
-        raise ReportError(f"{path}: results file not found") from None
-    except json.JSONDecodeError as err:
-        raise ReportError(f"{path}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
-    if not isinstance(results, dict) or results.get("format") != RESULTS_FORMAT:
-        raise ReportError(f"{path}: not a {RESULTS_FORMAT} file")
+    results = read_format(path, "results.json", RESULTS_FORMAT, ReportError, "results file")
+    del results["root"]
     return results
 
 
