@@ -86,7 +86,7 @@ def work(tmp_path_factory, tiny_model_dir):
 
 
 def search(work, index, output, hits):
-    from hybrid_tevatron.eval.pipeline import CliRunner
+    from hybrid_tevatron.eval.runner import CliRunner
 
     CliRunner("inprocess", cwd=str(work)).run("pyserini.search.faiss", [
         "--index", index, "--topics", "topics.tsv", "--encoded-queries", "queries", "--output", output,
@@ -243,3 +243,48 @@ def test_bad_input_one_line_nothing_written(tiny_model_dir, tmp_path, monkeypatc
     refused(r"a\.trec:2: not a TREC run line", ["--runs", str(tmp_path / "a.trec"), "--hits", "5", "--output",
                                                 str(tmp_path / "r.trec")], run=merge)
     assert not os.path.exists(tmp_path / "r.trec")
+
+
+def test_encode_corpus_processes(tiny_model_dir, tmp_path):
+    """The evaluation's N-process encoding: torchrun with 2 CPU processes + the merge = the one-process index
+    (docids in order, vectors to fp32 rounding), both command lines recorded, the shards folder removed; nproc 1
+    runs the one-process encoder; a failing process raises one error naming the command, and nothing is written."""
+    from hybrid_tevatron.errors import HybridTevatronError
+    from hybrid_tevatron.pyserini.encode import main as encode
+    from hybrid_tevatron.pyserini.parallel import EncodeProcessesError, encode_corpus_processes
+
+    ids = write_corpus(tmp_path / "corpus.jsonl", N_DOCS)
+    args = ["--model", tiny_model_dir, "--corpus", "corpus.jsonl", *ENCODING, "--batch_size", "4"]
+    encode([*args[:3], str(tmp_path / "corpus.jsonl"), *args[4:], "--output", str(tmp_path / "single")])
+    env = recipe_env(OMP_NUM_THREADS="1")
+
+    lines = []
+    encode_corpus_processes(args, "index", 2, record=lines.append, cwd=str(tmp_path), env=env)
+    assert lines == [
+        f"torchrun --standalone --nproc_per_node 2 -m hybrid_tevatron.pyserini.encode --model {tiny_model_dir} "
+        "--corpus corpus.jsonl --pooling mean --normalize --device cpu --batch_size 4 --output index.shards",
+        "python -m hybrid_tevatron.pyserini.merge --shards index.shards --output index"]
+    assert sorted(os.listdir(tmp_path / "index")) == ["docid", "index"]
+    assert not os.path.exists(tmp_path / "index.shards") and not leftovers(tmp_path)
+    assert docids(tmp_path / "index") == docids(tmp_path / "single") == ids
+    np.testing.assert_allclose(vectors(tmp_path / "index")[1], vectors(tmp_path / "single")[1], rtol=0, atol=2e-6)
+
+    with pytest.raises(EncodeProcessesError, match="index exists and is not empty"):
+        encode_corpus_processes(args, "index", 2, cwd=str(tmp_path), env=env)  # refused before anything runs
+    with pytest.raises(EncodeProcessesError, match="--device cuda:0 would put every process on one GPU"):
+        encode_corpus_processes([*args, "--device", "cuda:0"], "other", 2, cwd=str(tmp_path), env=env)
+
+    lines = []
+    encode_corpus_processes(args, "one", 1, record=lines.append, cwd=str(tmp_path), env=env)
+    assert lines == [f"python -m hybrid_tevatron.pyserini.encode --model {tiny_model_dir} --corpus corpus.jsonl "
+                     "--pooling mean --normalize --device cpu --batch_size 4 --output one"]
+    assert docids(tmp_path / "one") == ids
+    np.testing.assert_array_equal(vectors(tmp_path / "one")[1], vectors(tmp_path / "single")[1])
+
+    lines = []
+    bad = ["--model", tiny_model_dir, "--corpus", "missing.jsonl", *ENCODING]
+    with pytest.raises(EncodeProcessesError, match=r"exit code \d+: torchrun --standalone --nproc_per_node 2 ") as err:
+        encode_corpus_processes(bad, "failed", 2, record=lines.append, cwd=str(tmp_path), env=env)
+    assert isinstance(err.value, HybridTevatronError) and "\n" not in str(err.value)
+    assert len(lines) == 1 and lines[0] in str(err.value)
+    assert not os.path.exists(tmp_path / "failed") and not leftovers(tmp_path)
