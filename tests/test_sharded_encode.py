@@ -9,6 +9,9 @@
   encodes only that shard (the finished one is untouched).
 * Bad input (shard id out of range, mixed shard counts, a missing shard, another encoding's shard, a shard whose
   docids and vectors disagree, a bad run line) stops with one line naming the shard or file, and writes nothing.
+* ``encode_corpus_processes`` (the evaluation's ``--encode_processes N``): torchrun with 2 CPU processes + the merge
+  equal one process to fp32 rounding, both replayable command lines are recorded and the shards folder is removed;
+  1 process runs the one-process encoder; a failing process raises one error naming the command, writing nothing.
 """
 
 import json
@@ -245,6 +248,16 @@ def test_bad_input_one_line_nothing_written(tiny_model_dir, tmp_path, monkeypatc
     assert not os.path.exists(tmp_path / "r.trec")
 
 
+def test_process_args_drop_a_cuda_device():
+    """Every process takes cuda:LOCAL_RANK: a --device cuda... meant for one process is dropped, cpu is kept."""
+    from hybrid_tevatron.pyserini.parallel import process_args
+
+    assert process_args(["--model", "m", "--device", "cuda:0", "--batch_size", "8"]) == \
+        ["--model", "m", "--batch_size", "8"]
+    assert process_args(["--device=cuda", "--model", "m"]) == ["--model", "m"]
+    assert process_args(["--device", "cpu", "--model", "m"]) == ["--device", "cpu", "--model", "m"]
+
+
 def test_encode_corpus_processes(tiny_model_dir, tmp_path):
     """The evaluation's N-process encoding: torchrun with 2 CPU processes + the merge = the one-process index
     (docids in order, vectors to fp32 rounding), both command lines recorded, the shards folder removed; nproc 1
@@ -271,8 +284,8 @@ def test_encode_corpus_processes(tiny_model_dir, tmp_path):
 
     with pytest.raises(EncodeProcessesError, match="index exists and is not empty"):
         encode_corpus_processes(args, "index", 2, cwd=str(tmp_path), env=env)  # refused before anything runs
-    with pytest.raises(EncodeProcessesError, match="--device cuda:0 would put every process on one GPU"):
-        encode_corpus_processes([*args, "--device", "cuda:0"], "other", 2, cwd=str(tmp_path), env=env)
+    with pytest.raises(EncodeProcessesError, match="leave --output out"):
+        encode_corpus_processes([*args, "--output", "x"], "other", 2, cwd=str(tmp_path), env=env)
 
     lines = []
     encode_corpus_processes(args, "one", 1, record=lines.append, cwd=str(tmp_path), env=env)

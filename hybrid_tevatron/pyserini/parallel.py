@@ -10,9 +10,10 @@ runs, and passes to ``record`` as replayable command lines (relative to ``cwd``)
     python -m hybrid_tevatron.pyserini.merge --shards index.shards --output index
 
 ``torchrun`` is this interpreter's (``python -m torch.distributed.run``), so the virtual environment's torch runs it.
-Each process encodes its own contiguous shard into ``OUTPUT.shards`` (on GPUs on ``cuda:LOCAL_RANK``, else on CPU;
-:mod:`hybrid_tevatron.pyserini.encode`); the merge checks the shards and writes ``OUTPUT`` whole or not at all
-(:mod:`hybrid_tevatron.pyserini.merge`), then ``OUTPUT.shards`` is removed. The index equals the one-process index
+Each process encodes its own contiguous shard into ``OUTPUT.shards`` (:mod:`hybrid_tevatron.pyserini.encode`; on
+GPUs on ``cuda:LOCAL_RANK``, for which a ``--device cuda...`` in the arguments is dropped; else on CPU); the merge
+checks the shards and writes ``OUTPUT`` whole or not at all (:mod:`hybrid_tevatron.pyserini.merge`), then
+``OUTPUT.shards`` is removed. The index equals the one-process index
 (same docids in order, vectors to fp32 rounding).
 
 A failed process or merge raises :class:`EncodeProcessesError` naming the command and its exit status; nothing is
@@ -63,19 +64,26 @@ def merge_command(output: str) -> List[str]:
     return ["python", "-m", MERGE, "--shards", shards_folder(output), "--output", output]
 
 
-def check_encode_args(encode_args: Sequence[str]) -> None:
-    """Refuse the encoder flags this function sets itself (``--output``) or that would defeat the split (a
-    ``--device cuda...`` puts every process on that one GPU; without ``--device`` each takes ``cuda:LOCAL_RANK``)."""
-    args = [str(a) for a in encode_args]
+def process_args(encode_args: Sequence[str]) -> List[str]:
+    """``encode_args`` for every process: ``--output`` refused (this function sets it), a ``--device cuda...``
+    dropped (one device for every process would stack them on one GPU; without ``--device`` each process takes
+    ``cuda:LOCAL_RANK``, or the CPU where there is no GPU); ``--device cpu`` kept."""
+    args, out, skip = [str(a) for a in encode_args], [], False
     for i, arg in enumerate(args):
-        name, _, value = arg.partition("=")
+        if skip:
+            skip = False
+            continue
+        name, eq, value = arg.partition("=")
         if name == "--output":
             raise EncodeProcessesError("encode arguments: leave --output out (the shards go to OUTPUT.shards)")
         if name == "--device":
-            value = value or (args[i + 1] if i + 1 < len(args) else "")
+            value = value if eq else (args[i + 1] if i + 1 < len(args) else "")
             if value.startswith("cuda"):
-                raise EncodeProcessesError(f"encode arguments: --device {value} would put every process on one "
-                                           "GPU; leave --device out (each process takes cuda:LOCAL_RANK)")
+                log.info("--device %s dropped: each of the processes takes its own GPU (cuda:LOCAL_RANK)", value)
+                skip = not eq
+                continue
+        out.append(arg)
+    return out
 
 
 def _run(argv: List[str], line: str, cwd: Optional[str], env: Optional[dict]) -> None:
@@ -95,14 +103,15 @@ def encode_corpus_processes(encode_args: Sequence[str], output: str, nproc: int,
     docstring).
 
     ``encode_args`` are :mod:`hybrid_tevatron.pyserini.encode`'s corpus-mode flags without ``--output``
-    (``--model``, ``--corpus``, encoding settings; ``--num_shards K`` >= ``nproc`` for smaller units to redo).
+    (``--model``, ``--corpus``, encoding settings; ``--num_shards K`` >= ``nproc`` for smaller units to redo). With
+    ``nproc`` > 1 a ``--device cuda...`` among them is dropped, so that each process takes ``cuda:LOCAL_RANK``
+    (``--device cpu`` stays).
     Relative paths, in the arguments and ``output``, are relative to ``cwd`` (default: the current folder), and so
     are the command lines passed to ``record``. ``overwrite`` replaces an existing non-empty ``output``; without it
     that is an error before anything runs. ``env``: the processes' environment (default: this one's).
     """
     if nproc < 1:
         raise EncodeProcessesError(f"the number of encoding processes must be >= 1, got {nproc}")
-    check_encode_args(encode_args)
     where = os.path.abspath(os.path.join(cwd or os.getcwd(), output))
     if os.path.exists(where) and (not os.path.isdir(where) or os.listdir(where)) and not overwrite:
         raise EncodeProcessesError(f"{where} exists and is not empty (pass --overwrite to replace it)")
@@ -116,7 +125,7 @@ def encode_corpus_processes(encode_args: Sequence[str], output: str, nproc: int,
         _run([sys.executable, *words[1:]], line, cwd, env)
         return
 
-    words = torchrun_command(encode_args, output, nproc)
+    words = torchrun_command(process_args(encode_args), output, nproc)
     line = quote(words)
     if record:
         record(line)
