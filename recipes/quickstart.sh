@@ -12,8 +12,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/recipes/_common.sh"
 OUT=${1:-${OUT:-runs/quickstart}}
 SEED=${SEED:-1}
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
+OUT=$(mkdir -p "$OUT" && cd "$OUT" && pwd)
 XQUAD_R=$(lareqa_dir xquad-r "${XQUAD_R:-}")
 START=$(date +%s)
 

@@ -26,29 +26,14 @@ KEEP_MODELS=${KEEP_MODELS:-0}
 
 XQUAD_R=$(lareqa_dir xquad-r "${XQUAD_R:-}")
 if [[ -n "$MLQA_SEEDS" || "$ZERO_SHOT" == 1 ]]; then MLQA_R=$(lareqa_dir mlqa-r "${MLQA_R:-}"); fi
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
+OUT=$(mkdir -p "$OUT" && cd "$OUT" && pwd)
 TIMINGS=$OUT/timings.tsv
 
-# configuration: refuse to mix results of different settings in one OUT
-config=$(config_json)
-if [[ -f "$OUT/config.json" ]]; then
-  if [[ "$(cat "$OUT/config.json")" != "$config" ]]; then
-    echo "error: $OUT holds results of another configuration (see $OUT/config.json); choose another OUT" >&2
-    diff <(echo "$config") "$OUT/config.json" >&2 || true
-    exit 1
-  fi
-else
-  echo "$config" > "$OUT/config.json.tmp" && mv "$OUT/config.json.tmp" "$OUT/config.json"
-fi
-"$PYTHON" -m hybrid_tevatron.hardware "$OUT/hardware.json"
-
+# config.json (another configuration in OUT is refused), plan.json, hardware.json
+config_json | "$PYTHON" -m hybrid_tevatron.eval.reproduction start --root "$OUT" --seeds $SEEDS --regimes $REGIMES \
+  --mlqa_seeds $MLQA_SEEDS --zero_shot "$ZERO_SHOT"
 runs=(); for seed in $SEEDS; do for regime in $REGIMES; do runs+=("$regime-s$seed"); done; done
 mlqa_runs=(); for seed in $MLQA_SEEDS; do for regime in $REGIMES; do mlqa_runs+=("$regime-s$seed"); done; done
-[[ "$ZERO_SHOT" == 1 ]] && { xq_plan=(zero-shot "${runs[@]}"); ml_plan=(zero-shot "${mlqa_runs[@]}"); } \
-  || { xq_plan=("${runs[@]}"); ml_plan=("${mlqa_runs[@]}"); }
-"$PYTHON" -c 'import json, sys; a = sys.argv[1:]; i = a.index("--"); print(json.dumps({"xquad-r": a[:i], "mlqa-r": a[i+1:]}, indent=1))' \
-  "${xq_plan[@]}" -- "${ml_plan[@]}" > "$OUT/plan.json"
 
 # 1. training data: XQuAD-R training articles -> {lang}.jsonl; the held-out titles -> test_articles.txt
 DATA=$OUT/data/xquad-train
@@ -99,20 +84,8 @@ for run in "${runs[@]}"; do
   if [[ "$KEEP_MODELS" != 1 ]]; then rm -rf "$model_dir"; fi
 done
 
-# 4. tables and plots
+# 4. tables and plots: summary.{json,md}, compare/{xquad-r,mlqa-r}/ (first seed side by side)
 "$PYTHON" -m hybrid_tevatron.eval.reproduction summarize --root "$OUT"
-first=${SEEDS%% *}
-for dataset in xquad-r mlqa-r; do
-  files=(); names=()
-  for run in zero-shot $(for r in $REGIMES; do echo "$r-s$first"; done); do
-    has_results "$OUT/eval/$dataset/$run" && { files+=("$OUT/eval/$dataset/$run/results/results.json"); names+=("$run"); }
-  done
-  (( ${#files[@]} )) && "$PYTHON" -m hybrid_tevatron.eval.report --compare "${files[@]}" --names "${names[@]}" \
-    --output "$OUT/compare/$dataset" > /dev/null
-done
-echo
-echo "summary (mean ± std over seeds): $OUT/summary.md, $OUT/summary.json"
-echo "side by side (seed $first) + bar plots: $OUT/compare/{xquad-r,mlqa-r}/compare.{md,png}"
 echo "per run: $OUT/eval/{xquad-r,mlqa-r}/RUN/results/{results.md,cross_map.png}; timings: $TIMINGS"
 EXPECTED=$ROOT/recipes/expected/reproduce.yaml
 if [[ -f "$EXPECTED" ]] && "$PYTHON" -m hybrid_tevatron.eval.check_expected --matches_config "$EXPECTED" < "$OUT/config.json"; then

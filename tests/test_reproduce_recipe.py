@@ -25,7 +25,7 @@ def test_reproduce_small(tiny_model_dir, shared_data, tmp_path):
                      XQUAD_R=os.path.join(shared_data, "xquad-r"), MLQA_R=os.path.join(shared_data, "mlqa-r"))
     proc = _run(out, env)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert f"summary (mean ± std over seeds): {out}/summary.md" in proc.stdout
+    assert f"summary: {out}/summary.json" in proc.stdout and f"side by side (first seed): {out}/compare/mlqa-r" in proc.stdout
     summary = json.load(open(os.path.join(out, "summary.json")))
     assert list(summary["xquad-r"]) == ["zero-shot", "mono", "hybrid"]
     assert summary["xquad-r"]["hybrid"]["multi.map"]["seeds"] == [1, 2]
@@ -44,4 +44,4 @@ def test_reproduce_small(tiny_model_dir, shared_data, tmp_path):
     assert [line.split("\t")[0] for line in open(os.path.join(out, "timings.tsv"))] == stages
     # another configuration in the same folder is refused
     other = _run(out, dict(env, STEPS="3"))
-    assert other.returncode == 1 and "holds results of another configuration" in other.stderr
+    assert other.returncode == 2 and "holds results of another configuration" in other.stderr

@@ -1,6 +1,7 @@
 """The reproduction's numbers: aggregate per-seed ``results.json`` files into ``summary.json`` and write the tables of
 docs/reproduction.md from it (numbers are never typed by hand).
 
+    python -m hybrid_tevatron.eval.reproduction start --root runs/reproduce --seeds 1 2 3 < config.json
     python -m hybrid_tevatron.eval.reproduction summarize --root runs/reproduce      # -> runs/reproduce/summary.json
     python -m hybrid_tevatron.eval.reproduction doc --summary runs/reproduce/summary.json --doc docs/reproduction.md
 
@@ -11,6 +12,10 @@ to make), ``timings.tsv`` (stage, seconds) and ``hardware.json``. Per dataset an
 every metric ``{"mean", "std" (sample, 0 for one seed), "n", "values", "seeds"}``. Metric names: the evaluator's
 summary keys (``mono.map``, ``cross.recall_1``, ``rank_distance``…) and seen/unseen breakdowns
 ``mono.map@seen``, ``multi.rank_distance@unseen``, ``cross.map@seen-unseen`` (query group - pool group).
+
+``start`` records a run's ``config.json`` (the settings, JSON on stdin; an existing different one is refused: one
+configuration per root), ``plan.json`` and ``hardware.json``. ``summarize`` also puts the first seed's runs side by
+side in ``compare/{dataset}/`` (``hybrid_tevatron.eval.report --compare``).
 
 ``doc`` replaces the blocks between ``<!-- BEGIN GENERATED: name -->`` and ``<!-- END GENERATED: name -->`` in
 the doc (names: config, hardware, status, xquad-r, mlqa-r, seen-unseen, paper, claims) and leaves the prose alone.
@@ -27,7 +32,8 @@ import statistics
 import sys
 from typing import Dict, List, Optional
 
-from hybrid_tevatron.eval import atomic_write_json, atomic_write_text
+from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
+from hybrid_tevatron.errors import HybridTevatronError, report_errors
 
 REGIMES = ("mono", "cross", "hybrid")
 RUN_ORDER = ("zero-shot",) + REGIMES
@@ -108,6 +114,47 @@ def summarize(root: str) -> dict:
             summary[dataset][regime] = {k: {**_stats([r[k] for _, r in runs]), "seeds": [s for s, _ in runs]}
                                         for k in keys}
     return summary
+
+
+class ReproductionError(HybridTevatronError):
+    """A reproduction root that cannot take this run (another configuration)."""
+
+
+def start(root: str, config: dict, seeds, regimes, mlqa_seeds, zero_shot: bool) -> dict:
+    """Record ``config.json`` (refusing another configuration), ``plan.json`` and ``hardware.json``; the plan."""
+    from hybrid_tevatron.hardware import hardware
+
+    path = os.path.join(root, "config.json")
+    old = _read_json(path)
+    if old is not None and old != config:
+        diff = [f"  {k}: {old.get(k)!r} there, {config.get(k)!r} now" for k in sorted(set(old) | set(config))
+                if old.get(k) != config.get(k)]
+        raise ReproductionError(f"{root} holds results of another configuration (see {path}); choose another "
+                                "OUT\n" + "\n".join(diff))
+    if old is None:
+        atomic_write_json(path, config)
+    zero = ["zero-shot"] if zero_shot else []
+    plan = {"xquad-r": zero + [f"{r}-s{s}" for s in seeds for r in regimes],
+            "mlqa-r": zero + [f"{r}-s{s}" for s in mlqa_seeds for r in regimes]}
+    atomic_write_json(os.path.join(root, "plan.json"), plan)
+    atomic_write_json(os.path.join(root, "hardware.json"), hardware())
+    return plan
+
+
+def write_compares(root: str) -> list:
+    """The zero-shot row and the first seed's runs of ``plan.json``, side by side per dataset."""
+    from hybrid_tevatron.eval.report import write_compare
+
+    written = []
+    for dataset, runs in (_read_json(os.path.join(root, "plan.json")) or {}).items():
+        seeds = [m["seed"] for m in map(_RUN.match, runs) if m]
+        first = [r for r in runs if r == "zero-shot" or (seeds and r.endswith(f"-s{seeds[0]}"))]
+        found = [(r, _results_path(os.path.join(root, "eval", dataset, r))) for r in first]
+        found = [(r, p) for r, p in found if p]
+        if found:
+            write_compare([p for _, p in found], [r for r, _ in found], os.path.join(root, "compare", dataset))
+            written.append(dataset)
+    return written
 
 
 def _results_path(run_dir: str) -> Optional[str]:
@@ -308,9 +355,16 @@ def render_doc(text: str, summary: dict, source: str) -> str:
     return _BLOCK.sub(repl, text)
 
 
+@report_errors
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
+    st = sub.add_parser("start", help="record config.json (JSON on stdin), plan.json and hardware.json")
+    st.add_argument("--root", required=True)
+    st.add_argument("--seeds", nargs="*", default=[])
+    st.add_argument("--regimes", nargs="+", default=list(REGIMES))
+    st.add_argument("--mlqa_seeds", nargs="*", default=[])
+    st.add_argument("--zero_shot", type=int, choices=[0, 1], default=1)
     s = sub.add_parser("summarize", help="eval/*/*/results.json -> summary.json (+ summary.md)")
     s.add_argument("--root", required=True)
     s.add_argument("--output", help="default: ROOT/summary.json")
@@ -319,6 +373,10 @@ def main(argv=None) -> int:
     d.add_argument("--doc", required=True)
     d.add_argument("--source", help="how to name the summary in the doc (default: the --summary path)")
     args = ap.parse_args(argv)
+    if args.cmd == "start":
+        os.makedirs(args.root, exist_ok=True)
+        start(args.root, json.load(sys.stdin), args.seeds, args.regimes, args.mlqa_seeds, bool(args.zero_shot))
+        return 0
     if args.cmd == "summarize":
         summary = summarize(args.root)
         out = args.output or os.path.join(args.root, "summary.json")
@@ -330,6 +388,8 @@ def main(argv=None) -> int:
             + "\n## The paper's orderings on our numbers\n\n" + claims_table(summary))
         print(open(md, encoding="utf-8").read())
         print(f"summary: {os.path.abspath(out)}\ntables: {os.path.abspath(md)}")
+        for dataset in write_compares(args.root):
+            print(f"side by side (first seed): {os.path.join(os.path.abspath(args.root), 'compare', dataset)}")
         return 0
     with open(args.summary, encoding="utf-8") as f:
         summary = json.load(f)
