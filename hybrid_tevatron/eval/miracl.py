@@ -79,6 +79,28 @@ def _fill(pattern: str, lang: str, split: str) -> str:
 # ------------------------------------------------------------------------------------------------ topics, qrels
 
 
+def names_a_file(source: str) -> bool:
+    """A ``--topics``/``--qrels`` value is a file when it exists, holds a path separator or ends in .tsv/.txt;
+    anything else is a Pyserini name."""
+    return os.path.isfile(source) or os.path.sep in source or source.endswith((".tsv", ".txt"))
+
+
+def _pyserini_named(source: str, kind: str, load):
+    """``load(source)`` for a Pyserini ``kind`` name ('topics' or 'qrels'), with one set of error messages."""
+    from pyserini.search import _base
+
+    if names_a_file(source):
+        raise MiraclError(f"{kind} file not found: {source}")
+    if source not in getattr(_base, f"{kind}_mapping"):
+        raise MiraclError(f"{source!r} is neither a {kind} file nor a Pyserini {kind} name")
+    try:
+        return load(source)
+    except Exception as err:  # noqa: BLE001 - Anserini raises Java exceptions
+        raise MiraclError(f"Pyserini could not load the {kind} {source!r}: {_first_line(err)}. Pyserini 1.6 downloads "
+                          f"them on first use into {PYSERINI_CACHE}; offline, copy {kind}.{source}.tsv there or "
+                          f"pass --{kind} FILE") from None
+
+
 def load_topics(source: str) -> tuple[dict[str, str], str]:
     """``{qid: query}`` from a TSV file or a Pyserini topics name; returns (topics, description of the source)."""
     if os.path.isfile(source):
@@ -96,19 +118,9 @@ def load_topics(source: str) -> tuple[dict[str, str], str]:
         if not topics:
             raise MiraclError(f"{source}: no topics")
         return topics, f"file {os.path.abspath(source)}"
-    if os.path.sep in source or source.endswith((".tsv", ".txt")):
-        raise MiraclError(f"topics file not found: {source}")
     from pyserini.search import get_topics
-    from pyserini.search._base import topics_mapping
 
-    if source not in topics_mapping:
-        raise MiraclError(f"{source!r} is neither a topics file nor a Pyserini topics name")
-    try:
-        raw = get_topics(source)
-    except Exception as err:  # noqa: BLE001 - Anserini raises Java exceptions
-        raise MiraclError(f"Pyserini could not load the topics {source!r}: {_first_line(err)}. Pyserini 1.6 downloads "
-                          f"them on first use into {PYSERINI_CACHE}; offline, copy topics.{source}.tsv there or "
-                          "pass --topics FILE") from None
+    raw = _pyserini_named(source, "topics", get_topics)
     topics = {str(qid): clean(t.get("title", "")) for qid, t in raw.items()}
     if not topics:
         raise MiraclError(f"Pyserini topics {source!r} are empty")
@@ -119,19 +131,9 @@ def load_qrels(source: str) -> tuple[str, str]:
     """Path of a TREC qrels file: ``source`` itself or the file of a Pyserini qrels name."""
     if os.path.isfile(source):
         return source, f"file {os.path.abspath(source)}"
-    if os.path.sep in source or source.endswith((".tsv", ".txt")):
-        raise MiraclError(f"qrels file not found: {source}")
     from pyserini.search import get_qrels_file
-    from pyserini.search._base import qrels_mapping
 
-    if source not in qrels_mapping:
-        raise MiraclError(f"{source!r} is neither a qrels file nor a Pyserini qrels name")
-    try:
-        path = get_qrels_file(source)
-    except Exception as err:  # noqa: BLE001
-        raise MiraclError(f"Pyserini could not load the qrels {source!r}: {_first_line(err)}. Pyserini 1.6 downloads "
-                          f"them on first use into {PYSERINI_CACHE}; offline, copy qrels.{source}.tsv there or "
-                          "pass --qrels FILE") from None
+    path = _pyserini_named(source, "qrels", get_qrels_file)
     if not os.path.isfile(path) or os.path.getsize(path) == 0:
         raise MiraclError(f"Pyserini returned an empty qrels file for {source!r}: {path}")
     return path, f"pyserini qrels {source} ({path})"

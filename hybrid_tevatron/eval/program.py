@@ -166,11 +166,10 @@ def _overrides(args) -> dict:
 
 
 def _local_source(value: str | None) -> str | None:
-    """A topics/qrels value naming a file (exists, holds a / or ends in .tsv/.txt) -> absolute; else a Pyserini
-    name, kept."""
-    if value and (os.path.exists(value) or "/" in value or value.endswith((".tsv", ".txt"))):
-        return os.path.abspath(value)
-    return value
+    """A topics/qrels value naming a file -> absolute (the stages run in the work folder); a Pyserini name, kept."""
+    from hybrid_tevatron.eval.miracl import names_a_file
+
+    return os.path.abspath(value) if value and names_a_file(value) else value
 
 
 # --------------------------------------------------------------------------------------------------- the flow
