@@ -34,7 +34,7 @@ class EvalError(HybridTevatronError, ValueError):
 
 def _open(path: str):
     try:
-        return gzip.open(path, "rt", encoding="utf-8") if path.endswith(".gz") else open(path, encoding="utf-8")
+        return gzip.open(path, "rt", encoding="utf-8-sig") if path.endswith(".gz") else open(path, encoding="utf-8-sig")
     except FileNotFoundError:
         raise EvalError(f"{path}: file not found") from None
 
@@ -59,13 +59,8 @@ def read_qrels(path: str) -> dict[str, dict[str, int]]:
     return qrels
 
 
-def iter_run(path: str) -> Iterator[tuple[str, dict[str, float]]]:
-    """Stream a TREC run (``.gz`` too) as ``(qid, {docid: score})``, one query at a time.
-
-    The run must list each query's lines together (Pyserini does); a query seen again later is an error.
-    """
-    done: set[str] = set()
-    qid, scores = None, {}
+def run_lines(path: str) -> Iterator[tuple[int, str, str, float, str]]:
+    """``(line number, qid, docid, score, line)`` for every line of a TREC run (``.gz`` too), format-checked."""
     with _open(path) as f:
         for n, line in enumerate(f, 1):
             parts = line.split()
@@ -73,22 +68,32 @@ def iter_run(path: str) -> Iterator[tuple[str, dict[str, float]]]:
                 continue
             if len(parts) != 6:
                 raise EvalError(f"{path}:{n}: expected 'qid Q0 docid rank score tag', got {line.rstrip()!r}")
-            q, d = parts[0], parts[2]
             try:
-                s = float(parts[4])
+                score = float(parts[4])
             except ValueError:
                 raise EvalError(f"{path}:{n}: score {parts[4]!r} is not a number") from None
-            if q != qid:
-                if qid is not None:
-                    yield qid, scores
-                    done.add(qid)
-                if q in done:
-                    raise EvalError(f"{path}:{n}: query {q} appears again after other queries "
-                                    "(a run must list each query's lines together)")
-                qid, scores = q, {}
-            if d in scores:
-                raise EvalError(f"{path}:{n}: docid {d} listed twice for query {q}")
-            scores[d] = s
+            yield n, parts[0], parts[2], score, line
+
+
+def iter_run(path: str) -> Iterator[tuple[str, dict[str, float]]]:
+    """Stream a TREC run (``.gz`` too) as ``(qid, {docid: score})``, one query at a time.
+
+    The run must list each query's lines together (Pyserini does); a query seen again later is an error.
+    """
+    done: set[str] = set()
+    qid, scores = None, {}
+    for n, q, d, s, _line in run_lines(path):
+        if q != qid:
+            if qid is not None:
+                yield qid, scores
+                done.add(qid)
+            if q in done:
+                raise EvalError(f"{path}:{n}: query {q} appears again after other queries "
+                                "(a run must list each query's lines together)")
+            qid, scores = q, {}
+        if d in scores:
+            raise EvalError(f"{path}:{n}: docid {d} listed twice for query {q}")
+        scores[d] = s
     if qid is not None:
         yield qid, scores
 

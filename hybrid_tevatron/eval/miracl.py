@@ -140,21 +140,10 @@ def load_qrels(source: str) -> tuple[str, str]:
 
 
 def read_qrels(path: str) -> list[tuple[str, str, int]]:
-    rows = []
-    with open(path, encoding="utf-8-sig") as f:
-        for n, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 4:
-                raise MiraclError(f"{path}:{n}: expected 'qid iter docid rel', got {line.rstrip()!r}")
-            try:
-                rows.append((parts[0], parts[2], int(parts[3])))
-            except ValueError:
-                raise MiraclError(f"{path}:{n}: relevance {parts[3]!r} is not an integer") from None
-    if not rows:
-        raise MiraclError(f"{path}: empty qrels")
-    return rows
+    """``(qid, docid, relevance)`` rows of a TREC qrels file (:func:`hybrid_tevatron.eval.metrics.read_qrels`)."""
+    from hybrid_tevatron.eval.metrics import read_qrels as read
+
+    return [(q, d, rel) for q, docs in read(path).items() for d, rel in docs.items()]
 
 
 def _first_line(err: Exception) -> str:

@@ -78,29 +78,24 @@ def compact_run(src: str, out, relevant: dict[str, set[str]], min_depth: int = M
         stats["queries"] += 1
         stats["lines_out"] += keep
 
-    with open(src, encoding="utf-8") as f:
-        qid, lines, prev = None, [], None
-        for n, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 6:
-                raise StepError(f"{src}:{n}: expected 'qid Q0 docid rank score tag', got {line.rstrip()!r}")
-            q, d, s = parts[0], parts[2], float(parts[4])
-            stats["lines_in"] += 1
-            if q != qid:
-                if qid is not None:
-                    flush(qid, lines)
-                if q in seen:
-                    raise StepError(f"{src}:{n}: query {q} appears again after other queries")
-                seen.add(q)
-                qid, lines, prev = q, [], None
-            if prev is not None and s > prev:
-                raise StepError(f"{src}:{n}: scores of query {q} are not in descending order")
-            prev = s
-            lines.append((d, s, line if line.endswith("\n") else line + "\n"))
-        if qid is not None:
-            flush(qid, lines)
+    from hybrid_tevatron.eval.metrics import run_lines
+
+    qid, lines, prev = None, [], None
+    for n, q, d, s, line in run_lines(src):
+        stats["lines_in"] += 1
+        if q != qid:
+            if qid is not None:
+                flush(qid, lines)
+            if q in seen:
+                raise StepError(f"{src}:{n}: query {q} appears again after other queries")
+            seen.add(q)
+            qid, lines, prev = q, [], None
+        if prev is not None and s > prev:
+            raise StepError(f"{src}:{n}: scores of query {q} are not in descending order")
+        prev = s
+        lines.append((d, s, line if line.endswith("\n") else line + "\n"))
+    if qid is not None:
+        flush(qid, lines)
     missing = sorted(set(relevant) - seen)
     if missing and hits is None:
         raise StepError(f"{src}: {len(missing)} queries of the qrels have no results, e.g. {missing[:3]}")
