@@ -20,14 +20,16 @@ def read_json(path: str, error: type[Exception], what: str = "file"):
         raise error(f"{path}: not UTF-8 ({err})") from None
 
 
-def read_format(path: str, name: str, fmt: str, error: type[Exception], what: str = "file") -> dict:
-    """A JSON object of format ``fmt`` (its ``"format"`` key); ``path`` may be its folder (then ``name`` in it).
+def read_format(path: str, name: str, fmt: str | tuple[str, ...], error: type[Exception], what: str = "file") -> dict:
+    """A JSON object of format ``fmt`` (its ``"format"`` key; a tuple: any of them); ``path`` may be its folder
+    (then ``name`` in it).
     Adds ``root``, the file's folder, against which its relative paths resolve."""
     if os.path.isdir(path):
         path = os.path.join(path, name)
     obj = read_json(path, error, what)
-    if not isinstance(obj, dict) or obj.get("format") != fmt:
+    formats = (fmt,) if isinstance(fmt, str) else fmt
+    if not isinstance(obj, dict) or obj.get("format") not in formats:
         found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
-        raise error(f"{path}: not a {fmt} {what} (format={found!r})")
+        raise error(f"{path}: not a {' or '.join(formats)} {what} (format={found!r})")
     obj["root"] = os.path.dirname(os.path.abspath(path))
     return obj

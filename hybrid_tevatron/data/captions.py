@@ -25,12 +25,12 @@ order). Written with ``stats.json`` (counts, the choices above, duplicate captio
 
 **Evaluation pool** (``pool``): the layout of :mod:`hybrid_tevatron.eval.lareqa` (``corpus/{lang}.jsonl`` with
 docid ``{lang}-{n}``, n = 0-based line; ``topics/{X}.tsv`` with qid ``{image id}-{X}``; ``qrels/{search}.txt``;
-``corpora.tsv``; ``searches.tsv``; ``manifest.json``), format ``hybrid_tevatron.captions/1``. Searches: **cross**
+``manifest.json``), format ``hybrid_tevatron.captions/1``; ``--max_images N`` keeps the first N images. Searches: **cross**
 X->Y for every ordered pair X != Y (X->en is the text->image stand-in: a caption proxy, not image retrieval;
 relevant = the image's caption in Y) and **multi** X->all (pool = every language's captions; relevant = the
 image's captions in the other languages). The query's own caption is in the multi pool and would trivially rank
 first, so each multi search names ``exclude/multi.X.txt`` ("qid docid" lines, one per query: its own caption);
-an evaluator must drop those pairs from the run before scoring. There is no mono setting (a caption would
+an evaluator must drop those pairs from the run before scoring (``python -m hybrid_tevatron.eval captions`` does). There is no mono setting (a caption would
 retrieve itself). The manifest's own format tag keeps the LAReQA evaluation from scoring it without the exclusion.
 
 Everything is written to a temporary folder next to the output folder and renamed into place at the end.
@@ -51,7 +51,7 @@ import numpy as np
 
 from hybrid_tevatron.data.readers import DataError
 from hybrid_tevatron.eval import atomic_dir
-from hybrid_tevatron.eval.lareqa import SEARCH_COLUMNS, clean_text, docid, query_id
+from hybrid_tevatron.eval.lareqa import clean_text, docid, query_id
 
 POOL_FORMAT = "hybrid_tevatron.captions/1"
 MULTI30K_NAME = "{split}.{lang}.gz"
@@ -211,6 +211,14 @@ def sample_images(captions: CaptionSet, max_examples: Optional[int], seed: int) 
                       [captions.lines[i] for i in keep])
 
 
+def first_images(captions: CaptionSet, n: int) -> CaptionSet:
+    """The first ``n`` images (file order): a small deterministic pool."""
+    if n < 1:
+        raise DataError(f"--max_images must be >= 1, got {n}")
+    return CaptionSet(captions.name, captions.languages, captions.image_ids[:n],
+                      {lang: c[:n] for lang, c in captions.captions.items()}, captions.paths, captions.lines[:n])
+
+
 def duplicate_groups(captions: CaptionSet) -> Dict[int, set]:
     """Per image that shares its caption with another image in some language, the set of those other images."""
     same: Dict[int, set] = {}
@@ -346,17 +354,13 @@ def write_pool(captions: CaptionSet, output_dir: str, overwrite: bool = False) -
         for sub in ("corpus", "topics", "qrels", "exclude"):
             os.makedirs(os.path.join(root, sub))
         corpora = {}
-        with open(os.path.join(root, "corpus", "all.jsonl"), "w", encoding="utf-8") as all_f:
-            for lang in langs:
-                rel = f"corpus/{lang}.jsonl"
-                with open(os.path.join(root, rel), "w", encoding="utf-8") as f:
-                    for p, text in zip(positions, captions.captions[lang]):
-                        line = json.dumps({"id": docid(lang, p), "contents": clean_text(text), "lang": lang},
-                                          ensure_ascii=False) + "\n"
-                        f.write(line)
-                        all_f.write(line)
-                corpora[lang] = {"path": rel, "size": len(captions)}
-        corpora["all"] = {"path": "corpus/all.jsonl", "size": len(captions) * len(langs)}
+        for lang in langs:
+            rel = f"corpus/{lang}.jsonl"
+            with open(os.path.join(root, rel), "w", encoding="utf-8") as f:
+                f.writelines(json.dumps({"id": docid(lang, p), "contents": clean_text(text), "lang": lang},
+                                        ensure_ascii=False) + "\n"
+                             for p, text in zip(positions, captions.captions[lang]))
+            corpora[lang] = {"path": rel, "size": len(captions)}
         topics = {}
         for lang in langs:
             rel = f"topics/{lang}.tsv"
@@ -372,10 +376,6 @@ def write_pool(captions: CaptionSet, output_dir: str, overwrite: bool = False) -
             if s["exclude"]:
                 with open(os.path.join(root, s["exclude"]), "w", encoding="utf-8") as f:
                     f.writelines(f"{qid} {d}\n" for qid, d in s.pop("_exclude").items())
-        with open(os.path.join(root, "corpora.tsv"), "w", encoding="utf-8") as f:
-            f.writelines(f"{pool}\t{c['path']}\t{c['size']}\n" for pool, c in corpora.items())
-        with open(os.path.join(root, "searches.tsv"), "w", encoding="utf-8") as f:
-            f.writelines("\t".join(str(s[k]) for k in SEARCH_COLUMNS) + "\n" for s in searches)
         pairs = [[s["query_lang"], s["pool"]] for s in searches if s["setting"] == "cross"]
         manifest = {
             "format": POOL_FORMAT,
@@ -385,7 +385,7 @@ def write_pool(captions: CaptionSet, output_dir: str, overwrite: bool = False) -
             "parallel": True,
             "languages": langs,
             "pairs": pairs,
-            "counts": {"images": len(captions), "pool_all": corpora["all"]["size"], "pairs": len(pairs),
+            "counts": {"images": len(captions), "pool_all": len(captions) * len(langs), "pairs": len(pairs),
                        "queries": {st: sum(s["queries"] for s in searches if s["setting"] == st)
                                    for st in ("cross", "multi")},
                        "images_with_duplicate_caption": {lang: _duplicates(captions.captions[lang]) for lang in langs}},
@@ -393,7 +393,6 @@ def write_pool(captions: CaptionSet, output_dir: str, overwrite: bool = False) -
                             "own caption) from the run before scoring",
             "corpora": corpora,
             "topics": topics,
-            "searches_tsv_columns": list(SEARCH_COLUMNS),
             "searches": searches,
         }
         with open(os.path.join(root, "manifest.json"), "w", encoding="utf-8") as f:
@@ -440,6 +439,7 @@ def main(argv=None) -> int:
         p.add_argument("--languages", nargs="+", help="default: every language with a caption file")
         p.add_argument("--output_dir", required=True)
         p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    parsers["pool"].add_argument("--max_images", type=int, help="keep the first N images (file order)")
     t = parsers["train"]
     t.add_argument("--negatives", type=int, default=DEFAULT_NEGATIVES,
                    help=f"negatives per query: other images' captions (default {DEFAULT_NEGATIVES})")
@@ -455,6 +455,8 @@ def main(argv=None) -> int:
                   f"{len(stats['languages'])} languages ({' '.join(stats['languages'])}), "
                   f"{stats['negatives_per_query']} negatives each -> {os.path.abspath(args.output_dir)}")
         else:
+            if args.max_images:
+                captions = first_images(captions, args.max_images)
             manifest = write_pool(captions, args.output_dir, args.overwrite)
             c = manifest["counts"]
             print(f"{manifest['dataset']}: {c['images']} images, {len(manifest['languages'])} languages, "

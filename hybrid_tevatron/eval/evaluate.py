@@ -20,7 +20,8 @@ import sys
 
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
 from hybrid_tevatron.errors import report_errors
-from hybrid_tevatron.eval.lareqa import load_manifest
+from hybrid_tevatron.eval.lareqa import MANIFEST_FORMAT, LareqaError
+from hybrid_tevatron.jsonfiles import read_format
 from hybrid_tevatron.eval.metrics import KEYS, MEASURES, EvalError, compare_with_trec_eval, evaluate_run, macro, \
     mean, parse_trec_eval, read_qrels
 from hybrid_tevatron.logs import get_logger
@@ -28,8 +29,17 @@ from hybrid_tevatron.eval.report import RESULTS_FORMAT, detail_markdown, plot_he
 
 SETTINGS = ("mono", "cross", "multi")
 METRIC_KEYS = tuple(KEYS[m] for m in MEASURES)
+PIVOT = "en"  # caption pools: the language whose caption stands in for the image
 CROSSCHECK_TOLERANCE = 1e-4
 log = get_logger(__name__)
+
+
+def load_pool_manifest(path: str) -> dict:
+    """A LAReQA manifest or a caption pool's (:mod:`hybrid_tevatron.data.captions`: cross and multi settings, the
+    query's own caption excluded from multi runs by the search)."""
+    from hybrid_tevatron.data.captions import POOL_FORMAT
+
+    return read_format(path, "manifest.json", (MANIFEST_FORMAT, POOL_FORMAT), LareqaError, "manifest")
 
 
 def find_run(runs_dir: str, run: str) -> str | None:
@@ -48,7 +58,7 @@ def evaluate_lareqa(manifest_path: str, runs_dir: str, settings=SETTINGS, seen_l
                     trec_eval_dir: str | None = None) -> dict:
     """All metrics of the runs in ``runs_dir`` for the searches of ``manifest_path``; returns the results dict
     (with ``crosscheck`` against the saved trec_eval outputs of ``trec_eval_dir`` when given)."""
-    manifest = load_manifest(manifest_path)
+    manifest = load_pool_manifest(manifest_path)
     root = manifest["root"]
     searches = [s for s in manifest["searches"] if s["setting"] in settings]
     if not searches:
@@ -138,6 +148,9 @@ def evaluate_lareqa(manifest_path: str, runs_dir: str, settings=SETTINGS, seen_l
         "searches": search_info,
         "notes": notes,
     }
+    if manifest.get("proxy"):
+        results["proxy"] = manifest["proxy"]
+        _pivot(results, manifest.get("pivot", PIVOT))
     if seen_languages:
         results["seen_unseen"] = seen_unseen(results, seen_languages)
     if trec_eval_dir is not None:
@@ -158,6 +171,19 @@ def _crosscheck(per_query: dict, trec_eval_path: str, problems: list, name: str)
     diff = max((abs(v - theirs[q][k]) for q, vals in per_query.items() for k, v in vals.items()
                 if q in theirs and k in theirs[q]), default=0.0)
     return {"queries": len(per_query), "max_abs_diff": diff, "agrees": not found}
+
+
+def _pivot(results: dict, pivot: str) -> None:
+    """Caption pools: X->pivot (the pivot language's caption stands in for the image, so X->en is the caption
+    proxy of text->image retrieval) per query language, macro-averaged into ``summary["to_{pivot}.*"]``."""
+    pairs = results["settings"].get("cross", {}).get("per_pair", {})
+    per_x = {x: pairs[f"{x}-{pivot}"] for x in results["languages"] if f"{x}-{pivot}" in pairs}
+    if not per_x:
+        return
+    macro_ = _aggregate(list(per_x.values()), METRIC_KEYS)
+    results["settings"]["to_pivot"] = {"pivot": pivot, "macro": macro_, "per_query_language": per_x}
+    for k in METRIC_KEYS:
+        results["summary"][f"to_{pivot}.{k}"] = macro_[k]
 
 
 def seen_unseen(results: dict, seen_languages) -> dict:

@@ -26,8 +26,9 @@ def load_plan(path: str) -> dict:
     return read_format(path, "plan.json", PLAN_FORMAT, StepError, "plan")
 
 
-def plan_from_lareqa(manifest: dict) -> dict:
-    """A search plan for a LAReQA manifest: one index per language + the merged ``all``; full-pool searches."""
+def plan_from_manifest(manifest: dict) -> dict:
+    """A search plan for a LAReQA manifest or a caption pool's: one index per language + the merged ``all``;
+    full-pool searches, compacted (a caption pool's multi searches drop each query's own caption: ``exclude``)."""
     langs = manifest["languages"]
     corpora = {f"lang/{lang}": manifest["corpora"][lang] for lang in langs}
     searches = []
@@ -36,10 +37,10 @@ def plan_from_lareqa(manifest: dict) -> dict:
             "name": s["name"], "setting": s["setting"],
             "index": "all" if s["pool"] == "all" else f"lang/{s['pool']}",
             "queries": s["query_lang"], "topics": s["topics"], "qrels": s["qrels"],
-            "hits": s["pool_size"], "compact": True, "run": s["run"],
+            "hits": s["pool_size"], "compact": True, "run": s["run"], "exclude": s.get("exclude"),
         })
     return {
-        "format": PLAN_FORMAT, "kind": "lareqa", "dataset": manifest["dataset"],
+        "format": PLAN_FORMAT, "kind": manifest["format"], "dataset": manifest["dataset"],
         "corpora": corpora,
         "merged": {"all": sorted(corpora)},
         "queries": {lang: manifest["topics"][lang]["path"] for lang in langs},

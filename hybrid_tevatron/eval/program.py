@@ -1,13 +1,15 @@
 """One evaluation program per benchmark family, in one process: inputs, encode, Faiss search, trec_eval, report.
 
     python -m hybrid_tevatron.eval lareqa MODEL DATASET_DIR OUTPUT_DIR [options]   # XQuAD-R, MLQA-R
+    python -m hybrid_tevatron.eval captions MODEL OUTPUT_DIR --xtd10 DIR | --multi30k DIR --split S [options]
     python -m hybrid_tevatron.eval miracl MODEL OUTPUT_DIR --languages "de yo" [options]
 
 (``bash recipes/eval_lareqa.sh`` and ``bash recipes/eval_miracl.sh`` run exactly these.) Stages, each logged with
 its time (``timings.tsv``):
 
-1. inputs: LAReQA -> corpora, topics, qrels and a manifest (``python -m hybrid_tevatron.eval.lareqa``), or
-   MIRACL's topics, qrels and corpus (``python -m hybrid_tevatron.eval.miracl prepare``); the search plan.
+1. inputs: LAReQA -> corpora, topics, qrels and a manifest (``python -m hybrid_tevatron.eval.lareqa``), caption
+   files -> the same for a caption pool (``python -m hybrid_tevatron.data.captions pool``: cross X->Y and
+   multilingual; each multi query's own caption is dropped from its run), or MIRACL's topics, qrels and corpus (``python -m hybrid_tevatron.eval.miracl prepare``); the search plan.
 2. encode: each corpus once into a flat inner-product Faiss index (LAReQA: one per language, and the multilingual
    index merged from them with ``python -m pyserini.encode.merge_faiss_index``), each query set once.
 3. search: ``python -m pyserini.search.faiss`` per search (LAReQA: top 500, then the whole pool for the queries
@@ -34,7 +36,7 @@ import sys
 from hybrid_tevatron.errors import HybridTevatronError
 from hybrid_tevatron.eval.indexing import Dtype, Encoder, Encoding, resolve
 from hybrid_tevatron.eval.output import Interrupted, OutputFolder
-from hybrid_tevatron.eval.plan import plan_from_lareqa, load_plan, write_plan
+from hybrid_tevatron.eval.plan import load_plan, plan_from_manifest, write_plan
 from hybrid_tevatron.eval.runner import Cli, CliRunner, StepError
 from hybrid_tevatron.eval.scoring import trec_eval
 from hybrid_tevatron.eval.search import FIRST_PASS_HITS, search
@@ -139,6 +141,27 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{FIRST_PASS_HITS}); the scores do not depend on it")
     _encoding_options(la)
 
+    ca = sub.add_parser("captions", help="caption pools (caption proxy for image retrieval): cross X->Y, X->en, "
+                        "multilingual; rank distance",
+                        description="Evaluate on multilingual captions of the same images (Multi30K, XTD10, any "
+                                    "'one caption file per language' set): a caption in X must retrieve the captions "
+                                    "of its image in the other languages. A caption proxy: no images are involved.")
+    ca.add_argument("model")
+    ca.add_argument("output_dir")
+    d = ca.add_argument_group("data (one source)")
+    d.add_argument("--multi30k", metavar="DIR", help="Multi30K folder ({split}.{lang}.gz), with --split")
+    d.add_argument("--split", help="with --multi30k: test_2016_flickr, test_2018_flickr, test_2017_mscoco, val ...")
+    d.add_argument("--xtd10", metavar="DIR", help="XTD10 folder (test_1kcaptions_{lang}.txt)")
+    d.add_argument("--files", nargs="+", metavar="LANG=PATH", help="caption files, line i = image i")
+    d.add_argument("--image_names", help="with --files: image ids, one a line")
+    d.add_argument("--languages", nargs="+", default=_env("LANGUAGES"), help="default: every caption file")
+    d.add_argument("--max_images", type=int, default=_env("MAX_IMAGES"), help="the first N images only")
+    d.add_argument("--seen_languages", nargs="+", default=_env("SEEN_LANGUAGES"),
+                   help="training languages, for a seen/unseen breakdown")
+    d.add_argument("--first_pass_hits", type=int, default=FIRST_PASS_HITS,
+                   help=f"depth of the first search pass (0: one pass; default {FIRST_PASS_HITS})")
+    _encoding_options(ca)
+
     mi = sub.add_parser("miracl", help="MIRACL: nDCG@10 and R@100 per language",
                         description="Evaluate on MIRACL with Pyserini.")
     mi.add_argument("model")
@@ -204,6 +227,25 @@ class Evaluation:
     def path(self, *parts) -> str:
         return os.path.join(self.work, *parts)
 
+    def pool_stages(self, name: str, unit: str) -> str:
+        """LAReQA and caption pools after their inputs: plan, encode, search, trec_eval, evaluate (with the
+        cross-check); returns the evaluation's one-line summary and writes ``results/summary.txt``."""
+        from hybrid_tevatron.eval.evaluate import load_pool_manifest
+
+        plan = plan_from_manifest(load_pool_manifest(self.path("inputs")))
+        write_plan(plan, self.path("inputs", "plan.json"))
+        plan["root"] = self.path("inputs")
+        self.run_stages(plan, unit, self.args.first_pass_hits)
+        with self.out.stage("5/5 evaluate"):
+            argv = ["--manifest", "inputs", "--runs_dir", "runs", "--output_dir", "results", "--name", name,
+                    "--trec_eval_dir", "trec_eval"]
+            if self.args.seen_languages:
+                argv += ["--seen_languages", *_words(self.args.seen_languages)]
+            summary = self.runner.run("hybrid_tevatron.eval.evaluate", argv, capture=True)
+            with open(self.path("results", "summary.txt"), "w", encoding="utf-8") as f:
+                f.write(summary)
+        return summary
+
     def run_stages(self, plan: dict, unit: str, first_pass_hits: int = FIRST_PASS_HITS, prebuilt=None) -> None:
         with self.out.stage("2/5 encode"):
             self.encoding.plan(plan, self.work, unit, prebuilt)
@@ -248,22 +290,45 @@ def run_lareqa(args) -> str:
             if args.exclude_articles:
                 argv += ["--exclude_articles", *args.exclude_articles]
             _log_lines(ev.runner.run("hybrid_tevatron.eval.lareqa", argv, capture=True))
-            from hybrid_tevatron.eval.lareqa import load_manifest
-
-            plan = plan_from_lareqa(load_manifest(ev.path("inputs")))
-            write_plan(plan, ev.path("inputs", "plan.json"))
-            plan["root"] = ev.path("inputs")
-        ev.run_stages(plan, "sentences", args.first_pass_hits)
-        with out.stage("5/5 evaluate"):
-            argv = ["--manifest", "inputs", "--runs_dir", "runs", "--output_dir", "results", "--name", name,
-                    "--trec_eval_dir", "trec_eval"]
-            if args.seen_languages:
-                argv += ["--seen_languages", *_words(args.seen_languages)]
-            summary = ev.runner.run("hybrid_tevatron.eval.evaluate", argv, capture=True)
-            with open(ev.path("results", "summary.txt"), "w", encoding="utf-8") as f:
-                f.write(summary)
+        summary = ev.pool_stages(name, "sentences")
         final = out.path
-    o = final
+    _print_pool_outputs(final, summary)
+    return final
+
+
+def run_captions(args) -> str:
+    sources = [flag for flag, value in (("--multi30k", args.multi30k), ("--xtd10", args.xtd10),
+                                        ("--files", args.files)) if value]
+    if len(sources) != 1:
+        raise StepError(f"give exactly one of --multi30k DIR --split S, --xtd10 DIR, --files LANG=PATH ... (got "
+                        f"{' '.join(sources) or 'none'})")
+    with OutputFolder(args.output_dir, args.overwrite) as out:
+        name = args.name or os.path.basename(out.path)
+        log.info(f"evaluating {args.model} on caption pools (caption proxy) -> {out.path} (work folder {out.work})")
+        ev = Evaluation(args, out)
+        with out.stage("1/5 caption pool"):
+            argv = ["pool", "--output_dir", "inputs"]
+            if args.multi30k:
+                argv += ["--multi30k", os.path.abspath(args.multi30k), "--split", args.split or ""]
+            elif args.xtd10:
+                argv += ["--xtd10", os.path.abspath(args.xtd10)]
+            else:
+                argv += ["--files", *[f"{lang}={os.path.abspath(path)}" for lang, _, path in
+                                      (f.partition("=") for f in _words(args.files))]]
+                if args.image_names:
+                    argv += ["--image_names", os.path.abspath(args.image_names)]
+            if args.languages:
+                argv += ["--languages", *_words(args.languages)]
+            if args.max_images:
+                argv += ["--max_images", args.max_images]
+            _log_lines(ev.runner.run("hybrid_tevatron.data.captions", argv, capture=True))
+        summary = ev.pool_stages(name, "captions")
+        final = out.path
+    _print_pool_outputs(final, summary)
+    return final
+
+
+def _print_pool_outputs(o: str, summary: str) -> None:
     print(summary.splitlines()[0] if summary else "")
     print(f"""
 results:   {o}/results/results.json
@@ -273,7 +338,6 @@ check:     {o}/results/crosscheck.json (in-process metrics vs trec_eval)
 runs:      {o}/runs/{{search}}.trec   trec_eval: {o}/trec_eval/{{search}}.txt
 indexes:   {o}/index/{{lang/X,all}}   queries: {o}/queries/X/embedding.pkl
 commands:  {o}/commands.sh   timings: {o}/timings.tsv   settings: {o}/encoding.json""")
-    return final
 
 
 def run_miracl(args) -> str:
@@ -322,10 +386,7 @@ commands:  {o}/commands.sh   timings: {o}/timings.tsv   settings: {o}/encoding.j
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        if args.family == "lareqa":
-            run_lareqa(args)
-        else:
-            run_miracl(args)
+        {"lareqa": run_lareqa, "captions": run_captions, "miracl": run_miracl}[args.family](args)
     except Interrupted as err:
         log.error(f"error: {err}")
         return err.exit_code

@@ -88,6 +88,15 @@ def detail_markdown(results: dict) -> str:
     parts = [f"# {results['name']} on {results['dataset']}\n",
              f"Runs: `{results['runs_dir']}`; manifest: `{results['manifest']}`.\n",
              summary_table([results], [results["name"]])]
+    if results.get("proxy"):
+        parts.insert(1, f"**{results['proxy']}**: not image retrieval.\n")
+    if "to_pivot" in s:
+        tp = s["to_pivot"]
+        rows = [[x, fmt(v.get("map")), fmt(v.get("recall_1")), fmt(v.get("recall_10"))]
+                for x, v in tp["per_query_language"].items()]
+        rows.append(["**macro**"] + [fmt(tp["macro"].get(k)) for k in ("map", "recall_1", "recall_10")])
+        parts.append(f"## X→{tp['pivot']} (caption proxy of text→image)\n\n"
+                     + _table(["X", "mAP", "R@1", "R@10"], rows))
     header = ["lang", "mono mAP", "mono R@1", "cross mAP (X→·)", "cross R@1", "multi mAP", "multi R@10",
               "rank dist. ↓"]
     rows = []

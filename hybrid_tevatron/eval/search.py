@@ -46,7 +46,7 @@ def _read_qrels_relevant(path: str) -> dict[str, set[str]]:
 
 
 def compact_run(src: str, out, relevant: dict[str, set[str]], min_depth: int = MIN_DEPTH,
-                hits: int | None = None) -> dict:
+                hits: int | None = None, exclude: dict[str, str] | None = None) -> dict:
     """Write to the file ``out`` each query's ranking of ``src`` cut after its last relevant passage (trec_eval
     order, ties on the written score kept, at least ``min_depth`` lines).
 
@@ -54,12 +54,14 @@ def compact_run(src: str, out, relevant: dict[str, set[str]], min_depth: int = M
     ``src`` was searched to when that is less than the whole pool (at least ``min_depth``). A query whose cut that
     depth cannot settle (a relevant passage not retrieved, or lines tied with the cut score down to the last line)
     is not written but listed in ``"open"``, as are queries of ``relevant`` absent from ``src``; without ``hits``
-    those absent queries are an error. Returns ``{"queries", "lines_in", "lines_out", "open"}``.
+    those absent queries are an error. ``exclude`` ({qid: docid}, caption pools: the query's own caption) drops
+    that line before anything else. Returns ``{"queries", "lines_in", "lines_out", "open"}``.
     """
+    exclude = exclude or {}
     stats = {"queries": 0, "lines_in": 0, "lines_out": 0, "open": []}
     seen: set[str] = set()
 
-    def flush(qid, lines):
+    def flush(qid, lines, searched):
         rel = relevant.get(qid, set())
         last, found = -1, 0
         for i, (docid, _score, _line) in enumerate(lines):
@@ -70,7 +72,7 @@ def compact_run(src: str, out, relevant: dict[str, set[str]], min_depth: int = M
             cut_score = lines[last][1]
             while keep < len(lines) and lines[keep][1] >= cut_score:
                 keep += 1
-        if hits is not None and len(lines) >= hits and (found < len(rel) or (rel and keep == len(lines))):
+        if hits is not None and searched >= hits and (found < len(rel) or (rel and keep == len(lines))):
             stats["open"].append(qid)
             return
         for _d, _s, line in lines[:keep]:
@@ -80,27 +82,40 @@ def compact_run(src: str, out, relevant: dict[str, set[str]], min_depth: int = M
 
     from hybrid_tevatron.eval.metrics import run_lines
 
-    qid, lines, prev = None, [], None
+    qid, lines, prev, searched = None, [], None, 0
     for n, q, d, s, line in run_lines(src):
         stats["lines_in"] += 1
         if q != qid:
             if qid is not None:
-                flush(qid, lines)
+                flush(qid, lines, searched)
             if q in seen:
                 raise StepError(f"{src}:{n}: query {q} appears again after other queries")
             seen.add(q)
-            qid, lines, prev = q, [], None
+            qid, lines, prev, searched = q, [], None, 0
         if prev is not None and s > prev:
             raise StepError(f"{src}:{n}: scores of query {q} are not in descending order")
-        prev = s
-        lines.append((d, s, line if line.endswith("\n") else line + "\n"))
+        prev, searched = s, searched + 1
+        if exclude.get(q) != d:
+            lines.append((d, s, line if line.endswith("\n") else line + "\n"))
     if qid is not None:
-        flush(qid, lines)
+        flush(qid, lines, searched)
     missing = sorted(set(relevant) - seen)
     if missing and hits is None:
         raise StepError(f"{src}: {len(missing)} queries of the qrels have no results, e.g. {missing[:3]}")
     stats["open"] += missing
     return stats
+
+
+def _read_exclusions(path: str) -> dict[str, str]:
+    """``qid docid`` lines: the one docid each query must not retrieve (its own caption)."""
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            parts = line.split()
+            if len(parts) != 2:
+                raise StepError(f"{path}:{n}: expected 'qid docid', got {line.rstrip()!r}")
+            out[parts[0]] = parts[1]
+    return out
 
 
 def write_topics_subset(topics: str, qids, dst: str) -> None:
@@ -168,18 +183,21 @@ def search(plan: dict, index_root: str, queries_root: str, runs_dir: str, runner
             detail = f"{lines} hits"
         else:
             relevant = _read_qrels_relevant(os.path.join(root, s["qrels"]))
+            exclude = _read_exclusions(os.path.join(root, s["exclude"])) if s.get("exclude") else None
             first = min(first_pass_hits, pool_hits) if first_pass_hits else pool_hits
             passes = [run + ".pass1.tmp", run + ".pass2.tmp"]
             try:
                 with atomic_path(run) as tmp, open(tmp, "w", encoding="utf-8") as out:
                     pyserini_search(topics, first, passes[0])
-                    stats = compact_run(passes[0], out, relevant, hits=first if first < pool_hits else None)
+                    stats = compact_run(passes[0], out, relevant, hits=first if first < pool_hits else None,
+                                        exclude=exclude)
                     deep = stats.pop("open")
                     if deep:
                         deep_topics = os.path.join(runs_dir, "deep", s["name"] + ".tsv")  # kept: commands.sh
                         write_topics_subset(topics, deep, deep_topics)
                         pyserini_search(deep_topics, pool_hits, passes[1])
-                        second = compact_run(passes[1], out, {q: relevant.get(q, set()) for q in deep})
+                        second = compact_run(passes[1], out, {q: relevant.get(q, set()) for q in deep},
+                                             exclude=exclude)
                         for key in ("queries", "lines_in", "lines_out"):
                             stats[key] += second[key]
             finally:
