@@ -25,13 +25,14 @@ order). Written with ``stats.json`` (counts, the choices above, duplicate captio
 
 **Evaluation pool** (``pool``): the layout of :mod:`hybrid_tevatron.eval.lareqa` (``corpus/{lang}.jsonl`` with
 docid ``{lang}-{n}``, n = 0-based line; ``topics/{X}.tsv`` with qid ``{image id}-{X}``; ``qrels/{search}.txt``;
-``manifest.json``), format ``hybrid_tevatron.captions/1``; ``--max_images N`` keeps the first N images. Searches: **cross**
-X->Y for every ordered pair X != Y (X->en is the text->image stand-in: a caption proxy, not image retrieval;
+``manifest.json``), format ``hybrid_tevatron.captions/1``; ``--max_images N`` keeps the first N images.
+Searches: **cross** X->Y for every ordered pair X != Y (X->en is the text->image stand-in: a caption proxy, not image retrieval;
 relevant = the image's caption in Y) and **multi** X->all (pool = every language's captions; relevant = the
 image's captions in the other languages). The query's own caption is in the multi pool and would trivially rank
 first, so each multi search names ``exclude/multi.X.txt`` ("qid docid" lines, one per query: its own caption);
-an evaluator must drop those pairs from the run before scoring (``python -m hybrid_tevatron.eval captions`` does). There is no mono setting (a caption would
-retrieve itself). The manifest's own format tag keeps the LAReQA evaluation from scoring it without the exclusion.
+an evaluator must drop those pairs from the run before scoring (``python -m hybrid_tevatron.eval captions`` does).
+There is no mono setting (a caption would retrieve itself). The manifest's own format tag tells the evaluation to
+apply the exclusion.
 
 Everything is written to a temporary folder next to the output folder and renamed into place at the end.
 """

@@ -42,7 +42,6 @@ KNOWN_DATASETS = {
     "xquad-r": {"languages": ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"), "parallel": True},
     "mlqa-r": {"languages": ("ar", "de", "en", "es", "hi", "vi", "zh"), "parallel": False},
 }
-SEARCH_COLUMNS = ("name", "setting", "query_lang", "pool", "topics", "qrels", "pool_size")
 _WS = re.compile(r"[\t\n\r]+")
 
 
