@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from hybrid_tevatron.encoding import DEFAULT_PASSAGE_MAX_LEN, DEFAULT_QUERY_MAX_LEN
 from hybrid_tevatron.mixture import SourceSampling, parse_cross_only, parse_source_weights, resolve_alpha_schedule
 
 REGIMES = ("hybrid", "mono", "cross", "xx")
@@ -85,8 +86,10 @@ class HybridDataArguments:
     train_group_size: int = field(
         default=8, metadata={"help": "Passages per query: 1 positive + (group size - 1) negatives."}
     )
-    query_max_len: int = field(default=32, metadata={"help": "Max query length in tokens (truncated)."})
-    passage_max_len: int = field(default=128, metadata={"help": "Max passage length in tokens (truncated)."})
+    query_max_len: int = field(default=DEFAULT_QUERY_MAX_LEN,
+                               metadata={"help": "Max query length in tokens (truncated)."})
+    passage_max_len: int = field(default=DEFAULT_PASSAGE_MAX_LEN,
+                                 metadata={"help": "Max passage length in tokens (truncated)."})
     query_prefix: str = field(default="", metadata={"help": "Prepended to every query, e.g. 'query: '."})
     passage_prefix: str = field(default="", metadata={"help": "Prepended to every passage, e.g. 'passage: '."})
     passage_field_separator: str = field(default=" ", metadata={"help": "Joins a passage's title and text."})

@@ -28,8 +28,13 @@ class EncodingError(HybridTevatronError, ValueError):
 
 
 class Pooling(str, enum.Enum):
+    """How token states become one vector: the first token (``cls``) or the mask-weighted mean (``mean``)."""
+
     CLS = "cls"
     MEAN = "mean"
+
+    __str__ = str.__str__  # "cls", not "Pooling.CLS", in messages and logs
+    __format__ = str.__format__
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,14 +46,38 @@ class Encoding:
     query_max_len: int = DEFAULT_QUERY_MAX_LEN
     passage_max_len: int = DEFAULT_PASSAGE_MAX_LEN
 
+    def __post_init__(self):  # the one validation: values from files, flags and code all pass here
+        for key in KEYS:
+            object.__setattr__(self, key, _value(key, getattr(self, key), "encoding"))
+
     def to_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "pooling": Pooling(self.pooling).value}
+        """The keys of :data:`ENCODING_FILE`, JSON-ready (``pooling`` as its string)."""
+        return {**dataclasses.asdict(self), "pooling": self.pooling.value}
+
+    def side(self, side: str) -> "SideEncoding":
+        """The settings of one side, ``"query"`` or ``"passage"``."""
+        if side not in SIDES:
+            raise EncodingError(f"side must be 'query' or 'passage', got {side!r}")
+        return SideEncoding(self.pooling, self.normalize, getattr(self, f"{side}_prefix"),
+                            getattr(self, f"{side}_max_len"))
 
 
+@dataclasses.dataclass(frozen=True)
+class SideEncoding:
+    """How one side (queries or passages) is encoded: :meth:`Encoding.side`."""
+
+    pooling: Pooling
+    normalize: bool
+    prefix: str
+    max_length: int
+
+
+SIDES = ("query", "passage")
 KEYS = tuple(f.name for f in dataclasses.fields(Encoding))
 
 
 def _value(key: str, value, where: str):
+    """``value`` of ``key`` checked and in its type; ``where`` (a file or a flag) starts the error message."""
     if key == "pooling":
         try:
             return Pooling(value)
@@ -68,7 +97,7 @@ def _value(key: str, value, where: str):
         n = int(value)
     except (TypeError, ValueError):
         raise EncodingError(f"{where}: {key} must be an integer, got {value!r}") from None
-    if n < 1 or isinstance(value, bool):
+    if isinstance(value, bool) or (isinstance(value, float) and value != n) or n < 1:
         raise EncodingError(f"{where}: {key} must be >= 1, got {value!r}")
     return n
 
@@ -111,3 +140,25 @@ def read_encoding(model: str, overrides: Mapping[str, object] | None = None) -> 
                            for k in missing)
             + " (and --query_prefix/--passage_prefix/--query_max_len/--passage_max_len if training used them)")
     return Encoding(**values), source
+
+
+def side_encoding(model: str, side: str, pooling=None, normalize=None, prefix=None,
+                  max_length=None) -> tuple[SideEncoding, dict[str, str]]:
+    """One side's settings by :func:`read_encoding`'s rule, with that side's overrides (``None`` = not given)."""
+    if side not in SIDES:
+        raise EncodingError(f"side must be 'query' or 'passage', got {side!r}")
+    encoding, source = read_encoding(model, {"pooling": pooling, "normalize": normalize, f"{side}_prefix": prefix,
+                                             f"{side}_max_len": max_length})
+    return encoding.side(side), {"pooling": source["pooling"], "normalize": source["normalize"],
+                                 "prefix": source[f"{side}_prefix"], "max_length": source[f"{side}_max_len"]}
+
+
+def write_encoding(folder: str, encoding: Encoding, **provenance) -> str:
+    """Write ``{folder}/hybrid_tevatron.json`` atomically: the keys of ``encoding`` (what :func:`read_encoding`
+    reads back) and ``provenance`` (what else the trainer records: temperature, base model, regime...)."""
+    from hybrid_tevatron.atomic import atomic_write_json
+
+    clash = sorted(set(provenance) & set(KEYS))
+    if clash:
+        raise EncodingError(f"provenance keys {clash} are encoding keys: set them on the Encoding")
+    return atomic_write_json(os.path.join(folder, ENCODING_FILE), {**encoding.to_dict(), **provenance})

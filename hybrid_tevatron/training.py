@@ -50,7 +50,7 @@ from torch.utils.data import DataLoader
 from hybrid_tevatron.collator import HybridBatch
 from hybrid_tevatron.distributed import check_sharded_training
 from hybrid_tevatron.model_files import ModelFolderError, check_model, missing_model_files
-from hybrid_tevatron.modeling import METADATA_FILE, CheckpointMetadata
+from hybrid_tevatron.modeling import CheckpointMetadata
 
 logger = logging.getLogger(__name__)
 
@@ -343,9 +343,6 @@ class HybridTrainerMixin:
                 self._plan_log = None
 
     # ---- checkpoints ----
-    def _encoder(self):
-        return self.accelerator.unwrap_model(self.model).encoder
-
     def _save(self, output_dir: Optional[str] = None, state_dict: Optional[dict] = None) -> None:
         from transformers.trainer import TRAINING_ARGS_NAME
 

@@ -11,6 +11,7 @@
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -83,13 +84,15 @@ def test_query_embeddings_equal_pyserini_auto(tiny_model_dir, pooling, normalize
 def test_defaults_come_from_checkpoint_metadata(tiny_model_dir, tmp_path):
     import shutil
 
-    from hybrid_tevatron.modeling import CheckpointMetadata
+    from hybrid_tevatron.encoding import EncodingError, Encoding, write_encoding
     from hybrid_tevatron.pyserini.encoders import HybridDocumentEncoder, HybridQueryEncoder
 
+    with pytest.raises(EncodingError, match=re.escape("--pooling cls|mean and --normalize or --no-normalize")):
+        HybridDocumentEncoder(tiny_model_dir, device="cpu")  # no hybrid_tevatron.json: no silent default
     model = tmp_path / "ckpt"
     shutil.copytree(tiny_model_dir, model)
-    CheckpointMetadata(pooling="mean", normalize=True, query_prefix="query: ", passage_prefix="passage: ",
-                       query_max_len=16, passage_max_len=48).save(str(model))
+    write_encoding(str(model), Encoding(pooling="mean", normalize=True, query_prefix="query: ",
+                                        passage_prefix="passage: ", query_max_len=16, passage_max_len=48))
     d = HybridDocumentEncoder(str(model), device="cpu")
     q = HybridQueryEncoder(str(model), device="cpu")
     assert (d.pooling, d.l2_norm, d.prefix, d.max_length) == ("mean", True, "passage: ", 48)
@@ -157,7 +160,7 @@ def test_cli_index_read_by_pyserini_search_and_ranks_like_pyserini(tiny_model_di
     run("hybrid_tevatron.pyserini.encode", ["--model", "model", "--corpus", "data/corpus.jsonl", "--output",
                                             "ours/index", "--prefix", "passage: ", "--max_len", "128",
                                             "--batch_size", "8", "--normalize", "--dimension", "32", *common])
-    run("hybrid_tevatron.pyserini.encode", ["--model", "model", "--topics", "data/topics.tsv", "--queries",
+    run("hybrid_tevatron.pyserini.encode", ["--model", "model", "--topics", "data/topics.tsv",
                                             "--output", "ours/queries", "--prefix", "query: ", "--max_len", "32",
                                             "--normalize", *common])
 
@@ -212,10 +215,14 @@ def test_cli_refuses_nonempty_output(tiny_model_dir, tmp_path):
     out.mkdir()
     (out / "keep").write_text("x")
     with pytest.raises(SystemExit, match="not empty"):
-        main(["--model", tiny_model_dir, "--corpus", str(corpus), "--output", str(out), "--device", "cpu"])
+        main(["--model", tiny_model_dir, "--corpus", str(corpus), "--output", str(out), "--device", "cpu",
+              "--pooling", "cls", "--no-normalize"])
     assert os.listdir(out) == ["keep"]
+    with pytest.raises(SystemExit, match=re.escape("pass them explicitly: --pooling cls|mean and --normalize or")):
+        main(["--model", tiny_model_dir, "--corpus", str(corpus), "--output", str(out), "--device", "cpu",
+              "--overwrite"])
     main(["--model", tiny_model_dir, "--corpus", str(corpus), "--output", str(out), "--device", "cpu",
-          "--overwrite", "--limit", "1"])
+          "--overwrite", "--limit", "1", "--pooling", "cls", "--no-normalize"])
     assert (out / "docid").read_text() == "a\n"
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
 
@@ -230,7 +237,7 @@ def test_batches_equal_tokenizer_padding(tiny_model_dir, multiple):
     from hybrid_tevatron.pyserini.encoders import TextEncoder
 
     enc = TextEncoder.from_pretrained(tiny_model_dir, "passage", device="cpu", prefix="passage: ", max_length=16,
-                                      batch_size=3)
+                                      batch_size=3, pooling="cls", normalize=False)
     enc.collator = dataclasses.replace(enc.collator, pad_to_multiple_of=multiple)
     batches = enc.batches(TEXTS)
     assert sorted(i for idx, _ in batches for i in idx) == list(range(len(TEXTS)))

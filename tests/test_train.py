@@ -21,7 +21,8 @@ from hybrid_tevatron.backends import (
 )
 from conftest import BACKENDS, skip_unavailable_backend
 from hybrid_tevatron.driver.train import main, parse_args
-from hybrid_tevatron.modeling import METADATA_FILE, HybridEncoder, embed
+from hybrid_tevatron.encoding import ENCODING_FILE
+from hybrid_tevatron.modeling import embed
 from hybrid_tevatron.training import PLAN_LOG, HybridTrainerMixin, HybridTrainingArgumentsMixin, train
 
 LANGS = ["en", "de", "es", "zh"]
@@ -123,11 +124,11 @@ def test_checkpoints_are_plain_hf_folders(trained):
     trainer, out, name = trained
     for folder in (out, os.path.join(out, "checkpoint-2")):
         files = set(os.listdir(folder))
-        assert {"config.json", "model.safetensors", "tokenizer_config.json", METADATA_FILE} <= files, files
+        assert {"config.json", "model.safetensors", "tokenizer_config.json", ENCODING_FILE} <= files, files
         assert not {"query_model", "passage_model", "pooler.pt"} & files
         AutoModel.from_pretrained(folder)
         AutoTokenizer.from_pretrained(folder)
-        with open(os.path.join(folder, METADATA_FILE)) as f:
+        with open(os.path.join(folder, ENCODING_FILE)) as f:
             meta = json.load(f)
         assert meta["pooling"] == "mean" and meta["normalize"] is True and meta["temperature"] == 0.05
         assert (meta["query_prefix"], meta["passage_prefix"]) == ("query: ", "passage: ")
@@ -137,11 +138,12 @@ def test_checkpoints_are_plain_hf_folders(trained):
 
 def test_reloaded_checkpoint_encodes_like_the_trained_model(trained):
     from hybrid_tevatron.collator import EncodeCollator
+    from hybrid_tevatron.pyserini.encoders import TextEncoder
 
     trainer, out, _ = trained
     queries = ["the cat river 3", "der hund 17", "猫狗 5"]
     passages = ["the old red house by the river", "el perro azul", "书水树红蓝"]
-    reloaded = HybridEncoder.from_pretrained(out)
+    reloaded = {side: TextEncoder.from_pretrained(out, side, device="cpu") for side in ("query", "passage")}
 
     model = trainer.model.eval()
     tok = trainer.processing_class
@@ -151,8 +153,8 @@ def test_reloaded_checkpoint_encodes_like_the_trained_model(trained):
         q_mem = model(query=dict(q)).q_reps  # the Tevatron model's own encode path
         p_mem = model(passage=dict(p)).p_reps
         assert torch.allclose(embed(model.encoder, dict(q), "mean", True), q_mem, atol=1e-6)
-    torch.testing.assert_close(reloaded.encode_queries(queries), q_mem, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(reloaded.encode_passages(passages), p_mem, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.from_numpy(reloaded["query"].encode(queries)), q_mem, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.from_numpy(reloaded["passage"].encode(passages)), p_mem, atol=1e-5, rtol=1e-5)
     assert torch.allclose(q_mem.norm(dim=-1), torch.ones(len(queries)), atol=1e-5)
 
 
@@ -163,7 +165,9 @@ def test_pyserini_auto_encoder_loads_checkpoint(trained):
     _, out, _ = trained
     passages = ["the old red house by the river", "el perro azul"]
     # Pyserini joins prefix and text with a space: "passage:" + " " + text == our "passage: " + text
-    ours = HybridEncoder.from_pretrained(out).encode_passages(passages)
+    from hybrid_tevatron.pyserini.encoders import TextEncoder
+
+    ours = torch.from_numpy(TextEncoder.from_pretrained(out, "passage", device="cpu").encode(passages))
     for folder in (out, os.path.join(out, "checkpoint-2")):
         enc = AutoDocumentEncoder(folder, device="cpu", pooling="mean", l2_norm=True, prefix="passage:")
         theirs = torch.from_numpy(enc.encode(passages, max_length=128))
@@ -224,7 +228,7 @@ def test_cli_json_config(backend, tiny_model_dir, parallel_dir, tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
     main([str(path)])
-    with open(out / METADATA_FILE) as f:
+    with open(out / ENCODING_FILE) as f:
         meta = json.load(f)
     assert (meta["regime"], meta["pooling"], meta["temperature"], meta["languages"]) == ("mono", "mean", 0.02, ["en", "de"])
     assert {r["language"] for r in plan_log(out)} <= {"en", "de"}

@@ -13,7 +13,8 @@ The corpus is read by Pyserini's ``JsonlCollectionIterator`` (a JSONL file or a 
 the text keys match the ones the search looks up.
 
 Settings default to the model's ``hybrid_tevatron.json`` (passage settings for a corpus, query settings for
-topics); flags override. ``--prefix`` is prepended literally (``'query: '``, with its space, as in training).
+topics); flags override (:func:`hybrid_tevatron.encoding.read_encoding`); a model without that file needs
+``--pooling`` and ``--normalize``/``--no-normalize``. ``--prefix`` is prepended literally (``'query: '``, with its space, as in training).
 Outputs appear only when complete: a temporary folder/file beside the target, renamed at the end.
 
 **Sharded corpus encoding** (``--num_shards``, or a multi-process ``torchrun``)::
@@ -36,17 +37,16 @@ import glob
 import os
 import shutil
 import sys
-import tempfile
 import time
 from typing import Optional
 
 from hybrid_tevatron._pyserini_env import configure
-from hybrid_tevatron.eval import atomic_dir
+from hybrid_tevatron.atomic import atomic_dir, atomic_path
+from hybrid_tevatron.errors import HybridTevatronError
+from hybrid_tevatron.logs import get_logger
 from hybrid_tevatron.pyserini.shards import ShardError, ShardInfo, process_shards, shard_name, shard_range
 
-
-def _log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] hybrid_tevatron.pyserini.encode: {msg}", file=sys.stderr, flush=True)
+log = get_logger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,12 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--corpus", help="Pyserini JSONL corpus (file or folder) -> Faiss index")
     src.add_argument("--topics", help="topics (TSV 'qid<TAB>text', or any Pyserini topics file) -> embedding.pkl")
-    p.add_argument("--queries", action="store_true",
-                   help="query mode (implied by --topics; accepted for explicitness, needs --topics)")
     p.add_argument("--output", required=True, help="index folder (corpus) or folder / .pkl file (topics)")
-    p.add_argument("--pooling", choices=["cls", "mean"], help="default: the checkpoint's, else cls")
+    p.add_argument("--pooling", choices=["cls", "mean"],
+                   help="default: the checkpoint's (required for a model without hybrid_tevatron.json)")
     p.add_argument("--normalize", "--l2-norm", dest="normalize", action="store_const", const=True,
-                   help="L2-normalise (default: the checkpoint's, else off)")
+                   help="L2-normalise (default: the checkpoint's; a model without hybrid_tevatron.json needs "
+                   "--normalize or --no-normalize)")
     p.add_argument("--no-normalize", "--no_normalize", dest="normalize", action="store_const", const=False)
     p.add_argument("--prefix", help="literal text prefix (default: the checkpoint's passage/query prefix)")
     p.add_argument("--max_len", "--max-length", dest="max_len", type=int,
@@ -127,7 +127,7 @@ def encode_corpus(args) -> dict:
     delimiter = args.delimiter.replace("\\n", "\n")
     collection = JsonlCollectionIterator(args.corpus, args.fields, args.docid_field, delimiter)
     n = collection.size if args.limit is None else min(args.limit, collection.size)
-    _log(f"{n} documents of {args.corpus}: pooling {encoder.pooling}, normalize {encoder.l2_norm}, "
+    log.info(f"{n} documents of {args.corpus}: pooling {encoder.pooling}, normalize {encoder.l2_norm}, "
          f"prefix {encoder.prefix!r}, max_len {encoder.max_length}, device {encoder.device}, "
          f"dtype {encoder.engine.autocast_dtype or 'fp32'}, batch {args.batch_size}")
     if sharding is None:
@@ -146,7 +146,7 @@ def encode_corpus(args) -> dict:
         info = ShardInfo(shard_id, num_shards, start, stop, n, dim, settings)
         target = os.path.join(out, shard_name(shard_id, num_shards))
         if _finished(target, info, args.overwrite):
-            _log(f"{shard_name(shard_id, num_shards)}: complete, skipped (rows {start}..{stop - 1})")
+            log.info(f"{shard_name(shard_id, num_shards)}: complete, skipped (rows {start}..{stop - 1})")
             continue
         _write_index(encoder, collection.all_info, args, start, stop, target, info)
         done.append(shard_id)
@@ -157,7 +157,7 @@ def _finished(target: str, info: ShardInfo, overwrite: bool) -> bool:
     """Whether ``target`` already holds this shard of this encoding; removes a killed run's temporary folders."""
     parent, name = os.path.split(target)
     for stale in glob.glob(os.path.join(glob.escape(parent), f".{name}.*.tmp")):
-        _log(f"removing {stale} (left by an interrupted run)")
+        log.info(f"removing {stale} (left by an interrupted run)")
         shutil.rmtree(stale, ignore_errors=True)
     if overwrite or not os.path.exists(target):
         return False
@@ -185,14 +185,14 @@ def _write_index(encoder, corpus: dict, args, start: int, stop: int, out: str,
                 titles = corpus["title"][lo:hi] if "title" in args.fields else None  # as pyserini.encode
                 vectors = encoder.encode(texts, titles=titles)
                 writer.write({"id": corpus["id"][lo:hi], "vector": vectors}, args.fields)
-                _log(f"{what}: {hi - start}/{stop - start} encoded "
+                log.info(f"{what}: {hi - start}/{stop - start} encoded "
                      f"({(hi - start) / max(time.perf_counter() - t0, 1e-9):.1f}/s)")
         if shard is not None:
             shard.save(tmp)
         os.chmod(tmp, 0o755)
         seconds = time.perf_counter() - t0
     count = stop - start
-    _log(f"wrote {out}/index + docid: {count} x {encoder.dimension} in {seconds:.2f}s "
+    log.info(f"wrote {out}/index + docid: {count} x {encoder.dimension} in {seconds:.2f}s "
          f"({count / max(seconds, 1e-9):.1f} docs/s)")
     return {"count": count, "seconds": seconds, "output": out}
 
@@ -220,26 +220,16 @@ def encode_topics(args) -> dict:
     t0 = time.perf_counter()
     vectors = encoder.encode_batch(texts)
     seconds = time.perf_counter() - t0
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".embedding.", suffix=".pkl.tmp", dir=os.path.dirname(target))
-    os.close(fd)
-    try:
+    with atomic_path(target) as tmp:
         pd.DataFrame({"id": ids, "text": texts, "embedding": list(vectors)}).to_pickle(tmp)
         os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    _log(f"wrote {target}: {len(ids)} queries (pooling {encoder.pooling}, normalize {encoder.l2_norm}, prefix "
+    log.info(f"wrote {target}: {len(ids)} queries (pooling {encoder.pooling}, normalize {encoder.l2_norm}, prefix "
          f"{encoder.prefix!r}, max_len {encoder.max_length}) in {seconds:.2f}s")
     return {"count": len(ids), "seconds": seconds, "output": target}
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.queries and not args.topics:
-        raise SystemExit("error: --queries needs --topics")
     if args.batch_size < 1 or args.sort_window < 1:
         raise SystemExit("error: --batch_size and --sort_window must be >= 1")
     if "text" not in args.fields:
@@ -250,7 +240,7 @@ def main(argv=None) -> int:
     configure()
     try:
         (encode_topics if args.topics else encode_corpus)(args)
-    except ShardError as err:
+    except HybridTevatronError as err:  # ShardError, EncodingError: one line
         raise SystemExit(f"error: {err}") from None
     return 0
 

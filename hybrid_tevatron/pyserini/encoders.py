@@ -23,17 +23,16 @@ same texts (tested).
 They are created on first access, so importing this module does not import Pyserini (~10 s).
 
 Settings come from the model folder's ``hybrid_tevatron.json`` (written by the trainer) when present; explicit
-arguments override it. Prefixes are literal strings prepended to the text (``"query: "``), as in training;
+arguments override it (:func:`hybrid_tevatron.encoding.read_encoding`: without the file, ``pooling`` and
+``l2_norm`` must be given). Prefixes are literal strings prepended to the text (``"query: "``), as in training;
 Pyserini's own ``--prefix X`` means ``"X "``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -41,72 +40,10 @@ import torch
 import torch.nn.functional as F
 
 from hybrid_tevatron.collator import EncodeCollator
-from hybrid_tevatron.modeling import METADATA_FILE, POOLINGS, pool
+from hybrid_tevatron.encoding import SideEncoding, side_encoding
+from hybrid_tevatron.modeling import pool
 
 DTYPES = ("auto", "fp32", "fp16", "bf16")
-DEFAULT_MAX_LENGTH = {"query": 32, "passage": 128}  # the trainer's defaults (arguments.py)
-
-
-@dataclass(frozen=True)
-class EncodingSettings:
-    """How one side (queries or passages) is encoded."""
-
-    pooling: str = "cls"
-    normalize: bool = False
-    prefix: str = ""
-    max_length: int = 128
-
-    def __post_init__(self):
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
-        if self.max_length < 1:
-            raise ValueError(f"max_length must be >= 1, got {self.max_length}")
-
-
-def read_model_settings(model: str) -> Dict:
-    """The encoding settings saved in ``{model}/hybrid_tevatron.json`` (empty when there is none)."""
-    path = os.path.join(model, METADATA_FILE)
-    if not os.path.isfile(path):
-        return {}
-    with open(path, encoding="utf-8") as f:
-        saved = json.load(f)
-    if not isinstance(saved, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    if "normalize" not in saved and "l2_norm" in saved:
-        saved["normalize"] = saved["l2_norm"]
-    return saved
-
-
-def resolve_settings(
-    model: str,
-    side: str,
-    pooling: Optional[str] = None,
-    normalize: Optional[bool] = None,
-    prefix: Optional[str] = None,
-    max_length: Optional[int] = None,
-) -> Tuple[EncodingSettings, Dict[str, str]]:
-    """Settings for ``side`` ('query' or 'passage'): arguments, else ``hybrid_tevatron.json``, else defaults.
-
-    Returns the settings and where each came from.
-    """
-    if side not in DEFAULT_MAX_LENGTH:
-        raise ValueError(f"side must be 'query' or 'passage', got {side!r}")
-    saved = read_model_settings(model) if os.path.isdir(model) else {}
-    given = {"pooling": pooling, "normalize": normalize, "prefix": prefix, "max_length": max_length}
-    keys = {"pooling": "pooling", "normalize": "normalize", "prefix": f"{side}_prefix",
-            "max_length": f"{side}_max_len"}
-    defaults = {"pooling": "cls", "normalize": False, "prefix": "", "max_length": DEFAULT_MAX_LENGTH[side]}
-    values, source = {}, {}
-    for name, key in keys.items():
-        if given[name] is not None:
-            values[name], source[name] = given[name], "argument"
-        elif saved.get(key) is not None:
-            values[name], source[name] = saved[key], METADATA_FILE
-        else:
-            values[name], source[name] = defaults[name], "default"
-    values["normalize"] = bool(values["normalize"])
-    values["max_length"] = int(values["max_length"])
-    return EncodingSettings(**values), source
 
 
 def resolve_device(device: Optional[str] = None) -> torch.device:
@@ -178,7 +115,7 @@ class TextEncoder:
         self,
         model,
         tokenizer,
-        settings: EncodingSettings,
+        settings: SideEncoding,
         device: Optional[str] = None,
         dtype: str = "auto",
         batch_size: int = 64,
@@ -205,7 +142,7 @@ class TextEncoder:
         batch_size: int = 64, tokenizer: Optional[str] = None, **settings
     ) -> "TextEncoder":
         """Load ``model`` (cached) with settings from its ``hybrid_tevatron.json``, ``settings`` over them."""
-        resolved, _ = resolve_settings(model, side, **settings)
+        resolved, _ = side_encoding(model, side, **settings)
         dev = resolve_device(device)
         net, tok = load_model(model, dev, tokenizer)
         return cls(net, tok, resolved, dev, dtype, batch_size)
@@ -286,7 +223,7 @@ class _SettingsView:
 
     @property
     def pooling(self) -> str:
-        return self.engine.settings.pooling
+        return self.engine.settings.pooling.value
 
     @property
     def l2_norm(self) -> bool:
@@ -389,12 +326,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def throughput_line(n: int, seconds: float, what: str = "texts") -> str:
-    return f"{n} {what} in {seconds:.1f}s ({n / max(seconds, 1e-9):.1f}/s)"
-
-
 __all__ = [
-    "EncodingSettings", "TextEncoder", "HybridDocumentEncoder", "HybridQueryEncoder", "resolve_settings",
-    "resolve_device", "autocast_dtype", "load_model", "sort_order", "join_title",
-    "read_model_settings",
+    "TextEncoder", "HybridDocumentEncoder", "HybridQueryEncoder", "resolve_device", "autocast_dtype", "load_model",
+    "sort_order", "join_title",
 ]
