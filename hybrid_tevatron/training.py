@@ -49,6 +49,7 @@ from torch.utils.data import DataLoader
 
 from hybrid_tevatron.collator import HybridBatch
 from hybrid_tevatron.distributed import check_sharded_training
+from hybrid_tevatron.errors import HybridTevatronError
 from hybrid_tevatron.model_files import ModelFolderError, check_model, missing_model_files
 from hybrid_tevatron.modeling import CheckpointMetadata
 
@@ -61,7 +62,7 @@ CHECKPOINT_STAGING = ".checkpoint-saving"  # in output_dir: a checkpoint-N being
 TRAINER_STATE = "trainer_state.json"  # written last into a checkpoint by transformers
 
 
-class SetupError(ValueError):
+class SetupError(HybridTevatronError, ValueError):
     """A run that cannot start as configured (output dir, resume checkpoint, batch size vs data...)."""
 
 

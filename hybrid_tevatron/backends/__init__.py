@@ -34,11 +34,13 @@ import importlib
 import importlib.util
 from typing import Any, List, Protocol, runtime_checkable
 
+from hybrid_tevatron.errors import HybridTevatronError
+
 BACKEND_NAMES = ("auto", "pypi", "main")
 _MODULES = {"pypi": "hybrid_tevatron.backends.tevatron_pypi", "main": "hybrid_tevatron.backends.tevatron_main"}
 
 
-class BackendError(RuntimeError):
+class BackendError(HybridTevatronError, RuntimeError):
     """The requested backend is unknown or its Tevatron is not installed."""
 
 

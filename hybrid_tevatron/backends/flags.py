@@ -16,11 +16,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, Iterable, Mapping, Optional, Sequence
 
+from hybrid_tevatron.errors import HybridTevatronError
+
 NOT_OFFERED = "hybrid_tevatron_not_offered"  # field metadata key: the reason a Tevatron flag is refused
 NEW_FIELD_REASON = "a Tevatron flag hybrid_tevatron does not know, so it cannot honour it"
 
 
-class FlagError(ValueError):
+class FlagError(HybridTevatronError, ValueError):
     """A Tevatron flag that this backend does not offer was given."""
 
 

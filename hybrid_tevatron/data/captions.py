@@ -51,7 +51,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from hybrid_tevatron.data.readers import DataError
-from hybrid_tevatron.eval import atomic_dir
+from hybrid_tevatron.errors import report_errors
+from hybrid_tevatron.atomic import atomic_dir
 from hybrid_tevatron.eval.lareqa import clean_text, docid, query_id
 
 POOL_FORMAT = "hybrid_tevatron.captions/1"
@@ -424,6 +425,7 @@ def load_from_args(args) -> CaptionSet:
     return load_caption_files(args.name or "captions", files, image_names=args.image_names)
 
 
+@report_errors
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hybrid_tevatron.data.captions", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -447,25 +449,21 @@ def main(argv=None) -> int:
     t.add_argument("--max_examples", type=int, help="keep this many images (seeded uniform sample, file order)")
     t.add_argument("--seed", type=int, default=0, help="seed of the sample and the negatives (default 0)")
     args = ap.parse_args(argv)
-    try:
-        captions = load_from_args(args)
-        if args.command == "train":
-            stats = write_training(captions, args.output_dir, args.negatives, args.seed, args.max_examples,
-                                   args.overwrite)
-            print(f"{stats['source']}: {stats['queries']} of {stats['images_in_files']} images, "
-                  f"{len(stats['languages'])} languages ({' '.join(stats['languages'])}), "
-                  f"{stats['negatives_per_query']} negatives each -> {os.path.abspath(args.output_dir)}")
-        else:
-            if args.max_images:
-                captions = first_images(captions, args.max_images)
-            manifest = write_pool(captions, args.output_dir, args.overwrite)
-            c = manifest["counts"]
-            print(f"{manifest['dataset']}: {c['images']} images, {len(manifest['languages'])} languages, "
-                  f"{c['pool_all']} captions, {c['pairs']} cross pairs, {len(manifest['searches'])} searches -> "
-                  f"{os.path.join(os.path.abspath(args.output_dir), 'manifest.json')}")
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    captions = load_from_args(args)
+    if args.command == "train":
+        stats = write_training(captions, args.output_dir, args.negatives, args.seed, args.max_examples,
+                               args.overwrite)
+        print(f"{stats['source']}: {stats['queries']} of {stats['images_in_files']} images, "
+              f"{len(stats['languages'])} languages ({' '.join(stats['languages'])}), "
+              f"{stats['negatives_per_query']} negatives each -> {os.path.abspath(args.output_dir)}")
+    else:
+        if args.max_images:
+            captions = first_images(captions, args.max_images)
+        manifest = write_pool(captions, args.output_dir, args.overwrite)
+        c = manifest["counts"]
+        print(f"{manifest['dataset']}: {c['images']} images, {len(manifest['languages'])} languages, "
+              f"{c['pool_all']} captions, {c['pairs']} cross pairs, {len(manifest['searches'])} searches -> "
+              f"{os.path.join(os.path.abspath(args.output_dir), 'manifest.json')}")
     return 0
 
 

@@ -37,6 +37,8 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 
 import numpy as np
 
+from hybrid_tevatron.errors import HybridTevatronError
+
 from .corpus import ParallelCorpus
 
 __all__ = [
@@ -58,7 +60,7 @@ Locator = Callable[[int], str]
 MAX_ERRORS = 20
 
 
-class DataError(ValueError):
+class DataError(HybridTevatronError, ValueError):
     """Invalid or inconsistent training data; the message names the file/line (or dataset row) and the id."""
 
 

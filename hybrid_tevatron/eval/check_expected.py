@@ -44,11 +44,13 @@ from typing import Iterable, List, Optional
 
 import yaml
 
+from hybrid_tevatron.errors import HybridTevatronError
+
 DEFAULTS = {"ok_abs": 0.005, "okish_abs": 0.02, "ok_rel": 0.02, "okish_rel": 0.05, "ok_std": 1.0, "okish_std": 3.0}
 RELATIVE = ["*rank_distance*"]
 
 
-class ExpectedError(ValueError):
+class ExpectedError(HybridTevatronError, ValueError):
     """A malformed expected file; the message names the file and the row."""
 
 

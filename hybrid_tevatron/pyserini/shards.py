@@ -24,13 +24,15 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional, Tuple
 
+from hybrid_tevatron.errors import HybridTevatronError
+
 SHARD_INFO = "shard.json"
 SHARD_NAME = "shard-{shard_id:05d}-of-{num_shards:05d}"
 SHARD_PATTERN = re.compile(r"^shard-(\d{5})-of-(\d{5})$")
 MAX_SHARDS = 99999  # five digits in the folder name
 
 
-class ShardError(ValueError):
+class ShardError(HybridTevatronError, ValueError):
     """Shards that cannot be encoded or merged as asked; the message names the shard or folder."""
 
 
