@@ -6,6 +6,7 @@ model-folder check, reproduce the package's own embeddings, and be what the reci
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -60,7 +61,7 @@ def test_default_model_reuses_the_build_and_says_so_in_one_line(cache):
     proc = subprocess.run([sys.executable, "-m", "hybrid_tevatron.models.default"], capture_output=True, text=True,
                           env=env, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == path
-    assert proc.stderr.strip().splitlines() == [
+    assert [re.sub(r"^\[\d\d:\d\d:\d\d\] ", "", line) for line in proc.stderr.strip().splitlines()] == [
         f"model: the hub is not reachable; using {default.HUB_ID} built from {me5_small.SOURCE} at {path}"]
     assert os.stat(os.path.join(path, "model.safetensors")).st_mtime_ns == before
 

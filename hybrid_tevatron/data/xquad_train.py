@@ -42,9 +42,14 @@ import sys
 from collections import defaultdict
 from typing import Dict, List, Sequence, Tuple
 
-ALL_LANGUAGES = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
-UNSEEN_LANGUAGES = ("el", "vi")  # held out of training, as in the paper
-TRAIN_LANGUAGES = tuple(lang for lang in ALL_LANGUAGES if lang not in UNSEEN_LANGUAGES)
+from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
+from hybrid_tevatron.data.languages import TRAIN_LANGUAGES, UNSEEN_LANGUAGES
+from hybrid_tevatron.data.languages import XQUAD_R_LANGUAGES as ALL_LANGUAGES
+from hybrid_tevatron.data.readers import DataError
+from hybrid_tevatron.errors import report_errors
+from hybrid_tevatron.logs import get_logger
+
+log = get_logger(__name__)
 TEST_EVERY, TEST_OFFSET = 3, 2
 # The titles the rule selects on the LAReQA XQuAD-R files (commit 9bc8c7fb6dd8): articles 2, 5, ..., 47.
 TEST_ARTICLES = (
@@ -57,9 +62,9 @@ TEST_ARTICLES = (
 def split_articles(titles: Sequence[str], every: int = TEST_EVERY, offset: int = TEST_OFFSET) -> Tuple[List[str], List[str]]:
     """(train titles, test titles): article ``i`` (file order) is test when ``i % every == offset``."""
     if every < 2 or not 0 <= offset < every:
-        raise ValueError(f"need every >= 2 and 0 <= offset < every, got every={every} offset={offset}")
+        raise DataError(f"need every >= 2 and 0 <= offset < every, got every={every} offset={offset}")
     if len(set(titles)) != len(titles):
-        raise ValueError("article titles are not unique")
+        raise DataError("article titles are not unique")
     train = [t for i, t in enumerate(titles) if i % every != offset]
     test = [t for i, t in enumerate(titles) if i % every == offset]
     return train, test
@@ -72,7 +77,7 @@ def load_xquad(xquad_dir: str, languages: Sequence[str]) -> Dict[str, list]:
     for lang in languages:
         path = os.path.join(xquad_dir, f"{lang}.json")
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: no XQuAD-R file for language {lang!r}")
+            raise DataError(f"{path}: no XQuAD-R file for language {lang!r}")
         with open(path, encoding="utf-8") as f:
             data[lang] = json.load(f)["data"]
     ref_lang = languages[0]
@@ -81,14 +86,14 @@ def load_xquad(xquad_dir: str, languages: Sequence[str]) -> Dict[str, list]:
         path = os.path.join(xquad_dir, f"{lang}.json")
         arts = data[lang]
         if [a["title"] for a in arts] != [a["title"] for a in ref]:
-            raise ValueError(f"{path}: article titles/order differ from {ref_lang}.json")
+            raise DataError(f"{path}: article titles/order differ from {ref_lang}.json")
         for i, (a, r) in enumerate(zip(arts, ref)):
             if len(a["paragraphs"]) != len(r["paragraphs"]):
-                raise ValueError(f"{path}: article {i} ({a['title']}) has {len(a['paragraphs'])} paragraphs, "
+                raise DataError(f"{path}: article {i} ({a['title']}) has {len(a['paragraphs'])} paragraphs, "
                                  f"{ref_lang}.json has {len(r['paragraphs'])}")
             for j, (p, rp) in enumerate(zip(a["paragraphs"], r["paragraphs"])):
                 if [q["id"] for q in p["qas"]] != [q["id"] for q in rp["qas"]]:
-                    raise ValueError(f"{path}: article {i} ({a['title']}) paragraph {j}: question ids differ "
+                    raise DataError(f"{path}: article {i} ({a['title']}) paragraph {j}: question ids differ "
                                      f"from {ref_lang}.json")
     return data
 
@@ -98,7 +103,7 @@ def gold_sentence(paragraph: dict, qa: dict, where: str) -> int:
     start = qa["answers"][0]["answer_start"]
     hits = [k for k, (a, b) in enumerate(paragraph["sentence_breaks"]) if a <= start < b]
     if len(hits) != 1:
-        raise ValueError(f"{where}: question {qa['id']}: answer_start {start} lies in {len(hits)} sentence spans")
+        raise DataError(f"{where}: question {qa['id']}: answer_start {start} lies in {len(hits)} sentence spans")
     return hits[0]
 
 
@@ -109,7 +114,7 @@ def build_examples(data: Dict[str, list], titles: Sequence[str]) -> Tuple[Dict[s
     ref = data[languages[0]]
     missing = wanted - {a["title"] for a in ref}
     if missing:
-        raise ValueError(f"articles not in the data: {sorted(missing)}")
+        raise DataError(f"articles not in the data: {sorted(missing)}")
     records: Dict[str, List[dict]] = {lang: [] for lang in languages}
     n_classes = n_partial = n_neg = 0
     for i, article in enumerate(ref):
@@ -178,53 +183,36 @@ def build_examples(data: Dict[str, list], titles: Sequence[str]) -> Tuple[Dict[s
     return records, stats
 
 
-def _write_jsonl(path: str, rows: List[dict]) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
-
-
-def _write_json(path: str, obj) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, ensure_ascii=False, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 def convert(xquad_dir: str, output_dir: str, languages: Sequence[str] = TRAIN_LANGUAGES, split: str = "train",
             every: int = TEST_EVERY, offset: int = TEST_OFFSET, check_titles: bool = True) -> dict:
     """Write ``{lang}.jsonl`` for the ``split`` articles, plus ``split.json`` and ``stats.json``; return stats."""
     if split not in ("train", "test"):
-        raise ValueError(f"split must be train or test, got {split!r}")
+        raise DataError(f"split must be train or test, got {split!r}")
     unknown = [lang for lang in languages if lang not in ALL_LANGUAGES]
     if unknown:
-        raise ValueError(f"unknown XQuAD-R languages {unknown}; available: {', '.join(ALL_LANGUAGES)}")
+        raise DataError(f"unknown XQuAD-R languages {unknown}; available: {', '.join(ALL_LANGUAGES)}")
     data = load_xquad(xquad_dir, list(languages))
     titles = [a["title"] for a in next(iter(data.values()))]
     train, test = split_articles(titles, every, offset)
     if check_titles and (every, offset) == (TEST_EVERY, TEST_OFFSET) and tuple(test) != TEST_ARTICLES:
-        raise ValueError(f"{xquad_dir}: the default split selects {test}, expected TEST_ARTICLES {list(TEST_ARTICLES)} "
+        raise DataError(f"{xquad_dir}: the default split selects {test}, expected TEST_ARTICLES {list(TEST_ARTICLES)} "
                          "(different XQuAD-R files or article order?)")
     records, stats = build_examples(data, train if split == "train" else test)
     os.makedirs(output_dir, exist_ok=True)
     for lang, rows in records.items():
-        _write_jsonl(os.path.join(output_dir, f"{lang}.jsonl"), rows)
+        atomic_write_text(os.path.join(output_dir, f"{lang}.jsonl"),
+                          "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     split_info = {"rule": f"article i (file order) is test when i % {every} == {offset}",
                   "train": train, "test": test, "written": split}
-    _write_json(os.path.join(output_dir, "split.json"), split_info)
+    atomic_write_json(os.path.join(output_dir, "split.json"), split_info)
     for side, names in (("train", train), ("test", test)):  # for ``eval.lareqa --articles @FILE``
-        tmp = os.path.join(output_dir, f"{side}_articles.txt.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write("".join(t + "\n" for t in names))
-        os.replace(tmp, os.path.join(output_dir, f"{side}_articles.txt"))
+        atomic_write_text(os.path.join(output_dir, f"{side}_articles.txt"), "".join(t + "\n" for t in names))
     stats["split"] = split
-    _write_json(os.path.join(output_dir, "stats.json"), stats)
+    atomic_write_json(os.path.join(output_dir, "stats.json"), stats)
     return stats
 
 
+@report_errors
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -254,10 +242,9 @@ def main(argv=None) -> int:
     if not args.xquad_dir or not args.output_dir:
         ap.error("--xquad_dir and --output_dir are required")
     stats = convert(args.xquad_dir, args.output_dir, args.languages, args.split, args.test_every, args.test_offset)
-    print(json.dumps(stats), file=sys.stderr)
-    print(f"wrote {', '.join(l + '.jsonl' for l in args.languages)}, split.json, train_articles.txt, "
-          f"test_articles.txt, stats.json to {args.output_dir}",
-          file=sys.stderr)
+    log.info(json.dumps(stats))
+    log.info(f"wrote {', '.join(lang + '.jsonl' for lang in args.languages)}, split.json, train_articles.txt, "
+             f"test_articles.txt, stats.json to {args.output_dir}")
     return 0
 
 

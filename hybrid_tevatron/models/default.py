@@ -10,7 +10,7 @@ The rule, in order:
    ``CACHE/models/me5-small``, once (about 10 s, 470 MB); ``CACHE`` is ``$HYBRID_TEVATRON_CACHE``, else
    ``$XDG_CACHE_HOME/hybrid_tevatron``, else ``~/.cache/hybrid_tevatron`` (outside the repository).
 
-Cases 1 and 3 say so in one line on stderr. The embedded model's weights are 4-bit rounded, so its scores differ a
+Cases 1 and 3 say so in one line on stderr (``[HH:MM:SS] model: ...``, :mod:`hybrid_tevatron.logs`). The embedded model's weights are 4-bit rounded, so its scores differ a
 little from the hub model's; the expected-score files of the recipes were written with it (``me5-small``).
 """
 
@@ -20,7 +20,10 @@ import os
 import sys
 
 from hybrid_tevatron.errors import report_errors
+from hybrid_tevatron.logs import get_logger
 from hybrid_tevatron.models import me5_small
+
+log = get_logger(__name__)
 
 HUB_ID = "intfloat/multilingual-e5-small"
 PROBE_TIMEOUT = 5.0
@@ -68,8 +71,9 @@ def hub_reachable(repo_id: str = HUB_ID, timeout: float = PROBE_TIMEOUT) -> bool
         return False
 
 
-def default_model(log=lambda msg: print(msg, file=sys.stderr)) -> str:
-    """The model the recipes use when ``MODEL`` is unset (see the module docstring for the rule)."""
+def default_model(log=log.info) -> str:
+    """The model the recipes use when ``MODEL`` is unset (see the module docstring for the rule); ``log`` takes
+    the one line that says which (default: this module's logger, on stderr)."""
     snapshot = cached_snapshot()
     if snapshot:
         log(f"model: {HUB_ID} from the local Hugging Face cache ({snapshot})")

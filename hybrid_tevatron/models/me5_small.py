@@ -28,6 +28,7 @@ import unicodedata
 
 import numpy as np
 
+from hybrid_tevatron.atomic import atomic_dir
 from hybrid_tevatron.errors import HybridTevatronError, report_errors
 
 NAME = "me5-small"
@@ -223,31 +224,19 @@ def build(out: str) -> str:
     if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
         raise EmbeddedModelError(f"{out} exists and does not hold the embedded model; remove it or pick another folder")
     cfg, pieces, scores, norm_map, tensors = read_container(locate_container())
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    import shutil
-    import tempfile
-
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out))}.", suffix=".tmp", dir=parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    try:
+    with atomic_dir(out) as tmp:  # replaces an empty folder (the only one allowed above)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # a temporary folder is private (0700); the model folder is not
         write_model(cfg, tensors, tmp)
         write_tokenizer(cfg, pieces, scores, norm_map, tmp)
         write_sentence_transformers_files(cfg, tmp)
         with open(os.path.join(tmp, MARKER), "w", encoding="utf-8") as f:
             json.dump({"name": NAME, "model": "intfloat/multilingual-e5-small", "source": SOURCE,
                        "weights": "4-bit Q4_0, dequantised to float32"}, f, indent=1)
-        if os.path.isdir(out):
-            os.rmdir(out)  # only an empty folder may stand in the way (checked above)
-        os.replace(tmp, out)
-    finally:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
