@@ -10,9 +10,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from hybrid_tevatron.encoding import DEFAULT_PASSAGE_MAX_LEN, DEFAULT_QUERY_MAX_LEN
-from hybrid_tevatron.mixture import SourceSampling, parse_cross_only, parse_source_weights, resolve_alpha_schedule
-
-REGIMES = ("hybrid", "mono", "cross", "xx")
+from hybrid_tevatron.mixture import Regime, SourceSampling, check_regime, parse_cross_only, parse_source_weights
 
 
 @dataclass
@@ -102,16 +100,12 @@ class HybridDataArguments:
     )
 
     def __post_init__(self):
-        if self.regime not in REGIMES:
-            raise ValueError(f"--regime must be one of {', '.join(REGIMES)}, got {self.regime!r}")
+        self.regime, _ = check_regime(self.regime, self.alpha, self.alpha_schedule)  # the rules: mixture
         if self.token_cache_size < 0:
             raise ValueError(f"--token_cache_size must be >= 0, got {self.token_cache_size}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"--alpha must be in [0, 1], got {self.alpha}")
         self.source_sampling = SourceSampling.parse(self.source_sampling)
         parse_source_weights(self.source_weights)  # the rules live in hybrid_tevatron.mixture
         self.cross_only_sources = parse_cross_only(self.cross_only_sources)
-        resolve_alpha_schedule(self.regime, self.alpha_schedule)
         if self.language_weights and len(self.language_weights) != len(self.languages):
             raise ValueError("--language_weights needs one weight per entry of --languages")
         if any(w < 0 for w in self.language_weights) or (self.language_weights and sum(self.language_weights) <= 0):
@@ -122,4 +116,4 @@ class HybridDataArguments:
     @property
     def mono_probability(self) -> float:
         """α of the regime: 1 for mono, 0 for cross, --alpha for hybrid (unused by xx)."""
-        return {"mono": 1.0, "cross": 0.0}.get(self.regime, self.alpha)
+        return Regime(self.regime).mono_probability(self.alpha)

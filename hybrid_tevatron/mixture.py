@@ -1,10 +1,14 @@
-"""Mixture control of the batch plan: source sampling, per-source weights, cross-only sources and α schedules.
+"""Mixture control of the batch plan: the regime and α, source sampling, per-source weights, cross-only sources and
+α schedules.
 
 Every rule here is parsed and checked in this one module; :mod:`hybrid_tevatron.arguments` calls these parsers so
 the command line fails before any data is read, and :class:`~hybrid_tevatron.sampling.BatchPlan` calls them again
 on what it is given (the same functions, so the two can never disagree). Everything is a pure function of its
 arguments, so the plan stays a pure function of ``(seed, epoch, step)``.
 
+* **Regime** (:class:`Regime`, checked with α and the α schedule by :func:`check_regime`): ``hybrid`` (a step is
+  mono with probability α, else cross), ``mono`` (α = 1), ``cross`` (α = 0), ``xx`` (per example one random
+  language for both sides; α unused).
 * **Source sampling** (:class:`SourceSampling`): ``proportional`` shuffles an epoch's source quotas per
   ``(seed, epoch)``; ``round_robin`` takes them in rounds (round r holds, in source order, every source with more
   than r steps).
@@ -33,6 +37,37 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+
+class Regime(str, enum.Enum):
+    """The batch regime (see the module docstring)."""
+
+    hybrid = "hybrid"
+    mono = "mono"
+    cross = "cross"
+    xx = "xx"
+
+    __str__ = str.__str__  # "mono", not "Regime.mono", in messages, logs and JSON
+    __format__ = str.__format__
+
+    @classmethod
+    def parse(cls, value) -> "Regime":
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(f"--regime must be one of {', '.join(m.value for m in cls)}, got {value!r}") from None
+
+    def mono_probability(self, alpha: float) -> float:
+        """α of the regime: 1 for mono, 0 for cross, ``alpha`` for hybrid (unused by xx)."""
+        return {Regime.mono: 1.0, Regime.cross: 0.0}.get(self, float(alpha))
+
+
+def check_regime(regime, alpha: float, alpha_schedule=None) -> Tuple[Regime, Optional["AlphaSchedule"]]:
+    """The one check of ``--regime``, ``--alpha`` (in [0, 1]) and ``--alpha_schedule`` (hybrid only): the regime
+    and the parsed schedule (``None`` when not given)."""
+    regime = Regime.parse(regime)
+    check_alpha(alpha)
+    return regime, resolve_alpha_schedule(regime, alpha_schedule)
 
 
 class SourceSampling(str, enum.Enum):
@@ -207,7 +242,7 @@ def resolve_alpha_schedule(regime: str, schedule) -> Optional[AlphaSchedule]:
     a schedule applies to the hybrid regime only."""
     if not schedule:
         return None
-    if regime != "hybrid":
+    if regime != Regime.hybrid:
         raise ValueError(f"--alpha_schedule applies to --regime hybrid only, not to {regime}")
     return schedule if isinstance(schedule, AlphaSchedule) else AlphaSchedule.parse(schedule)
 
@@ -224,5 +259,5 @@ def _alpha_value(text: str, spec: str) -> float:
 
 def check_alpha(alpha: float) -> float:
     if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        raise ValueError(f"--alpha must be in [0, 1], got {alpha}")
     return float(alpha)

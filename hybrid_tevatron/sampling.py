@@ -32,12 +32,12 @@ from torch.utils.data import Sampler
 
 from hybrid_tevatron.mixture import (
     AlphaSchedule,
+    Regime,
     SourceSampling,
     apportion,
-    check_alpha,
+    check_regime,
     parse_cross_only,
     parse_source_weights,
-    resolve_alpha_schedule,
     self_paired_example,
     source_weight_vector,
 )
@@ -216,7 +216,7 @@ class BatchPlan:
         sources: Sequence,
         batch_size: int,
         group_size: int,
-        regime: str = "hybrid",
+        regime: Union[str, Regime] = "hybrid",
         alpha: float = 0.5,
         languages: Optional[Sequence[str]] = None,
         language_weights: Optional[Sequence[float]] = None,
@@ -227,13 +227,10 @@ class BatchPlan:
         cross_only_sources: Sequence[str] = (),
         alpha_schedule: Union[None, str, AlphaSchedule] = None,
     ):
-        if regime not in (MONO, CROSS, XX, "hybrid"):
-            raise ValueError(f"unknown regime {regime!r}: expected hybrid, mono, cross or xx")
+        regime, alpha_schedule = check_regime(regime, alpha, alpha_schedule)  # the rules: hybrid_tevatron.mixture
         if batch_size < 1 or group_size < 1:
             raise ValueError("batch_size and group_size must be at least 1")
-        check_alpha(alpha)
         source_sampling = SourceSampling.parse(source_sampling)
-        alpha_schedule = resolve_alpha_schedule(regime, alpha_schedule)
         if int(seed) < 0:
             raise ValueError(f"seed must be non-negative, got {seed}")
         if language_weights and (not languages or len(language_weights) != len(languages)):
@@ -245,7 +242,7 @@ class BatchPlan:
         self.sources = list(sources)
         self.batch_size, self.group_size, self.seed = batch_size, group_size, int(seed)
         self.regime = regime
-        self.alpha = {MONO: 1.0, CROSS: 0.0}.get(regime, alpha)
+        self.alpha = regime.mono_probability(alpha)
         self.alpha_schedule: AlphaSchedule = alpha_schedule or AlphaSchedule.constant(self.alpha)
         self.pivot_language = pivot_language
         self.source_sampling = source_sampling
