@@ -17,6 +17,14 @@ from __future__ import annotations
 import importlib.util
 
 
+def processes() -> int:
+    """Processes of this run: torch.distributed's world (HF's ``world_size`` says 1 for CPU processes under
+    torchrun, where the Trainer does not use DDP)."""
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
 def accelerator_available() -> bool:
     """Whether torch sees an accelerator (CUDA or another device type that FSDP/DeepSpeed can shard over)."""
     import torch

@@ -5,7 +5,8 @@
 #   bash recipes/prepare_mmarco.sh data/mmarco                      # once (needs Hub access)
 #   bash recipes/train_paper.sh [TRAIN_DIR] [OUTPUT_DIR]             # defaults data/mmarco/train, runs/paper-xlmr
 #   MODEL=sentence-transformers/LaBSE POOLING=cls bash recipes/train_paper.sh data/mmarco/train runs/paper-labse
-# Uses every visible GPU (torchrun, one process per GPU; NGPUS=N to choose); BATCH must be divisible by NGPUS.
+# Uses every visible GPU (torchrun, one process per GPU; NGPUS=N to choose); BATCH must be divisible by the number
+# of processes, NNODES x NGPUS (the paper's 100: 1, 2, 4, 5, 10, 20 or 25 of them; on 8 GPUs NGPUS=4 or BATCH=96).
 # No gradient accumulation: it would shrink the contrastive batch. Settings the paper leaves open are marked (⚑)
 # and are environment variables: REGIME (hybrid|mono|cross), ALPHA, EPOCHS (⚑ 1), MAX_STEPS, WARMUP_RATIO (⚑ 0.1),
 # GROUP_SIZE (⚑ 2: the query, its positive and one hard negative, as in mMARCO's triples), QUERY_MAX_LEN (⚑ 64),
@@ -15,11 +16,9 @@
 # Sharded optimizer states (pip install deepspeed; GPUs only):
 #   EXTRA="--deepspeed recipes/configs/ds_zero3_xlmr_large.json" bash recipes/train_paper.sh ...
 #   EXTRA="--fsdp full_shard --fsdp_config recipes/configs/fsdp_xlmr.json" bash recipes/train_paper.sh ...
-# Several nodes: this script starts one node (torchrun --standalone). For M nodes, run on every node
-#   torchrun --nnodes M --nproc_per_node G --rdzv_backend c10d --rdzv_endpoint NODE0:29500 --rdzv_id RUN \
-#     -m hybrid_tevatron.driver.train <the flags below> --per_device_train_batch_size $((BATCH / (M * G))) \
-#     --negatives_x_device
-# with OUTPUT_DIR on a shared filesystem (docs/evaluation.md, "Beyond one machine").
+# Several nodes (OUTPUT_DIR and TRAIN_DIR on a shared filesystem): run this script on every node with NNODES=M
+# RDZV_ENDPOINT=NODE0:29500 [RDZV_ID=run-1] (torchrun's c10d rendezvous; docs/evaluation.md, "Beyond one machine").
+# Time ~ floor(query ids / BATCH) steps x step time (per-GPU figures pending: docs/performance.md).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TRAIN_DIR=${1:-data/mmarco/train}
@@ -45,17 +44,18 @@ case "$MODEL" in *LaBSE*|*labse*) POOLING=${POOLING:-cls} ;; *) POOLING=${POOLIN
 for lang in $LANGS; do
   [[ -s "$TRAIN_DIR/$lang.jsonl" ]] || { echo "error: $TRAIN_DIR/$lang.jsonl missing (run recipes/prepare_mmarco.sh)" >&2; exit 1; }
 done
-if [[ -z "${NGPUS:-}" ]]; then
-  NGPUS=$("$PYTHON" -c 'import torch; print(torch.cuda.device_count())')
-fi
+CUDA_COUNT=$("$PYTHON" -c 'import torch; print(torch.cuda.device_count())')
+NGPUS=${NGPUS:-$CUDA_COUNT}
+NNODES=${NNODES:-1}
+WORLD=$(( NNODES * (NGPUS > 0 ? NGPUS : 1) ))
+(( BATCH % WORLD == 0 )) || { echo "error: BATCH=$BATCH is not divisible by NNODES x NGPUS = $WORLD" >&2; exit 1; }
+PER_DEVICE=$(( BATCH / WORLD ))
 if (( NGPUS > 0 )); then
-  (( BATCH % NGPUS == 0 )) || { echo "error: BATCH=$BATCH is not divisible by NGPUS=$NGPUS" >&2; exit 1; }
-  PER_DEVICE=$(( BATCH / NGPUS ))
   if [[ -z "${PRECISION:-}" ]]; then
     PRECISION=$("$PYTHON" -c 'import torch; print("bf16" if torch.cuda.is_bf16_supported() else "fp16")')
   fi
 else
-  PER_DEVICE=$BATCH; PRECISION=${PRECISION:-fp32}
+  PRECISION=${PRECISION:-fp32}
   echo "warning: no GPU found; training on CPU (full-scale mMARCO training is not practical there)" >&2
 fi
 files=(); for lang in $LANGS; do files+=("$lang=$TRAIN_DIR/$lang.jsonl"); done
@@ -69,15 +69,20 @@ args=(
   --logging_steps 50 --save_steps 2000 --save_total_limit 2 --report_to none
 )
 [[ -n "${RESUME:-}" ]] && args+=(--resume_from_checkpoint "$RESUME")
+(( CUDA_COUNT > 0 )) || args+=(--use_cpu)
 [[ "$PRECISION" == bf16 ]] && args+=(--bf16)
 [[ "$PRECISION" == fp16 ]] && args+=(--fp16)
 case "$MODEL" in *e5*) args+=(--query_prefix "query: " --passage_prefix "passage: ") ;; esac
 # shellcheck disable=SC2206
 args+=(${EXTRA:-})
-echo "training $MODEL ($REGIME, alpha $ALPHA) on $LANGS with $NGPUS GPU(s), $PER_DEVICE per device, batch $BATCH" >&2
-if (( NGPUS > 1 )); then
-  args+=(--negatives_x_device)  # one contrastive problem over all GPUs: the batch of BATCH examples
-  torchrun --standalone --nproc_per_node "$NGPUS" -m hybrid_tevatron.driver.train "${args[@]}"
+echo "training $MODEL ($REGIME, alpha $ALPHA) on $LANGS: $NNODES node(s) x $NGPUS GPU(s), $PER_DEVICE per process, batch $BATCH" >&2
+if (( WORLD > 1 )); then
+  args+=(--negatives_x_device)  # one contrastive problem over all processes: the batch of BATCH examples
+  (( CUDA_COUNT > 0 )) || args+=(--ddp_backend gloo)
+  launch=(--standalone); (( NNODES > 1 )) && launch=(--nnodes "$NNODES" --rdzv_backend c10d --rdzv_id "${RDZV_ID:-hybrid}" \
+    --rdzv_endpoint "${RDZV_ENDPOINT:?NNODES > 1 needs RDZV_ENDPOINT=HOST:PORT of the first node}")
+  "$PYTHON" -m torch.distributed.run "${launch[@]}" --nproc_per_node "$(( NGPUS > 0 ? NGPUS : 1 ))" \
+    -m hybrid_tevatron.driver.train "${args[@]}"
 else
   "$PYTHON" -m hybrid_tevatron.driver.train "${args[@]}"
 fi

@@ -56,6 +56,7 @@ from transformers import TrainingArguments as HFTrainingArguments
 from hybrid_tevatron.backends.flags import offer_only
 from hybrid_tevatron.modeling import check_model_options
 from hybrid_tevatron.training import HybridTrainerMixin, HybridTrainingArgumentsMixin, SetupError
+from hybrid_tevatron.distributed import processes
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ class MainBackend:
         # EncoderModel decides at construction whether to gather across ranks (dist.is_initialized()):
         # make sure the process group exists first (transformers sets it up with the device).
         training_args.device
-        if training_args.negatives_x_device and training_args.world_size < 2:
+        if training_args.negatives_x_device and processes() < 2:
             raise SetupError("--negatives_x_device needs distributed training (torchrun with 2+ processes)")
         revision = {"revision": model_args.model_revision} if model_args.model_revision else {}
         config = AutoConfig.from_pretrained(

@@ -33,6 +33,7 @@ from transformers import TrainingArguments as HFTrainingArguments
 from hybrid_tevatron.backends.flags import offer_only
 from hybrid_tevatron.modeling import check_model_options, pool
 from hybrid_tevatron.training import HybridTrainerMixin, HybridTrainingArgumentsMixin, SetupError
+from hybrid_tevatron.distributed import processes
 
 
 # Tevatron 0.1.0 fields this backend honours (--pooling, --normalize, --temperature are ours, declared below); every
@@ -137,7 +138,8 @@ class PypiBackend:
     def build_model(self, model_args, data_args, training_args) -> HybridDenseModel:
         from transformers import AutoConfig
 
-        if training_args.negatives_x_device and training_args.world_size < 2:
+        training_args.device  # sets up the process group
+        if training_args.negatives_x_device and processes() < 2:
             raise SetupError("--negatives_x_device needs distributed training (torchrun with 2+ processes)")
         config = AutoConfig.from_pretrained(
             model_args.config_name or model_args.model_name_or_path, cache_dir=model_args.cache_dir

@@ -1,10 +1,10 @@
 """mMARCO (Hugging Face ``unicamp-dl/mmarco``) -> our parallel training format: one Tevatron JSONL per language.
 
     python -m hybrid_tevatron.data.mmarco --mmarco_dir MMARCO --output_dir data/mmarco \\
-        --languages ar de en es hi ru zh --max_queries 100000 --negatives 7
+        --languages ar de en es hi ru zh --max_queries 100000 --negatives 7 [--download [--revision main]]
 
 Reads the dataset repository's own files (what ``hf download unicamp-dl/mmarco --repo-type dataset`` puts in
-``--local-dir``; recipes/prepare_mmarco.sh fetches exactly these):
+``--local-dir``; ``--download`` fetches exactly the missing ones into ``--mmarco_dir``, which needs Hub access):
 
 * ``data/triples.train.ids.small.tsv`` — ``qid<TAB>positive pid<TAB>negative pid``, the MS MARCO training
   triples, shared by all languages (that is what makes mMARCO parallel);
@@ -31,6 +31,16 @@ import os
 import sys
 from typing import Dict, Iterator, List, Sequence, Tuple
 
+from hybrid_tevatron.errors import HybridTevatronError, report_errors
+from hybrid_tevatron.logs import get_logger
+
+log = get_logger(__name__)
+REPO = "unicamp-dl/mmarco"
+
+
+class MmarcoError(HybridTevatronError, ValueError):
+    """Missing or unknown mMARCO inputs; the message names the file or language."""
+
 LANGUAGE_NAMES = {
     "ar": "arabic", "de": "german", "en": "english", "es": "spanish", "fr": "french", "hi": "hindi",
     "id": "indonesian", "it": "italian", "ja": "japanese", "nl": "dutch", "pt": "portuguese", "ru": "russian",
@@ -48,7 +58,7 @@ def language_code(lang: str) -> str:
         return lang
     if lang in ISO:
         return ISO[lang]
-    raise ValueError(f"unknown mMARCO language {lang!r}; known: {', '.join(sorted(LANGUAGE_NAMES))}")
+    raise MmarcoError(f"unknown mMARCO language {lang!r}; known: {', '.join(sorted(LANGUAGE_NAMES))}")
 
 
 def collection_path(root: str, lang: str, translation: str = "google") -> str:
@@ -57,6 +67,28 @@ def collection_path(root: str, lang: str, translation: str = "google") -> str:
 
 def queries_path(root: str, lang: str, translation: str = "google") -> str:
     return os.path.join(root, "data", translation, "queries", "train", f"{LANGUAGE_NAMES[lang]}_queries.train.tsv")
+
+
+def missing_files(mmarco_dir: str, langs: Sequence[str], translation: str = "google") -> List[str]:
+    """The repository files (relative paths) this conversion needs that ``mmarco_dir`` lacks or holds empty."""
+    needed = [TRIPLES] + [os.path.relpath(f("", lang, translation)) for lang in langs
+                          for f in (collection_path, queries_path)]
+    return [p for p in needed if not os.path.isfile(os.path.join(mmarco_dir, p))
+            or not os.path.getsize(os.path.join(mmarco_dir, p))]
+
+
+def download(mmarco_dir: str, langs: Sequence[str], translation: str = "google", revision: str = "main") -> None:
+    """Fetch the missing files of :data:`REPO` (dataset) at ``revision`` into ``mmarco_dir``."""
+    from huggingface_hub import hf_hub_download
+
+    for path in missing_files(mmarco_dir, langs, translation):
+        log.info(f"downloading {path} of {REPO}@{revision} into {mmarco_dir}")
+        try:
+            hf_hub_download(REPO, path, repo_type="dataset", revision=revision, local_dir=mmarco_dir)
+        except Exception as err:  # noqa: BLE001 - network, auth, missing revision: one message
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise MmarcoError(f"could not download {path} of {REPO}@{revision} ({first}); without Hub access put "
+                              f"the repository's files in {mmarco_dir}") from None
 
 
 def read_tsv(path: str, fields: int) -> Iterator[Tuple[int, List[str]]]:
@@ -68,7 +100,7 @@ def read_tsv(path: str, fields: int) -> Iterator[Tuple[int, List[str]]]:
                 continue
             parts = line.split("\t", fields - 1)
             if len(parts) != fields:
-                raise ValueError(f"{path}:{n}: expected {fields} tab-separated fields, got {len(parts)}")
+                raise MmarcoError(f"{path}:{n}: expected {fields} tab-separated fields, got {len(parts)}")
             yield n, parts
 
 
@@ -115,14 +147,14 @@ def convert(mmarco_dir: str, output_dir: str, languages: Sequence[str] = PAPER_L
     """Write ``{iso}.jsonl`` per language and ``stats.json`` to ``output_dir``; return the stats."""
     langs = [language_code(lang) for lang in languages]
     if len(set(langs)) != len(langs):
-        raise ValueError(f"duplicate languages in {list(languages)}")
+        raise MmarcoError(f"duplicate languages in {list(languages)}")
     if negatives < 0:
-        raise ValueError(f"--negatives must be >= 0, got {negatives}")
+        raise MmarcoError(f"--negatives must be >= 0, got {negatives}")
     triples = os.path.join(mmarco_dir, TRIPLES)
-    needed = [triples] + [f(mmarco_dir, lang, translation) for lang in langs for f in (queries_path, collection_path)]
-    absent = [p for p in needed if not os.path.isfile(p)]
+    absent = missing_files(mmarco_dir, langs, translation)
     if absent:  # before hours of streaming
-        raise FileNotFoundError(f"{', '.join(absent)}: missing (download with recipes/prepare_mmarco.sh)")
+        raise MmarcoError(f"{', '.join(os.path.join(mmarco_dir, p) for p in absent)}: missing (pass --download, "
+                          "or bash recipes/prepare_mmarco.sh)")
     chosen = select_queries(triples, max_queries, negatives)
     pids = {p for pos, neg in chosen.values() for p in pos + neg}
     # pass 1, one language at a time: which selected ids have text in every language
@@ -170,6 +202,7 @@ def convert(mmarco_dir: str, output_dir: str, languages: Sequence[str] = PAPER_L
     return stats
 
 
+@report_errors
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mmarco_dir", required=True, help="local copy of the unicamp-dl/mmarco dataset repository")
@@ -178,7 +211,11 @@ def main(argv=None) -> int:
     ap.add_argument("--max_queries", type=int, default=None, help="keep the first N query ids of the triples")
     ap.add_argument("--negatives", type=int, default=7, help="max distinct negatives per query")
     ap.add_argument("--translation", default="google", help="data/<translation>/ folder (google or helsinki)")
+    ap.add_argument("--download", action="store_true", help=f"fetch the missing files of {REPO} first (Hub access)")
+    ap.add_argument("--revision", default="main", help="with --download: the dataset repository's revision")
     args = ap.parse_args(argv)
+    if args.download:
+        download(args.mmarco_dir, [language_code(lang) for lang in args.languages], args.translation, args.revision)
     stats = convert(args.mmarco_dir, args.output_dir, args.languages, args.max_queries, args.negatives,
                     args.translation)
     print(json.dumps(stats), file=sys.stderr)
