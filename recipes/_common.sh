@@ -21,8 +21,8 @@ ALPHA=${ALPHA:-0.5}
 EVAL_QUERY_MAX_LEN=${EVAL_QUERY_MAX_LEN:-64}
 EVAL_PASSAGE_MAX_LEN=${EVAL_PASSAGE_MAX_LEN:-128}
 EVAL_EXTRA=${EVAL_EXTRA:-}   # more evaluation flags (one word each: "--max_questions 20 --languages en,de")
-# XQuAD-R less el and vi (unseen, as in the paper): hybrid_tevatron.data.xquad_train.TRAIN_LANGUAGES
-TRAIN_LANGS=$("$PYTHON" -c 'from hybrid_tevatron.data.xquad_train import TRAIN_LANGUAGES as L; print(*L)')
+# XQuAD-R less el and vi (unseen, as in the paper): hybrid_tevatron.data.languages.TRAIN_LANGUAGES
+TRAIN_LANGS=$("$PYTHON" -c 'from hybrid_tevatron.data.languages import TRAIN_LANGUAGES as L; print(*L)')
 export TOKENIZERS_PARALLELISM=false
 # one process, one device: several visible GPUs would make the Trainer split the batch (DataParallel)
 if [[ -z "${CUDA_VISIBLE_DEVICES:-}" ]] && "$PYTHON" -c 'import sys, torch; sys.exit(torch.cuda.device_count() < 2)'; then

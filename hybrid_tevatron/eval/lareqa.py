@@ -31,6 +31,7 @@ import sys
 from dataclasses import dataclass, field
 
 from hybrid_tevatron.atomic import atomic_dir, atomic_write_json
+from hybrid_tevatron.data.languages import MLQA_R_LANGUAGES, XQUAD_R_LANGUAGES
 from hybrid_tevatron.errors import HybridTevatronError, report_errors
 from hybrid_tevatron.jsonfiles import read_format, read_json
 from hybrid_tevatron.logs import get_logger
@@ -39,8 +40,8 @@ log = get_logger(__name__)
 
 MANIFEST_FORMAT = "hybrid_tevatron.lareqa/1"
 KNOWN_DATASETS = {
-    "xquad-r": {"languages": ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"), "parallel": True},
-    "mlqa-r": {"languages": ("ar", "de", "en", "es", "hi", "vi", "zh"), "parallel": False},
+    "xquad-r": {"languages": XQUAD_R_LANGUAGES, "parallel": True},
+    "mlqa-r": {"languages": MLQA_R_LANGUAGES, "parallel": False},
 }
 _WS = re.compile(r"[\t\n\r]+")
 
