@@ -58,7 +58,7 @@ def test_real_tevatron_main_classes(tiny_model_dir, tmp_path):
     backend = select_backend("main")
     assert backend.name == "main"
     assert issubclass(backend.trainer_class, TevatronTrainer) and issubclass(backend.trainer_class, HybridTrainerMixin)
-    # our checkpointing replaces TevatronTrainer._save (broken on transformers 5, no tokenizer in checkpoints)
+    # our checkpointing replaces TevatronTrainer._save (on transformers 5 it saves no tokenizer into checkpoints)
     assert backend.trainer_class._save is HybridTrainerMixin._save
     assert issubclass(backend.model_arguments, ModelArguments)
     assert issubclass(backend.training_arguments, TevatronTrainingArguments)

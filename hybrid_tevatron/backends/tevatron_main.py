@@ -20,10 +20,11 @@ version 0.0.1 and is not on PyPI). This module imports it but copies none of it.
 * Trainer: :class:`HybridTevatronTrainer` = :class:`~hybrid_tevatron.training.HybridTrainerMixin` over
   ``tevatron.retriever.trainer.TevatronTrainer``. The collator contract is Tevatron main's,
   ``(query_batch, passage_batch)``; ``TevatronTrainer.training_step`` divides the loss that the model scaled by the
-  world size. The mixin's ``_save`` replaces ``TevatronTrainer._save``, which on transformers 5 fails
-  (``args.save_safetensors`` and ``Trainer.tokenizer`` no longer exist) and, under Tevatron's own driver, saves
-  no tokenizer into intermediate checkpoints; ours writes encoder + tokenizer + ``hybrid_tevatron.json`` into every
-  ``checkpoint-N``, from the main process only.
+  world size. The mixin's ``_save`` replaces ``TevatronTrainer._save``, which (at Tevatron main dd06310) looks for
+  ``Trainer.tokenizer``, gone in transformers 5 (now ``processing_class``), and so saves no tokenizer into any
+  checkpoint (Tevatron's own driver saves it into the final folder only), nor ``hybrid_tevatron.json``, and
+  expects every state-dict key to start with ``encoder.``; ours writes encoder + tokenizer + ``hybrid_tevatron.json``
+  into every ``checkpoint-N`` and the final folder, from the main process only.
 * Training flags: transformers 5 has no ``--warmup_ratio`` (Tevatron main's default 0.1 would be silently ignored)
   and no ``--overwrite_output_dir``; both come from
   :class:`~hybrid_tevatron.training.HybridTrainingArgumentsMixin`. ``--negatives_x_device`` is accepted for command

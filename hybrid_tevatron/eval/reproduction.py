@@ -41,7 +41,7 @@ HEADLINE = ("mono.map", "cross.map", "multi.map", "rank_distance", "mono.recall_
             "multi.recall_10")
 TITLES = {"mono.map": "mono mAP", "cross.map": "cross mAP", "multi.map": "multi mAP", "rank_distance": "rank dist. ↓",
           "mono.recall_1": "mono R@1", "cross.recall_1": "cross R@1", "multi.recall_10": "multi R@10"}
-# Paper anchors (arXiv 2408.10536, XLM-R; X-X-mono / X-Y / hybrid), as recorded in DESIGN.md.
+# Paper anchors: the XLM-R results of arXiv 2408.10536 (its X-X-mono / X-Y / hybrid rows).
 PAPER = {
     "xquad-r": {"mono": {"mono.map": 0.792, "cross.map": 0.674, "multi.map": 0.547, "rank_distance": 410.2},
                 "cross": {"mono.map": 0.755, "cross.map": 0.700, "multi.map": 0.593, "rank_distance": 295.4},
