@@ -23,9 +23,9 @@ from typing import List, Optional, Sequence
 from transformers import HfArgumentParser
 
 from hybrid_tevatron.arguments import HybridDataArguments
-from hybrid_tevatron.backends import BACKEND_NAMES, BackendError, select_backend
+from hybrid_tevatron.backends import BACKEND_NAMES, select_backend
 from hybrid_tevatron.backends.flags import not_offered, refuse_not_offered
-from hybrid_tevatron.model_files import ModelFolderError
+from hybrid_tevatron.errors import HybridTevatronError
 from hybrid_tevatron.training import SetupError, train
 
 BACKEND_HELP = (
@@ -70,17 +70,15 @@ def main(argv: Optional[List[str]] = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     try:
         backend, model_args, data_args, training_args = parse_args(argv)
-    except (BackendError, ValueError, OSError) as err:
+    except (HybridTevatronError, ValueError, OSError) as err:  # ValueError: HfArgumentParser's own checks
         sys.exit(f"error: {err}")
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
         level=logging.INFO if training_args.process_index == 0 else logging.WARNING,
     )
-    from hybrid_tevatron.data.readers import DataError
-
     try:
         trainer = train(backend, model_args, data_args, training_args)
-    except (SetupError, DataError, ModelFolderError) as err:
+    except HybridTevatronError as err:  # SetupError, DataError, ModelFolderError, ...
         sys.exit(f"error: {err}")
     if trainer.is_world_process_zero():
         logging.getLogger(__name__).info("model, tokenizer and hybrid_tevatron.json saved to %s",
