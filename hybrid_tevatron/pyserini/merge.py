@@ -28,15 +28,15 @@ import time
 from collections import defaultdict
 from typing import Dict, List, Tuple
 
-from hybrid_tevatron.eval import atomic_dir, atomic_path
+from hybrid_tevatron.atomic import atomic_dir, atomic_path
+from hybrid_tevatron.logs import get_logger
 from hybrid_tevatron.pyserini.shards import ShardError, ShardInfo, find_shards, shard_glob, shard_name
 
 INDEX_FILES = ("index", "docid")
 PYSERINI_MERGE = "pyserini.encode.merge_faiss_index"
 
 
-def _log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] hybrid_tevatron.pyserini.merge: {msg}", file=sys.stderr, flush=True)
+log = get_logger(__name__)
 
 
 def _count_lines(path: str) -> int:
@@ -115,7 +115,7 @@ def merge_index(root: str, output: str, overwrite: bool = False) -> dict:
                 raise ShardError(f"{PYSERINI_MERGE} wrote {merged} vectors, not the shards' {info.corpus_size} in "
                                  "order")
         os.chmod(tmp, 0o755)
-    _log(f"wrote {output}/index + docid: {info.num_shards} shards, {info.corpus_size} x {info.dimension} in "
+    log.info(f"wrote {output}/index + docid: {info.num_shards} shards, {info.corpus_size} x {info.dimension} in "
          f"{time.perf_counter() - t0:.2f}s")
     return {"count": info.corpus_size, "shards": info.num_shards, "output": output}
 
@@ -162,7 +162,7 @@ def merge_runs(paths: List[str], output: str, hits: int, overwrite: bool = False
             for new_rank, (neg_score, _, _, docid) in enumerate(rows[:hits], 1):
                 f.write(f"{qid} Q0 {docid} {new_rank} {-neg_score:.6f} {tag}\n")
             queries += 1
-    _log(f"wrote {output}: top {hits} of {len(paths)} runs for {queries} queries")
+    log.info(f"wrote {output}: top {hits} of {len(paths)} runs for {queries} queries")
     return {"queries": queries, "output": output}
 
 
