@@ -31,6 +31,7 @@ import os
 import sys
 from typing import Dict, Iterator, List, Sequence, Tuple
 
+from hybrid_tevatron.atomic import atomic_path, atomic_write_json
 from hybrid_tevatron.errors import HybridTevatronError, report_errors
 from hybrid_tevatron.logs import get_logger
 
@@ -177,9 +178,7 @@ def convert(mmarco_dir: str, output_dir: str, languages: Sequence[str] = PAPER_L
     for lang in langs:
         qtext = load_texts(queries_path(mmarco_dir, lang, translation), need_q)
         ptext = load_texts(collection_path(mmarco_dir, lang, translation), need_p)
-        path = os.path.join(output_dir, f"{lang}.jsonl")
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
+        with atomic_path(os.path.join(output_dir, f"{lang}.jsonl")) as tmp, open(tmp, "w", encoding="utf-8") as f:
             for qid, pos, neg in kept:
                 record = {
                     "query_id": qid,
@@ -188,17 +187,13 @@ def convert(mmarco_dir: str, output_dir: str, languages: Sequence[str] = PAPER_L
                     "negative_passages": [{"docid": p, "title": "", "text": ptext[p]} for p in neg],
                 }
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
         del qtext, ptext
     stats = {
         "languages": langs, "translation": translation, "queries": len(kept), "dropped_queries": dropped_queries,
         "dropped_negatives": dropped_negatives,
         "mean_negatives": round(sum(len(n) for _, _, n in kept) / max(len(kept), 1), 2),
     }
-    tmp = os.path.join(output_dir, "stats.json.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(stats, f, indent=1)
-    os.replace(tmp, os.path.join(output_dir, "stats.json"))
+    atomic_write_json(os.path.join(output_dir, "stats.json"), stats)
     return stats
 
 
@@ -218,9 +213,8 @@ def main(argv=None) -> int:
         download(args.mmarco_dir, [language_code(lang) for lang in args.languages], args.translation, args.revision)
     stats = convert(args.mmarco_dir, args.output_dir, args.languages, args.max_queries, args.negatives,
                     args.translation)
-    print(json.dumps(stats), file=sys.stderr)
-    print(f"wrote {', '.join(l + '.jsonl' for l in stats['languages'])} and stats.json to {args.output_dir}",
-          file=sys.stderr)
+    log.info(json.dumps(stats))
+    log.info(f"wrote {', '.join(lang + '.jsonl' for lang in stats['languages'])} and stats.json to {args.output_dir}")
     return 0
 
 
