@@ -39,7 +39,6 @@ import argparse
 import json
 import os
 import sys
-from collections import defaultdict
 from typing import Dict, List, Sequence, Tuple
 
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
