@@ -1,9 +1,9 @@
 """Check measured scores against expected ones, Pyserini two-click-reproduction style: OK / OKish / FAIL per row.
 
-    python -m hybrid_tevatron.eval.check_expected recipes/expected/xquad_r.yaml [--results summary.json]
-    python -m hybrid_tevatron.eval.check_expected --write recipes/expected/xquad_r.yaml --results summary.json \\
+    python -m hybrid_tevatron.eval.check_expected recipes/expected/me5_small_xquad_r.yaml [--results results.json]
+    python -m hybrid_tevatron.eval.check_expected --write recipes/expected/me5_small_xquad_r.yaml --results results.json \\
         --select 'xquad-r/*/multi.map' ... [--meta command="bash recipes/reproduce.sh"] [--config config.json]
-    python -m hybrid_tevatron.eval.check_expected --matches_config recipes/expected/xquad_r.yaml < config.json
+    python -m hybrid_tevatron.eval.check_expected --matches_config recipes/expected/reproduce.yaml < config.json
 
 Expected file (YAML)::
 
@@ -43,6 +43,8 @@ import sys
 from typing import Iterable, List, Optional
 
 import yaml
+
+from hybrid_tevatron.atomic import atomic_write_text
 
 from hybrid_tevatron.errors import HybridTevatronError
 
@@ -180,11 +182,7 @@ def write_expected(path: str, rows: List[dict], title: str, results_path: str, m
     doc = {"title": title, "results": results_path, "meta": meta, "rows": rows}
     text = ("# Written by `python -m hybrid_tevatron.eval.check_expected --write` from a results file; "
             "do not edit numbers by hand.\n" + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=120))
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 def main(argv=None) -> int:

@@ -172,14 +172,9 @@ def search(plan: dict, index_root: str, queries_root: str, runs_dir: str, runner
 
         start = time.time()
         if not s.get("compact"):
-            raw = run + ".tmp"
-            try:
+            with atomic_path(run) as raw:
                 pyserini_search(topics, pool_hits, raw)
                 lines = check_run(raw, read_qids(topics))
-                os.replace(raw, run)
-            finally:
-                if os.path.exists(raw):
-                    os.remove(raw)
             detail = f"{lines} hits"
         else:
             relevant = _read_qrels_relevant(os.path.join(root, s["qrels"]))
