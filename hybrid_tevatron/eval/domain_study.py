@@ -1,0 +1,396 @@
+"""The domain-adaptation study (grid: :mod:`hybrid_tevatron.eval.domain_grid`): run it, summarise it, write its doc.
+
+    bash recipes/domain_adaptation.sh [OUT]      # = config_json | python -m hybrid_tevatron.eval.domain_study run
+    python -m hybrid_tevatron.eval.domain_study summarize --root runs/domain_adaptation
+    python -m hybrid_tevatron.eval.domain_study doc --summary runs/domain_adaptation/summary.json \\
+        --doc docs/domain_adaptation.md
+
+``run`` reads the recipe's settings (JSON on stdin, as recipes/_common.sh's ``config_json`` prints them) and its
+environment (MODEL, STEPS, BATCH, ... exported by the recipe; SEEDS, CELLS, EVAL_SETS, EVAL_IMAGES,
+EVAL_QUESTIONS, EVAL_LANGUAGES, FLICKR_IMAGES, KEEP_MODELS, XQUAD_R, MULTI30K, XTD10), records ``config.json`` (a
+different configuration in the same root is refused), ``plan.json`` and ``hardware.json``, then prepares the
+sources, trains and evaluates every planned (cell, seed) — each step one ``python -m`` subprocess, appended to
+``commands.sh`` before it runs and to ``timings.tsv`` when it succeeded — and writes ``summary.{json,md}``.
+Resumable: a model with ``DONE`` and an evaluation with ``results/results.json`` are skipped. Layout under the
+root: ``data/{source}/``, ``models/{cell}-s{seed}/`` (deleted once no evaluation or later stage needs it, unless
+KEEP_MODELS=1), ``eval/{set}/{cell}-s{seed}/results/`` (or ``eval/{set}/zero-shot/``), ``choice.json``.
+
+``summary.json``: ``{set: {cell: {metric: {mean, std, n, values, seeds}}}}`` plus ``meta`` and ``cells`` (status
+of every cell of the grid, degenerate ones with their reason). Caption metrics: the evaluator's summary keys,
+``to_en.recall_10@X`` / ``multi.map@X`` per language, and ``...@group:G`` (mean over the group's languages,
+:data:`~hybrid_tevatron.eval.domain_grid.LANGUAGE_GROUPS`). Caption numbers are a caption proxy, not image
+retrieval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional
+
+from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
+from hybrid_tevatron.errors import HybridTevatronError, report_errors
+from hybrid_tevatron.eval import domain_grid as G
+from hybrid_tevatron.eval.domain_tables import markdown, render, run_name
+from hybrid_tevatron.eval.reproduction import _read_json, _read_timings, _results_path, _stats
+from hybrid_tevatron.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class StudyError(HybridTevatronError):
+    """A study root that cannot take this run (another configuration, a missing setting or data folder)."""
+
+
+def _words(name: str) -> Optional[List[str]]:
+    value = os.environ.get(name, "").replace(",", " ").split()
+    return value or None
+
+
+# ------------------------------------------------------------------------------------------------------ the plan
+
+def plan(seeds: List[int], cells: Optional[List[str]] = None, sets: Optional[List[str]] = None) -> dict:
+    """Which (cell, seed) trains and which evaluations it gets; aim candidates: first seed on val until chosen."""
+    unknown = [c for c in (cells or []) if c not in G.CELL] + [s for s in (sets or []) if s not in G.EVAL_SET]
+    if unknown:
+        raise StudyError(f"unknown cells or evaluation sets: {unknown} (cells: {list(G.CELL)}; sets: "
+                         f"{list(G.EVAL_SET)})")
+    chosen = [c for c in G.CELLS if c.name in cells] if cells else list(G.CELLS)
+    test_sets = [e.name for e in G.EVAL_SETS if e.test and (not sets or e.name in sets)]
+    later = [s for s in test_sets if s in G.LATER_SEED_SETS]
+    runs = []
+    for cell in chosen:
+        if cell.degenerate:
+            continue
+        cell_seeds = [None] if cell.regime == "zero-shot" else seeds if cell.headline else seeds[:1]
+        for seed in (seeds[:1] if cell.candidate else cell_seeds):
+            evals = ["m30k-val"] if cell.candidate else test_sets if seed in (None, seeds[0]) else later
+            runs.append({"cell": cell.name, "seed": seed, "evals": evals})
+    return {"seeds": seeds, "cells": [c.name for c in chosen], "test_sets": test_sets, "later_seed_sets": later,
+            "runs": runs, "candidates": [c.name for c in chosen if c.candidate]}
+
+
+def estimate(the_plan: dict, images: Optional[int], questions: Optional[int]) -> dict:
+    """Minutes of the plan on 2 CPU cores from :data:`~hybrid_tevatron.eval.domain_grid.MINUTES` (the chosen
+    candidate counted as the first one), with caption pools of ``images`` images and ``questions`` XQuAD-R
+    questions."""
+    m = G.MINUTES
+    runs = list(the_plan["runs"])
+    if the_plan["candidates"]:
+        first = the_plan["candidates"][0]
+        runs += [{"cell": first, "seed": s, "evals": the_plan["test_sets"] if s == the_plan["seeds"][0] else
+                  the_plan["later_seed_sets"]} for s in the_plan["seeds"]]
+    trained = {(r["cell"], r["seed"]) for r in runs if G.CELL[r["cell"]].regime != "zero-shot"}
+    train = m["train"] * len(trained)
+    evals = 0.0
+    for r in runs:
+        for name in r["evals"]:
+            es = G.EVAL_SET[name]
+            if es.family == "lareqa":
+                evals += m["eval_start"] + m["xquad-r"] * min(1.0, (questions or 374) / 374)
+            else:
+                n = min(images or G.IMAGES[name], G.IMAGES[name])
+                evals += m["eval_start"] + m["caption_per_1k"] * 2 * n * len(es.languages) / 1000
+    return {"train_runs": len(trained), "train_min": train, "eval_min": evals, "total_min": train + evals}
+
+
+def start(root: str, config: dict, the_plan: dict) -> None:
+    from hybrid_tevatron.hardware import hardware
+
+    path = os.path.join(root, "config.json")
+    old = _read_json(path)
+    if old is not None and old != config:
+        keys = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+        raise StudyError(f"{root} holds results of another configuration (see {path}; differs in "
+                         f"{', '.join(keys)}); choose another OUT")
+    os.makedirs(root, exist_ok=True)
+    if old is None:
+        atomic_write_json(path, config)
+    atomic_write_json(os.path.join(root, "plan.json"), the_plan)
+    atomic_write_json(os.path.join(root, "hardware.json"), hardware())
+
+
+# ------------------------------------------------------------------------------------------------------ running
+
+class Study:
+    def __init__(self, root: str, env: Dict[str, str]):
+        self.root, self.env = os.path.abspath(root), env
+        self.python = env.get("PYTHON") or sys.executable
+        self.dirs = {k: env.get(k.upper()) or os.path.normpath(os.path.join(_ROOT, "..", "shared", "data", k))
+                     for k in ("xtd10", "multi30k")}
+        self.dirs.update(xquad_r=env.get("XQUAD_R", ""), wiki=os.path.join(self.root, "data", "wiki"))
+
+    def step(self, stage: str, module: str, argv: List[str]) -> None:
+        """``python -m module argv`` as a logged, replayable step: commands.sh first, timings.tsv on success."""
+        cmd = [self.python, "-m", module, *map(str, argv)]
+        with open(os.path.join(self.root, "commands.sh"), "a", encoding="utf-8") as f:
+            f.write(shlex.join(["python", "-m", module, *map(str, argv)]) + "\n")
+        log.info(f"{stage}: {shlex.join(cmd[1:])}")
+        t0 = time.time()
+        proc = subprocess.run(cmd, env=self.env)
+        if proc.returncode != 0:
+            raise StudyError(f"{stage} failed (exit {proc.returncode}): {shlex.join(cmd[1:])}")
+        with open(os.path.join(self.root, "timings.tsv"), "a", encoding="utf-8") as f:
+            f.write(f"{stage}\t{time.time() - t0:.0f}\n")
+
+    def prepare(self, source: str) -> str:
+        out = os.path.join(self.root, "data", source)
+        if os.path.isfile(os.path.join(out, "stats.json")):
+            return out
+        if source == "wiki":
+            self.step("data:wiki", "hybrid_tevatron.data.xquad_train", ["--xquad_dir", self.dirs["xquad_r"],
+                                                                        "--output_dir", out])
+            return out
+        src = G.SOURCES[source]
+        n = src.max_examples or (int(self.env["FLICKR_IMAGES"]) if self.env.get("FLICKR_IMAGES") else None)
+        self.step(f"data:{source}", "hybrid_tevatron.data.captions",
+                  ["train", "--multi30k", self.dirs["multi30k"], "--split", "train", "--output_dir", out, "--seed",
+                   "0", *(["--max_examples", n] if n else [])])
+        return out
+
+    def model_dir(self, cell: str, seed: int) -> str:
+        return os.path.join(self.root, "models", run_name(cell, seed))
+
+    def train(self, cell: G.Cell, seed: int) -> str:
+        out = self.model_dir(cell.name, seed)
+        if os.path.isfile(os.path.join(out, "DONE")):
+            return out
+        base = self.train(G.CELL[cell.init], seed) if cell.init else self.env["MODEL"]
+        dirs = [self.prepare(s) for s in cell.sources]
+        langs = list(dict.fromkeys(x for s in cell.sources for x in G.SOURCES[s].languages))
+        e, steps = self.env, int(self.env["STEPS"])
+        argv = ["--model_name_or_path", base, "--pooling", "mean", "--normalize", "--temperature", e["TEMPERATURE"],
+                "--query_prefix", "query: ", "--passage_prefix", "passage: ", "--train_files", dirs[0]]
+        argv += [x for s, d in zip(cell.sources[1:], dirs[1:]) for x in ("--extra_sources", f"{s}:{d}")]
+        argv += ["--languages", *langs, "--regime", cell.regime, "--alpha", e["ALPHA"]]
+        cross_only = [s for s in cell.sources if G.SOURCES[s].cross_only]
+        if cross_only:
+            argv += ["--cross_only_sources", ",".join(cross_only)]
+        if cell.weights:
+            argv += ["--source_weights", ",".join(f"{s}={w}" for s, w in zip(cell.sources, cell.weights))]
+        if cell.alpha_schedule:
+            knots = ",".join(f"{round(f * steps)}:{a}" for f, a in cell.alpha_schedule)
+            argv += ["--alpha_schedule", f"{cell.schedule_kind}:{knots}"]
+        argv += ["--train_group_size", e["GROUP_SIZE"], "--query_max_len", e["QUERY_MAX_LEN"],
+                 "--passage_max_len", e["PASSAGE_MAX_LEN"], "--output_dir", out, "--overwrite_output_dir",
+                 "--per_device_train_batch_size", e["BATCH"], "--max_steps", steps, "--optim", "adamw_torch",
+                 "--learning_rate", e["LR"], "--weight_decay", "0.01", "--warmup_ratio", e["WARMUP_RATIO"],
+                 "--seed", seed, "--dataloader_drop_last", "--save_strategy", "no", "--logging_steps", "10",
+                 "--report_to", "none"]
+        self.step(f"train:{run_name(cell.name, seed)}", "hybrid_tevatron.driver.train", argv)
+        atomic_write_text(os.path.join(out, "DONE"), "")
+        return out
+
+    def eval_dir(self, eval_set: str, cell: str, seed: Optional[int]) -> str:
+        return os.path.join(self.root, "eval", eval_set, run_name(cell, seed))
+
+    def evaluate(self, model: str, eval_set: str, cell: str, seed: Optional[int]) -> None:
+        out, es, e = self.eval_dir(eval_set, cell, seed), G.EVAL_SET[eval_set], self.env
+        if _results_path(out):
+            return
+        fill = dict(self.dirs)
+        argv = [model, *[a.format(**fill) for a in es.args], out] if es.family == "lareqa" else \
+            [model, out, *[a.format(**fill) for a in es.args]]
+        langs = [x for x in es.languages if x in (_words("EVAL_LANGUAGES") or es.languages)]
+        if langs != list(es.languages):
+            argv += ["--languages", *langs]
+        images, questions = pool_caps(e)
+        cap = questions if es.family == "lareqa" else images
+        if cap:
+            argv += ["--max_questions" if es.family == "lareqa" else "--max_images", cap]
+        argv += ["--name", run_name(cell, seed), "--pooling", "mean", "--normalize", "--query_prefix", "query: ",
+                 "--passage_prefix", "passage: ", "--query_max_len", e["EVAL_QUERY_MAX_LEN"], "--passage_max_len",
+                 e["EVAL_PASSAGE_MAX_LEN"], "--threads", str(os.cpu_count() or 1), "--overwrite"]
+        self.step(f"eval:{eval_set}:{run_name(cell, seed)}", "hybrid_tevatron.eval", [es.family, *argv])
+
+    def run(self, the_plan: dict) -> None:
+        self.plan = the_plan
+        if "xquad-r" in the_plan["test_sets"]:
+            self.prepare("wiki")  # its test_articles.txt selects the held-out articles
+        runs = list(the_plan["runs"])
+        for r in runs:  # everything but the chosen aim candidate's test evaluations
+            self._one(r["cell"], r["seed"], r["evals"], runs)
+        best = choose(self.root, the_plan) if the_plan["candidates"] else None
+        if best:
+            runs += [{"cell": best, "seed": s, "evals": the_plan["test_sets"] if s == the_plan["seeds"][0] else
+                      the_plan["later_seed_sets"]} for s in the_plan["seeds"]]
+            for r in runs[len(the_plan["runs"]):]:
+                self._one(r["cell"], r["seed"], r["evals"], runs)
+
+    def _one(self, cell_name: str, seed: Optional[int], evals: List[str], runs: List[dict]) -> None:
+        cell = G.CELL[cell_name]
+        todo = [s for s in evals if not _results_path(self.eval_dir(s, cell_name, seed))]
+        if not todo:
+            log.info(f"{run_name(cell_name, seed)}: done (results exist)")
+        for s in todo:
+            model = self.env["MODEL"] if cell.regime == "zero-shot" else self.train(cell, seed)
+            self.evaluate(model, s, cell_name, seed)
+        self._cleanup(runs)
+
+    def _cleanup(self, runs: List[dict]) -> None:
+        """Delete every model whose evaluations exist and that no unfinished run continues from; before the aim
+        choice, keep the candidates' models and the models they continue from, for every seed."""
+        models = os.path.join(self.root, "models")
+        if self.env.get("KEEP_MODELS") == "1" or not os.path.isdir(models):
+            return
+        unfinished = [r for r in runs if any(not _results_path(self.eval_dir(s, r["cell"], r["seed"]))
+                                             for s in r["evals"])]
+        needed = {run_name(r["cell"], r["seed"]) for r in unfinished}
+        needed |= {run_name(G.CELL[r["cell"]].init, r["seed"]) for r in unfinished if G.CELL[r["cell"]].init}
+        if not os.path.isfile(os.path.join(self.root, "choice.json")):
+            for cell in map(G.CELL.get, self.plan["candidates"]):
+                needed |= {run_name(n, s) for n in (cell.name, cell.init) if n for s in self.plan["seeds"]}
+        for name in os.listdir(models):
+            if name not in needed:
+                shutil.rmtree(os.path.join(models, name))
+
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def choose(root: str, the_plan: dict) -> Optional[str]:
+    """The aim candidate with the best val score (first seed), recorded in ``choice.json``; None before all ran."""
+    eval_set, key = G.CHOICE
+    scores = {}
+    for cell in the_plan["candidates"]:
+        path = _results_path(os.path.join(root, "eval", eval_set, run_name(cell, the_plan["seeds"][0])))
+        if path is None:
+            return None
+        scores[cell] = _read_json(path)["summary"][key]
+    best = max(scores, key=lambda c: (scores[c], -the_plan["candidates"].index(c)))
+    atomic_write_json(os.path.join(root, "choice.json"), {"chosen": best, "by": f"{eval_set} {key}",
+                                                          "seed": the_plan["seeds"][0], "scores": scores})
+    return best
+
+
+# ------------------------------------------------------------------------------------------------------ summary
+
+def metrics(results: dict, eval_set: str) -> Dict[str, float]:
+    """Flat metrics of one results.json: summary keys, per language and per language group (captions)."""
+    out = {k: float(v) for k, v in results.get("summary", {}).items() if isinstance(v, (int, float))}
+    if G.EVAL_SET[eval_set].family != "captions":
+        return out
+    settings = results.get("settings", {})
+    per = {"to_en.recall_10": (settings.get("to_pivot") or {}).get("per_query_language") or {},
+           "multi.map": (settings.get("multi") or {}).get("per_language") or {}}
+    for key, by_lang in per.items():
+        metric = key.split(".", 1)[1]
+        for lang, vals in by_lang.items():
+            out[f"{key}@{lang}"] = float(vals[metric])
+        if eval_set == "xtd10":
+            for group, langs in G.LANGUAGE_GROUPS.items():
+                present = [by_lang[x][metric] for x in langs if x in by_lang]
+                if present:
+                    out[f"{key}@group:{group}"] = sum(present) / len(present)
+    return out
+
+
+def summarize(root: str) -> dict:
+    summary: dict = {"meta": {k: _read_json(os.path.join(root, f"{k}.json"), {})
+                              for k in ("config", "hardware", "plan", "choice")}}
+    summary["meta"]["timings"] = _read_timings(os.path.join(root, "timings.tsv"))
+    chosen = summary["meta"]["choice"].get("chosen")
+    summary["cells"] = {c.name: {"status": c.degenerate or ("chosen aim candidate" if c.name == chosen else
+                                                           "aim candidate" if c.candidate else "trained"),
+                                 "domain": c.domain, "regime": c.regime} for c in G.CELLS}
+    for es in G.EVAL_SETS:
+        folder = os.path.join(root, "eval", es.name)
+        groups: Dict[str, list] = {}
+        for run in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            path = _results_path(os.path.join(folder, run))
+            cell, _, seed = run.rpartition("-s") if run != "zero-shot" else (run, "", "")
+            if path and cell in G.CELL:
+                groups.setdefault(cell, []).append((int(seed) if seed else None, metrics(_read_json(path), es.name)))
+        summary[es.name] = {}
+        for cell in [c.name for c in G.CELLS if c.name in groups]:
+            runs = sorted(groups[cell], key=lambda x: x[0] or 0)
+            keys = [k for k in runs[0][1] if all(k in m for _, m in runs)]
+            summary[es.name][cell] = {k: {**_stats([m[k] for _, m in runs]), "seeds": [s for s, _ in runs]}
+                                      for k in keys}
+    return summary
+
+
+@report_errors
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hybrid_tevatron.eval.domain_study",
+                                 description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name, text in (("run", "record the configuration (JSON on stdin), train, evaluate, summarize"),
+                       ("summarize", "eval/*/*/results.json -> summary.json + summary.md")):
+        sub.add_parser(name, help=text).add_argument("--root", required=True)
+    sub.add_parser("plan", help="print the planned runs (SEEDS, CELLS, EVAL_SETS, EVAL_IMAGES, EVAL_QUESTIONS "
+                   "from the environment) and their estimated minutes on 2 CPU cores")
+    doc = sub.add_parser("doc", help="rewrite the generated blocks of --doc (docs/domain_adaptation.md) from "
+                         "--summary; --source names the summary in the doc (default: its path)")
+    for flag in ("--summary", "--doc", "--source"):
+        doc.add_argument(flag, required=flag != "--source")
+    args = ap.parse_args(argv)
+    if args.cmd == "plan":
+        the_plan = plan(_seeds(), _words("CELLS"), _words("EVAL_SETS"))
+        for r in the_plan["runs"]:
+            print(f"{run_name(r['cell'], r['seed'])}: {' '.join(r['evals'])}")
+        print(json.dumps({k: round(v, 1) for k, v in estimate(the_plan, *pool_caps(os.environ)).items()}))
+        return 0
+    if args.cmd == "run":
+        run(args.root, json.load(sys.stdin))
+    if args.cmd in ("run", "summarize"):
+        summary = summarize(args.root)
+        atomic_write_json(os.path.join(args.root, "summary.json"), summary)
+        atomic_write_text(os.path.join(args.root, "summary.md"), markdown(summary))
+        print(markdown(summary))
+        print(f"summary: {os.path.abspath(os.path.join(args.root, 'summary.json'))}\n"
+              f"tables: {os.path.abspath(os.path.join(args.root, 'summary.md'))}")
+        return 0
+    if not os.path.isfile(args.summary):
+        raise StudyError(f"{args.summary}: no summary (run bash recipes/domain_adaptation.sh first)")
+    with open(args.doc, encoding="utf-8") as f:
+        atomic_write_text(args.doc, render(f.read(), _read_json(args.summary), args.source or args.summary))
+    print(f"{args.doc}: generated blocks rewritten from {args.summary}")
+    return 0
+
+
+def pool_caps(env) -> tuple:
+    """(images per caption pool, XQuAD-R questions): EVAL_IMAGES / EVAL_QUESTIONS, else the grid's defaults;
+    ``all`` (or 0) = the whole set."""
+    caps = []
+    for name, default in (("EVAL_IMAGES", G.DEFAULT_IMAGES), ("EVAL_QUESTIONS", G.DEFAULT_QUESTIONS)):
+        value = env.get(name) or str(default)
+        if value != "all" and not value.isdigit():
+            raise StudyError(f"{name} must be a number or 'all', got {value!r}")
+        caps.append(int(value) if value.isdigit() and int(value) > 0 else None)
+    return tuple(caps)
+
+
+def _seeds() -> List[int]:
+    return [int(x) for x in (_words("SEEDS") or ["1", "2", "3"])]
+
+
+def run(root: str, config: dict) -> None:
+    env = dict(os.environ)
+    missing = [k for k in ("MODEL", "STEPS", "BATCH", "GROUP_SIZE", "QUERY_MAX_LEN", "PASSAGE_MAX_LEN", "LR",
+                           "WARMUP_RATIO", "TEMPERATURE", "ALPHA", "EVAL_QUERY_MAX_LEN", "EVAL_PASSAGE_MAX_LEN",
+                           "XQUAD_R") if not env.get(k)]
+    if missing:
+        raise StudyError(f"environment lacks {', '.join(missing)} (run bash recipes/domain_adaptation.sh)")
+    seeds = _seeds()
+    the_plan = plan(seeds, _words("CELLS"), _words("EVAL_SETS"))
+    study = Study(root, env)
+    for k in ("xtd10", "multi30k", "xquad_r"):
+        if not os.path.isdir(study.dirs[k]):
+            raise StudyError(f"{k} data folder not found: {study.dirs[k]} (set {k.upper()})")
+    images, questions = pool_caps(env)
+    config = dict(config, seeds=seeds, cells=the_plan["cells"], eval_sets=the_plan["test_sets"],
+                  eval_images=images or "all", eval_questions=questions or "all",
+                  **{k.lower(): env.get(k, "") for k in ("EVAL_LANGUAGES", "FLICKR_IMAGES")})
+    start(study.root, config, the_plan)
+    study.run(the_plan)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The domain-adaptation study's tables (markdown) from its ``summary.json``
+(:func:`hybrid_tevatron.eval.domain_study.summarize`): one table per evaluation set, X→en R@10 per XTD10
+language, the effects the study asks about (a − b against the seed noise) and the "aim high" target, reached or
+not. ``render`` fills the ``<!-- BEGIN GENERATED: name -->`` blocks of docs/domain_adaptation.md (names:
+:data:`BLOCKS`) and leaves the prose alone. Caption numbers are a caption proxy, never image retrieval.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+from hybrid_tevatron.errors import HybridTevatronError
+from hybrid_tevatron.eval import domain_grid as G
+from hybrid_tevatron.eval.reproduction import _BLOCK, _fmt, _table, config_block, hardware_block
+
+PROXY = ("Caption retrieval here is a **caption proxy**: a caption must find the captions of the same image in "
+         "other languages (X→en stands in for text→image); no images are involved. It is not image retrieval.")
+
+
+def run_name(cell: str, seed: Optional[int]) -> str:
+    return cell if seed is None else f"{cell}-s{seed}"
+
+
+def effect(a: Optional[dict], b: Optional[dict], lower_better: bool = False) -> dict:
+    """a − b (sign flipped when lower is better) against 2 standard errors of the difference of the seed means."""
+    if not a or not b:
+        return {"verdict": "not run"}
+    d = (b["mean"] - a["mean"]) if lower_better else (a["mean"] - b["mean"])
+    if a["n"] < 2 and b["n"] < 2:
+        return {"diff": d, "verdict": "one seed each: no noise estimate"}
+    noise = 2 * math.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"])
+    if abs(d) <= noise:
+        return {"diff": d, "noise": noise, "verdict": "within noise"}
+    return {"diff": d, "noise": noise, "verdict": ("a better" if d > 0 else "a worse") + " beyond noise"}
+
+
+def target(summary: dict) -> dict:
+    """The aim's criteria on the chosen candidate's test means (reached or not, as measured)."""
+    chosen = summary["meta"].get("choice", {}).get("chosen")
+    xtd, xq = (summary.get("xtd10") or {}).get(chosen or "", {}), summary.get("xquad-r") or {}
+    rows = [("XTD10 multilingual-pool mAP", xtd.get("multi.map"), G.TARGET["xtd10_multi_map"], "≥")]
+    rows += [(f"XTD10 {x}→en R@10", xtd.get(f"to_en.recall_10@{x}"), v, "≥")
+             for x, v in G.TARGET["xtd10_to_en_recall_10"].items()]
+    ref = xq.get("wiki-hybrid", {}).get("multi.map")
+    bound = ref["mean"] - G.TARGET["xquad_r_multi_map_drop"] if ref else None
+    rows.append(("held-out XQuAD-R multi mAP (wiki-hybrid − 0.01)", xq.get(chosen or "", {}).get("multi.map"),
+                 bound, "≥"))
+    out = [{"criterion": c, "measured": s, "bound": b,
+            "reached": None if s is None or b is None else s["mean"] >= b} for c, s, b, _ in rows]
+    flags = [r["reached"] for r in out]
+    return {"chosen": chosen, "rows": out,
+            "reached": None if None in flags else all(flags)}
+
+
+# ----------------------------------------------------------------------------------------------------- markdown
+
+def _row_name(summary: dict, cell: str) -> str:
+    c = G.CELL[cell]
+    return f"{cell} ({c.domain}, {c.regime})" + (" **chosen**" if summary["cells"][cell]["status"].startswith(
+        "chosen") else "")
+
+
+def set_table(summary: dict, eval_set: str, keys, titles=None) -> str:
+    runs = summary.get(eval_set) or {}
+    rows = []
+    for cell in G.CELLS:
+        if cell.degenerate:
+            rows.append([_row_name(summary, cell.name), cell.degenerate] + [""] * (len(keys) - 1))
+        elif cell.name in runs:
+            n = max(v["n"] for v in runs[cell.name].values())
+            rows.append([f"{_row_name(summary, cell.name)} n={n}"] + [_fmt(runs[cell.name].get(k), k) for k in keys])
+    if not any(cell.name in runs for cell in G.CELLS):
+        return f"_{G.EVAL_SET[eval_set].title}: not run yet._\n"
+    return _table(["cell (domain, regime) seeds"] + list(titles or keys), rows)
+
+
+def _xtd_keys():
+    groups = [f"multi.map@group:{g}" for g in G.LANGUAGE_GROUPS] + [f"to_en.recall_10@group:{g}"
+                                                                     for g in G.LANGUAGE_GROUPS]
+    return ["multi.map", *groups, "to_en.recall_10", "to_en.recall_10@jp", "to_en.recall_10@ko", "rank_distance"]
+
+
+def effects_table(summary: dict) -> str:
+    rows = []
+    for eval_set, key, a, b, question in G.EFFECTS:
+        e = effect((summary.get(eval_set) or {}).get(a, {}).get(key), (summary.get(eval_set) or {}).get(b, {}).get(key),
+                   "rank_distance" in key)
+        rows.append([question, f"{eval_set} {key}", f"{a} − {b}", f"{e['diff']:+.3f}" if "diff" in e else "–",
+                     f"±{e['noise']:.3f}" if "noise" in e else "–", e["verdict"]])
+    return _table(["question", "set, metric", "a − b", "measured", "2 s.e.", "verdict"], rows)
+
+
+def target_block(summary: dict) -> str:
+    t = target(summary)
+    choice = summary["meta"].get("choice") or {}
+    head = (f"Chosen on {choice['by']} (seed {choice['seed']}): **{t['chosen']}** (val scores: "
+            + ", ".join(f"{c} {v:.3f}" for c, v in choice["scores"].items()) + ").\n\n") if choice else \
+        "_No aim candidate chosen yet: not run._\n\n"
+    rows = [[r["criterion"], _fmt(r["measured"], "map"), "–" if r["bound"] is None else f"≥ {r['bound']:.3f}",
+             {True: "reached", False: "not reached", None: "not run"}[r["reached"]]] for r in t["rows"]]
+    verdict = {True: "reached", False: "**not reached**", None: "not measured yet"}[t["reached"]]
+    return head + _table(["criterion (chosen aim, test sets)", "measured", "target", "verdict"], rows) + \
+        f"\nThe aim as a whole: {verdict}.\n"
+
+
+def status_block(summary: dict) -> str:
+    the_plan = summary["meta"].get("plan") or {}
+    if not the_plan:
+        return "_No plan.json: not run yet._\n"
+    rows = []
+    for r in the_plan["runs"]:
+        done = [s for s in r["evals"] if r["cell"] in (summary.get(s) or {})
+                and (r["seed"] in next(iter(summary[s][r["cell"]].values()))["seeds"])]
+        rows.append([run_name(r["cell"], r["seed"]), f"{len(done)} of {len(r['evals'])}"])
+    return _table(["run", "evaluations done"], rows)
+
+
+M30K_KEYS = [f"{s}:{k}" for s in ("m30k-2016", "m30k-2018", "m30k-mscoco") for k in ("multi.map", "to_en.recall_10")]
+BLOCKS = {
+    "config": config_block, "hardware": hardware_block, "status": status_block, "target": target_block,
+    "xtd10": lambda s: set_table(s, "xtd10", _xtd_keys()),
+    "xtd10-languages": lambda s: set_table(s, "xtd10", [f"to_en.recall_10@{x}" for x in G.XTD10_LANGUAGES
+                                                        if x != "en"], [f"{x}→en" for x in G.XTD10_LANGUAGES
+                                                                        if x != "en"]),
+    "multi30k": lambda s: "\n".join(set_table(s, name, ["multi.map", "cross.map", "to_en.recall_10",
+                                                        "rank_distance"]) for name in
+                                    ("m30k-2016", "m30k-2018", "m30k-mscoco")),
+    "xquad-r": lambda s: set_table(s, "xquad-r", G.EVAL_SET["xquad-r"].keys),
+    "effects": effects_table,
+}
+
+
+def render(text: str, summary: dict, source: str) -> str:
+    unknown = [m["name"] for m in _BLOCK.finditer(text) if m["name"] not in BLOCKS]
+    if unknown:
+        raise HybridTevatronError(f"unknown generated blocks: {', '.join(unknown)} (known: {', '.join(BLOCKS)})")
+    return _BLOCK.sub(lambda m: f"{m.group(1)}<!-- from {source} -->\n\n{BLOCKS[m['name']](summary)}\n{m.group(4)}",
+                      text)
+
+
+def markdown(summary: dict) -> str:
+    parts = [PROXY, "## Aim", target_block(summary), "## XTD10", BLOCKS["xtd10"](summary),
+             BLOCKS["xtd10-languages"](summary), "## Multi30K", BLOCKS["multi30k"](summary),
+             "## Held-out XQuAD-R", BLOCKS["xquad-r"](summary), "## Effects", effects_table(summary)]
+    return "\n\n".join(parts) + "\n"
