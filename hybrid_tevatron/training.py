@@ -30,6 +30,9 @@ HF encoder) whose ``forward(query=, passage=)`` returns Tevatron's output with `
 * **Before anything is loaded** (:func:`train`): the output dir must be a folder (or absent), the model, tokenizer
   and config folders complete (:mod:`hybrid_tevatron.model_files`), so a bad path is one error line, not a
   traceback after minutes of loading.
+
+Size: one module on purpose; this is what both backends share (set-up checks, trainer mixin, checkpoints),
+so a fix lands once for both.
 """
 
 from __future__ import annotations
