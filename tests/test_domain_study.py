@@ -1,6 +1,7 @@
 """recipes/domain_adaptation.sh end to end at a tiny scale (tiny model, 2 steps, 1 seed, 20 images, 6 questions,
 en/de/fr/ko) on the real data: a reduced grid (CELLS) with a degenerate cell and the two-stage aim candidates, the
-choice on val, the summary and its tables, resuming, and refusing another configuration in the same folder."""
+choice on val, the summary and its tables, resuming, and refusing another configuration in the same folder (slow:
+about 6 minutes on 2 shared cores, eight evaluation processes)."""
 
 import json
 import os
@@ -42,6 +43,7 @@ def test_effect_verdicts():
     assert effect(None, one)["verdict"] == "not run"
 
 
+@pytest.mark.slow
 def test_domain_study_small(tiny_model_dir, shared_data, tmp_path):
     out = str(tmp_path / "da")
     env = recipe_env(MODEL=tiny_model_dir, SEEDS="1", CELLS=CELLS, STEPS="2", BATCH="4",

@@ -87,6 +87,7 @@ def estimate(the_plan: dict, images: Optional[int], questions: Optional[int]) ->
         runs += [{"cell": first, "seed": s, "evals": the_plan["test_sets"] if s == the_plan["seeds"][0] else
                   the_plan["later_seed_sets"]} for s in the_plan["seeds"]]
     trained = {(r["cell"], r["seed"]) for r in runs if G.CELL[r["cell"]].regime != "zero-shot"}
+    trained |= {(G.CELL[c].init, s) for c, s in trained if G.CELL[c].init}  # first stages
     train = m["train"] * len(trained)
     evals = 0.0
     for r in runs:
