@@ -2,8 +2,8 @@
 # Domain adaptation of hybrid batch training, scored by caption proxy (captions of the same image in other
 # languages stand in for the image; not image retrieval). The cells, the time and the outputs: docs/domain_adaptation.md.
 #   bash recipes/domain_adaptation.sh [OUT]     # default runs/domain_adaptation; resumable; another config refused
-# Environment: recipes/_common.sh's budget (MODEL, STEPS, BATCH, ...), SEEDS [1 2 3: headline cells; the others
-# the first], CELLS, EVAL_SETS [all], EVAL_IMAGES, EVAL_QUESTIONS, EVAL_LANGUAGES, FLICKR_IMAGES [all],
+# Environment: recipes/_common.sh's budget (MODEL, STEPS, BATCH, ...), SEEDS [1 2: headline cells; the others the
+# first], CELLS, EVAL_SETS [all], EVAL_IMAGES, EVAL_QUESTIONS, EVAL_LANGUAGES, FLICKR_IMAGES [all],
 # KEEP_MODELS [0], XQUAD_R, MULTI30K, XTD10 (hybrid_tevatron.eval.domain_study says what each does).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

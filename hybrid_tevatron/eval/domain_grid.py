@@ -10,8 +10,8 @@ languages stand in for the image), never image retrieval.
 * **Cells**: every cell trains from the base model at the same budget (STEPS × BATCH), except the aim candidates,
   which continue from the ``wiki-hybrid`` model of the same seed (two stages: twice the steps). A cell whose
   regime needs mono pairs from a caption-only mixture is *degenerate*: listed with its reason, never trained.
-* **Seeds**: headline cells (``wikiflickr-hybrid`` and the chosen aim) run every seed of ``SEEDS``, the others the
-  first seed only; seeds after the first are evaluated on :data:`LATER_SEED_SETS` only.
+* **Seeds**: headline cells (``wiki-hybrid``, ``wikiflickr-hybrid`` and the chosen aim) run every seed of ``SEEDS``,
+  the others the first seed only; seeds after the first are evaluated on :data:`LATER_SEED_SETS` only.
 * **Aim candidates** are trained on the first seed and evaluated on Multi30K val only; the one with the best val
   multilingual mAP is *chosen* (``choice.json``), then trained on every seed and evaluated on the test sets. The
   test sets never take part in the choice.
@@ -69,7 +69,7 @@ CELLS: List[Cell] = [
     Cell("zero-shot", "none (base model)", "zero-shot", headline=True),
     Cell("wiki-mono", "Wikipedia", "mono", ("wiki",)),
     Cell("wiki-cross", "Wikipedia", "cross", ("wiki",)),
-    Cell("wiki-hybrid", "Wikipedia", "hybrid", ("wiki",)),
+    Cell("wiki-hybrid", "Wikipedia", "hybrid", ("wiki",), headline=True),
     Cell("flickr816-mono", "Flickr (816)", "mono", ("flickr816",), degenerate=_CAPTION_MONO),
     Cell("flickr816-cross", "Flickr (816)", "cross", ("flickr816",)),
     Cell("flickr816-hybrid", "Flickr (816)", "hybrid", ("flickr816",),
@@ -120,16 +120,18 @@ EVAL_SETS: List[EvalSet] = [
 EVAL_SET = {e.name: e for e in EVAL_SETS}
 CHOICE = ("m30k-val", "multi.map")  # the aim candidates are ranked by this (higher is better)
 LATER_SEED_SETS = ("xtd10", "xquad-r")  # seeds after the first evaluate only these (the aim's and headline sets)
-# Default pool sizes (the first N images of every caption pool, the first N held-out XQuAD-R questions), chosen
+# Default seeds (SEEDS) and pool sizes (the first N images of every caption pool, the first N held-out XQuAD-R questions), chosen
 # so the default study fits about 2.5 h on 2 CPU cores (docs/domain_adaptation.md, "Time"); EVAL_IMAGES=all
 # EVAL_QUESTIONS=all evaluates the whole sets (about 6 h on 2 cores)
-DEFAULT_IMAGES, DEFAULT_QUESTIONS = 150, 80
+DEFAULT_SEEDS, DEFAULT_IMAGES, DEFAULT_QUESTIONS = (1, 2), 150, 80
 IMAGES = {"xtd10": 1000, "m30k-2016": 1000, "m30k-2018": 1071, "m30k-mscoco": 461, "m30k-val": 1014}
 # Stage minutes on 2 CPU cores (docs/domain_adaptation.md, "Time"): one training run at the default budget
 # (docs/reproduction.md's median), one XQuAD-R held-out evaluation (likewise), a caption evaluation's encoding per
-# 1,000 texts (XTD10's encoding CPU time with multilingual-e5-small over 1.7 busy cores) and the fixed start of one
-# evaluation
-MINUTES = {"train": 5.7, "xquad-r": 5.8, "caption_per_1k": 0.37, "eval_start": 0.5}
+# 1,000 texts (XTD10's encoding CPU time with multilingual-e5-small over 1.7 busy cores), the fixed start of one
+# evaluation, and per caption search (search + trec_eval) a fixed part and a part per 100,000 retrieved hits (the
+# tiny-model test's searches; the whole-XTD10 searches, halved for a machine that was shared)
+MINUTES = {"train": 5.7, "xquad-r": 5.8, "caption_per_1k": 0.37, "eval_start": 0.5, "search": 0.01,
+           "per_100k_hits": 0.012}
 
 # XTD10 language groups relative to the study's training data
 LANGUAGE_GROUPS: Dict[str, Tuple[str, ...]] = {

@@ -96,8 +96,10 @@ def estimate(the_plan: dict, images: Optional[int], questions: Optional[int]) ->
             if es.family == "lareqa":
                 evals += m["eval_start"] + m["xquad-r"] * min(1.0, (questions or 374) / 374)
             else:
-                n = min(images or G.IMAGES[name], G.IMAGES[name])
-                evals += m["eval_start"] + m["caption_per_1k"] * 2 * n * len(es.languages) / 1000
+                n, langs = min(images or G.IMAGES[name], G.IMAGES[name]), len(es.languages)
+                hits = n * (langs - 1) * min(500, n) + n * min(500, n * langs)  # cross X->Y, then multi
+                evals += (m["eval_start"] + m["caption_per_1k"] * 2 * n * langs / 1000
+                          + m["search"] * langs * langs + m["per_100k_hits"] * langs * hits / 1e5)
     return {"train_runs": len(trained), "train_min": train, "eval_min": evals, "total_min": train + evals}
 
 
@@ -369,7 +371,7 @@ def pool_caps(env) -> tuple:
 
 
 def _seeds() -> List[int]:
-    return [int(x) for x in (_words("SEEDS") or ["1", "2", "3"])]
+    return [int(x) for x in (_words("SEEDS") or G.DEFAULT_SEEDS)]
 
 
 def run(root: str, config: dict) -> None:

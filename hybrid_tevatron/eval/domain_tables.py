@@ -109,8 +109,12 @@ def target_block(summary: dict) -> str:
     rows = [[r["criterion"], _fmt(r["measured"], "map"), "–" if r["bound"] is None else f"≥ {r['bound']:.3f}",
              {True: "reached", False: "not reached", None: "not run"}[r["reached"]]] for r in t["rows"]]
     verdict = {True: "reached", False: "**not reached**", None: "not measured yet"}[t["reached"]]
+    images = (summary["meta"].get("config") or {}).get("eval_images", "all")
+    pools = "" if images == "all" else (f" Measured on pools of the first {images} images per caption set: the "
+                                        "thresholds refer to the whole 1,000-image XTD10 pool, so this verdict "
+                                        "does not carry over to it.")
     return head + _table(["criterion (chosen aim, test sets)", "measured", "target", "verdict"], rows) + \
-        f"\nThe aim as a whole: {verdict}.\n"
+        f"\nThe aim as a whole: {verdict} (caption proxy).{pools}\n"
 
 
 def status_block(summary: dict) -> str:
