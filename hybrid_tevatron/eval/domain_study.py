@@ -97,7 +97,7 @@ def estimate(the_plan: dict, images: Optional[int], questions: Optional[int]) ->
                 evals += m["eval_start"] + m["xquad-r"] * min(1.0, (questions or 374) / 374)
             else:
                 n, langs = min(images or G.IMAGES[name], G.IMAGES[name]), len(es.languages)
-                hits = n * (langs - 1) * min(500, n) + n * min(500, n * langs)  # cross X->Y, then multi
+                hits = n * (langs - 1) * min(500, n) + n * n * langs  # cross X->Y; multi: the whole pool (worst case)
                 evals += (m["eval_start"] + m["caption_per_1k"] * 2 * n * langs / 1000
                           + m["search"] * langs * langs + m["per_100k_hits"] * langs * hits / 1e5)
     return {"train_runs": len(trained), "train_min": train, "eval_min": evals, "total_min": train + evals}
