@@ -120,9 +120,9 @@ EVAL_SETS: List[EvalSet] = [
 EVAL_SET = {e.name: e for e in EVAL_SETS}
 CHOICE = ("m30k-val", "multi.map")  # the aim candidates are ranked by this (higher is better)
 LATER_SEED_SETS = ("xtd10", "xquad-r")  # seeds after the first evaluate only these (the aim's and headline sets)
-# Default seeds (SEEDS) and pool sizes (the first N images of every caption pool, the first N held-out XQuAD-R questions), chosen
-# so the default study fits about 2.5 h on 2 CPU cores (docs/domain_adaptation.md, "Time"); EVAL_IMAGES=all
-# EVAL_QUESTIONS=all evaluates the whole sets (about 11 h on 2 cores by the estimate below)
+# Default seeds (SEEDS) and pool sizes (the first N images of every caption pool, the first N held-out XQuAD-R
+# questions), chosen so the default study fits about 2.5 h on 2 CPU cores (docs/domain_adaptation.md, "Time");
+# EVAL_IMAGES=all EVAL_QUESTIONS=all evaluates the whole sets (about 11 h on 2 cores by the estimate below)
 DEFAULT_SEEDS, DEFAULT_IMAGES, DEFAULT_QUESTIONS = (1, 2), 120, 60
 IMAGES = {"xtd10": 1000, "m30k-2016": 1000, "m30k-2018": 1071, "m30k-mscoco": 461, "m30k-val": 1014}
 # Stage minutes on 2 CPU cores (docs/domain_adaptation.md, "Time"): one training run at the default budget
