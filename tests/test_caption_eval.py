@@ -79,6 +79,16 @@ def test_compacted_multi_run_scores_like_the_full_pool_without_own_captions(xtd_
     assert by_hand == ours
 
 
+def test_two_languages_have_no_rank_distance_and_still_report(tiny_model_dir, shared_data, tmp_path):
+    """With one relevant caption per multilingual query there is no pair of relevant ranks: no rank distance."""
+    out = tmp_path / "two"
+    proc = run_captions(tiny_model_dir, out, "--xtd10", os.path.join(shared_data, "xtd10"), "--languages", "en", "de",
+                        "--max_images", "10", "--pooling", "mean", "--normalize")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.load(open(out / "results" / "results.json", encoding="utf-8"))
+    assert results["summary"]["rank_distance"] is None and 0 < results["summary"]["multi.map"] <= 1
+
+
 @pytest.mark.parametrize("args, message", [
     (["--xtd10", "X", "--multi30k", "Y"], "give exactly one of --multi30k DIR --split S, --xtd10 DIR"),
     (["--xtd10", "{xtd10}", "--languages", "en", "xx"], "test_1kcaptions_xx.txt"),

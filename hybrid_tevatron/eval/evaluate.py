@@ -25,7 +25,7 @@ from hybrid_tevatron.jsonfiles import read_format
 from hybrid_tevatron.eval.metrics import KEYS, MEASURES, EvalError, compare_with_trec_eval, evaluate_run, macro, \
     mean, parse_trec_eval, read_qrels
 from hybrid_tevatron.logs import get_logger
-from hybrid_tevatron.eval.report import RESULTS_FORMAT, detail_markdown, plot_heatmap
+from hybrid_tevatron.eval.report import RESULTS_FORMAT, detail_markdown, fmt, plot_heatmap
 
 SETTINGS = ("mono", "cross", "multi")
 METRIC_KEYS = tuple(KEYS[m] for m in MEASURES)
@@ -90,8 +90,8 @@ def evaluate_lareqa(manifest_path: str, runs_dir: str, settings=SETTINGS, seen_l
             check["searches"][s["name"]] = _crosscheck(pq, os.path.join(trec_eval_dir, s["name"] + ".txt"),
                                                        check["problems"], s["name"])
         log.info(f"[{i}/{len(searches)}] {s['name']}: {len(pq)} queries, mAP {per_search[s['name']]['map']:.4f}"
-                 + (f", rank distance {per_search[s['name']]['rank_distance']:.1f}" if s["setting"] == "multi"
-                    else ""))
+                 + (f", rank distance {fmt(per_search[s['name']]['rank_distance'], 'rank_distance')}"
+                    if s["setting"] == "multi" else ""))
 
     langs = manifest["languages"]
     out_settings: dict = {}
