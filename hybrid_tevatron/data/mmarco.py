@@ -32,7 +32,7 @@ import sys
 from typing import Dict, Iterator, List, Sequence, Tuple
 
 from hybrid_tevatron.atomic import atomic_path, atomic_write_json
-from hybrid_tevatron.errors import HybridTevatronError, report_errors
+from hybrid_tevatron.errors import HybridTevatronError, first_line, report_errors
 from hybrid_tevatron.logs import get_logger
 
 log = get_logger(__name__)
@@ -87,8 +87,7 @@ def download(mmarco_dir: str, langs: Sequence[str], translation: str = "google",
         try:
             hf_hub_download(REPO, path, repo_type="dataset", revision=revision, local_dir=mmarco_dir)
         except Exception as err:  # noqa: BLE001 - network, auth, missing revision: one message
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            raise MmarcoError(f"could not download {path} of {REPO}@{revision} ({first}); without Hub access put "
+            raise MmarcoError(f"could not download {path} of {REPO}@{revision} ({first_line(err)}); without Hub access put "
                               f"the repository's files in {mmarco_dir}") from None
 
 

@@ -14,6 +14,7 @@ import enum
 import os
 
 from hybrid_tevatron.encoding import read_encoding
+from hybrid_tevatron.errors import first_line
 from hybrid_tevatron.eval.runner import CliRunner, StepError
 from hybrid_tevatron.logs import get_logger
 
@@ -34,11 +35,6 @@ class Dtype(str, enum.Enum):
     FP16 = "fp16"
 
 
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
 def check_model(model: str) -> dict:
     """Check a local model folder (or a Hub id); return ``{"hidden_size": int, "model_type": str}``.
 
@@ -52,12 +48,12 @@ def check_model(model: str) -> dict:
     try:
         config = AutoConfig.from_pretrained(model)
     except Exception as err:  # noqa: BLE001 - any loading problem is reported the same way
-        raise StepError(f"{model}: cannot load the model config: {_first_line(err)}") from None
+        raise StepError(f"{model}: cannot load the model config: {first_line(err)}") from None
     try:
         tokenizer = AutoTokenizer.from_pretrained(model)
         probe = tokenizer(TOKENIZER_PROBE, add_special_tokens=False)["input_ids"]
     except Exception as err:  # noqa: BLE001
-        raise StepError(f"{model}: cannot load the tokenizer: {type(err).__name__}: {_first_line(err)}") from None
+        raise StepError(f"{model}: cannot load the tokenizer: {type(err).__name__}: {first_line(err)}") from None
     vocab = getattr(config, "vocab_size", None)
     if isinstance(vocab, int) and len(tokenizer) > vocab:
         raise StepError(f"{model}: the tokenizer has {len(tokenizer)} tokens but the model only {vocab} embeddings; "

@@ -43,7 +43,7 @@ import shutil
 import sys
 
 from hybrid_tevatron.atomic import atomic_dir, atomic_write_json, atomic_write_text
-from hybrid_tevatron.errors import HybridTevatronError, report_errors
+from hybrid_tevatron.errors import HybridTevatronError, first_line, report_errors
 from hybrid_tevatron.eval.plan import PLAN_FORMAT
 from hybrid_tevatron.jsonfiles import read_format
 from hybrid_tevatron.logs import get_logger
@@ -96,7 +96,7 @@ def _pyserini_named(source: str, kind: str, load):
     try:
         return load(source)
     except Exception as err:  # noqa: BLE001 - Anserini raises Java exceptions
-        raise MiraclError(f"Pyserini could not load the {kind} {source!r}: {_first_line(err)}. Pyserini 1.6 downloads "
+        raise MiraclError(f"Pyserini could not load the {kind} {source!r}: {first_line(err)}. Pyserini 1.6 downloads "
                           f"them on first use into {PYSERINI_CACHE}; offline, copy {kind}.{source}.tsv there or "
                           f"pass --{kind} FILE") from None
 
@@ -146,11 +146,6 @@ def read_qrels(path: str) -> list[tuple[str, str, int]]:
     return [(q, d, rel) for q, docs in read(path).items() for d, rel in docs.items()]
 
 
-def _first_line(err: Exception) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
-
-
 # ------------------------------------------------------------------------------------------------ corpus
 
 
@@ -164,7 +159,7 @@ def corpus_files(source: str, lang: str) -> tuple[list[str], str]:
 
             local = snapshot_download(repo_id=repo, repo_type="dataset", allow_patterns=[f"{sub}/*"])
         except Exception as err:  # noqa: BLE001 - offline, missing repo, network errors
-            raise MiraclError(f"cannot fetch {sub}/ from the Hugging Face dataset {repo}: {_first_line(err)}. "
+            raise MiraclError(f"cannot fetch {sub}/ from the Hugging Face dataset {repo}: {first_line(err)}. "
                               "Offline, pass --corpus with a local copy (a docs-*.jsonl.gz folder or file)") from None
         files = _jsonl_files(os.path.join(local, sub))
         if not files:

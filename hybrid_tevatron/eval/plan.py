@@ -10,8 +10,6 @@ path}, encoded once into ``queries/KEY``), ``trec_eval_args`` (one trec_eval cal
 
 from __future__ import annotations
 
-import json
-import os
 
 from hybrid_tevatron.atomic import atomic_write_json
 from hybrid_tevatron.jsonfiles import read_format

@@ -29,7 +29,6 @@ reads an environment variable (the option name in capitals: ``LANGUAGES``, ``POO
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 

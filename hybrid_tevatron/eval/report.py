@@ -11,7 +11,6 @@ distance, mono R@1, cross R@1, multilingual R@10), ``compare.json`` (the same nu
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
