@@ -129,7 +129,6 @@ def status_block(summary: dict) -> str:
     return _table(["run", "evaluations done"], rows)
 
 
-M30K_KEYS = [f"{s}:{k}" for s in ("m30k-2016", "m30k-2018", "m30k-mscoco") for k in ("multi.map", "to_en.recall_10")]
 BLOCKS = {
     "config": config_block, "hardware": hardware_block, "status": status_block, "target": target_block,
     "xtd10": lambda s: set_table(s, "xtd10", _xtd_keys()),
