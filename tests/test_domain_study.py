@@ -81,3 +81,38 @@ def test_domain_study_small(tiny_model_dir, shared_data, tmp_path):
     assert again.returncode == 0 and "wiki-hybrid-s1: done (results exist)" in again.stderr, again.stderr[-4000:]
     assert [line.split("\t")[0] for line in open(os.path.join(out, "timings.tsv"))] == stages
     assert other_run.returncode == 2 and "holds results of another configuration" in other_run.stderr
+
+
+def test_committed_doc_tables_match_the_committed_expected_scores():
+    """docs/domain_adaptation.md's generated tables and recipes/expected/domain_adaptation.yaml come from the same
+    run: every expected row's mean is the number in its table cell (no drift between the two)."""
+    import re
+
+    import yaml
+
+    from hybrid_tevatron.eval.domain_tables import TITLES
+
+    with open(os.path.join(ROOT, "recipes", "expected", "domain_adaptation.yaml"), encoding="utf-8") as f:
+        rows = yaml.safe_load(f)["rows"]
+    with open(os.path.join(ROOT, "docs", "domain_adaptation.md"), encoding="utf-8") as f:
+        doc = f.read()
+    titles = {es.title: es.name for es in G.EVAL_SETS}
+    cells, eval_set, header = {}, None, None
+    for block in re.findall(r"<!-- BEGIN GENERATED: (?:xtd10|xtd10-languages|multi30k|xquad-r) -->(.*?)<!-- END",
+                            doc, re.S):
+        for line in block.splitlines():
+            title = line.split(" — ")[0].rstrip(":")
+            if title in titles:
+                eval_set, header = titles[title], None
+            elif line.startswith("| ") and header is None:
+                header = [c.strip() for c in line.strip("|").split("|")]
+            elif line.startswith("| "):
+                values = [c.strip().split(" ± ")[0] for c in line.strip("|").split("|")]
+                cells.update({(eval_set, values[0].split()[0], h): v for h, v in zip(header[1:], values[1:])})
+    assert len(rows) >= 60
+    for row in rows:
+        eval_set, cell, key = row["id"].split("/")
+        digits = 1 if "rank_distance" in key else 3
+        # the doc rounds the run's mean to `digits`, the YAML to 4 decimals
+        measured = float(cells[(eval_set, cell, TITLES[key])])
+        assert abs(measured - row["expected"]) <= 0.5 * 10 ** -digits + 1e-4, row["id"]
