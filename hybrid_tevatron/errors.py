@@ -1,9 +1,20 @@
 """The base of hybrid_tevatron's expected failures.
 
-An expected failure (bad input, a missing file, an unreachable model hub) is reported as one line naming the cause
-and the remedy, with a non-zero exit status; a traceback means a bug. Command-line entry points catch
+An expected failure (bad input, a missing file, an unreachable model hub, a folder another run holds) is reported as
+one line naming the cause and the remedy; a traceback means a bug. Command-line entry points catch
 :class:`HybridTevatronError` (and the older error classes) and print ``error: MESSAGE``.
+
+Exit codes, the same for every command: 0 success; :data:`EXIT_ERROR` (2, as argparse's usage errors) an expected
+failure with its ``error:`` line; 128 + N stopped by signal N (130 Ctrl-C, 143 SIGTERM) with one line saying what
+was kept; 1 only for a bug (Python's uncaught exception, with its traceback).
 """
+
+import contextlib
+import os
+import signal
+import sys
+
+EXIT_ERROR = 2
 
 
 class HybridTevatronError(Exception):
@@ -16,18 +27,80 @@ def first_line(err: BaseException) -> str:
     return lines[0] if lines else type(err).__name__
 
 
+class ErrorExit(SystemExit):
+    """``SystemExit(EXIT_ERROR)`` after the ``error: MESSAGE`` line was printed (see :func:`exit_error`); ``str()``
+    is that line, so callers in-process can match it."""
+
+    def __init__(self, message: str):
+        super().__init__(EXIT_ERROR)
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"error: {self.message}"
+
+
+def exit_error(message) -> "NoReturn":  # noqa: F821
+    """Print ``error: MESSAGE`` (its first line) on stderr and end with :data:`EXIT_ERROR`."""
+    message = message if isinstance(message, str) else first_line(message)
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    raise ErrorExit(message)
+
+
+class Interrupted(HybridTevatronError):
+    """SIGTERM / SIGINT: the run stops; ``exit_code`` is 128 + the signal number."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.exit_code = 128 + signum
+
+
+def _raise_interrupted(signum, _frame):
+    raise Interrupted(signum)
+
+
+def _interrupt_in(pid: int):
+    """A handler raising :class:`Interrupted` in process ``pid`` only; a forked child (a data-loader worker) gets
+    the default action instead."""
+
+    def handler(signum, frame):
+        if os.getpid() != pid:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        _raise_interrupted(signum, frame)
+
+    return handler
+
+
+@contextlib.contextmanager
+def signals_interrupt():
+    """Within the block SIGTERM and SIGINT raise :class:`Interrupted` (so ``finally`` blocks and context managers
+    run, and the caller prints one line instead of a traceback); the previous handlers are restored after."""
+    old, handler = {}, _interrupt_in(os.getpid())
+    try:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            old[signum] = signal.signal(signum, handler)
+        yield
+    finally:
+        for signum, handler in old.items():
+            signal.signal(signum, handler)
+
+
 def report_errors(main):
     """Decorator for a command-line ``main(argv=None) -> int``: an expected failure (:class:`HybridTevatronError`)
-    becomes one line ``error: MESSAGE`` on stderr and exit status 2; anything else (a bug) keeps its traceback."""
+    becomes one line ``error: MESSAGE`` on stderr and exit status :data:`EXIT_ERROR`; :class:`Interrupted` one line
+    and 128 + the signal; anything else (a bug) keeps its traceback."""
     import functools
-    import sys
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
         try:
             return main(*args, **kwargs)
+        except Interrupted as err:
+            print(f"error: {err}", file=sys.stderr)
+            return err.exit_code
         except HybridTevatronError as err:
             print(f"error: {err}", file=sys.stderr)
-            return 2
+            return EXIT_ERROR
 
     return wrapper

@@ -443,7 +443,7 @@ def test_two_evaluations_into_one_folder_cannot_both_write_it(trained_model, sha
     codes = sorted(p.returncode for p in procs)
     assert codes[0] == 0 and codes[1] != 0, errs
     loser = errs[[p.returncode for p in procs].index(codes[1])]
-    assert "another evaluation is writing" in loser or "exists and is not empty" in loser, loser[-2000:]
+    assert "is in use by an evaluation" in loser or "exists and is not empty" in loser, loser[-2000:]
     assert os.path.isfile(os.path.join(out, "results", "results.json"))
     assert sorted(os.listdir(tmp_path)) == ["out"], os.listdir(tmp_path)
 

@@ -2,10 +2,13 @@
 
 :class:`OutputFolder` (a context manager) is the one place for these rules:
 
+- OUTPUT is named once, by :func:`hybrid_tevatron.locks.normalize_path`: ``ev``, ``ev/`` and ``./ev`` are one
+  folder, and a symlink means the folder it points to (the results replace that folder; the link stays).
 - OUTPUT must be absent, an empty folder, or replaced on ``overwrite``; anything else is refused before work starts.
-- One evaluation per output folder at a time: an exclusive ``flock`` on ``.NAME.lock`` beside it, held until the
-  end; a second evaluation into the same folder is refused with one line, and the check is repeated at the final
-  rename (a folder that appeared meanwhile is not replaced without ``overwrite``).
+- One writer per output folder at a time: :class:`hybrid_tevatron.locks.FolderLock` (``.NAME.lock`` beside it, the
+  lock trainings and the domain study take too), held until the end; a second evaluation into the same folder is
+  refused with one line naming the holder, and the target check is repeated at the final rename (a folder that
+  appeared meanwhile is not replaced without ``overwrite``; the work folder is removed then too).
 - Every stage works inside the work folder ``.NAME.tmp.XXXXXX`` beside OUTPUT, with paths relative to it (Pyserini
   picks encoder classes from substrings of path arguments, so user folder names stay out of them). On success it is
   renamed onto OUTPUT; on any failure, Ctrl-C or SIGTERM it is removed (``KEEP_WORK=1`` keeps it) and OUTPUT is
@@ -17,14 +20,14 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import signal
 import tempfile
 import time
 
-from hybrid_tevatron.errors import HybridTevatronError
+from hybrid_tevatron.errors import HybridTevatronError, Interrupted, _raise_interrupted
+from hybrid_tevatron.locks import FolderLock, LockError, normalize_path
 from hybrid_tevatron.logs import get_logger
 
 log = get_logger(__name__)
@@ -37,16 +40,7 @@ class OutputError(HybridTevatronError):
     """The output folder cannot be written (exists, is locked, is a file)."""
 
 
-class Interrupted(HybridTevatronError):
-    """SIGTERM / SIGINT: the evaluation stops; ``exit_code`` is 128 + the signal number."""
-
-    def __init__(self, signum: int):
-        super().__init__(f"stopped by {signal.Signals(signum).name}")
-        self.exit_code = 128 + signum
-
-
-def _raise_interrupted(signum, _frame):
-    raise Interrupted(signum)
+__all__ = ["Interrupted", "OutputError", "OutputFolder"]  # Interrupted: hybrid_tevatron.errors', kept here too
 
 
 class OutputFolder:
@@ -54,13 +48,12 @@ class OutputFolder:
     ``out.record(line)``; see the module docstring for the rules."""
 
     def __init__(self, path: str, overwrite: bool = False):
-        if not path:
-            raise OutputError("no output folder given")
-        self.path = os.path.join(os.path.abspath(os.path.dirname(path) or "."), os.path.basename(path.rstrip("/")))
+        if not path or not str(path).strip("/"):
+            raise OutputError(f"no usable output folder given ({path!r})")
+        self.path = normalize_path(path)
         self.overwrite = overwrite
         self.work: str | None = None
-        self._lock_file = None
-        self._lock_path = os.path.join(os.path.dirname(self.path), f".{os.path.basename(self.path)}.lock")
+        self._lock = FolderLock(self.path, "an evaluation")
         self._start = time.time()
         self._old_handlers = {}
 
@@ -77,17 +70,9 @@ class OutputFolder:
         self._check_target()
         parent = os.path.dirname(self.path)
         try:
-            os.makedirs(parent, exist_ok=True)
-            self._lock_file = open(self._lock_path, "a")
-        except OSError as err:
-            raise OutputError(f"cannot create {self._lock_path}: {err.strerror}") from None
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock_file.close()
-            self._lock_file = None
-            raise OutputError(f"another evaluation is writing {self.path} (lock {self._lock_path} held); wait for "
-                              "it or pick another folder") from None
+            self._lock.acquire()
+        except LockError as err:
+            raise OutputError(str(err)) from None
         for signum in (signal.SIGTERM, signal.SIGINT):
             self._old_handlers[signum] = signal.signal(signum, _raise_interrupted)
         self.work = tempfile.mkdtemp(prefix=f".{os.path.basename(self.path)}.tmp.", dir=parent)
@@ -99,25 +84,27 @@ class OutputFolder:
     def __exit__(self, exc_type, exc, tb) -> bool:
         try:
             if exc_type is None:
-                self._finish()
-            elif self.work and os.path.isdir(self.work):
-                if os.environ.get("KEEP_WORK") == "1":
-                    log.error("failed; the partial work folder is kept at %s (KEEP_WORK=1)", self.work)
-                else:
-                    shutil.rmtree(self.work, ignore_errors=True)
-                    log.error("failed; nothing was written to %s", self.path)
+                try:
+                    self._finish()
+                except BaseException:
+                    self._discard()
+                    raise
+            else:
+                self._discard()
         finally:
             for signum, handler in self._old_handlers.items():
                 signal.signal(signum, handler)
-            self._unlock()
+            self._lock.release()
         return False
 
-    def _unlock(self) -> None:
-        if self._lock_file is not None:
-            with contextlib.suppress(OSError):
-                os.remove(self._lock_path)
-            self._lock_file.close()
-            self._lock_file = None
+    def _discard(self) -> None:
+        """Remove the work folder (``KEEP_WORK=1`` keeps it); OUTPUT stays as it was."""
+        if self.work and os.path.isdir(self.work):
+            if os.environ.get("KEEP_WORK") == "1":
+                log.error("failed; the partial work folder is kept at %s (KEEP_WORK=1)", self.work)
+            else:
+                shutil.rmtree(self.work, ignore_errors=True)
+                log.error("failed; nothing was written to %s", self.path)
 
     def _finish(self) -> None:
         with open(self.timings_path, "a", encoding="utf-8") as f:
