@@ -9,6 +9,11 @@ so such a folder is refused up front, with the missing files named.
 A name is taken for a Hub id only when it has the ``owner/name`` form and no such path exists (see
 :func:`looks_like_hub_id`); a Hub id must be in the local cache or downloadable, else the error says to pass a
 local folder. Every check raises :class:`ModelFolderError` with a one-line message naming the path and the remedy.
+
+:func:`check_model_loads` goes one step further for a local folder (training, evaluation and
+``python -m hybrid_tevatron.pyserini.encode`` all run it before encoding or training anything): the config and the
+tokenizer load (a truncated ``tokenizer.json`` is one error line, not a traceback), the tokenizer knows words and
+fits the model's embeddings.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import os
 from typing import List, Optional
 
-from hybrid_tevatron.errors import HybridTevatronError
+from hybrid_tevatron.errors import HybridTevatronError, first_line
 
 CONFIG_FILE = "config.json"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
@@ -26,6 +31,7 @@ TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 VOCAB_FILES = ("tokenizer.json", "sentencepiece.bpe.model", "spiece.model", "tokenizer.model", "sentencepiece.model",
                "vocab.txt", "vocab.json")
 TOKENIZER_FILES = (TOKENIZER_CONFIG_FILE,) + VOCAB_FILES  # every file a tokenizer may be saved as
+TOKENIZER_PROBE = "the cat"
 EMBEDDED_MODEL_HINT = "python -m hybrid_tevatron.models.me5_small DIR builds multilingual-e5-small there, offline"
 
 
@@ -111,3 +117,48 @@ def check_model(name_or_path: str, *, config: bool = True, weights: bool = True,
         check_hub_model(name_or_path, filename=filename, cache_dir=cache_dir, revision=revision)
     else:
         check_model_folder(name_or_path, config=config, weights=weights, tokenizer=tokenizer)
+
+
+def load_model_config(path: str, **kwargs):
+    """``AutoConfig`` of ``path``; :class:`ModelFolderError` (one line) when it cannot be loaded."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(path, **kwargs)
+    except Exception as err:  # noqa: BLE001 - any loading problem is reported the same way
+        raise ModelFolderError(f"{path}: cannot load the model config: {first_line(err)}") from None
+
+
+def check_tokenizer_loads(path: str, vocab_size: Optional[int] = None, **kwargs) -> None:
+    """The tokenizer of ``path`` loads, knows a word of :data:`TOKENIZER_PROBE`, and has no more tokens than the
+    model's ``vocab_size`` embeddings (when given); else :class:`ModelFolderError`, one line."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        probe = tokenizer(TOKENIZER_PROBE, add_special_tokens=False)["input_ids"]
+    except Exception as err:  # noqa: BLE001
+        raise ModelFolderError(f"{path}: cannot load the tokenizer: {type(err).__name__}: {first_line(err)}; "
+                               "save the model's own tokenizer with it (tokenizer.save_pretrained(folder))") from None
+    if isinstance(vocab_size, int) and len(tokenizer) > vocab_size:
+        raise ModelFolderError(f"{path}: the tokenizer has {len(tokenizer)} tokens but the model only {vocab_size} "
+                               "embeddings; save the model's own tokenizer with it")
+    if not probe or all(i == tokenizer.unk_token_id for i in probe):
+        raise ModelFolderError(f"{path}: the tokenizer knows no word of {TOKENIZER_PROBE!r} (every token is "
+                               "unknown); save the model's own tokenizer with it (tokenizer.save_pretrained(folder))")
+
+
+def check_model_loads(name_or_path: str, *, tokenizer: Optional[str] = None, cache_dir: Optional[str] = None,
+                      revision: Optional[str] = None) -> dict:
+    """:func:`check_model`, then load the config and the tokenizer (of ``tokenizer`` when given, else of the model)
+    as :func:`check_tokenizer_loads` says; return ``{"hidden_size": int, "model_type": str}``."""
+    where = {"cache_dir": cache_dir, **({"revision": revision} if revision else {})}
+    check_model(name_or_path, tokenizer=tokenizer is None, **where)
+    if tokenizer is not None:
+        check_model(tokenizer, config=False, weights=False, **where)
+    config = load_model_config(name_or_path, **where)
+    check_tokenizer_loads(tokenizer or name_or_path, getattr(config, "vocab_size", None), **where)
+    hidden = getattr(config, "hidden_size", None) or getattr(config, "d_model", None)
+    if not isinstance(hidden, int) or hidden < 1:
+        raise ModelFolderError(f"{name_or_path}: config has no hidden_size")
+    return {"hidden_size": hidden, "model_type": getattr(config, "model_type", "")}

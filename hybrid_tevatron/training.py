@@ -28,8 +28,11 @@ HF encoder) whose ``forward(query=, passage=)`` returns Tevatron's output with `
   staging folder, which the next start removes. ``--resume_from_checkpoint last`` takes the newest *complete*
   checkpoint (:func:`last_checkpoint`; an incomplete one, e.g. from an older version, is skipped with a warning).
 * **Before anything is loaded** (:func:`train`): the output dir must be a folder (or absent), the model, tokenizer
-  and config folders complete (:mod:`hybrid_tevatron.model_files`), so a bad path is one error line, not a
-  traceback after minutes of loading.
+  and config folders complete, their config and tokenizer loadable (:mod:`hybrid_tevatron.model_files`), so a bad
+  path is one error line, not a traceback after minutes of loading.
+* **One run per output dir** (:func:`train`): the main process holds :class:`hybrid_tevatron.locks.FolderLock` on
+  ``--output_dir`` (the lock evaluations take) from before the output-dir check to the end of the run, on any exit;
+  a second training (or evaluation) into the same folder is refused with one line naming the holder.
 
 Size: one module on purpose; this is what both backends share (set-up checks, trainer mixin, checkpoints),
 so a fix lands once for both.
@@ -37,6 +40,7 @@ so a fix lands once for both.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import logging
@@ -53,7 +57,14 @@ from torch.utils.data import DataLoader
 from hybrid_tevatron.collator import HybridBatch
 from hybrid_tevatron.distributed import check_sharded_training
 from hybrid_tevatron.errors import HybridTevatronError
-from hybrid_tevatron.model_files import ModelFolderError, check_model, missing_model_files
+from hybrid_tevatron.model_files import (
+    ModelFolderError,
+    check_model,
+    check_tokenizer_loads,
+    load_model_config,
+    looks_like_hub_id,
+    missing_model_files,
+)
 from hybrid_tevatron.modeling import CheckpointMetadata
 
 logger = logging.getLogger(__name__)
@@ -439,6 +450,18 @@ def check_model_args(model_args) -> None:
         except ModelFolderError as err:
             hint = flag == "--model_name_or_path" and "no tokenizer vocabulary" in str(err)
             raise ModelFolderError(f"{flag}: {err}{', or give --tokenizer_name' if hint else ''}") from None
+    # a local config and tokenizer must load (a truncated tokenizer.json: one line, not a traceback)
+    config_source = model_args.config_name or model_args.model_name_or_path
+    tokenizer_source = model_args.tokenizer_name or model_args.model_name_or_path
+    vocab_size = None
+    if not looks_like_hub_id(config_source):
+        vocab_size = getattr(load_model_config(config_source), "vocab_size", None)
+    if not looks_like_hub_id(tokenizer_source):
+        flag = "--tokenizer_name" if model_args.tokenizer_name else "--model_name_or_path"
+        try:
+            check_tokenizer_loads(tokenizer_source, vocab_size)
+        except ModelFolderError as err:
+            raise ModelFolderError(f"{flag}: {err}") from None
 
 
 def build_trainer(backend, model_args, data_args, training_args, callbacks: Optional[List] = None):
@@ -489,13 +512,27 @@ def train(backend, model_args, data_args, training_args, callbacks: Optional[Lis
     """Run a whole training (output-dir policy, seed, build, train/resume, final save); return the trainer."""
     from transformers import set_seed
 
+    from hybrid_tevatron.locks import FolderLock
+
     training_args.device  # sets up the process group under torchrun
     check_model_args(model_args)
-    resume = prepare_output_dir(training_args)
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()  # every rank checked the output dir before any rank writes to it
-    set_seed(training_args.seed)
-    trainer = build_trainer(backend, model_args, data_args, training_args, callbacks)
-    trainer.train(resume_from_checkpoint=resume)
-    trainer.save_model()
+    main_process = training_args.process_index == 0
+    with FolderLock(training_args.output_dir, "a training") if main_process else contextlib.nullcontext():
+        resume = prepare_output_dir(training_args)
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()  # every rank checked the output dir before any rank writes to it
+        set_seed(training_args.seed)
+        trainer = build_trainer(backend, model_args, data_args, training_args, callbacks)
+        trainer.train(resume_from_checkpoint=resume)
+        trainer.save_model()
     return trainer
+
+
+def kept_after_stop(output_dir: str) -> str:
+    """What a stopped run left in ``output_dir`` and how to go on, in words (for the one line a Ctrl-C prints)."""
+    last = last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+    if last:
+        return (f"kept {last} (the newest complete checkpoint); rerun the same command with "
+                "--resume_from_checkpoint last to continue from it")
+    return (f"no checkpoint was saved in {output_dir}; rerun the same command with --overwrite_output_dir to start "
+            "over")

@@ -259,7 +259,7 @@ def test_bad_input_gives_clear_error(backend, extra, message, tiny_model_dir, pa
     args = argv(tiny_model_dir, parallel_dir, tmp_path / "out", backend, *extra)
     with pytest.raises(SystemExit) as err:
         main(args)
-    assert str(err.value.code).startswith("error: ") and message in str(err.value.code), err.value.code
+    assert err.value.code == 2 and str(err.value).startswith("error: ") and message in str(err.value), err.value
 
 
 def test_non_empty_output_dir_needs_resume_or_overwrite(backend, tiny_model_dir, parallel_dir, tmp_path):
@@ -269,7 +269,7 @@ def test_non_empty_output_dir_needs_resume_or_overwrite(backend, tiny_model_dir,
     args = argv(tiny_model_dir, parallel_dir, out, backend, "--max_steps", "1")
     with pytest.raises(SystemExit) as err:
         main(args)
-    assert "is not empty" in str(err.value.code)
+    assert err.value.code == 2 and "is not empty" in str(err.value)
     main(args + ["--overwrite_output_dir"])
     assert not (out / "checkpoint-9").exists() and len(plan_log(out)) == 1
 

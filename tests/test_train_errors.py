@@ -1,9 +1,9 @@
 """Training's expected failures: one ``error: ...`` line naming the cause and the remedy, before anything is loaded,
 and checkpoints that a kill cannot leave half-written.
 
-Runs go through the CLI entry point (``driver.train.main``) in-process, which ends with ``SystemExit("error: ...")``
-(exit status 1, the message on stderr); one case runs the CLI as a subprocess to show the whole output, and the
-checkpoint case SIGKILLs a real training process while it saves.
+Runs go through the CLI entry point (``driver.train.main``) in-process, which prints ``error: ...`` on stderr and
+ends with ``ErrorExit`` (a ``SystemExit`` of status 2 whose ``str()`` is that line); one case runs the CLI as a
+subprocess to show the whole output, and the checkpoint case SIGKILLs a real training process while it saves.
 """
 
 import dataclasses
@@ -40,7 +40,8 @@ def argv(model, data, out, *extra, backend="auto"):
 def error_of(args) -> str:
     with pytest.raises(SystemExit) as err:
         main(args)
-    message = str(err.value.code)
+    assert err.value.code == 2, err.value.code
+    message = str(err.value)
     assert message.startswith("error: ") and "\n" not in message, message
     return message
 
@@ -91,11 +92,11 @@ def test_missing_model_folder(tiny_model_dir, parallel_dir, tmp_path):
 
 
 def test_hub_id_offline_says_what_to_do(parallel_dir, tmp_path):
-    """A Hub id that is neither cached nor downloadable: one line, exit 1, no traceback (the CLI as a process)."""
+    """A Hub id that is neither cached nor downloadable: one line, exit 2, no traceback (the CLI as a process)."""
     args = argv("no-such-owner/no-such-model", parallel_dir, tmp_path / "out")
     res = subprocess.run([sys.executable, "-m", "hybrid_tevatron.driver.train", *args], capture_output=True,
                          text=True, timeout=600, env=recipe_env(HF_HUB_OFFLINE="1"), cwd=tmp_path)  # fmt: skip
-    assert res.returncode == 1, res.stderr
+    assert res.returncode == 2, res.stderr
     assert "Traceback" not in res.stderr
     lines = [line for line in res.stderr.splitlines() if line.startswith("error: ")]
     assert len(lines) == 1, res.stderr

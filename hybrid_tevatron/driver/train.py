@@ -6,9 +6,11 @@ Flags: the backend's model flags (Tevatron's, plus ``--pooling``/``--normalize``
 (``"backend"`` included). Under ``torchrun`` every process runs this same command. A Tevatron flag the backend
 does not offer is refused by name (:mod:`hybrid_tevatron.backends.flags`).
 
-Expected failures (bad flags, a missing or incomplete model folder, bad data, an unusable output dir) end the
-process with one ``error: ...`` line and exit status 1, before anything heavy is loaded where possible; a
-traceback means a bug.
+Expected failures (bad flags, a malformed ``.json`` config, a missing or incomplete model folder, bad data, an
+unusable output dir, an output dir another run holds) end the process with one ``error: ...`` line and exit status 2
+(:data:`hybrid_tevatron.errors.EXIT_ERROR`, as every command of the package), before anything heavy is loaded
+where possible; Ctrl-C or SIGTERM ends it with one line saying what was kept and how to resume (exit 130 / 143);
+a traceback means a bug.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from transformers import HfArgumentParser
 from hybrid_tevatron.arguments import HybridDataArguments
 from hybrid_tevatron.backends import BACKEND_NAMES, select_backend
 from hybrid_tevatron.backends.flags import not_offered, refuse_not_offered
-from hybrid_tevatron.errors import HybridTevatronError
-from hybrid_tevatron.training import SetupError, train
+from hybrid_tevatron.errors import HybridTevatronError, Interrupted, exit_error, signals_interrupt
+from hybrid_tevatron.training import SetupError, kept_after_stop, train
 
 BACKEND_HELP = (
     "Tevatron flavour: main (tevatron.retriever, Tevatron from GitHub), pypi (Tevatron 0.1.0 from PyPI), or "
@@ -47,8 +49,13 @@ def parse_args(argv: Sequence[str]):
     """``argv`` -> ``(backend, model_args, data_args, training_args)``; a lone ``*.json`` argument is a config."""
     argv = list(argv)
     if len(argv) == 1 and argv[0].endswith(".json"):
-        with open(argv[0], encoding="utf-8") as f:
-            config = json.load(f)
+        try:
+            with open(argv[0], encoding="utf-8") as f:
+                config = json.load(f)
+        except json.JSONDecodeError as err:
+            raise SetupError(f"{argv[0]}:{err.lineno}:{err.colno}: not valid JSON ({err.msg})") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise SetupError(f"{argv[0]}: cannot read the config ({getattr(err, 'strerror', None) or err})") from None
         if not isinstance(config, dict):
             raise SetupError(f"{argv[0]}: expected a JSON object of flag: value")
         backend = select_backend(config.pop("backend", "auto"))
@@ -71,15 +78,20 @@ def main(argv: Optional[List[str]] = None) -> None:
     try:
         backend, model_args, data_args, training_args = parse_args(argv)
     except (HybridTevatronError, ValueError, OSError) as err:  # ValueError: HfArgumentParser's own checks
-        sys.exit(f"error: {err}")
+        exit_error(err)
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
         level=logging.INFO if training_args.process_index == 0 else logging.WARNING,
     )
     try:
-        trainer = train(backend, model_args, data_args, training_args)
-    except HybridTevatronError as err:  # SetupError, DataError, ModelFolderError, ...
-        sys.exit(f"error: {err}")
+        with signals_interrupt():
+            trainer = train(backend, model_args, data_args, training_args)
+    except Interrupted as err:
+        if training_args.process_index == 0:
+            print(f"error: {err}; {kept_after_stop(training_args.output_dir)}", file=sys.stderr, flush=True)
+        sys.exit(err.exit_code)
+    except HybridTevatronError as err:  # SetupError, DataError, ModelFolderError, LockError, ...
+        exit_error(err)
     if trainer.is_world_process_zero():
         logging.getLogger(__name__).info("model, tokenizer and hybrid_tevatron.json saved to %s",
                                          os.path.abspath(training_args.output_dir))

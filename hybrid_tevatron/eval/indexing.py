@@ -14,14 +14,10 @@ import enum
 import os
 
 from hybrid_tevatron.encoding import read_encoding
-from hybrid_tevatron.errors import first_line
 from hybrid_tevatron.eval.runner import CliRunner, StepError
 from hybrid_tevatron.logs import get_logger
 
 log = get_logger(__name__)
-
-TOKENIZER_PROBE = "the cat"
-
 
 class Encoder(str, enum.Enum):
     OURS = "ours"
@@ -38,33 +34,12 @@ class Dtype(str, enum.Enum):
 def check_model(model: str) -> dict:
     """Check a local model folder (or a Hub id); return ``{"hidden_size": int, "model_type": str}``.
 
-    The folder needs config, weights and a tokenizer with its vocabulary (:mod:`hybrid_tevatron.model_files`, the
-    one place for those rules); the tokenizer must load, know words, and fit the model's embeddings."""
-    from hybrid_tevatron.model_files import check_model as check_model_files
+    The folder needs config, weights and a tokenizer with its vocabulary; the config and tokenizer must load, the
+    tokenizer know words and fit the model's embeddings: :func:`hybrid_tevatron.model_files.check_model_loads`, the
+    one place for those rules (``python -m hybrid_tevatron.pyserini.encode`` and training run it too)."""
+    from hybrid_tevatron.model_files import check_model_loads
 
-    check_model_files(model)
-    from transformers import AutoConfig, AutoTokenizer
-
-    try:
-        config = AutoConfig.from_pretrained(model)
-    except Exception as err:  # noqa: BLE001 - any loading problem is reported the same way
-        raise StepError(f"{model}: cannot load the model config: {first_line(err)}") from None
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model)
-        probe = tokenizer(TOKENIZER_PROBE, add_special_tokens=False)["input_ids"]
-    except Exception as err:  # noqa: BLE001
-        raise StepError(f"{model}: cannot load the tokenizer: {type(err).__name__}: {first_line(err)}") from None
-    vocab = getattr(config, "vocab_size", None)
-    if isinstance(vocab, int) and len(tokenizer) > vocab:
-        raise StepError(f"{model}: the tokenizer has {len(tokenizer)} tokens but the model only {vocab} embeddings; "
-                        "save the model's own tokenizer with it")
-    if not probe or all(i == tokenizer.unk_token_id for i in probe):
-        raise StepError(f"{model}: the tokenizer knows no word of {TOKENIZER_PROBE!r} (every token is unknown); "
-                        "save the model's own tokenizer with it (tokenizer.save_pretrained(folder))")
-    hidden = getattr(config, "hidden_size", None) or getattr(config, "d_model", None)
-    if not isinstance(hidden, int) or hidden < 1:
-        raise StepError(f"{model}: config has no hidden_size")
-    return {"hidden_size": hidden, "model_type": getattr(config, "model_type", "")}
+    return check_model_loads(model)
 
 
 def pyserini_prefix(prefix: str, name: str) -> str:
