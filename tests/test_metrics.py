@@ -13,62 +13,47 @@ from conftest import recipe_env
 from hybrid_tevatron.eval import metrics as M
 from hybrid_tevatron.eval.lareqa import build, load_lareqa
 
-# ---------------------------------------------------------------- rank distance by hand
+# ---------------------------------------------------------------- metrics from ranks
 
 
-def test_rank_distance_plain_and_ties():
-    scores = {"a": 3.0, "b": 2.0, "c": 1.0}
-    assert M.rank_distance(scores, ["a", "c"]) == (2.0, 0)
-    assert M.rank_distance(scores, ["b"]) == (None, 0)  # fewer than 2 relevant: left out
+def run_metrics(run: dict, qrels: dict, with_rank_distance=False) -> dict:
+    """Per-query metrics of a run through query_metrics: each relevant docid's place in trec_eval's order of it."""
+    out = {}
+    for qid, judged in qrels.items():
+        order = {d: i + 1 for i, d in enumerate(M.trec_order(run.get(qid, {})))}
+        found = [(order[d], r) for d, r in judged.items() if r > 0 and d in order]
+        out[qid] = M.query_metrics(found, [r for r in judged.values() if r > 0], with_rank_distance=with_rank_distance)
+    return out
+
+
+def test_trec_order_and_rank_distance():
     tied = {"a": 1.0, "b": 1.0, "c": 0.5}
     assert M.trec_order(tied) == ["b", "a", "c"]  # ties: docid descending, as trec_eval
-    assert M.relevant_ranks(tied, ["a", "b"]) == ([2.0, 1.0], 0)
-    assert M.rank_distance(tied, ["a", "b"]) == (1.0, 0)
-    assert M.rank_distance(tied, ["b", "c"]) == (2.0, 0)
     assert M.trec_order({"en-10": 0.5, "en-9": 0.5, "de-2": 0.5}) == ["en-9", "en-10", "de-2"]  # string order
+    assert run_metrics({"q": tied}, {"q": {"a": 1, "c": 1}}, True)["q"]["rank_distance"] == 1.0
+    assert run_metrics({"q": tied}, {"q": {"b": 1}}, True)["q"]["rank_distance"] is None  # fewer than 2 relevant
 
 
-def test_rank_distance_unretrieved_relevant_take_expected_ranks():
-    scores = {"a": 3.0, "b": 2.0, "c": 1.0}  # 3 retrieved out of a pool of 10
-    # one missing: the middle of ranks 4..10 = (3 + 10 + 1) / 2 = 7
-    assert M.rank_distance(scores, ["a", "z"], pool_size=10) == (6.0, 1)
-    # two missing: 3 + j * 8 / 3 for j = 1, 2 -> 5.667 and 8.333; distance from rank 2 (b)
-    ranks, missing = M.relevant_ranks(scores, ["b", "y", "z"], pool_size=10)
-    assert missing == 2 and ranks[0] == 2.0 and ranks[1:] == pytest.approx([3 + 8 / 3, 3 + 16 / 3])
-    assert M.rank_distance(scores, ["b", "y", "z"], pool_size=10)[0] == pytest.approx(3 + 16 / 3 - 2)
-    # nothing retrieved: spread over the whole pool
-    assert M.relevant_ranks({}, ["x", "y"], pool_size=5)[0] == pytest.approx([2.0, 4.0])
-    # full retrieval: the pool size is never needed
-    assert M.rank_distance(scores, ["a", "b", "c"], pool_size=3) == (2.0, 0)
-    with pytest.raises(M.EvalError, match="no pool size"):
-        M.rank_distance(scores, ["a", "z"])
-    with pytest.raises(M.EvalError, match="pool size 4 leaves 1 unretrieved positions for 2"):
-        M.rank_distance(scores, ["a", "y", "z"], pool_size=4)
-
-
-def test_evaluate_run_rank_distance_and_missing_queries(tmp_path):
-    run = tmp_path / "run.trec"
-    run.write_text("q1 Q0 a 1 0.9 t\nq1 Q0 b 2 0.9 t\nq1 Q0 c 3 0.1 t\n", encoding="utf-8")
+def test_missing_queries_and_relevant_docids_count_as_zero():
+    run = {"q1": {"a": 0.9, "b": 0.9, "c": 0.1}}
     qrels = {"q1": {"a": 1, "c": 1, "z": 1}, "q2": {"a": 1, "b": 1}}
-    res = M.evaluate_run(str(run), qrels, pool_size=10, with_rank_distance=True)
-    q1, q2 = res["per_query"]["q1"], res["per_query"]["q2"]
-    # order b, a, c: relevant a@2, c@3, z unretrieved -> (3 + 10 + 1) / 2 = 7
-    assert q1["rank_distance"] == 5.0
+    res = run_metrics(run, qrels, True)
+    q1, q2 = res["q1"], res["q2"]
+    # order b, a, c: relevant a@2, c@3, z never ranked
+    assert q1["rank_distance"] == 1.0
     assert q1["map"] == pytest.approx((1 / 2 + 2 / 3) / 3)
     assert q1["recall_1"] == 0.0 and q1["recall_10"] == pytest.approx(2 / 3)
-    assert q2 == {"map": 0.0, "recall_1": 0.0, "recall_10": 0.0, "ndcg_cut_10": 0.0,
-                  "rank_distance": pytest.approx(22 / 3 - 11 / 3)}  # ranks 11/3, 22/3 of 10
-    assert res["stats"] == {"queries": 2, "queries_missing": 1, "extra_queries": 0, "retrieved_min": 3,
-                            "retrieved_max": 3, "unretrieved_relevant": 3}
-    assert M.mean(res["per_query"], "map") == pytest.approx(q1["map"] / 2)
+    assert q2 == {"map": 0.0, "recall_1": 0.0, "recall_10": 0.0, "ndcg_cut_10": 0.0, "rank_distance": None}
+    assert M.mean(res, "map") == pytest.approx(q1["map"] / 2)
     assert M.macro([0.5, None, 0.25]) == 0.375 and M.macro([None]) is None
+    with pytest.raises(M.EvalError, match="not computed from ranks"):
+        M.query_metrics([], [1], measures=("P.5",))
 
 
 # ---------------------------------------------------------------- run / qrels / trec_eval parsing
 
 
 def test_bad_runs_and_qrels_name_the_line(tmp_path):
-    qrels = {"q1": {"a": 1}}
     cases = {
         "q1 Q0 a 1 0.5 t\nq2 Q0 a 1 0.5 t\nq1 Q0 b 2 0.4 t\n": r"bad.trec:3: query q1 appears again",
         "q1 Q0 a 1 0.5 t\nq1 Q0 a 2 0.4 t\n": r"bad.trec:2: docid a listed twice for query q1",
@@ -78,7 +63,7 @@ def test_bad_runs_and_qrels_name_the_line(tmp_path):
     for text, message in cases.items():
         (tmp_path / "bad.trec").write_text(text, encoding="utf-8")
         with pytest.raises(M.EvalError, match=message):
-            M.evaluate_run(str(tmp_path / "bad.trec"), qrels)
+            M.read_run(str(tmp_path / "bad.trec"))
     with pytest.raises(M.EvalError, match="missing.trec: file not found"):
         M.read_run(str(tmp_path / "missing.trec"))
     (tmp_path / "bad.qrels").write_text("q1 0 a 1\nq1 0 b x\n", encoding="utf-8")
@@ -176,63 +161,47 @@ def trec_eval(qrels_path: str, run_path: str) -> dict:
 
 @pytest.mark.parametrize("search", ["multi.en", "cross.de-zh", "mono.zh"])
 def test_metrics_agree_with_pyserini_trec_eval(faiss_runs, search):
+    """query_metrics on each relevant docid's place in a run = trec_eval on that run: a full-pool run (multi), a
+    run cut at 7 hits with a query missing (cross), coarse scores full of ties (mono)."""
     root, runs, searches = faiss_runs
     s = searches[search]
     qrels_path, run_path = os.path.join(root, s["qrels"]), os.path.join(runs, s["run"])
-    ours = M.evaluate_run(run_path, M.read_qrels(qrels_path), pool_size=s["pool_size"],
-                          with_rank_distance=s["setting"] == "multi", chunk_lines=500)
+    run, qrels = M.read_run(run_path), M.read_qrels(qrels_path)
+    ours = run_metrics(run, qrels, with_rank_distance=s["setting"] == "multi")
     theirs = trec_eval(qrels_path, run_path)
     assert set(theirs["all"]) >= {"map", "recall_1", "recall_10", "ndcg_cut_10"}
-    assert M.compare_with_trec_eval(ours["per_query"], theirs) == []
-    assert len(ours["per_query"]) == 40
-    assert 0.0 < M.mean(ours["per_query"], "map") < 1.0
+    assert M.compare_with_trec_eval(ours, theirs) == []
+    assert len(ours) == 40
+    assert 0.0 < M.mean(ours, "map") < 1.0
     if search == "cross.de-zh":
-        assert ours["stats"]["queries_missing"] == 1 and ours["stats"]["retrieved_max"] == 7
+        assert len(run) == 39 and max(len(h) for h in run.values()) == 7
     if search == "multi.en":
-        assert ours["stats"]["unretrieved_relevant"] == 0  # full pool: every relevant passage has a rank
-        assert all(0 < v["rank_distance"] < s["pool_size"] for v in ours["per_query"].values())
+        assert all(0 < v["rank_distance"] < s["pool_size"] for v in ours.values())
     if search == "mono.zh":
-        # our rank order reproduces trec_eval's AP on a run full of score ties
-        run = M.read_run(run_path)
-        qrels = M.read_qrels(qrels_path)
         tied = sum(len(set(sc.values())) < len(sc) for sc in run.values())
         assert tied > 10
-        for qid, scores in run.items():
-            rel = [d for d in qrels[qid]]
-            order = M.trec_order(scores)
-            hits = [i + 1 for i, d in enumerate(order) if d in rel]
-            ap = sum((k + 1) / r for k, r in enumerate(hits)) / len(rel)
-            assert abs(ap - theirs[qid]["map"]) <= 1e-4, qid
 
 
-def test_streaming_chunks_do_not_change_results(faiss_runs):
-    root, runs, searches = faiss_runs
-    s = searches["multi.en"]
-    qrels = M.read_qrels(os.path.join(root, s["qrels"]))
-    small = M.evaluate_run(os.path.join(runs, s["run"]), qrels, pool_size=s["pool_size"], with_rank_distance=True,
-                           chunk_lines=1)
-    big = M.evaluate_run(os.path.join(runs, s["run"]), qrels, pool_size=s["pool_size"], with_rank_distance=True)
-    assert small == big
-
-
-def test_gzipped_run_and_random_ties_match_pytrec_order(tmp_path):
-    """trec_order on random coarse scores reproduces pytrec_eval's AP (same C code as trec_eval)."""
+def test_gzipped_run_and_random_ties_match_trec_eval(tmp_path):
+    """trec_order on random coarse scores reproduces trec_eval's AP; the other tie order would not."""
     import gzip
 
     rng = random.Random(3)
     docs = [f"d{i}" for i in range(30)]
     qrels = {f"q{q}": {d: 1 for d in rng.sample(docs, 4)} for q in range(20)}
+    (tmp_path / "qrels").write_text("".join(f"{q} 0 {d} 1\n" for q, ds in qrels.items() for d in ds),
+                                    encoding="utf-8")
     with gzip.open(tmp_path / "run.trec.gz", "wt", encoding="utf-8") as f:
         for q in qrels:
             for r, d in enumerate(rng.sample(docs, 25), 1):
                 f.write(f"{q} Q0 {d} {r} {rng.choice([0.1, 0.2, 0.3])} t\n")
     run = M.read_run(str(tmp_path / "run.trec.gz"))
-    res = M.evaluate_run(str(tmp_path / "run.trec.gz"), qrels)
+    (tmp_path / "run.trec").write_text(gzip.open(tmp_path / "run.trec.gz", "rt").read(), encoding="utf-8")
+    theirs = trec_eval(str(tmp_path / "qrels"), str(tmp_path / "run.trec"))
+    assert M.compare_with_trec_eval(run_metrics(run, qrels), theirs) == []
+    differ = 0
     for q, scores in run.items():
-        order = M.trec_order(scores)
-        hits = [i + 1 for i, d in enumerate(order) if d in qrels[q]]
-        assert sum((k + 1) / r for k, r in enumerate(hits)) / 4 == pytest.approx(res["per_query"][q]["map"])
-        reverse = sorted(scores, key=lambda d: (-scores[d], d))  # the other tie order must disagree somewhere
-        hits_r = [i + 1 for i, d in enumerate(reverse) if d in qrels[q]]
-        res["per_query"][q]["_rev"] = sum((k + 1) / r for k, r in enumerate(hits_r)) / 4
-    assert any(abs(v["_rev"] - v["map"]) > 1e-9 for v in res["per_query"].values())
+        reverse = sorted(scores, key=lambda d: (-scores[d], d))  # the other tie order
+        hits = [i + 1 for i, d in enumerate(reverse) if d in qrels[q]]
+        differ += abs(sum((k + 1) / r for k, r in enumerate(hits)) / 4 - theirs[q]["map"]) > 1e-4
+    assert differ > 0

@@ -25,31 +25,47 @@ def _trigram_embed(texts, dim=256):
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)
 
 
-def _write_runs(root, manifest, runs_dir, hits=None, only=None):
-    """Faiss flat-IP search for every search of the manifest; ``{search}.trec`` in Pyserini's format."""
-    import faiss
+def _write_ranks(root, manifest, work, dim=256, settings=None):
+    """Flat-IP indexes (one per language and the merged ``all``) and encoded queries of trigram embeddings, then the
+    exact ranks of the manifest's searches (all, or those of ``settings``) into ``work/ranks``."""
+    import numpy as np
+    import pandas as pd
 
-    os.makedirs(runs_dir, exist_ok=True)
-    indexes, every = {}, []
-    for pool, corpus in manifest["corpora"].items():
+    from hybrid_tevatron.eval.plan import plan_from_manifest
+    from hybrid_tevatron.eval.ranks import rank_plan
+
+    every_ids, every_vecs = [], []
+    for lang, corpus in manifest["corpora"].items():
         with open(os.path.join(root, corpus["path"]), encoding="utf-8") as f:
             recs = [json.loads(line) for line in f]
-        every += recs
-        for name, part in ((pool, recs), ("all", every)):  # "all": the union of the language pools
-            index = faiss.IndexFlatIP(256)
-            index.add(_trigram_embed([r["contents"] for r in part]))
-            indexes[name] = (index, [r["id"] for r in part])
-    for s in manifest["searches"]:
-        if only and s["setting"] not in only:
-            continue
-        with open(os.path.join(root, s["topics"]), encoding="utf-8") as f:
+        vecs = _trigram_embed([r["contents"] for r in recs], dim)
+        _index(os.path.join(work, "index", "lang", lang), [r["id"] for r in recs], vecs)
+        every_ids += [r["id"] for r in recs]
+        every_vecs.append(vecs)
+        with open(os.path.join(root, manifest["topics"][lang]["path"]), encoding="utf-8") as f:
             topics = [line.rstrip("\n").split("\t") for line in f]
-        index, ids = indexes[s["pool"]]
-        scores, idx = index.search(_trigram_embed([t[1] for t in topics]), min(hits or s["pool_size"], s["pool_size"]))
-        with open(os.path.join(runs_dir, s["run"]), "w", encoding="utf-8") as f:
-            for (qid, _), row, irow in zip(topics, scores, idx):
-                for rank, (score, i) in enumerate(zip(row, irow), 1):
-                    f.write(f"{qid} Q0 {ids[i]} {rank} {score:.6f} Faiss\n")
+        os.makedirs(os.path.join(work, "queries", lang), exist_ok=True)
+        pd.DataFrame({"id": [t[0] for t in topics], "text": [t[1] for t in topics],
+                      "embedding": list(_trigram_embed([t[1] for t in topics], dim))}).to_pickle(
+            os.path.join(work, "queries", lang, "embedding.pkl"))
+    _index(os.path.join(work, "index", "all"), every_ids, np.concatenate(every_vecs))
+    plan = plan_from_manifest(manifest)
+    plan["root"] = root
+    only = [s["name"] for s in plan["searches"] if settings is None or s["setting"] in settings]
+    rank_plan(plan, os.path.join(work, "index"), os.path.join(work, "queries"), os.path.join(work, "ranks"),
+              only=only)
+    return os.path.join(work, "ranks")
+
+
+def _index(folder, ids, x):
+    import faiss
+
+    os.makedirs(folder, exist_ok=True)
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+    faiss.write_index(index, os.path.join(folder, "index"))
+    with open(os.path.join(folder, "docid"), "w", encoding="utf-8") as f:
+        f.writelines(d + "\n" for d in ids)
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +73,15 @@ def xquad_eval(shared_data, tmp_path_factory):
     base = tmp_path_factory.mktemp("report")
     root = str(base / "lareqa")
     manifest = build(load_lareqa(os.path.join(shared_data, "xquad-r"), languages=LANGS, max_questions=60), root)
-    _write_runs(root, manifest, str(base / "runs" / "full"))
-    _write_runs(root, manifest, str(base / "runs" / "cut"), hits=10)
+    _write_ranks(root, manifest, str(base / "t256"))
+    _write_ranks(root, manifest, str(base / "t32"), dim=32)
     return root, manifest, base
 
 
 def test_evaluate_cli_writes_results_report_and_heatmap(xquad_eval, capsys):
     root, manifest, base = xquad_eval
     out = base / "out-full"
-    rc = evaluate.main(["--manifest", root, "--runs_dir", str(base / "runs" / "full"), "--output_dir", str(out),
+    rc = evaluate.main(["--manifest", root, "--ranks_dir", str(base / "t256" / "ranks"), "--output_dir", str(out),
                         "--name", "trigram", "--seen_languages", "en", "de"])
     assert rc == 0
     printed = capsys.readouterr()
@@ -73,9 +89,10 @@ def test_evaluate_cli_writes_results_report_and_heatmap(xquad_eval, capsys):
     res = report.load_results(str(out))
     assert res["name"] == "trigram" and res["dataset"] == "xquad-r" and res["languages"] == LANGS
 
-    # the numbers are the pytrec_eval means of the run files, macro-averaged as documented
-    mono_en = M.evaluate_run(str(base / "runs" / "full" / "mono.en.trec"), M.read_qrels(f"{root}/qrels/mono.en.txt"))
-    assert res["settings"]["mono"]["per_language"]["en"]["map"] == pytest.approx(M.mean(mono_en["per_query"], "map"))
+    # the numbers are the means of the per-query metrics from the ranks, macro-averaged as documented
+    mono_en = evaluate.search_metrics(evaluate.read_ranks(str(base / "t256" / "ranks" / "mono.en.tsv")),
+                                      M.read_qrels(f"{root}/qrels/mono.en.txt"))
+    assert res["settings"]["mono"]["per_language"]["en"]["map"] == pytest.approx(M.mean(mono_en, "map"))
     pairs = res["settings"]["cross"]["per_pair"]
     assert len(pairs) == 12
     de_row = [pairs[f"de-{y}"]["map"] for y in ("en", "es", "zh")]
@@ -84,7 +101,7 @@ def test_evaluate_cli_writes_results_report_and_heatmap(xquad_eval, capsys):
     multi = res["settings"]["multi"]["per_language"]
     assert res["summary"]["rank_distance"] == pytest.approx(sum(v["rank_distance"] for v in multi.values()) / 4)
     assert all(v["unretrieved_relevant"] == 0 for v in multi.values())
-    assert all(info["full_ranking"] for info in res["searches"].values()) and res["notes"] == []
+    assert all(info["queries_missing"] == 0 for info in res["searches"].values()) and res["notes"] == []
     # a lexical retriever: same-language search is much easier than cross-language
     assert res["summary"]["mono.map"] > res["summary"]["cross.map"] > 0
     su = res["seen_unseen"]
@@ -101,61 +118,47 @@ def test_evaluate_cli_writes_results_report_and_heatmap(xquad_eval, capsys):
     assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
 
 
-def test_cut_runs_are_flagged_and_rank_distance_uses_expected_ranks(xquad_eval):
+def test_missing_ranks_are_named(xquad_eval, tmp_path, capsys):
     root, manifest, base = xquad_eval
-    res = evaluate.evaluate_lareqa(root, str(base / "runs" / "cut"), settings=["multi"])
-    assert set(res["settings"]) == {"multi"} and "mono.map" not in res["summary"]
-    multi = res["settings"]["multi"]["per_language"]
-    assert all(v["unretrieved_relevant"] > 0 for v in multi.values())
-    assert any("not full rankings (fewest hits per query: 10)" in n for n in res["notes"])
-    full = evaluate.evaluate_lareqa(root, str(base / "runs" / "full"), settings=["multi"])
-    # cut at 10: R@10 is unchanged, mAP can only drop
-    for lang in LANGS:
-        assert multi[lang]["recall_10"] == pytest.approx(full["settings"]["multi"]["per_language"][lang]["recall_10"])
-        assert multi[lang]["map"] <= full["settings"]["multi"]["per_language"][lang]["map"] + 1e-12
-    out = evaluate.write_reports(res, str(base / "out-cut"))
-    assert "heatmap" not in out  # no mono/cross results, no matrix
-    assert "not full rankings" in open(out["markdown"], encoding="utf-8").read()
-
-
-def test_missing_runs_are_named(xquad_eval, tmp_path, capsys):
-    root, manifest, base = xquad_eval
-    runs = tmp_path / "runs"
-    _write_runs(root, manifest, str(runs), hits=5, only={"mono"})
-    rc = evaluate.main(["--manifest", root, "--runs_dir", str(runs), "--output_dir", str(tmp_path / "o")])
+    ranks = _write_ranks(root, manifest, str(tmp_path / "w"), settings={"mono"})
+    rc = evaluate.main(["--manifest", root, "--ranks_dir", ranks, "--output_dir", str(tmp_path / "o")])
     assert rc == 2
-    assert "16 of 20 run files missing, e.g. cross.en-de.trec" in capsys.readouterr().err
+    assert "no ranks for 16 of 20 searches, e.g. cross.en-de" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
-    assert evaluate.main(["--manifest", root, "--runs_dir", str(runs), "--output_dir", str(tmp_path / "o"),
+    assert evaluate.main(["--manifest", root, "--ranks_dir", ranks, "--output_dir", str(tmp_path / "o"),
                           "--settings", "mono"]) == 0
     res = report.load_results(str(tmp_path / "o" / "results.json"))
     assert set(res["settings"]) == {"mono"} and os.path.exists(tmp_path / "o" / "cross_map.png")
-    os.rename(runs / "mono.en.trec", runs / "mono.en.trec.tmp")
-    with pytest.raises(M.EvalError, match="1 of 4 run files missing, e.g. mono.en.trec"):
-        evaluate.evaluate_lareqa(root, str(runs), settings=["mono"])
+    os.rename(os.path.join(ranks, "mono.en.tsv"), os.path.join(ranks, "mono.en.tsv.tmp"))
+    with pytest.raises(M.EvalError, match="mono.en.tsv: ranks not found"):
+        evaluate.evaluate_lareqa(root, ranks, settings=["mono"])
+    os.rename(os.path.join(ranks, "mono.en.tsv.tmp"), os.path.join(ranks, "mono.en.tsv"))
+    with open(os.path.join(ranks, "mono.de.tsv"), "a", encoding="utf-8") as f:
+        f.write("q1-de\tde-1\tfirst\t0.5\n")
+    with pytest.raises(M.EvalError, match=r"mono.de.tsv:\d+: rank 'first' is not an integer"):
+        evaluate.evaluate_lareqa(root, ranks, settings=["mono"])
 
 
 def test_compare_cli_side_by_side(xquad_eval, shared_data, tmp_path, capsys):
     root, manifest, base = xquad_eval
-    a = evaluate.evaluate_lareqa(root, str(base / "runs" / "full"), name="full")
-    b = evaluate.evaluate_lareqa(root, str(base / "runs" / "cut"), name="cut")
+    a = evaluate.evaluate_lareqa(root, str(base / "t256" / "ranks"), name="full")
+    b = evaluate.evaluate_lareqa(root, str(base / "t32" / "ranks"), name="cut")
     mroot = str(tmp_path / "mlqa")
     mmanifest = build(load_lareqa(os.path.join(shared_data, "mlqa-r"), max_questions=40), mroot)
-    _write_runs(mroot, mmanifest, str(tmp_path / "mruns"))
-    c = evaluate.evaluate_lareqa(mroot, str(tmp_path / "mruns"), name="full")
+    c = evaluate.evaluate_lareqa(mroot, _write_ranks(mroot, mmanifest, str(tmp_path / "mw")), name="full")
     paths = []
     for r in (a, b, c):
         paths.append(evaluate.write_reports(r, str(tmp_path / f"{r['dataset']}-{r['name']}"))["json"])
     out = tmp_path / "cmp"
-    assert report.main(["--compare", *paths, "--names", "zero-shot", "zero-shot@10", "zero-shot",
+    assert report.main(["--compare", *paths, "--names", "zero-shot", "trigram-32", "zero-shot",
                         "--output", str(out)]) == 0
     assert f"plot: {out / 'compare.png'}" in capsys.readouterr().out
     md = (out / "compare.md").read_text(encoding="utf-8")
     assert "### xquad-r" in md and "### mlqa-r" in md
-    assert f"| zero-shot@10 | {b['summary']['mono.map']:.3f} | {b['summary']['cross.map']:.3f} | " \
+    assert f"| trigram-32 | {b['summary']['mono.map']:.3f} | {b['summary']['cross.map']:.3f} | " \
            f"{b['summary']['multi.map']:.3f} | {b['summary']['rank_distance']:.1f} |" in md
     rows = json.loads((out / "compare.json").read_text(encoding="utf-8"))["rows"]
-    assert [r["name"] for r in rows] == ["zero-shot", "zero-shot@10", "zero-shot"]
+    assert [r["name"] for r in rows] == ["zero-shot", "trigram-32", "zero-shot"]
     assert rows[2]["dataset"] == "mlqa-r" and rows[2]["multi.map"] == pytest.approx(c["summary"]["multi.map"])
     assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
     assert report.main(["--compare", *paths, "--names", "x", "--output", str(tmp_path / "bad")]) == 2

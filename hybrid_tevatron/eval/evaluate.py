@@ -1,15 +1,21 @@
-"""Evaluate the LAReQA runs of one model: mono / cross / multilingual metrics and rank distance.
+"""Evaluate one model on a pool benchmark (LAReQA, caption pools): mono / cross / multilingual metrics and rank
+distance, from the exact whole-pool ranks.
 
-    python -m hybrid_tevatron.eval.evaluate --manifest lareqa/xquad-r --runs_dir runs/hybrid/xquad-r \\
-        --output_dir reports/hybrid/xquad-r [--name hybrid] [--seen_languages en de ...] [--trec_eval_dir E]
+    python -m hybrid_tevatron.eval.evaluate --manifest inputs --ranks_dir ranks --output_dir results \\
+        [--runs_dir runs] [--name hybrid] [--seen_languages en de ...] [--trec_eval_dir trec_eval]
 
-Reads ``{runs_dir}/{search}.trec`` (or ``.trec.gz``) for every search of the manifest and writes
-``results.json``, ``results.md`` (paper layout + per-language tables + the X->Y matrix) and ``cross_map.png`` (X->Y
-mAP heatmap, diagonal = mono). Averages: per search over its queries (``trec_eval -c``), then cross over the pool
-languages of each query language, then every setting macro over query languages. Rank distance: multilingual runs
-only (see ``hybrid_tevatron.eval.metrics``). With ``--trec_eval_dir`` (the ``{search}.txt`` outputs of
-``python -m pyserini.eval.trec_eval -q``, the oracle), every per-query value and mean must equal trec_eval's to
-1e-4: ``crosscheck.json`` says so, and a disagreement is an error. Paths in ``results.json`` are as given.
+Reads ``{ranks_dir}/{search}.tsv`` (:mod:`hybrid_tevatron.eval.ranks`: the rank of every relevant docid in the
+search's whole pool) for every search of the manifest, computes each query's metrics from those ranks
+(:func:`hybrid_tevatron.eval.metrics.query_metrics`, trec_eval's definitions) and writes ``results.json``,
+``results.md`` (paper layout + per-language tables + the X->Y matrix) and ``cross_map.png`` (X->Y mAP heatmap,
+diagonal = mono). Averages: per search over its queries (``trec_eval -c``), then cross over the pool languages of
+each query language, then every setting macro over query languages. Rank distance: multilingual searches only.
+
+With ``--trec_eval_dir`` (the oracle stage's outputs, :func:`hybrid_tevatron.eval.scoring.oracle`) it writes
+``crosscheck.json``: every value of the full-ranking sample must equal trec_eval's to ``CROSSCHECK_TOLERANCE``
+(else an error); the top-k runs' R@1, R@10 and nDCG@10 as trec_eval scores them are compared with ours and
+reported (Pyserini's float32 search can order two items differently where their scores tie to the sixth decimal).
+Paths in ``results.json`` are as given.
 """
 
 from __future__ import annotations
@@ -21,9 +27,9 @@ import sys
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
 from hybrid_tevatron.errors import report_errors
 from hybrid_tevatron.eval.lareqa import MANIFEST_FORMAT, LareqaError
-from hybrid_tevatron.jsonfiles import read_format
-from hybrid_tevatron.eval.metrics import KEYS, MEASURES, EvalError, compare_with_trec_eval, evaluate_run, macro, \
-    mean, parse_trec_eval, read_qrels
+from hybrid_tevatron.jsonfiles import read_format, read_json
+from hybrid_tevatron.eval.metrics import KEYS, MEASURES, EvalError, compare_with_trec_eval, macro, mean, \
+    parse_trec_eval, query_metrics, read_qrels
 from hybrid_tevatron.logs import get_logger
 from hybrid_tevatron.eval.report import RESULTS_FORMAT, detail_markdown, fmt, plot_heatmap
 
@@ -42,53 +48,74 @@ def load_pool_manifest(path: str) -> dict:
     return read_format(path, "manifest.json", (MANIFEST_FORMAT, POOL_FORMAT), LareqaError, "manifest")
 
 
-def find_run(runs_dir: str, run: str) -> str | None:
-    for candidate in (run, run + ".gz"):
-        path = os.path.join(runs_dir, candidate)
-        if os.path.isfile(path):
-            return path
-    return None
+def read_ranks(path: str) -> dict[str, list[tuple[str, int]]]:
+    """``qid docid rank score`` lines -> ``{qid: [(docid, rank), ...]}``."""
+    out: dict[str, list[tuple[str, int]]] = {}
+    if not os.path.isfile(path):
+        raise EvalError(f"{path}: ranks not found (run python -m hybrid_tevatron.eval.ranks)")
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            parts = line.split("\t")
+            if len(parts) != 4:
+                raise EvalError(f"{path}:{n}: expected 'qid docid rank score', got {line.rstrip()!r}")
+            try:
+                out.setdefault(parts[0], []).append((parts[1], int(parts[2])))
+            except ValueError:
+                raise EvalError(f"{path}:{n}: rank {parts[2]!r} is not an integer") from None
+    return out
+
+
+def search_metrics(ranks: dict[str, list[tuple[str, int]]], qrels: dict[str, dict[str, int]],
+                   with_rank_distance: bool = False) -> dict[str, dict]:
+    """Per-query metrics of every query of ``qrels`` from its ranks (a query without ranks scores 0: ``-c``)."""
+    out = {}
+    for qid, judged in qrels.items():
+        found = [(rank, judged[d]) for d, rank in ranks.get(qid, []) if judged.get(d, 0) > 0]
+        out[qid] = query_metrics(found, [r for r in judged.values() if r > 0], with_rank_distance=with_rank_distance)
+    return out
 
 
 def _aggregate(values: list[dict], keys) -> dict:
     return {k: macro(v.get(k) for v in values) for k in keys}
 
 
-def evaluate_lareqa(manifest_path: str, runs_dir: str, settings=SETTINGS, seen_languages=None, name=None,
-                    trec_eval_dir: str | None = None) -> dict:
-    """All metrics of the runs in ``runs_dir`` for the searches of ``manifest_path``; returns the results dict
-    (with ``crosscheck`` against the saved trec_eval outputs of ``trec_eval_dir`` when given)."""
+def evaluate_lareqa(manifest_path: str, ranks_dir: str, settings=SETTINGS, seen_languages=None, name=None,
+                    trec_eval_dir: str | None = None, runs_dir: str | None = None) -> dict:
+    """All metrics of the ranks in ``ranks_dir`` for the searches of ``manifest_path``; returns the results dict
+    (with ``crosscheck`` against the oracle's trec_eval outputs in ``trec_eval_dir`` when given)."""
+    from hybrid_tevatron.eval.ranks import RANKS_FILE, RANKS_FORMAT
+
     manifest = load_pool_manifest(manifest_path)
     root = manifest["root"]
     searches = [s for s in manifest["searches"] if s["setting"] in settings]
     if not searches:
         raise EvalError(f"{manifest_path}: no searches for settings {list(settings)}")
-    if not os.path.isdir(runs_dir):
-        raise EvalError(f"{runs_dir}: runs folder not found")
-    paths = {s["name"]: find_run(runs_dir, s["run"]) for s in searches}
-    missing = [s["run"] for s in searches if paths[s["name"]] is None]
+    if not os.path.isdir(ranks_dir):
+        raise EvalError(f"{ranks_dir}: ranks folder not found")
+    ranked = read_format(os.path.join(ranks_dir, RANKS_FILE), RANKS_FILE, RANKS_FORMAT, EvalError, "ranks")
+    missing = [s["name"] for s in searches if s["name"] not in ranked["searches"]]
     if missing:
-        raise EvalError(f"{runs_dir}: {len(missing)} of {len(searches)} run files missing, e.g. "
-                        f"{', '.join(missing[:5])} (expected {{search}}.trec or .trec.gz; choose --settings "
-                        "to evaluate fewer settings)")
+        raise EvalError(f"{ranks_dir}: no ranks for {len(missing)} of {len(searches)} searches, e.g. "
+                        f"{', '.join(missing[:5])} (choose --settings to evaluate fewer settings)")
 
-    per_search, search_info, notes = {}, {}, []
-    check = {"tolerance": CROSSCHECK_TOLERANCE, "searches": {}, "problems": []}
+    per_search, search_info, notes, per_query_all = {}, {}, [], {}
     for i, s in enumerate(searches, 1):
+        info = ranked["searches"][s["name"]]
+        if info["pool_size"] != s["pool_size"]:
+            raise EvalError(f"{ranks_dir}: search {s['name']} was ranked over {info['pool_size']} items, the "
+                            f"manifest's pool has {s['pool_size']}")
         qrels = read_qrels(os.path.join(root, s["qrels"]))
-        res = evaluate_run(paths[s["name"]], qrels, pool_size=s["pool_size"],
-                           with_rank_distance=s["setting"] == "multi")
-        pq = res["per_query"]
+        pq = search_metrics(read_ranks(os.path.join(ranks_dir, info["ranks"])), qrels, s["setting"] == "multi")
+        per_query_all[s["name"]] = pq
         keys = METRIC_KEYS + (("rank_distance",) if s["setting"] == "multi" else ())
         per_search[s["name"]] = {**{k: mean(pq, k) for k in keys}, "queries": len(pq)}
-        st = res["stats"]
-        full = st["queries_missing"] == 0 and st["retrieved_min"] == s["pool_size"]
-        search_info[s["name"]] = {"run": paths[s["name"]], "setting": s["setting"],
+        search_info[s["name"]] = {"ranks": os.path.join(ranks_dir, info["ranks"]), "setting": s["setting"],
                                   "query_lang": s["query_lang"], "pool": s["pool"], "pool_size": s["pool_size"],
-                                  "full_ranking": full, **st}
-        if trec_eval_dir is not None:
-            check["searches"][s["name"]] = _crosscheck(pq, os.path.join(trec_eval_dir, s["name"] + ".txt"),
-                                                       check["problems"], s["name"])
+                                  "queries": len(pq), "queries_missing": info["queries_unranked"],
+                                  "unretrieved_relevant": info["relevant_outside_pool"],
+                                  "excluded": info["excluded"]}
+        if runs_dir is not None:
+            search_info[s["name"]]["run"] = os.path.join(runs_dir, s["run"])
         log.info(f"[{i}/{len(searches)}] {s['name']}: {len(pq)} queries, mAP {per_search[s['name']]['map']:.4f}"
                  + (f", rank distance {fmt(per_search[s['name']]['rank_distance'], 'rank_distance')}"
                     if s["setting"] == "multi" else ""))
@@ -122,24 +149,21 @@ def evaluate_lareqa(manifest_path: str, runs_dir: str, settings=SETTINGS, seen_l
     if "multi" in out_settings:
         summary["rank_distance"] = out_settings["multi"]["macro"]["rank_distance"]
 
-    for st in out_settings:
-        partial = [n for n, info in search_info.items() if info["setting"] == st and not info["full_ranking"]]
-        if partial:
-            depth = min(search_info[n]["retrieved_min"] or 0 for n in partial)
-            notes.append(f"{st}: {len(partial)} runs are not full rankings (fewest hits per query: {depth}); mAP "
-                         "is over the retrieved depth" + (
-                             "; unretrieved relevant passages take their expected random-order ranks in the "
-                             "rank distance" if st == "multi" else ""))
-    unretrieved = sum(info["unretrieved_relevant"] for info in search_info.values() if info["setting"] == "multi")
-    if unretrieved:
-        notes.append(f"multi: {unretrieved} relevant passages were not retrieved")
+    outside = sum(info["unretrieved_relevant"] for info in search_info.values())
+    if outside:
+        notes.append(f"{outside} relevant docids of the qrels are not in their search's pool; they count as "
+                     "never retrieved")
+    unranked = sum(info["queries_missing"] for info in search_info.values())
+    if unranked:
+        notes.append(f"{unranked} queries of the qrels have no topic or no encoding; they score 0 (trec_eval -c)")
 
     results = {
         "format": RESULTS_FORMAT,
-        "name": name or os.path.basename(os.path.normpath(runs_dir)),
+        "name": name or os.path.basename(os.path.normpath(runs_dir or ranks_dir)),
         "dataset": manifest["dataset"],
         "manifest": os.path.join(os.path.dirname(manifest_path) if manifest_path.endswith(".json") else manifest_path,
                                  "manifest.json"),
+        "ranks_dir": ranks_dir,
         "runs_dir": runs_dir,
         "languages": langs,
         "selection": manifest.get("selection"),
@@ -154,23 +178,80 @@ def evaluate_lareqa(manifest_path: str, runs_dir: str, settings=SETTINGS, seen_l
     if seen_languages:
         results["seen_unseen"] = seen_unseen(results, seen_languages)
     if trec_eval_dir is not None:
-        check["max_abs_diff"] = max((c["max_abs_diff"] for c in check["searches"].values()), default=0.0)
-        check["agrees"] = not check["problems"]
-        results["crosscheck"] = check
+        results["crosscheck"] = crosscheck(per_query_all, ranked, trec_eval_dir)
     return results
 
 
-def _crosscheck(per_query: dict, trec_eval_path: str, problems: list, name: str) -> dict:
-    """Our per-query values vs the saved ``trec_eval -q`` output of one search (problems appended, 5 at most)."""
-    if not os.path.isfile(trec_eval_path):
-        raise EvalError(f"trec_eval output not found: {trec_eval_path}")
-    with open(trec_eval_path, encoding="utf-8") as f:
-        theirs = parse_trec_eval(f.read())
-    found = compare_with_trec_eval(per_query, theirs, tol=CROSSCHECK_TOLERANCE)
-    problems += [f"{name}: {p}" for p in found[:5]]
-    diff = max((abs(v - theirs[q][k]) for q, vals in per_query.items() for k, v in vals.items()
-                if q in theirs and k in theirs[q]), default=0.0)
-    return {"queries": len(per_query), "max_abs_diff": diff, "agrees": not found}
+def crosscheck(per_query: dict[str, dict], ranked: dict, trec_eval_dir: str) -> dict:
+    """Our per-query values vs trec_eval's on the full-ranking sample (must agree) and on the top-k runs
+    (reported)."""
+    from hybrid_tevatron.eval.scoring import ORACLE_FILE, SEP
+
+    oracle = read_json(os.path.join(trec_eval_dir, ORACLE_FILE), EvalError, "oracle")
+    check: dict = {"tolerance": CROSSCHECK_TOLERANCE, "sample": None, "top_k": None, "problems": []}
+
+    def load(name):
+        path = os.path.join(trec_eval_dir, name)
+        if not os.path.isfile(path):
+            raise EvalError(f"trec_eval output not found: {path}")
+        with open(path, encoding="utf-8") as f:
+            return parse_trec_eval(f.read())
+
+    def split(theirs):
+        by_search: dict[str, dict] = {}
+        for qid, values in theirs.items():
+            if qid != "all":
+                search, _, q = qid.partition(SEP)
+                by_search.setdefault(search, {})[q] = values
+        return by_search
+
+    if oracle.get("sample"):
+        theirs = split(load(oracle["sample"]["output"]))
+        rows, worst, searches = 0, 0.0, {}
+        for name, pq in per_query.items():
+            sample = ranked["searches"][name]["sample"]
+            if not sample:
+                continue
+            ours = {q: pq[q] for q in sample if q in pq}
+            found = compare_with_trec_eval(ours, theirs.get(name, {}), tol=CROSSCHECK_TOLERANCE)
+            check["problems"] += [f"{name}: {p}" for p in found[:5]]
+            diff = _max_diff(ours, theirs.get(name, {}))
+            worst = max(worst, diff)
+            rows += len(ours)
+            searches[name] = {"queries": len(ours), "of": len(pq), "max_abs_diff": diff, "agrees": not found}
+        check["sample"] = {"queries": rows, "seed": ranked["sample"]["seed"], "lines": ranked["sample"]["lines"],
+                           "max_abs_diff": worst, "searches": searches}
+    if oracle.get("top_k"):
+        keys = [KEYS[m] for m in oracle["top_k"]["measures"]]
+        theirs: dict[str, dict] = {}
+        for chunk in oracle["top_k"]["chunks"]:
+            theirs.update(split(load(chunk["output"])))
+        rows, differ, worst_mean, examples = 0, 0, 0.0, []
+        for name, pq in per_query.items():
+            t = theirs.get(name, {})
+            for q, values in pq.items():
+                rows += 1
+                other = t.get(q, {})
+                bad = [k for k in keys if abs(values[k] - other.get(k, 0.0)) > CROSSCHECK_TOLERANCE]
+                if bad:
+                    differ += 1
+                    if len(examples) < 5:
+                        examples.append(f"{name} {q}: " + ", ".join(f"{k} ours {values[k]:.4f} trec_eval "
+                                                                      f"{other.get(k, 0.0):.4f}" for k in bad))
+            for k in keys:
+                ours_mean = mean(pq, k) or 0.0
+                theirs_mean = sum(t.get(q, {}).get(k, 0.0) for q in pq) / len(pq) if pq else 0.0
+                worst_mean = max(worst_mean, abs(ours_mean - theirs_mean))
+        check["top_k"] = {"depth": oracle["top_k"]["depth"], "measures": keys, "queries": rows,
+                          "queries_differing": differ, "max_abs_diff_of_search_means": worst_mean,
+                          "examples": examples}
+    check["agrees"] = not check["problems"]
+    return check
+
+
+def _max_diff(ours: dict, theirs: dict) -> float:
+    return max((abs(v - theirs[q][k]) for q, vals in ours.items() for k, v in vals.items()
+                if v is not None and q in theirs and k in theirs[q]), default=0.0)
 
 
 def _pivot(results: dict, pivot: str) -> None:
@@ -224,24 +305,32 @@ def write_reports(results: dict, output_dir: str) -> dict[str, str]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m hybrid_tevatron.eval.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--manifest", required=True, help="manifest.json from hybrid_tevatron.eval.lareqa (or its folder)")
-    p.add_argument("--runs_dir", required=True, help="folder with {search}.trec[.gz] run files")
+    p.add_argument("--ranks_dir", required=True, help="the ranks stage's folder ({search}.tsv, ranks.json)")
+    p.add_argument("--runs_dir", help="the top-k runs ({search}.trec), named in results.json")
     p.add_argument("--output_dir", required=True)
-    p.add_argument("--name", help="row name in tables (default: the runs folder's name)")
+    p.add_argument("--name", help="row name in tables (default: the runs or ranks folder's name)")
     p.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS))
     p.add_argument("--seen_languages", nargs="+", help="training languages, for a seen/unseen breakdown")
-    p.add_argument("--trec_eval_dir", help="saved 'pyserini.eval.trec_eval -q' outputs ({search}.txt): check that "
-                   "our metrics equal them (crosscheck.json; a difference > 1e-4 is an error)")
+    p.add_argument("--trec_eval_dir", help="the oracle stage's trec_eval outputs (oracle.json): check that our "
+                   "values equal trec_eval's on the full-ranking sample (crosscheck.json; a difference > 1e-4 is "
+                   "an error) and compare the top-k runs")
     args = p.parse_args(argv)
-    results = evaluate_lareqa(args.manifest, args.runs_dir, args.settings, args.seen_languages, args.name,
-                              args.trec_eval_dir)
+    results = evaluate_lareqa(args.manifest, args.ranks_dir, args.settings, args.seen_languages, args.name,
+                              args.trec_eval_dir, args.runs_dir)
     check = results.get("crosscheck")
     out = write_reports(results, args.output_dir)
     if check is not None:
         if not check["agrees"]:
-            raise EvalError(f"in-process metrics disagree with trec_eval on {args.runs_dir}:\n  "
-                            + "\n  ".join(check["problems"][:20]))
-        log.info(f"crosscheck: {len(check['searches'])} runs, in-process metrics = trec_eval "
-                 f"(max |diff| {check['max_abs_diff']:.2e})")
+            raise EvalError(f"metrics from the ranks disagree with trec_eval on the full-ranking sample of "
+                            f"{args.ranks_dir}:\n  " + "\n  ".join(check["problems"][:20]))
+        sample, top = check["sample"], check["top_k"]
+        if sample:
+            log.info(f"crosscheck: {sample['queries']} sampled queries ranked in full, metrics = trec_eval "
+                     f"(max |diff| {sample['max_abs_diff']:.2e})")
+        if top:
+            log.info(f"crosscheck: top-{top['depth']} runs, {top['queries_differing']} of {top['queries']} queries "
+                     f"differ from the exact ranks at a cutoff (max |diff| of search means "
+                     f"{top['max_abs_diff_of_search_means']:.2e})")
     summary = "  ".join(f"{k} {v:.4f}" for k, v in results["summary"].items() if v is not None)
     print(f"{results['name']} on {results['dataset']}: {summary}")
     for kind, path in out.items():

@@ -1,18 +1,18 @@
-"""Retrieval metrics from a TREC run + qrels (pytrec_eval, in process) and the language-bias rank distance.
+"""Retrieval metrics from the whole-pool ranks of the relevant docids, the language-bias rank distance, and the
+readers for what trec_eval (the oracle) reads and prints: qrels, runs, ``trec_eval -q`` output.
 
 Conventions (the same as ``trec_eval -c``):
 
 - **Order**: documents are ranked by score descending, ties by docid descending (trec_eval compares docnos with
-  ``strcmp``; Python's ``str`` order is the same for UTF-8). The rank column of the run file is ignored.
-- **Queries**: every query of the qrels counts; one absent from the run scores 0 on every measure (``-c``). Run
-  queries without qrels are ignored.
-- **mAP** is over the ranking as retrieved: for the paper's full-ranking mAP, retrieve ``--hits`` = pool size.
+  ``strcmp``; Python's ``str`` order is the same for UTF-8). The rank column of a run file is ignored.
+- **Queries**: every query of the qrels counts; one with no ranking, or no relevant docid, scores 0 on every
+  measure (``-c``). Queries without qrels are ignored.
+- **mAP** is over the full ranking of the pool (:mod:`hybrid_tevatron.eval.ranks` gives every relevant docid its
+  rank there).
 
 **Rank distance** (KD-SPD, arXiv 2305.09025): per query, the largest minus the smallest rank among its relevant
 passages (queries with fewer than 2 relevant passages are left out); the mean over queries, then over query
-languages. *Unretrieved relevant passages* (a run cut at k < pool size N) take their expected ranks as if the
-N - k unretrieved passages were in random order: the j-th of m missing ones gets rank k + j (N - k + 1) / (m + 1)
-(one missing: (k + N + 1) / 2). They are counted and reported; with full-pool retrieval there are none.
+languages.
 """
 
 from __future__ import annotations
@@ -108,96 +108,43 @@ def trec_order(scores: dict[str, float]) -> list[str]:
     return sorted(scores, key=lambda d: (scores[d], d), reverse=True)
 
 
-def unretrieved_ranks(retrieved: int, missing: int, pool_size: int) -> list[float]:
-    """Expected ranks of ``missing`` relevant passages placed at random among the pool's unretrieved ones."""
-    if missing == 0:
-        return []
-    if pool_size - retrieved < missing:
-        raise EvalError(f"pool size {pool_size} leaves {pool_size - retrieved} unretrieved positions "
-                        f"for {missing} unretrieved relevant passages ({retrieved} retrieved)")
-    step = (pool_size - retrieved + 1) / (missing + 1)
-    return [retrieved + j * step for j in range(1, missing + 1)]
+def _cutoff(measure: str) -> int | None:
+    return int(measure.rsplit(".", 1)[1]) if "." in measure else None
 
 
-def relevant_ranks(scores: dict[str, float], relevant, pool_size: int | None = None) -> tuple[list[float], int]:
-    """Ranks (1-based, trec_eval order) of the ``relevant`` docids; returns (ranks, number unretrieved)."""
-    order = {d: i + 1 for i, d in enumerate(trec_order(scores))}
-    found = [float(order[d]) for d in relevant if d in order]
-    missing = len(relevant) - len(found)
-    if missing and pool_size is None:
-        raise EvalError(f"{missing} relevant passages not retrieved and no pool size given")
-    return found + unretrieved_ranks(len(scores), missing, pool_size or 0), missing
+def query_metrics(found, judged_gains, measures=MEASURES, with_rank_distance: bool = False) -> dict:
+    """One query's metrics from the whole-pool ranks of its relevant docids, as ``trec_eval -c`` computes them on
+    the full ranking.
 
-
-def rank_distance(scores: dict[str, float], relevant, pool_size: int | None = None) -> tuple[float | None, int]:
-    """(max rank - min rank over the relevant passages, number unretrieved); None with fewer than 2 relevant."""
-    relevant = list(relevant)
-    if len(relevant) < 2:
-        return None, 0
-    ranks, missing = relevant_ranks(scores, relevant, pool_size)
-    return max(ranks) - min(ranks), missing
-
-
-def evaluate_run(run_path: str, qrels: dict[str, dict[str, int]], measures=MEASURES, pool_size: int | None = None,
-                 with_rank_distance: bool = False, chunk_lines: int = 1_000_000) -> dict:
-    """Per-query metrics of a run against ``qrels`` with pytrec_eval, streamed in chunks (full-pool runs fit).
-
-    Returns ``{"per_query": {qid: {key: value}}, "stats": {...}}``; keys are trec_eval's names (``KEYS``) plus
-    ``rank_distance`` when asked (``None`` for a query with < 2 relevant). Stats: ``queries`` (qrels queries),
-    ``queries_missing`` (absent from the run), ``extra_queries`` (run only), ``retrieved_min``/``_max`` (hits per
-    query), ``unretrieved_relevant`` (relevant passages outside the run, over all queries).
+    ``found``: ``(rank, gain)`` of each relevant docid the pool holds (ranks 1-based, distinct); ``judged_gains``:
+    the relevance of every docid the qrels call relevant (``rel > 0``), found or not. mAP: the mean over the
+    relevant docids of the precision at each one's rank (0 for one the pool lacks); R@k: the share of relevant
+    docids ranked within k; nDCG@k: DCG with the relevance as gain and ``log2(rank + 1)`` discount over the ideal
+    ordering of ``judged_gains``. A query with no relevant docid scores 0 everywhere. Rank distance: the largest
+    minus the smallest rank over the relevant docids (None with fewer than 2 found).
     """
-    import pytrec_eval
+    import math
 
-    evaluator = pytrec_eval.RelevanceEvaluator(qrels, set(measures))
-    keys = [KEYS.get(m, m.replace(".", "_")) for m in measures]
-    per_query: dict[str, dict] = {}
-    stats = {"queries": len(qrels), "queries_missing": 0, "extra_queries": 0, "retrieved_min": None,
-             "retrieved_max": None, "unretrieved_relevant": 0}
-    chunk: dict[str, dict[str, float]] = {}
-    size = 0
-
-    def flush():
-        nonlocal chunk, size
-        for qid, values in evaluator.evaluate(chunk).items():
-            per_query[qid].update({k: values[k] for k in keys})
-        chunk, size = {}, 0
-
-    for qid, scores in iter_run(run_path):
-        if qid not in qrels:
-            stats["extra_queries"] += 1
-            continue
-        n = len(scores)
-        stats["retrieved_min"] = n if stats["retrieved_min"] is None else min(stats["retrieved_min"], n)
-        stats["retrieved_max"] = n if stats["retrieved_max"] is None else max(stats["retrieved_max"], n)
-        relevant = [d for d, rel in qrels[qid].items() if rel > 0]
-        entry = per_query[qid] = {}
-        if with_rank_distance:
-            try:
-                entry["rank_distance"], missing = rank_distance(scores, relevant, pool_size)
-            except EvalError as err:
-                raise EvalError(f"{run_path}: query {qid}: {err}") from None
-            stats["unretrieved_relevant"] += missing
+    found = sorted(found)
+    num_rel = len(judged_gains)
+    out = {}
+    for m in measures:
+        key, k = KEYS.get(m, m.replace(".", "_")), _cutoff(m)
+        if num_rel == 0:
+            out[key] = 0.0
+        elif m == "map":
+            out[key] = sum((j + 1) / r for j, (r, _g) in enumerate(found)) / num_rel
+        elif m.startswith("recall."):
+            out[key] = sum(1 for r, _g in found if r <= k) / num_rel
+        elif m.startswith("ndcg_cut."):
+            dcg = sum(g / math.log2(r + 1) for r, g in found if r <= k)
+            ideal = sum(g / math.log2(i + 2) for i, g in enumerate(sorted(judged_gains, reverse=True)[:k]))
+            out[key] = dcg / ideal if ideal > 0 else 0.0
         else:
-            stats["unretrieved_relevant"] += sum(d not in scores for d in relevant)
-        chunk[qid] = scores
-        size += n
-        if size >= chunk_lines:
-            flush()
-    if chunk:
-        flush()
-    for qid, judged in qrels.items():
-        if qid in per_query:
-            continue
-        stats["queries_missing"] += 1
-        entry = per_query[qid] = {k: 0.0 for k in keys}
-        relevant = [d for d, rel in judged.items() if rel > 0]
-        stats["unretrieved_relevant"] += len(relevant)
-        if with_rank_distance:
-            if pool_size is None and len(relevant) >= 2:
-                raise EvalError(f"{run_path}: query {qid} has no results and no pool size was given")
-            entry["rank_distance"] = rank_distance({}, relevant, pool_size)[0]
-    return {"per_query": per_query, "stats": stats}
+            raise EvalError(f"measure {m!r} is not computed from ranks (known: {', '.join(MEASURES)})")
+    if with_rank_distance:
+        out["rank_distance"] = float(found[-1][0] - found[0][0]) if len(found) >= 2 else None
+    return out
 
 
 def mean(per_query: dict[str, dict], key: str) -> float | None:

@@ -9,14 +9,18 @@ its time (``timings.tsv``):
 
 1. inputs: LAReQA -> corpora, topics, qrels and a manifest (``python -m hybrid_tevatron.eval.lareqa``), caption
    files -> the same for a caption pool (``python -m hybrid_tevatron.data.captions pool``: cross X->Y and
-   multilingual; each multi query's own caption is dropped from its run), or MIRACL's topics, qrels and corpus (``python -m hybrid_tevatron.eval.miracl prepare``); the search plan.
-2. encode: each corpus once into a flat inner-product Faiss index (LAReQA: one per language, and the multilingual
-   index merged from them with ``python -m pyserini.encode.merge_faiss_index``), each query set once.
-3. search: ``python -m pyserini.search.faiss`` per search (LAReQA: top 500, then the whole pool for the queries
-   that need it, so every relevant passage gets its full-pool rank; :mod:`hybrid_tevatron.eval.search`).
-4. trec_eval: ``python -m pyserini.eval.trec_eval`` per run, the oracle.
-5. report: LAReQA ``python -m hybrid_tevatron.eval.evaluate`` (tables, heatmap, rank distance; the in-process
-   metrics must equal trec_eval's to 1e-4, ``results/crosscheck.json``); MIRACL ``... miracl report``.
+   multilingual; each multi query's own caption is excluded from its pool), or MIRACL's topics, qrels and corpus
+   (``python -m hybrid_tevatron.eval.miracl prepare``); the search plan.
+2. encode: each corpus once into a flat inner-product Faiss index (LAReQA and captions: one per language, and the
+   multilingual index merged from them with ``python -m pyserini.encode.merge_faiss_index``), each query set once.
+3. ranks (LAReQA, captions): the exact rank of every relevant item in its search's whole pool, from the vectors
+   (``python -m hybrid_tevatron.eval.ranks``): mAP, R@k, nDCG@10 and the rank distance follow from them.
+4. search: ``python -m pyserini.search.faiss``: MIRACL's top 100 per language; LAReQA's and captions' top
+   ``--run_depth`` runs (default ``RUN_DEPTH``), one call per index (:mod:`hybrid_tevatron.eval.search`).
+5. trec_eval: ``python -m pyserini.eval.trec_eval``, the oracle: MIRACL's scores; for the pools, the full rankings
+   of a seeded sample of queries (every query on small pools) and the top-k runs (:mod:`hybrid_tevatron.eval.scoring`).
+6. report: pools ``python -m hybrid_tevatron.eval.evaluate`` (tables, heatmap, rank distance; the sample's metrics
+   must equal trec_eval's to 1e-4, ``results/crosscheck.json``); MIRACL ``... miracl report``.
 
 The Pyserini CLIs and ours run in this process (``--cli subprocess``: one process each); every command is
 recorded in OUTPUT/commands.sh, replayable from OUTPUT. OUTPUT is written through
@@ -35,10 +39,11 @@ import sys
 from hybrid_tevatron.errors import HybridTevatronError
 from hybrid_tevatron.eval.indexing import Dtype, Encoder, Encoding, resolve
 from hybrid_tevatron.eval.output import Interrupted, OutputFolder
-from hybrid_tevatron.eval.plan import load_plan, plan_from_manifest, write_plan
+from hybrid_tevatron.eval.plan import RUN_DEPTH, load_plan, plan_from_manifest, write_plan
+from hybrid_tevatron.eval.ranks import SAMPLE_LINES
 from hybrid_tevatron.eval.runner import Cli, CliRunner, StepError
-from hybrid_tevatron.eval.scoring import trec_eval
-from hybrid_tevatron.eval.search import FIRST_PASS_HITS, search
+from hybrid_tevatron.eval.scoring import oracle, trec_eval
+from hybrid_tevatron.eval.search import search
 from hybrid_tevatron.logs import get_logger
 
 log = get_logger(__name__)
@@ -114,6 +119,16 @@ def _encoding_options(p: argparse.ArgumentParser) -> None:
                    help="replace an existing, non-empty output folder")
 
 
+def _pool_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("whole-pool ranks, runs and the trec_eval cross-check")
+    g.add_argument("--run_depth", type=int, default=int(_env("RUN_DEPTH", RUN_DEPTH)),
+                   help=f"lines per query of the runs Pyserini writes (default {RUN_DEPTH}); the scores come from "
+                        "the exact ranks and do not depend on it")
+    g.add_argument("--sample_lines", type=int, default=int(_env("SAMPLE_LINES", SAMPLE_LINES)),
+                   help=f"full-ranking lines that trec_eval checks our metrics on (every query of a small pool, a "
+                        f"seeded sample of a large one; default {SAMPLE_LINES})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m hybrid_tevatron.eval", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="family", required=True)
@@ -135,9 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="SPEC", help="drop these articles (same forms)")
     d.add_argument("--seen_languages", nargs="+", default=_env("SEEN_LANGUAGES"),
                    help="training languages, for a seen/unseen breakdown")
-    d.add_argument("--first_pass_hits", type=int, default=FIRST_PASS_HITS,
-                   help=f"depth of the first search pass (0: one pass over the whole pool; default "
-                        f"{FIRST_PASS_HITS}); the scores do not depend on it")
+    _pool_options(la)
     _encoding_options(la)
 
     ca = sub.add_parser("captions", help="caption pools (caption proxy for image retrieval): cross X->Y, X->en, "
@@ -157,8 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--max_images", type=int, default=_env("MAX_IMAGES"), help="the first N images only")
     d.add_argument("--seen_languages", nargs="+", default=_env("SEEN_LANGUAGES"),
                    help="training languages, for a seen/unseen breakdown")
-    d.add_argument("--first_pass_hits", type=int, default=FIRST_PASS_HITS,
-                   help=f"depth of the first search pass (0: one pass; default {FIRST_PASS_HITS})")
+    _pool_options(ca)
     _encoding_options(ca)
 
     mi = sub.add_parser("miracl", help="MIRACL: nDCG@10 and R@100 per language",
@@ -227,17 +239,26 @@ class Evaluation:
         return os.path.join(self.work, *parts)
 
     def pool_stages(self, name: str, unit: str) -> str:
-        """LAReQA and caption pools after their inputs: plan, encode, search, trec_eval, evaluate (with the
+        """LAReQA and caption pools after their inputs: plan, encode, ranks, search, trec_eval, evaluate (with the
         cross-check); returns the evaluation's one-line summary and writes ``results/summary.txt``."""
         from hybrid_tevatron.eval.evaluate import load_pool_manifest
 
-        plan = plan_from_manifest(load_pool_manifest(self.path("inputs")))
+        plan = plan_from_manifest(load_pool_manifest(self.path("inputs")), self.args.run_depth)
         write_plan(plan, self.path("inputs", "plan.json"))
         plan["root"] = self.path("inputs")
-        self.run_stages(plan, unit, self.args.first_pass_hits)
-        with self.out.stage("5/5 evaluate"):
-            argv = ["--manifest", "inputs", "--runs_dir", "runs", "--output_dir", "results", "--name", name,
-                    "--trec_eval_dir", "trec_eval"]
+        with self.out.stage("2/6 encode"):
+            self.encoding.plan(plan, self.work, unit)
+        with self.out.stage("3/6 ranks"):
+            self.runner.run("hybrid_tevatron.eval.ranks", [
+                "--plan", "inputs", "--index_dir", "index", "--queries_dir", "queries", "--output_dir", "ranks",
+                "--device", self.encoding.device, "--sample_lines", self.args.sample_lines])
+        with self.out.stage("4/6 search"):
+            search(plan, self.path("index"), self.path("queries"), self.path("runs"), self.runner, self.args.threads)
+        with self.out.stage("5/6 trec_eval"):
+            oracle(plan, self.path("runs"), self.path("ranks"), self.path("trec_eval"), self.runner)
+        with self.out.stage("6/6 evaluate"):
+            argv = ["--manifest", "inputs", "--ranks_dir", "ranks", "--runs_dir", "runs", "--output_dir", "results",
+                    "--name", name, "--trec_eval_dir", "trec_eval"]
             if self.args.seen_languages:
                 argv += ["--seen_languages", *_words(self.args.seen_languages)]
             summary = self.runner.run("hybrid_tevatron.eval.evaluate", argv, capture=True)
@@ -245,12 +266,12 @@ class Evaluation:
                 f.write(summary)
         return summary
 
-    def run_stages(self, plan: dict, unit: str, first_pass_hits: int = FIRST_PASS_HITS, prebuilt=None) -> None:
+    def run_stages(self, plan: dict, unit: str, prebuilt=None) -> None:
+        """MIRACL: encode, top-k search, trec_eval on every run."""
         with self.out.stage("2/5 encode"):
             self.encoding.plan(plan, self.work, unit, prebuilt)
         with self.out.stage("3/5 search"):
-            search(plan, self.path("index"), self.path("queries"), self.path("runs"), self.runner,
-                   self.args.threads, first_pass_hits=first_pass_hits)
+            search(plan, self.path("index"), self.path("queries"), self.path("runs"), self.runner, self.args.threads)
         with self.out.stage("4/5 trec_eval"):
             trec_eval(plan, self.path("runs"), self.path("trec_eval"), self.runner)
 
@@ -276,7 +297,7 @@ def run_lareqa(args) -> str:
         name = args.name or os.path.basename(out.path)
         log.info(f"evaluating {args.model} on {dataset} -> {out.path} (work folder {out.work})")
         ev = Evaluation(args, out)
-        with out.stage("1/5 LAReQA inputs"):
+        with out.stage("1/6 LAReQA inputs"):
             argv = ["--data_dir", dataset, "--output_dir", "inputs"]
             if args.languages:
                 argv += ["--languages", *_words(args.languages)]
@@ -291,7 +312,7 @@ def run_lareqa(args) -> str:
             _log_lines(ev.runner.run("hybrid_tevatron.eval.lareqa", argv, capture=True))
         summary = ev.pool_stages(name, "sentences")
         final = out.path
-    _print_pool_outputs(final, summary)
+    _print_pool_outputs(final, summary, args.run_depth)
     return final
 
 
@@ -305,7 +326,7 @@ def run_captions(args) -> str:
         name = args.name or os.path.basename(out.path)
         log.info(f"evaluating {args.model} on caption pools (caption proxy) -> {out.path} (work folder {out.work})")
         ev = Evaluation(args, out)
-        with out.stage("1/5 caption pool"):
+        with out.stage("1/6 caption pool"):
             argv = ["pool", "--output_dir", "inputs"]
             if args.multi30k:
                 argv += ["--multi30k", os.path.abspath(args.multi30k), "--split", args.split or ""]
@@ -323,18 +344,19 @@ def run_captions(args) -> str:
             _log_lines(ev.runner.run("hybrid_tevatron.data.captions", argv, capture=True))
         summary = ev.pool_stages(name, "captions")
         final = out.path
-    _print_pool_outputs(final, summary)
+    _print_pool_outputs(final, summary, args.run_depth)
     return final
 
 
-def _print_pool_outputs(o: str, summary: str) -> None:
+def _print_pool_outputs(o: str, summary: str, depth: int) -> None:
     print(summary.splitlines()[0] if summary else "")
     print(f"""
 results:   {o}/results/results.json
 tables:    {o}/results/results.md
 heatmap:   {o}/results/cross_map.png
-check:     {o}/results/crosscheck.json (in-process metrics vs trec_eval)
-runs:      {o}/runs/{{search}}.trec   trec_eval: {o}/trec_eval/{{search}}.txt
+check:     {o}/results/crosscheck.json (metrics from the ranks vs trec_eval)
+ranks:     {o}/ranks/{{search}}.tsv (whole-pool rank of every relevant item)
+runs:      {o}/runs/{{search}}.trec (top {depth})   trec_eval: {o}/trec_eval/ (oracle.json)
 indexes:   {o}/index/{{lang/X,all}}   queries: {o}/queries/X/embedding.pkl
 commands:  {o}/commands.sh   timings: {o}/timings.tsv   settings: {o}/encoding.json""")
 

@@ -1,11 +1,20 @@
-"""Score runs: ``python -m pyserini.eval.trec_eval`` per search (the oracle), and the check that our in-process
-metrics (:mod:`hybrid_tevatron.eval.metrics`, which also give the rank distance) equal its per-query values."""
+"""trec_eval, the oracle: ``python -m pyserini.eval.trec_eval`` on the runs.
+
+- MIRACL (:func:`trec_eval`): one call per run and argument set; its scores are the results.
+- Pool plans (:func:`oracle`, LAReQA and caption pools, whose scores come from the exact ranks): trec_eval scores
+  (1) the full rankings of the cross-check sample that the ranks stage wrote (``ranks/sample.trec``: every query
+  on small pools, a seeded sample on large ones), every measure, which the evaluate stage requires our values to
+  equal to 1e-4; and (2) the top-k runs Pyserini wrote, the measures whose cutoff the depth covers (R@1, R@10,
+  nDCG@10 at depth 10), reported beside ours. Runs are scored in chunks of whole searches, their query ids
+  prefixed ``{search}:`` (trec_eval's time grows with the square of the queries in one call, and each call starts
+  a JVM): ``trec_eval/topk.N.{trec,qrels,txt}``, listed in ``trec_eval/oracle.json``.
+"""
 
 from __future__ import annotations
 
 import os
 
-from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
+from hybrid_tevatron.atomic import atomic_path, atomic_write_json, atomic_write_text
 from hybrid_tevatron.eval.plan import select
 from hybrid_tevatron.eval.runner import CliRunner, StepError
 from hybrid_tevatron.logs import get_logger
@@ -54,29 +63,86 @@ def trec_eval(plan: dict, runs_dir: str, output_dir: str, runner: CliRunner, onl
     return summary
 
 
-def crosscheck(manifest_path: str, runs_dir: str, trec_eval_dir: str, tol: float = 1e-4) -> dict:
-    """Our in-process metrics (``eval.metrics``) vs the saved trec_eval ``-q`` output, per query and overall."""
-    from hybrid_tevatron.eval.lareqa import load_manifest
-    from hybrid_tevatron.eval.metrics import compare_with_trec_eval, evaluate_run, parse_trec_eval, read_qrels
+ORACLE_FILE = "oracle.json"
+SAMPLE_OUTPUT = "sample.txt"
+TOPK_CHUNK_QUERIES = 10_000
+SEP = ":"  # chunk query ids: {search}:{qid} (as the ranks stage's sample)
 
-    manifest = load_manifest(manifest_path)
-    out = {"tolerance": tol, "searches": {}, "problems": []}
-    worst = 0.0
-    for s in manifest["searches"]:
-        run = os.path.join(runs_dir, s["run"])
-        te_path = os.path.join(trec_eval_dir, s["name"] + ".txt")
-        if not os.path.isfile(te_path):
-            raise StepError(f"crosscheck: trec_eval output not found: {te_path}")
-        with open(te_path, encoding="utf-8") as f:
-            theirs = parse_trec_eval(f.read())
-        ours = evaluate_run(run, read_qrels(os.path.join(manifest["root"], s["qrels"])),
-                            pool_size=s["pool_size"])["per_query"]
-        problems = compare_with_trec_eval(ours, theirs)
-        diff = max((abs(v - theirs[q][k]) for q, vals in ours.items() for k, v in vals.items()
-                    if q in theirs and k in theirs[q]), default=0.0)
-        worst = max(worst, diff)
-        out["searches"][s["name"]] = {"queries": len(ours), "max_abs_diff": diff, "agrees": not problems}
-        out["problems"] += [f"{s['name']}: {p}" for p in problems[:5]]
-    out["max_abs_diff"] = worst
-    out["agrees"] = not out["problems"]
+
+def cutoff_measures(depth: int) -> list[str]:
+    """The measures of ``metrics.MEASURES`` that a run ``depth`` deep decides (a cutoff of at most ``depth``)."""
+    from hybrid_tevatron.eval.metrics import MEASURES
+
+    return [m for m in MEASURES if "." in m and int(m.rsplit(".", 1)[1]) <= depth]
+
+
+def _measure_args(measures) -> list[str]:
+    families: dict[str, list[str]] = {}
+    for m in measures:
+        family, _, cut = m.partition(".")
+        families.setdefault(family, []).append(cut)
+    return [a for family, cuts in families.items() for a in ("-m", f"{family}.{','.join(c for c in cuts if c)}"
+                                                             if any(cuts) else family)]
+
+
+def _run_trec_eval(runner: CliRunner, args: list[str], qrels: str, run: str, output: str) -> None:
+    out = runner.run("pyserini.eval.trec_eval", [*args, runner.rel(qrels), runner.rel(run)], capture=True)
+    from hybrid_tevatron.eval.metrics import parse_trec_eval
+
+    lacking = [m for m in _expected_measures(args) if m not in parse_trec_eval(out).get("all", {})]
+    if lacking:
+        raise StepError(f"trec_eval on {run} printed no {', '.join(lacking)}; output:\n{out[-2000:]}")
+    atomic_write_text(output, out.rstrip("\n") + "\n")
+
+
+def oracle(plan: dict, runs_dir: str, ranks_dir: str, output_dir: str, runner: CliRunner, only=None) -> dict:
+    """trec_eval on the cross-check sample and on the top-k runs of a pool plan (module docstring); returns what
+    ``oracle.json`` says."""
+    from hybrid_tevatron.eval.metrics import MEASURES
+    from hybrid_tevatron.eval.ranks import SAMPLE_QRELS, SAMPLE_RUN
+
+    os.makedirs(output_dir, exist_ok=True)
+    root = plan["root"]
+    searches = [s for s in select(plan, only) if s.get("ranks")]
+    full_args = ["-c", "-q", *_measure_args(MEASURES)]
+    out: dict = {"sample": None, "top_k": None}
+    sample_run, sample_qrels = os.path.join(ranks_dir, SAMPLE_RUN), os.path.join(ranks_dir, SAMPLE_QRELS)
+    if os.path.isfile(sample_run) and os.path.getsize(sample_qrels) > 0:
+        _run_trec_eval(runner, full_args, sample_qrels, sample_run, os.path.join(output_dir, SAMPLE_OUTPUT))
+        out["sample"] = {"run": sample_run, "qrels": sample_qrels, "output": SAMPLE_OUTPUT, "args": full_args}
+        log.info("trec_eval: the full rankings of the cross-check sample")
+    depth = min((int(s["hits"]) for s in searches), default=0)
+    measures = cutoff_measures(depth)
+    if searches and measures:
+        args = ["-c", "-q", *_measure_args(measures)]
+        chunks, current, queries = [], [], 0
+        for s in searches:
+            with open(os.path.join(root, s["qrels"]), encoding="utf-8") as f:
+                n = len({line.split(None, 1)[0] for line in f if line.strip()})
+            if current and queries + n > TOPK_CHUNK_QUERIES:
+                chunks.append(current)
+                current, queries = [], 0
+            current.append(s)
+            queries += n
+        chunks.append(current)
+        listed = []
+        for i, chunk in enumerate(chunks):
+            run, qrels = (os.path.join(output_dir, f"topk.{i}.{ext}") for ext in ("trec", "qrels"))
+            with atomic_path(run) as run_tmp, atomic_path(qrels) as qrels_tmp, \
+                    open(run_tmp, "w", encoding="utf-8") as r, open(qrels_tmp, "w", encoding="utf-8") as q:
+                for s in chunk:
+                    path = os.path.join(runs_dir, s.get("run", s["name"] + ".trec"))
+                    if not os.path.isfile(path):
+                        raise StepError(f"trec_eval {s['name']}: run not found: {path}")
+                    prefix = s["name"] + SEP
+                    with open(path, encoding="utf-8") as f:
+                        r.writelines(prefix + line for line in f if line.strip())
+                    with open(os.path.join(root, s["qrels"]), encoding="utf-8") as f:
+                        q.writelines(prefix + line for line in f if line.strip())
+            _run_trec_eval(runner, args, qrels, run, os.path.join(output_dir, f"topk.{i}.txt"))
+            listed.append({"run": f"topk.{i}.trec", "qrels": f"topk.{i}.qrels", "output": f"topk.{i}.txt",
+                           "searches": [s["name"] for s in chunk]})
+            log.info(f"trec_eval [{i + 1}/{len(chunks)}] top-{depth} runs of {len(chunk)} searches")
+        out["top_k"] = {"depth": depth, "measures": measures, "args": args, "chunks": listed}
+    atomic_write_json(os.path.join(output_dir, ORACLE_FILE), out)
     return out

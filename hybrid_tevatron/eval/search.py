@@ -1,121 +1,36 @@
 """Search every query set of a plan with ``python -m pyserini.search.faiss`` (pre-encoded queries, flat Faiss
-index) and write the runs, compacted for LAReQA.
+index) and write the top-k runs people open: ``runs/{search}.trec``, ``hits`` lines per query.
 
-**Compaction** (LAReQA searches, ``"compact": true``): mAP is over the full ranking, so every relevant passage
-needs its rank in the whole pool. Each run is cut after each query's last relevant passage in trec_eval order,
-keeping every line tied with it on the written score and at least the top ``MIN_DEPTH``; ranks of relevant passages
-are unchanged by the cut, so mAP, R@k, nDCG@10 and the rank distance are exactly those of the full ranking, while an
-XQuAD-R multilingual run shrinks from 15.5 M lines (~0.8 GB) per query language to a few MB.
+The runs are for reading and for trec_eval; the full-pool metrics come from the exact ranks
+(:mod:`hybrid_tevatron.eval.ranks`), not from the runs.
 
-**Two passes** (``first_pass_hits``, default ``FIRST_PASS_HITS``): writing full-pool rankings dominates the
-search time (MLQA-R: 140 M lines, 3 % of them kept). The first pass searches ``--hits`` = first_pass_hits; a query
-whose cut it settles (every relevant passage retrieved, and a line below the cut that scores lower than the last
-relevant one, so nothing outside the list can tie or outrank it) is final. The others are searched again over the
-whole pool (``--hits`` = pool size, their topics in ``runs/deep/NAME.tsv``). Faiss's flat search is exact, so the
-compacted run scores exactly like the single full-pool pass (``--first_pass_hits 0``).
+**One Pyserini call per index.** The searches of a pool plan that share an index (LAReQA and caption pools: every
+query language against ``lang/Y``; every query language against ``all``) run as one call: their topics are written
+together (``runs/topics/{index}.tsv``) and the query sets encoded once are merged into ``queries/combined``
+(Pyserini looks pre-encoded queries up by their text, and one text has one encoding). The call's run is split into
+the searches' run files. A search whose ``exclude`` file names each query's own caption (caption pools) is searched
+one hit deeper and that caption is dropped, so each query keeps ``hits`` lines of its pool.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
-from hybrid_tevatron.atomic import atomic_path, atomic_write_json, atomic_write_text
+from hybrid_tevatron.atomic import atomic_path, atomic_write_text
 from hybrid_tevatron.eval.plan import select
 from hybrid_tevatron.eval.runner import CliRunner, StepError
 from hybrid_tevatron.logs import get_logger
 
 log = get_logger(__name__)
 
-MIN_DEPTH = 100
-FIRST_PASS_HITS = 500  # compacted searches: depth of the first pass (0: one pass over the whole pool)
-COMPACTION_FILE = "compaction.json"  # in the runs folder: what was cut, per run
 SEARCH_BATCH = 64
+COMBINED_QUERIES = "combined"  # queries/combined: every query set of the plan, for the one-call-per-index searches
 
 
 def read_qids(topics_path: str) -> list[str]:
     with open(topics_path, encoding="utf-8") as f:
         return [line.split("\t", 1)[0].strip() for line in f if line.strip()]
-
-
-def _read_qrels_relevant(path: str) -> dict[str, set[str]]:
-    from hybrid_tevatron.eval.metrics import read_qrels
-
-    return {q: {d for d, rel in docs.items() if rel > 0} for q, docs in read_qrels(path).items()}
-
-
-def compact_run(src: str, out, relevant: dict[str, set[str]], min_depth: int = MIN_DEPTH,
-                hits: int | None = None, exclude: dict[str, str] | None = None) -> dict:
-    """Write to the file ``out`` each query's ranking of ``src`` cut after its last relevant passage (trec_eval
-    order, ties on the written score kept, at least ``min_depth`` lines).
-
-    ``src`` must list each query's lines together in descending score order (Pyserini does). ``hits``: the depth
-    ``src`` was searched to when that is less than the whole pool (at least ``min_depth``). A query whose cut that
-    depth cannot settle (a relevant passage not retrieved, or lines tied with the cut score down to the last line)
-    is not written but listed in ``"open"``, as are queries of ``relevant`` absent from ``src``; without ``hits``
-    those absent queries are an error. ``exclude`` ({qid: docid}, caption pools: the query's own caption) drops
-    that line before anything else. Returns ``{"queries", "lines_in", "lines_out", "open"}``.
-    """
-    exclude = exclude or {}
-    stats = {"queries": 0, "lines_in": 0, "lines_out": 0, "open": []}
-    seen: set[str] = set()
-
-    def flush(qid, lines, searched):
-        rel = relevant.get(qid, set())
-        last, found = -1, 0
-        for i, (docid, _score, _line) in enumerate(lines):
-            if docid in rel:
-                last, found = i, found + 1
-        keep = max(min(min_depth, len(lines)), last + 1)
-        if last >= 0:
-            cut_score = lines[last][1]
-            while keep < len(lines) and lines[keep][1] >= cut_score:
-                keep += 1
-        if hits is not None and searched >= hits and (found < len(rel) or (rel and keep == len(lines))):
-            stats["open"].append(qid)
-            return
-        for _d, _s, line in lines[:keep]:
-            out.write(line)
-        stats["queries"] += 1
-        stats["lines_out"] += keep
-
-    from hybrid_tevatron.eval.metrics import run_lines
-
-    qid, lines, prev, searched = None, [], None, 0
-    for n, q, d, s, line in run_lines(src):
-        stats["lines_in"] += 1
-        if q != qid:
-            if qid is not None:
-                flush(qid, lines, searched)
-            if q in seen:
-                raise StepError(f"{src}:{n}: query {q} appears again after other queries")
-            seen.add(q)
-            qid, lines, prev, searched = q, [], None, 0
-        if prev is not None and s > prev:
-            raise StepError(f"{src}:{n}: scores of query {q} are not in descending order")
-        prev, searched = s, searched + 1
-        if exclude.get(q) != d:
-            lines.append((d, s, line if line.endswith("\n") else line + "\n"))
-    if qid is not None:
-        flush(qid, lines, searched)
-    missing = sorted(set(relevant) - seen)
-    if missing and hits is None:
-        raise StepError(f"{src}: {len(missing)} queries of the qrels have no results, e.g. {missing[:3]}")
-    stats["open"] += missing
-    return stats
-
-
-def _read_exclusions(path: str) -> dict[str, str]:
-    """``qid docid`` lines: the one docid each query must not retrieve (its own caption)."""
-    out = {}
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            parts = line.split()
-            if len(parts) != 2:
-                raise StepError(f"{path}:{n}: expected 'qid docid', got {line.rstrip()!r}")
-            out[parts[0]] = parts[1]
-    return out
 
 
 def write_topics_subset(topics: str, qids, dst: str) -> None:
@@ -142,80 +57,133 @@ def check_run(path: str, qids) -> int:
     return lines
 
 
+def combine_queries(queries_root: str, keys) -> str:
+    """``queries/combined/embedding.pkl``: the encoded query sets ``keys`` in one (each id once)."""
+    import pandas as pd
+
+    frames = [pd.read_pickle(os.path.join(queries_root, k, "embedding.pkl")) for k in sorted(keys)]
+    df = pd.concat(frames, ignore_index=True).drop_duplicates(subset="id")
+    out = os.path.join(queries_root, COMBINED_QUERIES)
+    os.makedirs(out, exist_ok=True)
+    with atomic_path(os.path.join(out, "embedding.pkl")) as tmp:
+        df.to_pickle(tmp)
+    return out
+
+
+def split_run(src: str, targets: dict[str, tuple], hits: int) -> dict[str, int]:
+    """Write the lines of the run ``src`` into the run of each query's search: ``targets`` {qid: (file, excluded
+    docid or None)}; at most ``hits`` lines per query after dropping its excluded docid, ranks renumbered.
+    Returns the lines written per file."""
+    from hybrid_tevatron.eval.metrics import run_lines
+
+    written: dict[str, int] = {}
+    handles = {}
+    try:
+        for path in {t[0] for t in targets.values()}:
+            handles[path] = open(path, "w", encoding="utf-8")
+            written[path] = 0
+        qid, kept = None, 0
+        for n, q, d, _s, line in run_lines(src):
+            if q != qid:
+                qid, kept = q, 0
+            target = targets.get(q)
+            if target is None:
+                raise StepError(f"{src}:{n}: query {q} belongs to no search of this index")
+            if d == target[1] or kept >= hits:
+                continue
+            kept += 1
+            parts = line.split()
+            parts[3] = str(kept)
+            handles[target[0]].write(" ".join(parts) + "\n")
+            written[target[0]] += 1
+    finally:
+        for f in handles.values():
+            f.close()
+    return written
+
+
 def search(plan: dict, index_root: str, queries_root: str, runs_dir: str, runner: CliRunner,
-           threads: int = 1, batch_size: int = SEARCH_BATCH, only=None,
-           first_pass_hits: int = FIRST_PASS_HITS) -> list[dict]:
-    """Run ``python -m pyserini.search.faiss`` for every search of the plan (pre-encoded queries); compacted
-    searches in two passes (module docstring), ``first_pass_hits`` 0 for one pass over the whole pool."""
-    if 0 < first_pass_hits < MIN_DEPTH:
-        raise StepError(f"--first_pass_hits must be 0 (one pass) or at least {MIN_DEPTH}, got {first_pass_hits}")
+           threads: int = 1, batch_size: int = SEARCH_BATCH, only=None) -> list[dict]:
+    """Run ``python -m pyserini.search.faiss`` for the searches of the plan: MIRACL's one by one, a pool plan's
+    (``"ranks": true``) one call per index (module docstring)."""
+    from hybrid_tevatron.eval.ranks import read_exclusions
+
     os.makedirs(runs_dir, exist_ok=True)
     root = plan["root"]
     searches = select(plan, only)
     rel = runner.rel
-    done, compaction = [], {}
     t0 = time.time()
-    for i, s in enumerate(searches, 1):
-        index = os.path.join(index_root, s["index"])
-        queries = os.path.join(queries_root, s["queries"])
-        topics = os.path.join(root, s["topics"])
-        for path, what in ((index, "index"), (queries, "encoded queries"), (topics, "topics")):
+
+    def pyserini_search(index: str, topics_file: str, queries: str, hits: int, output: str) -> None:
+        runner.run("pyserini.search.faiss", [
+            "--index", rel(index), "--topics", rel(topics_file), "--encoded-queries", rel(queries),
+            "--output", rel(output), "--hits", hits, "--batch-size", batch_size, "--threads", threads])
+
+    for s in searches:
+        for path, what in ((os.path.join(index_root, s["index"]), "index"),
+                           (os.path.join(queries_root, s["queries"]), "encoded queries"),
+                           (os.path.join(root, s["topics"]), "topics")):
             if not os.path.exists(path):
                 raise StepError(f"search {s['name']}: {what} not found: {path}")
+    done = []
+    singles = [s for s in searches if not s.get("ranks")]
+    for i, s in enumerate(singles, 1):
         run = os.path.join(runs_dir, s.get("run", s["name"] + ".trec"))
-        pool_hits = int(s["hits"])
-
-        def pyserini_search(topics_file: str, hits: int, output: str) -> None:
-            runner.run("pyserini.search.faiss", [
-                "--index", rel(index), "--topics", rel(topics_file), "--encoded-queries", rel(queries),
-                "--output", rel(output), "--hits", hits, "--batch-size", batch_size, "--threads", threads])
-
+        topics = os.path.join(root, s["topics"])
         start = time.time()
-        if not s.get("compact"):
-            with atomic_path(run) as raw:
-                pyserini_search(topics, pool_hits, raw)
-                lines = check_run(raw, read_qids(topics))
-            detail = f"{lines} hits"
-        else:
-            relevant = _read_qrels_relevant(os.path.join(root, s["qrels"]))
-            exclude = _read_exclusions(os.path.join(root, s["exclude"])) if s.get("exclude") else None
-            first = min(first_pass_hits, pool_hits) if first_pass_hits else pool_hits
-            passes = [run + ".pass1.tmp", run + ".pass2.tmp"]
-            try:
-                with atomic_path(run) as tmp, open(tmp, "w", encoding="utf-8") as out:
-                    pyserini_search(topics, first, passes[0])
-                    stats = compact_run(passes[0], out, relevant, hits=first if first < pool_hits else None,
-                                        exclude=exclude)
-                    deep = stats.pop("open")
-                    if deep:
-                        deep_topics = os.path.join(runs_dir, "deep", s["name"] + ".tsv")  # kept: commands.sh
-                        write_topics_subset(topics, deep, deep_topics)
-                        pyserini_search(deep_topics, pool_hits, passes[1])
-                        second = compact_run(passes[1], out, {q: relevant.get(q, set()) for q in deep},
-                                             exclude=exclude)
-                        for key in ("queries", "lines_in", "lines_out"):
-                            stats[key] += second[key]
-            finally:
-                for tmp in passes:
-                    if os.path.exists(tmp):
-                        os.remove(tmp)
-            detail = (f"{stats['queries']} queries ({len(deep)} over the whole pool), {stats['lines_in']} hits -> "
-                      f"{stats['lines_out']} kept")
-            compaction[s["name"]] = {"hits": pool_hits, "first_pass_hits": first, "deep_queries": len(deep),
-                                     "min_depth": MIN_DEPTH, **stats}
-        log.info(f"search [{i}/{len(searches)}] {s['name']}: {detail} ({time.time() - start:.1f}s, "
-            f"{time.time() - t0:.0f}s so far)")
+        with atomic_path(run) as raw:
+            pyserini_search(os.path.join(index_root, s["index"]), topics, os.path.join(queries_root, s["queries"]),
+                            int(s["hits"]), raw)
+            lines = check_run(raw, read_qids(topics))
+        log.info(f"search [{i}/{len(singles)}] {s['name']}: {lines} hits ({time.time() - start:.1f}s)")
         done.append({"name": s["name"], "run": run})
-    if compaction:
-        path = os.path.join(runs_dir, COMPACTION_FILE)
-        old = {}
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                old = json.load(f).get("runs", {})
-        atomic_write_json(path, {
-            "note": "rankings cut after each query's last relevant passage (ties on the written score kept, at least "
-                    "min_depth lines); first pass first_pass_hits deep, deep_queries searched again over the whole "
-                    "pool (hits): every relevant passage keeps its full-ranking rank, so mAP, R@k, nDCG@10 and the "
-                    "rank distance are those of the full ranking",
-            "runs": {**old, **compaction}})
+    by_index: dict[str, list[dict]] = {}
+    for s in searches:
+        if s.get("ranks"):
+            by_index.setdefault(s["index"], []).append(s)
+    if not by_index:
+        return done
+    combined = None
+    if any(len({s["queries"] for s in group}) > 1 for group in by_index.values()):
+        combined = combine_queries(queries_root, {s["queries"] for g in by_index.values() for s in g})
+    for i, (index, group) in enumerate(by_index.items(), 1):
+        start = time.time()
+        targets, topic_lines = {}, []
+        for s in group:
+            run = os.path.join(runs_dir, s.get("run", s["name"] + ".trec"))
+            exclude = read_exclusions(os.path.join(root, s["exclude"])) if s.get("exclude") else {}
+            with open(os.path.join(root, s["topics"]), encoding="utf-8") as f:
+                for line in f:
+                    if not line.strip():
+                        continue
+                    qid = line.split("\t", 1)[0].strip()
+                    if qid in targets:
+                        raise StepError(f"search {s['name']}: query {qid} is also searched by another search of "
+                                        f"index {index}")
+                    targets[qid] = (run, exclude.get(qid))
+                    topic_lines.append(line if line.endswith("\n") else line + "\n")
+        hits = max(int(s["hits"]) for s in group)
+        deep = hits + (1 if any(s.get("exclude") for s in group) else 0)
+        deep = min(deep, max(int(s.get("pool_size", deep)) for s in group))
+        queries = os.path.join(queries_root, group[0]["queries"]) if len(group) == 1 or combined is None \
+            else combined
+        topics = os.path.join(runs_dir, "topics", index.replace("/", "_") + ".tsv")  # kept: commands.sh reads it
+        os.makedirs(os.path.dirname(topics), exist_ok=True)
+        atomic_write_text(topics, "".join(topic_lines))
+        raw = os.path.join(runs_dir, f".{index.replace('/', '_')}.raw.tmp")
+        try:
+            pyserini_search(os.path.join(index_root, index), topics, queries, deep, raw)
+            check_run(raw, list(targets))
+            tmp_targets = {q: (t[0] + ".tmp", t[1]) for q, t in targets.items()}
+            written = split_run(raw, tmp_targets, hits)
+            for path in written:
+                os.replace(path, path[:-len(".tmp")])
+        finally:
+            for path in [raw] + [t[0] + ".tmp" for t in targets.values()]:
+                if os.path.exists(path):
+                    os.remove(path)
+        log.info(f"search [{i}/{len(by_index)}] index {index}: {len(group)} searches, {len(targets)} queries, "
+                 f"{sum(written.values())} hits kept ({time.time() - start:.1f}s, {time.time() - t0:.0f}s so far)")
+        done += [{"name": s["name"], "run": os.path.join(runs_dir, s.get("run", s["name"] + ".trec"))}
+                 for s in group]
     return done
