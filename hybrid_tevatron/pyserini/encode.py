@@ -25,8 +25,16 @@ Outputs appear only when complete: a temporary folder/file beside the target, re
 Each process encodes its own contiguous shards (rank ``r`` of ``W``: shards ``r, r + W, ...``; on GPUs, on
 ``cuda:LOCAL_RANK``) into ``SHARDS/shard-IIIII-of-NNNNN`` (index + docid + ``shard.json``,
 :mod:`hybrid_tevatron.pyserini.shards`), with no communication between processes, so ``torchrun --nnodes M`` over
-a shared folder works the same. A complete shard of the same encoding is skipped on a rerun (an interrupted run's
-temporary folders are removed), so rerunning the same command finishes only what is missing. The merged index
+a shared folder works the same. Each shard's ``shard.json`` records what it was made from: the corpus' content
+digest, the model folder's digest, the encoding settings and the shard's rows. A complete shard of the same record
+is skipped on a rerun (an interrupted run's temporary folders are removed), so rerunning the same command finishes
+only what is missing; a shard whose record differs (the corpus was rewritten, the model retrained, another setting)
+is refused by name, and ``--overwrite`` re-encodes it.
+
+Before anything is encoded the model folder passes the check training and evaluation run
+(:func:`hybrid_tevatron.model_files.check_model_loads`: config, weights, a tokenizer that loads and knows words),
+and the corpus must exist and parse: a malformed line is named by file and line. Expected failures end with one
+``error:`` line and exit status 2. The merged index
 equals the one-process index: same docids in the same order, the same vectors up to fp32 rounding.
 """
 
@@ -34,19 +42,28 @@ from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
+import json
 import os
 import shutil
 import sys
 import time
-from typing import Optional
+from typing import List, Optional
 
 from hybrid_tevatron._pyserini_env import configure
 from hybrid_tevatron.atomic import atomic_dir, atomic_path
-from hybrid_tevatron.errors import HybridTevatronError
+from hybrid_tevatron.errors import HybridTevatronError, exit_error
 from hybrid_tevatron.logs import get_logger
 from hybrid_tevatron.pyserini.shards import ShardError, ShardInfo, process_shards, shard_name, shard_range
 
 log = get_logger(__name__)
+
+# files of a model folder that do not decide its vectors (left out of its digest): the trainer's state and logs
+MODEL_FILES_NOT_HASHED = ("training_args.bin", "trainer_state.json", "DONE", "README.md")
+
+
+class EncodeError(HybridTevatronError):
+    """A corpus, topics or output that cannot be encoded as asked; the message names the file (and line)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,9 +109,80 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_target(path: str, overwrite: bool) -> None:
     if os.path.isdir(path) and os.listdir(path) and not overwrite:
-        raise SystemExit(f"error: {path} exists and is not empty (pass --overwrite to replace it)")
+        raise EncodeError(f"{path} exists and is not empty (pass --overwrite to replace it)")
     if os.path.exists(path) and not os.path.isdir(path) and not overwrite:
-        raise SystemExit(f"error: {path} exists (pass --overwrite to replace it)")
+        raise EncodeError(f"{path} exists (pass --overwrite to replace it)")
+
+
+def corpus_files(corpus: str) -> List[str]:
+    """The files of a Pyserini JSONL corpus in the order Pyserini reads them (a file, or a folder's files in
+    ``os.listdir`` order, as ``JsonlCollectionIterator``)."""
+    if os.path.isfile(corpus):
+        return [corpus]
+    if os.path.isdir(corpus):
+        files = [os.path.join(corpus, name) for name in os.listdir(corpus)]
+        if not files:
+            raise EncodeError(f"corpus folder {corpus} holds no files")
+        return files
+    raise EncodeError(f"corpus not found: {corpus}")
+
+
+def _sha256(paths: List[str], root: str = "") -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        name = os.path.relpath(path, root) if root else ""
+        digest.update(name.encode("utf-8") + b"\0")
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return "sha256:" + digest.hexdigest()
+
+
+def corpus_digest(corpus: str) -> str:
+    """The SHA-256 of the corpus' bytes (a folder: its files' names and bytes, in reading order)."""
+    files = corpus_files(corpus)
+    return _sha256(files, corpus if os.path.isdir(corpus) else "")
+
+
+def model_digest(model: str) -> str:
+    """A local model folder: the SHA-256 of its top-level files (names and bytes) but
+    :data:`MODEL_FILES_NOT_HASHED`, plan logs and hidden files; a Hub id: the id itself."""
+    if not os.path.isdir(model):
+        return model
+    names = sorted(n for n in os.listdir(model) if os.path.isfile(os.path.join(model, n))
+                   and not n.startswith(".") and n not in MODEL_FILES_NOT_HASHED and not n.startswith("plan_log."))
+    return _sha256([os.path.join(model, n) for n in names], model)
+
+
+def read_corpus(corpus: str, fields, docid_field, delimiter: str):
+    """Pyserini's ``JsonlCollectionIterator`` over ``corpus``; a line it cannot parse is named by file and line."""
+    from pyserini.encode import JsonlCollectionIterator
+
+    files = corpus_files(corpus)
+    try:
+        return JsonlCollectionIterator(corpus, fields, docid_field, delimiter)
+    except (ValueError, KeyError, TypeError, AttributeError, AssertionError, UnicodeDecodeError) as err:
+        for path in files:
+            lineno = 0
+            with open(path, encoding="utf-8", errors="strict") as f:
+                try:
+                    for lineno, line in enumerate(f, 1):
+                        try:
+                            record = json.loads(line)
+                        except ValueError as bad:
+                            raise EncodeError(f"{path}:{lineno}: not a JSON object ({bad.msg})") from None
+                        if not isinstance(record, dict):
+                            raise EncodeError(f"{path}:{lineno}: not a JSON object")
+                        key = docid_field or next((k for k in ("id", "_id", "docid") if k in record), None)
+                        if key is None or key not in record:
+                            raise EncodeError(f"{path}:{lineno}: no document id ({docid_field or 'id, _id or docid'})")
+                        if not all(f in record for f in fields) and not isinstance(record.get("contents"), str):
+                            raise EncodeError(f"{path}:{lineno}: neither the fields {', '.join(fields)} nor "
+                                              "'contents'")
+                except UnicodeDecodeError as bad:
+                    raise EncodeError(f"{path}:{lineno + 1}: not UTF-8 ({bad.reason})") from None
+        raise EncodeError(f"{corpus}: cannot be read as a Pyserini corpus ({type(err).__name__}: "
+                          f"{str(err).splitlines()[0] if str(err) else ''})") from None
 
 
 def default_device(device: Optional[str], env=None) -> Optional[str]:
@@ -110,22 +198,23 @@ def default_device(device: Optional[str], env=None) -> Optional[str]:
 
 
 def encode_corpus(args) -> dict:
-    from pyserini.encode import JsonlCollectionIterator
-
+    from hybrid_tevatron.model_files import check_model_loads
     from hybrid_tevatron.pyserini.encoders import HybridDocumentEncoder
 
     sharding = process_shards(args.num_shards, args.shard_id)  # checked before anything is loaded
     out = os.path.abspath(args.output)
     if sharding is None:
         _check_target(out, args.overwrite)
+    corpus_files(args.corpus)
+    check_model_loads(args.model)
     encoder = HybridDocumentEncoder(args.model, device=default_device(args.device), pooling=args.pooling,
                                     l2_norm=args.normalize, prefix=args.prefix, max_length=args.max_len,
                                     batch_size=args.batch_size, dtype=args.dtype)
     dim = encoder.dimension
     if args.dimension is not None and args.dimension != dim:
-        raise SystemExit(f"error: --dimension {args.dimension} but {args.model} embeds in {dim} dimensions")
+        raise EncodeError(f"--dimension {args.dimension} but {args.model} embeds in {dim} dimensions")
     delimiter = args.delimiter.replace("\\n", "\n")
-    collection = JsonlCollectionIterator(args.corpus, args.fields, args.docid_field, delimiter)
+    collection = read_corpus(args.corpus, args.fields, args.docid_field, delimiter)
     n = collection.size if args.limit is None else min(args.limit, collection.size)
     log.info(f"{n} documents of {args.corpus}: pooling {encoder.pooling}, normalize {encoder.l2_norm}, "
          f"prefix {encoder.prefix!r}, max_len {encoder.max_length}, device {encoder.device}, "
@@ -139,6 +228,7 @@ def encode_corpus(args) -> dict:
         "delimiter": delimiter, "pooling": encoder.pooling, "normalize": encoder.l2_norm,
         "prefix": encoder.prefix, "max_len": encoder.max_length,
         "dtype": str(encoder.engine.autocast_dtype or "fp32"),
+        "corpus_digest": corpus_digest(args.corpus), "model_digest": model_digest(args.model),
     }
     done = []
     for shard_id in shards:
@@ -166,7 +256,7 @@ def _finished(target: str, info: ShardInfo, overwrite: bool) -> bool:
     if difference is None and (old.shard_id, old.start, old.stop) == (info.shard_id, info.start, info.stop):
         return True
     raise ShardError(f"{target} holds a shard of another encoding ({difference or 'rows differ'}); "
-                     "pass --overwrite to re-encode it")
+                     "pass --overwrite to re-encode it")  # the record decides; a changed corpus is never skipped
 
 
 def _write_index(encoder, corpus: dict, args, start: int, stop: int, out: str,
@@ -201,16 +291,18 @@ def encode_topics(args) -> dict:
     import pandas as pd
     from pyserini.query_iterator import DefaultQueryIterator
 
+    from hybrid_tevatron.model_files import check_model_loads
     from hybrid_tevatron.pyserini.encoders import HybridQueryEncoder
 
     out = os.path.abspath(args.output)
     target = out if out.endswith(".pkl") else os.path.join(out, "embedding.pkl")
     _check_target(target, args.overwrite)
+    check_model_loads(args.model)
     encoder = HybridQueryEncoder(args.model, device=args.device, pooling=args.pooling, l2_norm=args.normalize,
                                  prefix=args.prefix, max_length=args.max_len, batch_size=args.batch_size,
                                  dtype=args.dtype)
     if args.dimension is not None and args.dimension != encoder.dimension:
-        raise SystemExit(f"error: --dimension {args.dimension} but {args.model} embeds in {encoder.dimension}")
+        raise EncodeError(f"--dimension {args.dimension} but {args.model} embeds in {encoder.dimension}")
     ids, texts = [], []
     for qid, text in DefaultQueryIterator.from_topics(args.topics):
         ids.append(qid)
@@ -230,18 +322,18 @@ def encode_topics(args) -> dict:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.batch_size < 1 or args.sort_window < 1:
-        raise SystemExit("error: --batch_size and --sort_window must be >= 1")
-    if "text" not in args.fields:
-        raise SystemExit("error: --fields must include text (as pyserini.encode's Auto encoders need)")
-    if args.topics and (args.num_shards is not None or args.shard_id is not None
-                        or int(os.environ.get("WORLD_SIZE", "1")) > 1):
-        raise SystemExit("error: topics are encoded by one process, unsharded (no --num_shards/--shard_id/torchrun)")
-    configure()
     try:
+        if args.batch_size < 1 or args.sort_window < 1:
+            raise EncodeError("--batch_size and --sort_window must be >= 1")
+        if "text" not in args.fields:
+            raise EncodeError("--fields must include text (as pyserini.encode's Auto encoders need)")
+        if args.topics and (args.num_shards is not None or args.shard_id is not None
+                            or int(os.environ.get("WORLD_SIZE", "1")) > 1):
+            raise EncodeError("topics are encoded by one process, unsharded (no --num_shards/--shard_id/torchrun)")
+        configure()
         (encode_topics if args.topics else encode_corpus)(args)
-    except HybridTevatronError as err:  # ShardError, EncodingError: one line
-        raise SystemExit(f"error: {err}") from None
+    except HybridTevatronError as err:  # ShardError, EncodingError, ModelFolderError, EncodeError: one line, exit 2
+        exit_error(err)
     return 0
 
 

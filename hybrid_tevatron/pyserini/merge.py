@@ -6,7 +6,7 @@
 **Index** (``--shards``): the shard folders that ``python -m hybrid_tevatron.pyserini.encode --num_shards N`` (or
 ``torchrun``) wrote are checked first — all ``N`` present, one ``--num_shards``, one encoding (``shard.json``: model,
 corpus, settings, corpus size, dimension), row ranges that tile the corpus in order, each ``docid`` file as long as
-its range and its index as large — then merged by Pyserini's own ``python -m pyserini.encode.merge_faiss_index``
+its range and its index as large, no docid in two shards (nor twice in one), whatever wrote them — then merged by Pyserini's own ``python -m pyserini.encode.merge_faiss_index``
 (shard folders in name order = shard order) into a temporary folder beside ``INDEX_DIR``. The result is checked
 (vector count, docids = the shards' in order) and renamed into place: ``INDEX_DIR/index`` + ``INDEX_DIR/docid``,
 the files a one-process encoding writes. Pyserini's tool holds every vector in memory (twice, briefly).
@@ -29,6 +29,7 @@ from collections import defaultdict
 from typing import Dict, List, Tuple
 
 from hybrid_tevatron.atomic import atomic_dir, atomic_path
+from hybrid_tevatron.errors import exit_error
 from hybrid_tevatron.logs import get_logger
 from hybrid_tevatron.pyserini.shards import ShardError, ShardInfo, find_shards, shard_glob, shard_name
 
@@ -86,7 +87,28 @@ def check_shards(root: str) -> List[Tuple[str, ShardInfo]]:
     if shards[-1][1].stop != shards[-1][1].corpus_size:
         raise ShardError(f"{shards[-1][0]}: the last shard stops at row {shards[-1][1].stop}, "
                          f"the corpus has {shards[-1][1].corpus_size}")
+    check_unique_docids(root, [folder for folder, _ in shards])
     return shards
+
+
+def check_unique_docids(root: str, folders: List[str]) -> None:
+    """:class:`ShardError` naming the first docids that occur twice among the ``docid`` files of ``folders`` (and
+    the shards holding them)."""
+    where: Dict[str, List[str]] = {}
+    duplicates: List[str] = []
+    for folder in folders:
+        with open(os.path.join(folder, "docid"), encoding="utf-8") as f:
+            for line in f:
+                docid = line.rstrip("\n")
+                seen = where.setdefault(docid, [])
+                if seen and len(seen) == 1:
+                    duplicates.append(docid)
+                seen.append(os.path.basename(folder))
+    if duplicates:
+        shown = "; ".join(f"{d} in {' and '.join(where[d])}" for d in duplicates[:5])
+        more = f" and {len(duplicates) - 5} more" if len(duplicates) > 5 else ""
+        raise ShardError(f"{root}: {len(duplicates)} docids occur more than once ({shown}{more}); the shards do not "
+                         "come from one corpus, or the corpus repeats ids: re-encode them with --overwrite")
 
 
 def merge_index(root: str, output: str, overwrite: bool = False) -> dict:
@@ -186,8 +208,8 @@ def main(argv=None) -> int:
             if args.hits is None:
                 raise ShardError("--runs needs --hits (the depth each shard was searched to)")
             merge_runs(args.runs, args.output, args.hits, args.overwrite)
-    except (ShardError, OSError) as err:
-        raise SystemExit(f"error: {err}") from None
+    except (ShardError, OSError) as err:  # one line, exit 2
+        exit_error(err)
     return 0
 
 

@@ -11,8 +11,11 @@ Invariants (what :mod:`hybrid_tevatron.pyserini.encode` writes and :mod:`hybrid_
   (``index`` + ``docid``, readable by ``python -m pyserini.search.faiss --index``) plus ``shard.json``. Zero-padded
   names sort in shard order, as Pyserini's merge tool (``sorted(glob(...))``) needs.
 * **Completeness.** A shard folder exists only complete (written to a temporary folder, renamed at the end);
-  ``shard.json`` holds its row range, the corpus size, the embedding size and the encoding settings, so a rerun
-  can tell a finished shard of the same encoding (skipped) from one of another (an error).
+  ``shard.json`` records what it was made from: its row range, the corpus size, the embedding size and the
+  encoding settings, among them ``corpus_digest`` (SHA-256 of the corpus' bytes) and ``model_digest`` (of the model
+  folder's files), so a rerun can tell a finished shard of the same encoding of the same corpus (skipped) from any
+  other (an error naming the difference), and the merge never mixes two versions of a corpus.
+* **Unique docids.** The merge refuses docids that occur in more than one shard (or twice in one), naming them.
 """
 
 from __future__ import annotations
@@ -130,8 +133,12 @@ class ShardInfo:
             if getattr(self, key) != getattr(other, key):
                 return f"{key} {getattr(self, key)} vs {getattr(other, key)}"
         for key in sorted(set(self.settings) | set(other.settings)):
-            if self.settings.get(key) != other.settings.get(key):
-                return f"{key} {self.settings.get(key)!r} vs {other.settings.get(key)!r}"
+            a, b = self.settings.get(key), other.settings.get(key)
+            if a != b:
+                if key.endswith("_digest"):  # content digests: say what changed, with short forms
+                    what = key[: -len("_digest")]
+                    return f"the {what}'s content differs: {key} {str(a)[:19]}... vs {str(b)[:19]}..."
+                return f"{key} {a!r} vs {b!r}"
         return None
 
 
