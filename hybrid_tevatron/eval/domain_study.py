@@ -11,7 +11,10 @@ EVAL_QUESTIONS, EVAL_LANGUAGES, FLICKR_IMAGES, KEEP_MODELS, XQUAD_R, MULTI30K, X
 different configuration in the same root is refused), ``plan.json`` and ``hardware.json``, then prepares the
 sources, trains and evaluates every planned (cell, seed) — each step one ``python -m`` subprocess, appended to
 ``commands.sh`` before it runs and to ``timings.tsv`` when it succeeded — and writes ``summary.{json,md}``.
-Resumable: a model with ``DONE`` and an evaluation with ``results/results.json`` are skipped. Layout under the
+Resumable: a model with ``DONE`` and an evaluation with ``results/results.json`` are skipped. One study per root at
+a time: ``run`` holds :class:`hybrid_tevatron.locks.FolderLock` on the root until it ends (a second ``run`` on the
+same root is refused at once with one line naming the holder); Ctrl-C or SIGTERM stops the running step and ends
+with one line saying what was kept and that the same command resumes. Layout under the
 root: ``data/{source}/``, ``models/{cell}-s{seed}/`` (deleted once no evaluation or later stage needs it, unless
 KEEP_MODELS=1), ``eval/{set}/{cell}-s{seed}/results/`` (or ``eval/{set}/zero-shot/``), ``choice.json``.
 
@@ -25,6 +28,7 @@ retrieval.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -35,7 +39,8 @@ import time
 from typing import Dict, List, Optional
 
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
-from hybrid_tevatron.errors import HybridTevatronError, report_errors
+from hybrid_tevatron.errors import HybridTevatronError, Interrupted, report_errors, signals_interrupt
+from hybrid_tevatron.locks import FolderLock
 from hybrid_tevatron.eval import domain_grid as G
 from hybrid_tevatron.eval.domain_tables import markdown, render, run_name
 from hybrid_tevatron.eval.reproduction import _read_json, _read_timings, _results_path, _stats
@@ -136,7 +141,12 @@ class Study:
             f.write(shlex.join(["python", "-m", module, *map(str, argv)]) + "\n")
         log.info(f"{stage}: {shlex.join(cmd[1:])}")
         t0 = time.time()
-        proc = subprocess.run(cmd, env=self.env)
+        proc = subprocess.Popen(cmd, env=self.env)
+        try:
+            proc.wait()
+        except Interrupted as err:
+            _stop(proc, err.signum)
+            raise
         if proc.returncode != 0:
             raise StudyError(f"{stage} failed (exit {proc.returncode}): {shlex.join(cmd[1:])}")
         with open(os.path.join(self.root, "timings.tsv"), "a", encoding="utf-8") as f:
@@ -252,6 +262,21 @@ class Study:
         for name in os.listdir(models):
             if name not in needed:
                 shutil.rmtree(os.path.join(models, name))
+
+
+def _stop(proc: subprocess.Popen, signum: int) -> None:
+    """Let a step that got the signal too (Ctrl-C reaches the whole process group) end by itself; forward it to one
+    that did not; kill it only if it still runs a minute later."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signum)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -391,8 +416,13 @@ def run(root: str, config: dict) -> None:
     config = dict(config, seeds=seeds, cells=the_plan["cells"], eval_sets=the_plan["test_sets"],
                   eval_images=images or "all", eval_questions=questions or "all",
                   **{k.lower(): env.get(k, "") for k in ("EVAL_LANGUAGES", "FLICKR_IMAGES")})
-    start(study.root, config, the_plan)
-    study.run(the_plan)
+    with FolderLock(study.root, "the domain study"), signals_interrupt():
+        try:
+            start(study.root, config, the_plan)
+            study.run(the_plan)
+        except Interrupted as err:
+            raise Interrupted(err.signum, f"kept in {study.root}: the finished trainings (models/*/DONE) and "
+                              "evaluations (eval/*/*/results); rerun the same command to resume") from None
 
 
 if __name__ == "__main__":
