@@ -61,7 +61,7 @@ def test_write_then_check_statuses(tmp_path, capsys):
     res.write_text(json.dumps(moved))
     assert ce.main([str(exp)]) == 1
     assert "MISSING" in capsys.readouterr().out
-    assert ce.main([str(exp), "--results", str(tmp_path / "nope.json")]) == 1
+    assert ce.main([str(exp), "--results", str(tmp_path / "nope.json")]) == 2
     assert "nope.json: no such results file" in capsys.readouterr().err
 
 

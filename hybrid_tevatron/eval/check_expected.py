@@ -18,7 +18,8 @@ Expected file (YAML)::
         std: 0.0041                  # optional: seed std of the run that wrote the row (information only)
 
 A results leaf is a number or ``{"mean": number, ...}`` (then the mean is compared). A row whose id is missing
-from the results is MISSING (counts as a failure). Exit status: 0 when no row is FAIL or MISSING, 1 otherwise.
+from the results is MISSING (counts as a failure). Exit status: 0 when no row is FAIL or MISSING, 1 otherwise (a
+verdict, as diff's); 2 an expected failure (``error:`` line), as every command of the package.
 
 ``--matches_config`` exits 0 when the JSON settings on stdin equal the ``meta.config`` the expected file was
 written with (``--config``), else prints the differing settings and exits 1: a run with other settings is not
@@ -46,7 +47,7 @@ import yaml
 
 from hybrid_tevatron.atomic import atomic_write_text
 
-from hybrid_tevatron.errors import HybridTevatronError
+from hybrid_tevatron.errors import EXIT_ERROR, HybridTevatronError
 
 DEFAULTS = {"ok_abs": 0.005, "okish_abs": 0.02, "ok_rel": 0.02, "okish_rel": 0.05, "ok_std": 1.0, "okish_std": 3.0}
 RELATIVE = ["*rank_distance*"]
@@ -227,8 +228,9 @@ def main(argv=None) -> int:
     if not results_path:
         ap.error(f"{args.expected} names no results file; pass --results")
     if not os.path.isfile(results_path):
-        print(f"{results_path}: no such results file (run the command in {args.expected} first)", file=sys.stderr)
-        return 1
+        print(f"error: {results_path}: no such results file (run the command in {args.expected} first)",
+              file=sys.stderr)
+        return EXIT_ERROR  # an expected failure; 1 is the verdict "rows outside their tolerance"
     with open(results_path, encoding="utf-8") as f:
         results = json.load(f)
     rows = check(doc, results)
