@@ -325,3 +325,14 @@ def test_a_folder_that_appears_mid_run_is_kept_and_the_work_folder_removed(tmp_p
             (tmp_path / "ev").mkdir()
             (tmp_path / "ev" / "theirs.txt").write_text("theirs")
     assert os.listdir(tmp_path / "ev") == ["theirs.txt"] and hidden(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["EVAL_IMAGES", "EVAL_QUESTIONS"])
+def test_study_pool_caps_refuse_zero_and_spell_all(name):
+    from hybrid_tevatron.eval.domain_study import StudyError, pool_caps
+
+    with pytest.raises(StudyError, match=rf"^{name} must be a number >= 1 or 'all' \(the whole set\), got '0'$"):
+        pool_caps({name: "0"})
+    caps = pool_caps({name: "all"})
+    assert caps[0 if name == "EVAL_IMAGES" else 1] is None
+    assert pool_caps({name: "7"})[0 if name == "EVAL_IMAGES" else 1] == 7

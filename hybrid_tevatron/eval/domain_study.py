@@ -385,13 +385,13 @@ def main(argv=None) -> int:
 
 def pool_caps(env) -> tuple:
     """(images per caption pool, XQuAD-R questions): EVAL_IMAGES / EVAL_QUESTIONS, else the grid's defaults;
-    ``all`` (or 0) = the whole set."""
+    ``all`` (its only spelling; 0 is refused, as the evaluations' ``--max_images 0``) = the whole set, ``None``."""
     caps = []
     for name, default in (("EVAL_IMAGES", G.DEFAULT_IMAGES), ("EVAL_QUESTIONS", G.DEFAULT_QUESTIONS)):
         value = env.get(name) or str(default)
-        if value != "all" and not value.isdigit():
-            raise StudyError(f"{name} must be a number or 'all', got {value!r}")
-        caps.append(int(value) if value.isdigit() and int(value) > 0 else None)
+        if value != "all" and not (value.isdigit() and int(value) >= 1):
+            raise StudyError(f"{name} must be a number >= 1 or 'all' (the whole set), got {value!r}")
+        caps.append(None if value == "all" else int(value))
     return tuple(caps)
 
 
