@@ -530,7 +530,9 @@ def train(backend, model_args, data_args, training_args, callbacks: Optional[Lis
 
 def kept_after_stop(output_dir: str) -> str:
     """What a stopped run left in ``output_dir`` and how to go on, in words (for the one line a Ctrl-C prints)."""
-    last = last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+    if not os.path.isdir(output_dir) or not os.listdir(output_dir):
+        return f"nothing was written to {output_dir}; rerun the same command"
+    last = last_checkpoint(output_dir)
     if last:
         return (f"kept {last} (the newest complete checkpoint); rerun the same command with "
                 "--resume_from_checkpoint last to continue from it")
