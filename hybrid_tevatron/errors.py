@@ -49,8 +49,9 @@ def exit_error(message) -> "NoReturn":  # noqa: F821
 class Interrupted(HybridTevatronError):
     """SIGTERM / SIGINT: the run stops; ``exit_code`` is 128 + the signal number."""
 
-    def __init__(self, signum: int):
-        super().__init__(f"stopped by {signal.Signals(signum).name}")
+    def __init__(self, signum: int, detail: str = ""):
+        super().__init__(f"stopped by {signal.Signals(signum).name}" + (f"; {detail}" if detail else ""))
+        self.signum = signum
         self.exit_code = 128 + signum
 
 
