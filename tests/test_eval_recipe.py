@@ -98,10 +98,18 @@ def test_pyserini_clis_run_without_java_home_or_java_on_path(tiny_model_dir, tmp
     # trec_eval shells out to `java`: it must find the bundled Java 21
     out = py("pyserini.eval.trec_eval", "-c", "-q", "-m", "map", "-m", "recall.1,3", "qrels.txt", "run.trec")
     theirs = M.parse_trec_eval(out)
-    ours = M.evaluate_run(str(tmp_path / "run.trec"), M.read_qrels(str(tmp_path / "qrels.txt")),
-                          measures=("map", "recall.1", "recall.3"))["per_query"]
+    qrels = M.read_qrels(str(tmp_path / "qrels.txt"))
+    ours = {}
+    for qid, judged in qrels.items():
+        order = {d: i + 1 for i, d in enumerate(M.trec_order(run.get(qid, {})))}
+        ours[qid] = M.query_metrics([(order[d], r) for d, r in judged.items() if d in order], list(judged.values()),
+                                    measures=("map", "recall.1", "recall.3"))
     assert theirs["all"]["recall_3"] == 1.0
     assert M.compare_with_trec_eval(ours, theirs, keys=["map", "recall_1", "recall_3"]) == []
+    # so must our command for Pyserini's bundled trec_eval
+    ours_cli = py("hybrid_tevatron.eval.trec_eval", "-c", "-q", "-m", "map", "-m", "recall.1,3", "qrels.txt",
+                  "run.trec")
+    assert M.parse_trec_eval(ours_cli) == theirs
 
 
 def test_trec_eval_ignores_an_older_java_home(tmp_path):
@@ -172,25 +180,31 @@ def _check_outputs(out: str, dataset: str, langs):
     return manifest, results
 
 
-def _check_trec_eval_agreement(out: str, manifest: dict):
+def _check_trec_eval_agreement(out: str, manifest: dict, top_k_differing: float = 0.01):
     """Metrics from the ranks vs trec_eval on the full rankings of the sample (small pools: every query), by the
     recipe (crosscheck.json) and again here from its saved files; the top-k runs as trec_eval scores them."""
     from hybrid_tevatron.eval.evaluate import read_ranks, search_metrics
+    from hybrid_tevatron.eval.ranks import SAMPLE_LINES, sample_size
 
     crosscheck = json.load(open(os.path.join(out, "results", "crosscheck.json"), encoding="utf-8"))
     assert crosscheck["agrees"] and set(crosscheck["sample"]["searches"]) == {s["name"] for s in manifest["searches"]}
     theirs = M.parse_trec_eval(open(os.path.join(out, "trec_eval", "sample.txt"), encoding="utf-8").read())
+    ranked = json.load(open(os.path.join(out, "ranks", "ranks.json"), encoding="utf-8"))
     for s in manifest["searches"]:
         qrels = M.read_qrels(os.path.join(out, "inputs", s["qrels"]))
         ours = search_metrics(read_ranks(os.path.join(out, "ranks", s["name"] + ".tsv")), qrels)
-        assert len(ours) == s["queries"] and crosscheck["sample"]["searches"][s["name"]]["queries"] == len(ours)
-        mine = {f"{s['name']}:{q}": v for q, v in ours.items()}
+        share = SAMPLE_LINES // len(manifest["searches"])  # every query where they fit the search's share
+        assert len(ours) == s["queries"] and crosscheck["sample"]["searches"][s["name"]]["queries"] == sample_size(
+            len(ours), s["pool_size"], share)
+        sample = set(ranked["searches"][s["name"]]["sample"])
+        mine = {f"{s['name']}:{q}": v for q, v in ours.items() if q in sample}
         assert M.compare_with_trec_eval(mine, {q: v for q, v in theirs.items() if q in mine}, tol=1e-4) == [], s["name"]
         run = M.read_run(os.path.join(out, "runs", s["run"]))
         assert set(run) == set(qrels) and all(len(hits) == 10 for hits in run.values()), s["name"]
     top = crosscheck["top_k"]
     assert top["queries"] == sum(s["queries"] for s in manifest["searches"])
-    assert top["queries_differing"] <= top["queries"] // 100, top["examples"]  # float32 near-ties only
+    # near-ties and ties cut at the 10th hit only
+    assert top["queries_differing"] <= top["queries"] * top_k_differing, top["examples"]
 
 
 def test_lareqa_recipe_xquad_r(xquad_eval):
@@ -207,7 +221,7 @@ def test_lareqa_recipe_xquad_r(xquad_eval):
     commands = open(os.path.join(out, "commands.sh"), encoding="utf-8").read()
     for cli in ("hybrid_tevatron.pyserini.encode --model model --corpus", "pyserini.encode.merge_faiss_index",
                 "hybrid_tevatron.pyserini.encode --model model --topics", "pyserini.search.faiss",
-                "pyserini.eval.trec_eval"):
+                "hybrid_tevatron.eval.trec_eval"):
         assert f"python -m {cli}" in commands, cli
     assert "--prefix 'passage: '" in commands and "--prefix 'query: '" in commands
     # one Pyserini search per index: lang/ar, lang/de, lang/en, all
@@ -298,12 +312,14 @@ def test_lareqa_recipe_mlqa_r(mlqa_eval):
     assert proc.returncode == 0, proc.stderr[-5000:]
     manifest, results = _check_outputs(out, "mlqa-r", ["de", "en", "es"])
     assert manifest["parallel"] is False
-    _check_trec_eval_agreement(out, manifest)
+    # unnormalised cls embeddings of the tiny model score 31.9999..: many float32 ties, which Pyserini's top 10
+    # cuts by Faiss id, not by trec_eval's docid order
+    _check_trec_eval_agreement(out, manifest, top_k_differing=0.1)
     enc = json.load(open(os.path.join(out, "encoding.json"), encoding="utf-8"))
     assert (enc["pooling"], enc["normalize"], enc["query_max_len"], enc["passage_max_len"]) == ("cls", False, 24, 128)
     commands = open(os.path.join(out, "commands.sh"), encoding="utf-8").read()
     for cli in ("pyserini.encode input", "pyserini.encode.merge_faiss_index", "pyserini.encode.query",
-                "pyserini.search.faiss", "pyserini.eval.trec_eval"):
+                "pyserini.search.faiss", "hybrid_tevatron.eval.trec_eval"):
         assert f"python -m {cli}" in commands, cli
     assert "--encoder-class auto" in commands and "--dimension 32" in commands
     assert "--l2-norm" not in commands and "--pooling cls" in commands and "--prefix" not in commands
@@ -393,7 +409,7 @@ def test_signal_during_search_stops_and_keeps_old_results(trained_model, shared_
                             stderr=subprocess.PIPE, text=True, env=recipe_env(), start_new_session=True)
     try:
         for line in proc.stderr:
-            if "== 3/5 search" in line:
+            if "== 4/6 search" in line:
                 time.sleep(3)  # inside Pyserini's import and the JVM's start
                 break
         os.killpg(proc.pid, getattr(signal, signame))

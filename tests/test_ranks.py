@@ -168,9 +168,9 @@ def test_the_sample_is_the_full_ranking_trec_eval_scores(pools):
 
 def test_sample_size_and_score_text():
     assert sample_size(20, 100, 5000) == 20  # fits: every query
-    assert sample_size(1000, 11000, 8000) == 4  # at least SAMPLE_MIN_QUERIES
+    assert sample_size(1000, 11000, 8000) == 2  # at least SAMPLE_MIN_QUERIES
     assert sample_size(1000, 1000, 50_000) == 50
-    assert sample_size(3, 11000, 0) == 3
+    assert sample_size(3, 11000, 0) == 2
     assert [score_text(k) for k in (0, 1, 1_500_000, -1, -2_000_001)] == \
         ["0.000000", "0.000001", "1.500000", "-0.000001", "-2.000001"]
 
@@ -187,3 +187,48 @@ def test_query_metrics_match_trec_eval_definitions():
     assert M.query_metrics([(1, 1)], [1, 1])["map"] == 0.5
     assert M.query_metrics([], [], with_rank_distance=True) == {"map": 0.0, "recall_1": 0.0, "recall_10": 0.0,
                                                                 "ndcg_cut_10": 0.0, "rank_distance": None}
+
+
+def test_our_trec_eval_command_prints_what_pyserinis_wrapper_prints(pools):
+    """python -m hybrid_tevatron.eval.trec_eval runs the binary Pyserini's wrapper runs, without its pandas pass:
+    the same output; unlike the wrapper, a missing run is an error."""
+    root, _plan, _meta = pools
+    files = [root / "ranks" / SAMPLE_QRELS, root / "ranks" / SAMPLE_RUN]
+    ours = _pyserini(root, "hybrid_tevatron.eval.trec_eval", *ARGS, *files)
+    assert M.parse_trec_eval(ours) == M.parse_trec_eval(_pyserini(root, "pyserini.eval.trec_eval", *ARGS, *files))
+    assert len(M.parse_trec_eval(ours)) == 15  # 7 ranked queries of two searches (q7 has no topic) and "all"
+    proc = subprocess.run([sys.executable, "-m", "hybrid_tevatron.eval.trec_eval", *ARGS, str(files[0]),
+                           str(root / "missing.trec")], env=recipe_env(), capture_output=True, text=True)
+    assert proc.returncode == 2 and "error: trec_eval: run file not found" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_order_keys_tie_scores_as_trec_eval_reads_them(tmp_path):
+    """trec_eval reads scores into a C float: above 16, neighbouring 6-decimal scores share one float32 and tie
+    (then docid descending). The ranks from order_keys equal trec_eval's on such a run."""
+    import torch
+
+    from hybrid_tevatron.eval.ranks import order_keys
+
+    written = torch.tensor([31_999_900 + i for i in range(40)] + [-31_999_900 - i for i in range(40)])
+    keys = order_keys(written, torch).tolist()
+    tied = [i for i in range(39) if keys[i] == keys[i + 1]]
+    assert len(tied) >= 10 and keys[0] < keys[39]  # tied in float32, ordered across float32 steps
+    assert keys[40] > keys[79] and max(keys[40:]) < min(keys[:40])
+    docids = [f"d{(7 * i) % 80}" for i in range(80)]  # docid order unrelated to score order
+    position = {d: p for p, d in enumerate(sorted(docids))}
+    comp = [k * 80 + position[d] for k, d in zip(keys, docids)]
+    relevant = {docids[i]: 1 for i in (tied[0], tied[3] + 1, tied[5], 50)}
+    ranks = [(1 + sum(c > comp[i] for c in comp), 1) for i, d in enumerate(docids) if d in relevant]
+    ours = {"q": M.query_metrics(ranks, [1] * len(relevant))}
+    (tmp_path / "run").write_text("".join(f"q Q0 {d} {i + 1} {score_text(w)} t\n"
+                                          for i, (d, w) in enumerate(zip(docids, written.tolist()))),
+                                  encoding="utf-8")
+    (tmp_path / "qrels").write_text("".join(f"q 0 {d} 1\n" for d in relevant), encoding="utf-8")
+    theirs = M.parse_trec_eval(_pyserini(tmp_path, "hybrid_tevatron.eval.trec_eval", *ARGS, "qrels", "run"))
+    assert M.compare_with_trec_eval(ours, theirs, tol=1e-4) == []
+    # the 6-decimal order alone (no float32 ties) would disagree
+    naive = [(1 + sum((w, p) > (written[i].item(), position[d]) for w, p in
+                      zip(written.tolist(), (position[x] for x in docids))), 1)
+             for i, d in enumerate(docids) if d in relevant]
+    assert M.compare_with_trec_eval({"q": M.query_metrics(naive, [1] * len(relevant))}, theirs, tol=1e-4) != []

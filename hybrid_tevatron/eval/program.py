@@ -301,7 +301,7 @@ def run_lareqa(args) -> str:
             argv = ["--data_dir", dataset, "--output_dir", "inputs"]
             if args.languages:
                 argv += ["--languages", *_words(args.languages)]
-            if args.max_questions:
+            if args.max_questions is not None:
                 argv += ["--max_questions", args.max_questions]
             if args.full_pool:
                 argv.append("--full_pool")
@@ -339,7 +339,7 @@ def run_captions(args) -> str:
                     argv += ["--image_names", os.path.abspath(args.image_names)]
             if args.languages:
                 argv += ["--languages", *_words(args.languages)]
-            if args.max_images:
+            if args.max_images is not None:
                 argv += ["--max_images", args.max_images]
             _log_lines(ev.runner.run("hybrid_tevatron.data.captions", argv, capture=True))
         summary = ev.pool_stages(name, "captions")

@@ -7,12 +7,14 @@ The rank of a relevant item is one plus the number of pool items ordered before 
 scores a run file states:
 
 - **Scores** are the inner products of the stored float32 vectors (the Faiss index's, the encoded queries'), summed
-  in float64 and rounded to ``SCORE_DECIMALS`` places, the precision of Pyserini's run files (``{score:.6f}``). Two
-  items whose scores agree to that precision are tied, as trec_eval sees them in a Pyserini run. The float64 sum
-  makes the ranks independent of batch sizes, BLAS kernels and threads; Faiss's float32 search is not (its last
-  bits depend on the batch), which moves an item by one place only where two scores straddle a rounding boundary.
+  in float64 and rounded to ``SCORE_DECIMALS`` places, the precision of Pyserini's run files (``{score:.6f}``).
+  trec_eval reads a run's score into a C ``float``, so two items are tied where one float32 holds both written
+  scores (at 6 decimals, or coarser above 16 in magnitude, as for unnormalised embeddings). The float64 sum makes
+  the ranks independent of batch sizes, BLAS kernels and threads; Faiss's float32 search is not (its last bits
+  depend on the batch), which moves an item by one place only where two scores straddle a rounding boundary.
 - **Order**: score descending, then docid descending (trec_eval's ``strcmp``; Python's ``str`` order is the same
-  for UTF-8). Each pool column gets the key ``score * 10^6 * N + docid position``, one integer comparison.
+  for UTF-8). Each pool column gets the key ``float32 score (as an ordered integer) * N + docid position``, one
+  integer comparison.
 - **Exclusion**: a caption pool's multi search drops each query's own caption (its ``exclude`` file): it is not in
   that query's pool, so it neither outranks nor counts.
 
@@ -52,8 +54,8 @@ SCORE_DECIMALS = 6  # Pyserini's run files: f"{score:.6f}"
 RANKS_FORMAT = "hybrid_tevatron.ranks/1"
 RANKS_FILE = "ranks.json"
 SAMPLE_RUN, SAMPLE_QRELS = "sample.trec", "sample.qrels"
-SAMPLE_LINES = 1_000_000  # full-ranking lines of the trec_eval cross-check sample, shared by the searches
-SAMPLE_MIN_QUERIES = 4
+SAMPLE_LINES = 500_000  # full-ranking lines of the trec_eval cross-check sample, shared by the searches
+SAMPLE_MIN_QUERIES = 2
 SAMPLE_SEED = 0
 BLOCK_BYTES = 256 << 20  # per query block: the float64 scores and their int64 keys
 SEP = ":"  # sample query ids: {search}:{qid}
@@ -146,15 +148,6 @@ class Pool:
         self.column = vectors.rows()
 
 
-def _slice_of(part: list[str], host: Pool) -> tuple[int, int] | None:
-    """``(start, end)`` when the docids ``part`` are the host's columns start..end in order."""
-    if not part or part[0] not in host.column:
-        return None
-    start = host.column[part[0]]
-    end = start + len(part)
-    return (start, end) if host.vectors.ids[start:end] == part else None
-
-
 def _hosts(plan: dict, searches: list[dict], index_root: str) -> dict[str, tuple[str, int, int]]:
     """For each searched index: ``(host index, start, end)``, the host a merged index searched by the plan whose
     columns start..end are this index, else the index itself."""
@@ -183,6 +176,9 @@ def sample_size(queries: int, pool: int, share: int) -> int:
 
 
 class _SearchState:
+    """One search while it is ranked: its queries (rows of the query set), their relevant columns of the host
+    (``relevant``: padded with -1), their excluded column (-1: none), and what was found."""
+
     def __init__(self, s: dict, root: str, queries: Vectors, host: Pool, start: int, end: int):
         from hybrid_tevatron.eval.metrics import read_qrels
 
@@ -195,15 +191,20 @@ class _SearchState:
         self.unranked = [q for q in self.qrels if q not in topics or q not in qrow]
         self.rows = np.array([qrow[q] for q in self.ranked], dtype=np.int64)
         cols = host.column
-        self.relevant, self.outside = [], 0
+        lists, self.outside = [], 0
         for q in self.ranked:
             rel = [cols[d] for d, r in self.qrels[q].items() if r > 0 and d in cols and start <= cols[d] < end]
-            self.outside += sum(1 for d, r in self.qrels[q].items() if r > 0) - len(rel)
-            self.relevant.append(rel)
+            self.outside += sum(1 for r in self.qrels[q].values() if r > 0) - len(rel)
+            lists.append(rel)
+        self.relevant = np.full((len(lists), max(map(len, lists), default=0)), -1, dtype=np.int64)
+        for i, rel in enumerate(lists):
+            self.relevant[i, :len(rel)] = rel
         self.exclude = np.array([cols.get(exclude[q], -1) if q in exclude else -1 for q in self.ranked],
                                 dtype=np.int64)
         self.exclude[(self.exclude < start) | (self.exclude >= end)] = -1
         self.pool_size = end - start
+        self.ranks = np.zeros(self.relevant.shape, dtype=np.int64)  # 1-based, 0 where relevant is padding
+        self.keys = np.zeros(self.relevant.shape, dtype=np.int64)
         self.lines: list[str] = []
         self.sample: set[str] = set()
 
@@ -295,79 +296,76 @@ def _choose_sample(st: _SearchState, share: int, seed: int) -> None:
 def _rank_group(pool: Pool, queries: Vectors, states: list[_SearchState], device: str, torch) -> None:
     """Every search of ``states`` (one query set, one host pool): the ranks of their relevant columns."""
     rows = np.unique(np.concatenate([st.rows for st in states])) if states else np.array([], dtype=np.int64)
-    if pool.size and np.abs(pool.vectors.matrix).max(initial=0) * np.abs(queries.matrix).max(initial=0) \
-            * queries.matrix.shape[1] * _SCALE * pool.size >= 2 ** 62:
-        raise StepError(f"index/{pool.key}: scores too large for exact integer ranking keys")
     dev = torch.device(device)
     host = torch.from_numpy(pool.vectors.matrix).to(dev, torch.float64)
     position = torch.from_numpy(pool.position).to(dev)
-    block = max(1, BLOCK_BYTES // (16 * max(pool.size, 1)))
-    where = {st.name: {int(r): i for i, r in enumerate(st.rows)} for st in states}
-    for st in states:
-        st.ranks = [None] * len(st.ranked)
+    block = max(1, BLOCK_BYTES // (24 * max(pool.size, 1)))
     for b0 in range(0, len(rows), block):
         block_rows = rows[b0:b0 + block]
         q = torch.from_numpy(queries.matrix[block_rows]).to(dev, torch.float64)
-        keys = torch.round(q @ host.T * _SCALE).to(torch.int64)
-        comp = keys * pool.size + position  # one integer per column: trec_eval's order
-        del keys
-        local = {int(r): i for i, r in enumerate(block_rows)}
+        written = torch.round(q @ host.T * _SCALE).to(torch.int64)  # the run file's score, in 10^-6
+        comp = order_keys(written, torch) * pool.size + position  # one integer per column: trec_eval's order
         for st in states:
-            mine = [(where[st.name][int(r)], local[int(r)]) for r in block_rows if int(r) in where[st.name]]
-            if mine:
-                _rank_rows(st, comp, mine, torch)
+            mine = np.flatnonzero(np.isin(st.rows, block_rows))  # this search's queries in the block
+            if len(mine):
+                _rank_rows(st, comp, written, mine, np.searchsorted(block_rows, st.rows[mine]), torch)
 
 
-def _rank_rows(st: _SearchState, comp, mine: list[tuple[int, int]], torch) -> None:
-    """Ranks of the relevant columns of the queries ``mine`` ((index in st.ranked, row in comp)); full rankings of
-    the sampled ones."""
-    size = st.host.size
-    idx = torch.tensor([m[1] for m in mine], device=comp.device)
-    sub = comp.index_select(0, idx)[:, st.start:st.end].clone()
-    excl = torch.from_numpy(st.exclude[[m[0] for m in mine]]).to(comp.device)
-    has = excl >= 0
-    if bool(has.any()):
-        sub[has.nonzero().squeeze(1), excl[has] - st.start] = _LOWEST
-    width = max((len(st.relevant[i]) for i, _ in mine), default=0)
+def order_keys(written, torch):
+    """Integers in the order trec_eval gives the written scores (``written``: int64, in 10^-6): it reads a run's
+    score with ``atof`` into a C ``float``, so the key is that float32's value, as an order-preserving integer (two
+    scores that one float32 holds are tied: above 16 in magnitude, neighbouring 6-decimal scores can be)."""
+    f32 = (written.to(torch.float64) / _SCALE).to(torch.float32)
+    bits = f32.view(torch.int32).to(torch.int64)
+    return torch.where(bits < 0, -(bits & 0x7FFFFFFF), bits)
+
+
+def _rank_rows(st: _SearchState, comp, written, mine: np.ndarray, local: np.ndarray, torch) -> None:
+    """Ranks of the relevant columns of the queries ``mine`` (indexes into ``st.ranked``; ``local``: their rows of
+    ``comp`` and ``written``); full rankings of the sampled ones."""
+    dev = comp.device
+    sub, sub_written = comp[:, st.start:st.end], written[:, st.start:st.end]
+    if len(local) != comp.shape[0] or not np.array_equal(local, np.arange(len(local))):
+        rows = torch.from_numpy(local).to(dev)
+        sub, sub_written = sub.index_select(0, rows), sub_written.index_select(0, rows)
+    excl = st.exclude[mine]
+    has = np.flatnonzero(excl >= 0)
+    if len(has):
+        sub = sub.clone()
+        sub[torch.from_numpy(has).to(dev), torch.from_numpy(excl[has] - st.start).to(dev)] = _LOWEST
+    width = st.relevant.shape[1]
     if width:
-        cols = torch.full((len(mine), width), -1, dtype=torch.int64, device=comp.device)
-        for j, (i, _) in enumerate(mine):
-            if st.relevant[i]:
-                cols[j, :len(st.relevant[i])] = torch.tensor(st.relevant[i], device=comp.device) - st.start
+        cols = torch.from_numpy(st.relevant[mine]).to(dev)
         pad = cols < 0
-        rel = sub.gather(1, cols.clamp(min=0))
+        rel = sub.gather(1, (cols - st.start).clamp(min=0))
         rel[pad] = torch.iinfo(torch.int64).max
         step = max(1, (64 << 20) // max(width * sub.shape[1], 1))
         counts = torch.cat([(sub[a:a + step].unsqueeze(1) > rel[a:a + step].unsqueeze(2)).sum(-1)
                             for a in range(0, len(mine), step)])
-        counts, rel = counts.cpu().numpy(), rel.cpu().numpy()
-        for j, (i, _) in enumerate(mine):
-            n = len(st.relevant[i])
-            st.ranks[i] = [(st.relevant[i][k], int(counts[j, k]) + 1, int(rel[j, k] // size)) for k in range(n)]
+        st.ranks[mine] = np.where(pad.cpu().numpy(), 0, counts.cpu().numpy() + 1)
+        st.keys[mine] = sub_written.gather(1, (cols - st.start).clamp(min=0)).cpu().numpy()
     ids = st.host.vectors.ids
-    for j, (i, _) in enumerate(mine):
+    for j, i in enumerate(mine):
         qid = st.ranked[i]
         if qid not in st.sample:
             continue
-        row = sub[j]
-        order = torch.argsort(row, descending=True).cpu().numpy()
-        values = row.cpu().numpy()
-        out, r = [], 0
-        for c in order:
-            v = int(values[c])
-            if v == _LOWEST:
-                continue
-            r += 1
-            out.append(f"{st.name}{SEP}{qid} Q0 {ids[c + st.start]} {r} {score_text(v // size)} ranks\n")
-        st.lines.append("".join(out))
+        order = torch.argsort(sub[j], descending=True)
+        kept = (sub[j][order] != _LOWEST).cpu().numpy()
+        values = sub_written[j][order].cpu().numpy()[kept]
+        order = order.cpu().numpy()[kept]
+        prefix, base = f"{st.name}{SEP}{qid} Q0 ", st.start
+        st.lines.append("".join(f"{prefix}{ids[c + base]} {r} "
+                                f"{f'{v // _SCALE}.{v % _SCALE:0{SCORE_DECIMALS}d}' if v >= 0 else score_text(v)} ranks\n"
+                                for r, (c, v) in enumerate(zip(order.tolist(), values.tolist()), 1)))
 
 
 def _write_search(st: _SearchState, out_dir: str, sample_run, sample_qrels) -> None:
     ids = st.host.vectors.ids
     with atomic_path(os.path.join(out_dir, st.name + ".tsv")) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        for qid, ranks in zip(st.ranked, st.ranks):
-            for col, rank, key in sorted(ranks or [], key=lambda t: t[1]):
-                f.write(f"{qid}\t{ids[col]}\t{rank}\t{score_text(key)}\n")
+        for i, qid in enumerate(st.ranked):
+            found = sorted((r, c, k) for c, r, k in zip(st.relevant[i].tolist(), st.ranks[i].tolist(),
+                                                        st.keys[i].tolist()) if c >= 0)
+            f.writelines(f"{qid}\t{ids[c]}\t{r}\t{score_text(k)}\n" for r, c, k in found)
     sample_run.writelines(st.lines)
     for qid in sorted(st.sample):
         for d, r in st.qrels[qid].items():

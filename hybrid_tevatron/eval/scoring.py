@@ -1,7 +1,9 @@
 """trec_eval, the oracle: ``python -m pyserini.eval.trec_eval`` on the runs.
 
 - MIRACL (:func:`trec_eval`): one call per run and argument set; its scores are the results.
-- Pool plans (:func:`oracle`, LAReQA and caption pools, whose scores come from the exact ranks): trec_eval scores
+- Pool plans (:func:`oracle`, LAReQA and caption pools, whose scores come from the exact ranks): Pyserini's
+  bundled trec_eval (``python -m hybrid_tevatron.eval.trec_eval``: the wrapper's binary without its pandas pass
+  over million-line runs) scores
   (1) the full rankings of the cross-check sample that the ranks stage wrote (``ranks/sample.trec``: every query
   on small pools, a seeded sample on large ones), every measure, which the evaluate stage requires our values to
   equal to 1e-4; and (2) the top-k runs Pyserini wrote, the measures whose cutoff the depth covers (R@1, R@10,
@@ -86,7 +88,7 @@ def _measure_args(measures) -> list[str]:
 
 
 def _run_trec_eval(runner: CliRunner, args: list[str], qrels: str, run: str, output: str) -> None:
-    out = runner.run("pyserini.eval.trec_eval", [*args, runner.rel(qrels), runner.rel(run)], capture=True)
+    out = runner.run("hybrid_tevatron.eval.trec_eval", [*args, runner.rel(qrels), runner.rel(run)], capture=True)
     from hybrid_tevatron.eval.metrics import parse_trec_eval
 
     lacking = [m for m in _expected_measures(args) if m not in parse_trec_eval(out).get("all", {})]
