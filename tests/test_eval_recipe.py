@@ -388,6 +388,14 @@ def test_failure_after_start_leaves_nothing(trained_model, shared_data, tmp_path
     assert "nothing was written to" in proc.stderr
 
 
+def test_zero_questions_is_refused_like_a_negative_count(trained_model, shared_data, tmp_path):
+    """0 is not "all": --max_questions 0 gets the one message negatives get, and nothing is written."""
+    out = str(tmp_path / "out")
+    proc = run_recipe(trained_model, os.path.join(shared_data, "xquad-r"), out, "--max_questions", "0")
+    _assert_clean_failure(proc, out, "--max_questions must be >= 1, got 0")
+    assert proc.returncode == 2
+
+
 def test_existing_output_is_kept_without_overwrite(trained_model, shared_data, tmp_path):
     out = tmp_path / "out"
     out.mkdir()

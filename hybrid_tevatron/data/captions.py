@@ -460,7 +460,7 @@ def main(argv=None) -> int:
               f"{len(stats['languages'])} languages ({' '.join(stats['languages'])}), "
               f"{stats['negatives_per_query']} negatives each -> {os.path.abspath(args.output_dir)}")
     else:
-        if args.max_images:
+        if args.max_images is not None:
             captions = first_images(captions, args.max_images)
         manifest = write_pool(captions, args.output_dir, args.overwrite)
         c = manifest["counts"]
