@@ -268,3 +268,15 @@ def test_cli_writes_training_files(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "captions: 5 of 8 images, 3 languages (en de fr), 2 negatives each" in res.stdout
     assert sorted(os.listdir(tmp_path / "o")) == ["de.jsonl", "en.jsonl", "fr.jsonl", "stats.json"]
+
+
+def test_cli_refuses_one_language_at_conversion(tmp_path):
+    """Translated captions in one language would pair each caption with itself: refused before anything is
+    written, with one line and exit 2 (training would refuse the set only later)."""
+    files = write_captions(tmp_path / "caps", n=4)
+    res = subprocess.run([sys.executable, "-m", "hybrid_tevatron.data.captions", "train", "--files",
+                          f"en={files['en']}", "--output_dir", str(tmp_path / "o")], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 2 and "need at least two languages for a training pair" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "o").exists()
+    assert not [n for n in os.listdir(tmp_path) if ".tmp" in n]

@@ -276,6 +276,9 @@ def write_training(captions: CaptionSet, output_dir: str, negatives: int = DEFAU
     """Write ``{lang}.jsonl`` and ``stats.json`` (see the module docstring); return the stats."""
     if negatives < 0:
         raise DataError(f"--negatives must be >= 0, got {negatives}")
+    if len(captions.languages) < 2:
+        raise DataError(f"{captions.name}: translated captions need at least two languages for a training pair "
+                        f"(one language pairs each caption with itself), got {captions.languages}")
     output_dir = _check_output(output_dir, overwrite)
     total = len(captions)
     kept = sample_images(captions, max_examples, seed)
