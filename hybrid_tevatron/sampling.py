@@ -8,7 +8,10 @@ all ranks (``per_device_train_batch_size * world_size`` examples). Invariants (e
 * mono steps: every query and passage of the step is in the step's one language. cross steps: every
   example's query language differs from its passage language (or the passage language is the pivot).
 * No query id occurs twice in a step (its translations would be false negatives), and no doc index occurs in
-  two examples of a step (the same passage in any language).
+  two examples of a step (the same passage in any language). In an item source (one whose queries list
+  ``same_item`` docs, e.g. several descriptions per image, :mod:`hybrid_tevatron.data.descriptions`) items take the
+  place of docs: no item (image) occurs in two examples of a step, nor twice in one example's group (but for the
+  repeats of too few negatives), and a query is never paired with a same-item doc (its own caption).
 * Each example has exactly ``group_size`` passages, positive first, negatives in the passage language.
 * Identical arguments give identical plans; ``set_epoch`` changes the order; a one-language source only
   ever feeds mono steps; a cross-only source (:mod:`hybrid_tevatron.mixture`) only ever feeds cross steps, and a
@@ -203,13 +206,15 @@ class BatchPlan:
       among the others. ``xx``: one language per example, by weight, for both sides.
     * Packing: queries come from a per-(seed, epoch, source) keyed permutation; each example slot of a step has
       its languages drawn up front. A query that is already in the step, whose positives (all of them: the
-      others would be false negatives) are already used, or that has no free negative left, is deferred to
-      the next step of its source, where deferred queries are tried first. A source exhausted before the
-      epoch ends starts a fresh permutation, so every step has exactly ``batch_size`` examples.
+      others would be false negatives; in an item source: its item) are already used, or that has no free
+      negative left, is deferred to the next step of its source, where deferred queries are tried first. A
+      source exhausted before the epoch ends starts a fresh permutation, so every step has exactly
+      ``batch_size`` examples.
     * Passages: the positive rotates by epoch among a query's positives; the negatives are the query's
       negatives in Lp in a fixed per-(seed, source, query) hashed order, rotated by ``epoch × (G - 1)`` (as
-      Tevatron does), skipping docs already in the step. With fewer free negatives than ``G - 1`` the rest
-      is sampled with replacement from the query's own free negatives (repeats stay inside that group).
+      Tevatron does), skipping docs (in an item source: items) already in the step. With fewer free negatives
+      than ``G - 1`` the rest is sampled with replacement from the query's own free negatives (repeats stay
+      inside that group).
     * Access: ``step(e, k)`` right after ``step(e, k - 1)`` costs O(batch_size); other access replays the
       epoch from its start (resuming at step k costs k sequential steps). ``mode`` never packs.
     """
@@ -293,6 +298,8 @@ class BatchPlan:
         self._schedules: Dict[int, np.ndarray] = {}
         self._state = None  # (epoch, next step, cursors) for cheap sequential access
         self._last: Optional[StepPlan] = None
+        # per source, the item of every doc (a list, for fast lookups) if it is an item source, else None
+        self._doc_items = [None if (items := s.doc_items()) is None else items.tolist() for s in self.sources]
 
     @property
     def names(self) -> List[str]:
@@ -442,12 +449,16 @@ class BatchPlan:
         positives = np.asarray(corpus.positives(q)).tolist()
         if not positives:
             raise ValueError(f"source {corpus.name!r}: query index {q} has no positive passage")
-        if not used.isdisjoint(positives):
+        items = self._doc_items[source]  # item sources: ``used`` holds items, not docs
+        item = positives + corpus.same_item(q).tolist()
+        if items is not None:
+            item = list({items[d] for d in item})
+        if not used.isdisjoint(item):
             return None
         group = [positives[epoch % len(positives)]]
         need = self.group_size - 1
         if need == 0:
-            used.update(positives)
+            used.update(item)
             return group
         negatives = np.asarray(corpus.negatives(q, lang))
         if len(negatives) == 0:
@@ -455,11 +466,12 @@ class BatchPlan:
                 f"source {corpus.name!r}: query {q} has no negative passage in {lang!r} but the group size is "
                 f"{self.group_size}"
             )
-        taken = set(positives)
+        taken = set(item)
         for d in self._negative_order(source, q, negatives, epoch):
-            if d not in used and d not in taken:
+            key = d if items is None else items[d]
+            if key not in used and key not in taken:
                 group.append(d)
-                taken.add(d)
+                taken.add(key)
                 if len(group) == self.group_size:
                     break
         free = len(group) - 1
@@ -467,8 +479,7 @@ class BatchPlan:
             return None
         if free < need:  # too few negatives: sample with replacement among this query's own free ones
             group += [group[1 + i] for i in rng.integers(free, size=need - free).tolist()]
-        used.update(positives)
-        used.update(group)
+        used.update(taken)
         return group
 
     def _pack(self, epoch: int, step: int, cursors: List[_SourceCursor]) -> StepPlan:

@@ -32,6 +32,25 @@ def make_source(
     )
 
 
+def make_description_source(images=40, per_image=3, languages=("en", "de", "fr"), negatives=5, seed=0, name="desc"):
+    """Several descriptions per image (like Multi30K task 2): doc = query = description k of image i (index
+    i * per_image + k), with the same text on both sides; positives = the image's other descriptions, same-item =
+    its own doc; negatives = descriptions of other images (several of one image may occur)."""
+    rng = np.random.default_rng(seed)
+    n = images * per_image
+    image = lambda d: d // per_image  # noqa: E731
+    positives = [[image(q) * per_image + j for j in range(per_image) if j != q % per_image] for q in range(n)]
+    neg_lists = [[int(d) for d in rng.choice([d for d in range(n) if image(d) != image(q)], negatives, replace=False)]
+                 for q in range(n)]
+    pos_off, pos = csr(positives)
+    neg_off, neg = csr(neg_lists)
+    same_off, same = csr([[q] for q in range(n)])
+    texts = {l: [f"{l}-img{image(d)}-{d % per_image}" for d in range(n)] for l in languages}
+    return ParallelCorpus(name, list(languages), [f"img{image(q)}-{q % per_image}" for q in range(n)],
+                          [f"img{image(d)}-{d % per_image}" for d in range(n)], texts, dict(texts), pos_off, pos,
+                          neg_off, neg, same_offsets=same_off, same_docs=same)
+
+
 def all_steps(plan, epoch=0):
     return [plan.step(epoch, k) for k in range(len(plan))]
 
@@ -63,6 +82,16 @@ def check_step(plan, step):
         else:
             assert step.mode == XX and e.query_lang == e.passage_lang
     assert plan.mode(step.epoch, step.step) == (step.source, step.mode, step.language)
+    items = plan.sources[step.source].doc_items()
+    if items is not None:  # an item source (several descriptions per image): one image in one example only
+        source = plan.sources[step.source]
+        item_owner = {}
+        for i, e in enumerate(step.entries):
+            own = set(source.same_item(e.query).tolist())
+            assert e.passages[0] not in own, "a caption paired with itself"
+            assert source.query_text(e.query_lang, e.query) != source.passage_text(e.passage_lang, e.passages[0])
+            for d in (*source.positives(e.query).tolist(), *own, *e.passages):
+                assert item_owner.setdefault(int(items[d]), i) == i, f"the image of doc {d} in two examples"
 
 
 @settings(max_examples=25, deadline=None)
@@ -102,6 +131,37 @@ def test_invariants_with_weights_pivot_and_several_sources(regime, weights, pivo
         for step in all_steps(plan, epoch):
             check_step(plan, step)
             assert {l for e in step.entries for l in (e.query_lang, e.passage_lang)} <= used
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    regime=st.sampled_from(["hybrid", "mono", "cross", "xx"]),
+    batch_size=st.sampled_from([2, 4, 6]),
+    group_size=st.integers(1, 4),
+    per_image=st.integers(2, 5),
+    seed=st.integers(0, 10_000),
+    epoch=st.integers(0, 3),
+)
+def test_description_steps_never_pair_a_caption_with_itself_nor_hold_an_image_twice(
+        regime, batch_size, group_size, per_image, seed, epoch):
+    """A source of several descriptions per image feeds every regime (no --cross_only_sources): its mono pairs are
+    two different descriptions; the plan keeps each image (query, positives, own caption, negatives) in one example."""
+    source = make_description_source(per_image=per_image, seed=seed % 7)
+    plan = BatchPlan([source], batch_size, group_size, regime=regime, seed=seed)
+    assert plan.cross_only == [False] and len(set(source.doc_items().tolist())) == 40
+    for step in all_steps(plan, epoch):
+        check_step(plan, step)
+
+
+@settings(max_examples=15, deadline=None)
+@given(regime=st.sampled_from(["hybrid", "cross"]), pivot=st.sampled_from([None, "en"]), seed=st.integers(0, 10_000))
+def test_description_and_question_sources_mixed(regime, pivot, seed):
+    sources = [make_source(n=40, seed=seed % 5, name="wiki"), make_description_source(images=16, seed=seed % 3)]
+    plan = BatchPlan(sources, 4, 3, regime=regime, pivot_language=pivot, seed=seed, languages=["en", "de", "fr"])
+    assert plan._doc_items[0] is None and plan._doc_items[1] is not None  # items only where the data has them
+    for epoch in (0, 1):
+        for step in all_steps(plan, epoch):
+            check_step(plan, step)
 
 
 @settings(max_examples=15, deadline=None)

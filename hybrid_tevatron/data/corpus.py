@@ -6,7 +6,12 @@ number of query ids and the batch plan can work on integers only.
 Alignment: a query index ``q`` is the same question in every language; ``positives(q)`` / ``negatives(q)``
 are passage (doc) indices shared by all languages; ``passage_text(lang, d)`` is ``d``'s text in ``lang``
 (``None`` where the corpus has no translation). Every positive has text in every language (checked by the
-readers); a negative may lack a language, and is then unavailable in that language.
+readers); a negative may lack a language, and is then unavailable in that language. ``same_item(q)``: docs that
+describe the same item as ``q`` without being its positives (its own text in a pool of several descriptions per
+image). Most sources have none (``same_offsets`` None). A source that has them is an *item source*:
+``doc_items()`` labels every doc with its item, the connected component of the docs that some query lists together
+(its positives and same-item docs; one image in a description pool), and the batch plan keeps items, not only
+docs, apart within a step.
 """
 
 from __future__ import annotations
@@ -29,7 +34,10 @@ class ParallelCorpus:
     pos_docs: np.ndarray
     neg_offsets: np.ndarray
     neg_docs: np.ndarray
+    same_offsets: Optional[np.ndarray] = None  # CSR of same_item_docids; None: the source has none
+    same_docs: Optional[np.ndarray] = None
     _neg_by_lang: Dict[str, tuple] = field(default_factory=dict, repr=False)
+    _items: Optional[np.ndarray] = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.query_ids)
@@ -40,6 +48,33 @@ class ParallelCorpus:
 
     def positives(self, q: int) -> np.ndarray:
         return self.pos_docs[self.pos_offsets[q] : self.pos_offsets[q + 1]]
+
+    def same_item(self, q: int) -> np.ndarray:
+        """Docs of the same item as ``q`` that are not its positives (empty for most sources)."""
+        if self.same_offsets is None:
+            return np.zeros(0, dtype=np.int64)
+        return self.same_docs[self.same_offsets[q] : self.same_offsets[q + 1]]
+
+    def doc_items(self) -> Optional[np.ndarray]:
+        """Per doc, the smallest doc index of its item (see the module docstring); None unless an item source."""
+        if self.same_offsets is None:
+            return None
+        if self._items is None:
+            # edges: each query's first positive to each of its positives and same-item docs
+            first = self.pos_docs[self.pos_offsets[:-1]]  # every query has a positive (the readers check)
+            a = np.concatenate([np.repeat(first, np.diff(self.pos_offsets)), np.repeat(first, np.diff(self.same_offsets))])
+            b = np.concatenate([self.pos_docs, self.same_docs])
+            labels = np.arange(self.num_docs, dtype=np.int64)
+            while True:  # label propagation with pointer jumping: every doc ends on its component's smallest doc
+                before = labels.copy()
+                low = np.minimum(labels[a], labels[b])
+                np.minimum.at(labels, a, low)
+                np.minimum.at(labels, b, low)
+                labels = labels[labels]
+                if np.array_equal(labels, before):
+                    break
+            self._items = labels
+        return self._items
 
     def negatives(self, q: int, lang: Optional[str] = None) -> np.ndarray:
         """Negatives of ``q``; with ``lang``, only those that have text in ``lang``."""

@@ -6,6 +6,11 @@
      "negative_passages": [{"docid": "d7", "title": "", "text": "..."}, ...]}
 
 ``negative_passages`` may be absent (no negatives; only valid with ``group_size == 1``); ``title`` is optional.
+``same_item_docids`` (optional, our extension; a list of docids) names passages that describe the same item as the
+query but are not its positives: its own text when the query is also a passage (a pool of several descriptions per
+image, :mod:`hybrid_tevatron.data.descriptions`) and texts identical to it; never its positive nor its negative.
+A source with them is an *item source* (:class:`~hybrid_tevatron.data.corpus.ParallelCorpus`): the batch plan keeps
+each item (the docs its queries list together: one image) in one example of a step.
 Ids (``query_id``, ``docid``) are non-empty strings, as in Tevatron's format: an integer id is a type error, not
 quietly turned into a string (``7`` and ``"07"`` would then be one id in one file and two in another). A
 passage's text is ``title + separator + text`` when the title is non-empty, else ``text``. Files are UTF-8.
@@ -21,11 +26,11 @@ a line that is not UTF-8; malformed JSON; a missing or wrongly typed key; an emp
 text; a query id twice in one file (both lines); a query id present in one language but missing in another (both
 files; not reported for a file that has a failed record whose query id is unknown); a query without positives
 (first language); a positive without text in some language; a docid that is positive and negative for the same
-query (over the union of languages); a docid whose text differs within one language (both lines; an error, not
-"first wins": the data is not consistent and we do not guess which text is right); a query with no negative in
-some language when ``group_size > 1``. A bad record is skipped and reading goes on,
-so one :class:`DataError` lists up to ``max_errors`` problems (a single problem is raised as its own message);
-cross-language checks run only once every record parsed.
+query (over the union of languages), or a same-item docid that is also one of its positives or negatives; a
+docid whose text differs within one language (both lines; an error, not "first wins": the data is not consistent
+and we do not guess which text is right); a query with no negative in some language when ``group_size > 1``. A bad
+record is skipped and reading goes on, so one :class:`DataError` lists up to ``max_errors`` problems (a single
+problem is raised as its own message); cross-language checks run only once every record parsed.
 
 Size: one module on purpose; it is the one place for the training data's checks and their file:line messages.
 """
@@ -178,8 +183,18 @@ def _passages(record: dict, key: str, qid: str, sep: str, required: bool) -> Lis
     return out
 
 
-def _parse(record, sep: str) -> Tuple[str, str, List[Tuple[str, str]], List[Tuple[str, str]]]:
-    """``(query id, query, positives, negatives)`` of one record, or :class:`_BadRecord`."""
+def _same_item(record: dict, qid: str) -> List[str]:
+    """The record's ``same_item_docids`` (absent: none)."""
+    items = record.get("same_item_docids")
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(type(d) is str and d for d in items):
+        raise _BadRecord(f"'same_item_docids' must be a list of non-empty strings (query id {qid!r})", qid)
+    return items
+
+
+def _parse(record, sep: str) -> Tuple[str, str, List[Tuple[str, str]], List[Tuple[str, str]], List[str]]:
+    """``(query id, query, positives, negatives, same-item docids)`` of one record, or :class:`_BadRecord`."""
     if not isinstance(record, dict):
         raise _BadRecord(f"a record must be a JSON object, got {type(record).__name__}")
     qid = _id(record, "query_id")
@@ -190,7 +205,7 @@ def _parse(record, sep: str) -> Tuple[str, str, List[Tuple[str, str]], List[Tupl
         raise _BadRecord(f"empty query text (query id {qid!r})", qid)
     positives = _passages(record, "positive_passages", qid, sep, required=True)
     negatives = _passages(record, "negative_passages", qid, sep, required=False)
-    return qid, query, positives, negatives
+    return qid, query, positives, negatives, _same_item(record, qid)
 
 
 def _merge_extras(offsets: array, flat: array, extras: Dict[int, List[int]]) -> Tuple[np.ndarray, np.ndarray]:
@@ -256,6 +271,8 @@ def build_corpus(name: str, languages: Sequence[str], records: Dict[str, Tuple[R
     neg_offsets, neg_flat = array("q", [0]), array("q")
     pos_extra: Dict[int, List[int]] = {}
     neg_extra: Dict[int, List[int]] = {}
+    same_offsets, same_flat = array("q", [0]), array("q")  # same_item_docids (kept only if some record has them)
+    same_extra: Dict[int, List[int]] = {}
     queries: Dict[str, List[Optional[str]]] = {}
     passages: Dict[str, List[Optional[str]]] = {}
     query_line: Dict[str, array] = {}  # lang -> record index of each query (for messages)
@@ -291,7 +308,7 @@ def build_corpus(name: str, languages: Sequence[str], records: Dict[str, Tuple[R
                     unnamed_failures[lang] += 1
                 continue
             try:
-                qid, query, positives, negatives = _parse(record, sep)
+                qid, query, positives, negatives, same_item = _parse(record, sep)
             except _BadRecord as e:
                 errors.add(f"{where(i)}: {e}")
                 if e.qid is not None:
@@ -336,15 +353,27 @@ def build_corpus(name: str, languages: Sequence[str], records: Dict[str, Tuple[R
                         errors.add(f"{where(i)}: docid {docid!r} has a different text in language {lang!r} than "
                                    f"at {where(dline[d])} (query id {qid!r})")
                     docs.append(d)
-            pos_docs, neg_docs = _unique(pos_docs), _unique(neg_docs)
+            same_docs = []
+            for docid in same_item:  # no text: a same-item doc gets its text from the records that list it as a passage
+                d = dindex.get(docid)
+                if d is None:
+                    d = dindex[docid] = len(doc_ids)
+                    doc_ids.append(docid)
+                    ptext.append(None)
+                    dline.append(-1)
+                same_docs.append(d)
+            pos_docs, neg_docs, same_docs = _unique(pos_docs), _unique(neg_docs), _unique(same_docs)
             if first:
                 pos_flat.extend(pos_docs)
                 pos_offsets.append(len(pos_flat))
                 neg_flat.extend(neg_docs)
                 neg_offsets.append(len(neg_flat))
+                same_flat.extend(same_docs)
+                same_offsets.append(len(same_flat))
             else:
                 add_docs(q, pos_docs, pos_offsets, pos_flat, pos_extra)
                 add_docs(q, neg_docs, neg_offsets, neg_flat, neg_extra)
+                add_docs(q, same_docs, same_offsets, same_flat, same_extra)
         if not seen_any:
             errors.add(f"{labels[lang]}: empty (no records) for language {lang!r} of source {name!r}")
         missing = [q for q, t in enumerate(qtext) if t is None and query_ids[q] not in bad_qids]
@@ -362,7 +391,9 @@ def build_corpus(name: str, languages: Sequence[str], records: Dict[str, Tuple[R
         passages[lang].extend([None] * (len(doc_ids) - len(passages[lang])))
     pos_off, pos_docs = _merge_extras(pos_offsets, pos_flat, pos_extra)
     neg_off, neg_docs = _merge_extras(neg_offsets, neg_flat, neg_extra)
-    del pos_flat, neg_flat, pos_extra, neg_extra
+    has_same = bool(len(same_flat) or same_extra)
+    same_off, same_docs = _merge_extras(same_offsets, same_flat, same_extra) if has_same else (None, None)
+    del pos_flat, neg_flat, pos_extra, neg_extra, same_flat, same_extra
     num_q, num_d = len(query_ids), len(doc_ids)
 
     def at(lang: str, q: int) -> str:
@@ -372,6 +403,15 @@ def build_corpus(name: str, languages: Sequence[str], records: Dict[str, Tuple[R
     for q, d in _positive_negative_conflicts(pos_off, pos_docs, neg_off, neg_docs)[: errors.limit]:
         errors.add(f"{at(first_lang, q)}: docid {doc_ids[d]!r} is both positive and negative for query id "
                    f"{query_ids[q]!r} (in the union over languages)")
+    if has_same:
+        for q in np.flatnonzero(np.diff(same_off) > 0):
+            same = set(same_docs[same_off[q] : same_off[q + 1]].tolist())
+            for kind, off, docs in (("positive", pos_off, pos_docs), ("negative", neg_off, neg_docs)):
+                for d in sorted(same & set(docs[off[q] : off[q + 1]].tolist()))[:1]:
+                    errors.add(f"{at(first_lang, int(q))}: docid {doc_ids[d]!r} is both a {kind} and a same-item "
+                               f"docid of query id {query_ids[q]!r} (in the union over languages)")
+            if errors.full:
+                break
     has_text = {lang: np.fromiter((t is not None for t in passages[lang]), bool, num_d) for lang in languages}
     for lang in languages:
         for k in np.flatnonzero(~has_text[lang][pos_docs])[: errors.limit]:
@@ -389,6 +429,7 @@ def build_corpus(name: str, languages: Sequence[str], records: Dict[str, Tuple[R
     return ParallelCorpus(
         name=name, languages=languages, query_ids=query_ids, doc_ids=doc_ids, queries=queries,  # type: ignore[arg-type]
         passages=passages, pos_offsets=pos_off, pos_docs=pos_docs, neg_offsets=neg_off, neg_docs=neg_docs,
+        same_offsets=same_off, same_docs=same_docs,
     )
 
 
