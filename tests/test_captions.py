@@ -13,6 +13,7 @@ import pytest
 from hybrid_tevatron.data.captions import (
     POOL_FORMAT,
     load_caption_files,
+    load_xtd10,
     main,
     multi30k_files,
     write_pool,
@@ -55,6 +56,7 @@ def test_multi30k_shapes_and_training_jsonl(shared_data, tmp_path):
     assert len(captions) == 1014 and captions.image_ids[:2] == ["val-1", "val-2"]
     stats = write_training(captions, str(tmp_path / "train"), negatives=5, seed=1, max_examples=300)
     assert stats["queries"] == 300 and stats["images_in_files"] == 1014 and stats["min_negatives"] == 5
+    assert stats["relation"] == "translation"  # task 2's descriptions: tests/test_descriptions.py
     source = load_jsonl_source("flickr", {l: str(tmp_path / "train" / f"{l}.jsonl") for l in files}, group_size=6)
     assert len(source) == 300
     rows = {l: read_jsonl(tmp_path / "train" / f"{l}.jsonl") for l in files}
@@ -86,10 +88,11 @@ def test_xtd10_pool_on_the_real_files(shared_data, tmp_path):
     folder = os.path.join(shared_data, "xtd10")
     files = xtd10_files(folder)
     assert len(files) == 11 and "jp" in files
-    captions = load_caption_files("xtd10", files, image_names=os.path.join(folder, "test_image_names.txt"))
-    assert len(captions) == 1000 and captions.image_ids[0] == "COCO_train2014_000000061844"
+    captions = load_xtd10(folder)
+    assert captions.paths == files and len(captions) == 1000 and captions.image_ids[0] == "COCO_train2014_000000061844"
     manifest = write_pool(captions, str(tmp_path / "pool"))
     assert manifest["format"] == POOL_FORMAT and manifest["counts"]["pool_all"] == 11_000
+    assert manifest["relation"] == "mixed" and "jp (STAIR)" in manifest["relation_note"]
     assert len([s for s in manifest["searches"] if s["setting"] == "cross"]) == 110
     assert len([s for s in manifest["searches"] if s["setting"] == "multi"]) == 11
     root = tmp_path / "pool"
@@ -103,6 +106,7 @@ def test_pool_qrels_and_exclusions(tmp_path):
     files = write_captions(tmp_path / "caps", n=12)
     captions = load_caption_files("toy", files, id_prefix="img")
     manifest = write_pool(captions, str(tmp_path / "pool"))
+    assert manifest["relation"] == "translation" and "relation_note" not in manifest
     root = tmp_path / "pool"
     corpus = {}
     for lang in files:

@@ -4,9 +4,18 @@
         --output_dir data/multi30k-train [--languages en de fr cs] [--negatives 7] [--max_examples 816] [--seed 0]
     python -m hybrid_tevatron.data.captions pool --xtd10 ../shared/data/xtd10 --output_dir pools/xtd10
     python -m hybrid_tevatron.data.captions train --files en=a.en.txt de=a.de.txt [--image_names names.txt] ...
+    python -m hybrid_tevatron.data.captions train|pool --multi30k_task2 ../shared/data/multi30k-task2 --split S ...
 
-**Inputs** (exactly one of): ``--multi30k DIR --split S`` reads ``DIR/{S}.{lang}.gz`` (gzip; image id
-``{S}-{line}``); ``--xtd10 DIR`` reads ``DIR/test_1kcaptions_{lang}.txt`` with the image ids from
+``--multi30k_task2 DIR --split S`` reads several independent descriptions of each image per language (Multi30K
+task 2): a different relation from the translations read here, converted by :mod:`hybrid_tevatron.data.descriptions`
+(its docstring says how). The rest of this docstring is about translations.
+
+**Relation**: these captions translate each other (``relation: translation`` in ``stats.json`` and in the pool
+manifest). XTD10 is ``mixed``: its Japanese (STAIR) captions are independent descriptions, the others
+translations of the English one (``relation_note`` says so).
+
+**Inputs** (exactly one of, or ``--multi30k_task2``): ``--multi30k DIR --split S`` reads ``DIR/{S}.{lang}.gz``
+(gzip; image id ``{S}-{line}``); ``--xtd10 DIR`` reads ``DIR/test_1kcaptions_{lang}.txt`` with the image ids from
 ``DIR/test_image_names.txt`` (file name without extension); ``--files LANG=PATH ...`` reads any such files
 (``.gz`` or plain), with image ids from ``--image_names FILE`` (one a line) or ``{line}``. Languages default to
 every caption file present. Each file is UTF-8 text, one caption a line (``\\r\\n`` and a leading byte-order mark
@@ -76,6 +85,8 @@ class CaptionSet:
     captions: Dict[str, List[str]]
     paths: Dict[str, str]
     lines: List[int]  # 1-based line of each image in the files (stable under --max_examples)
+    relation: str = "translation"  # or "mixed" (XTD10); several descriptions per image: data.descriptions
+    relation_note: Optional[str] = None
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -203,17 +214,24 @@ def parse_lang_files(items: Sequence[str]) -> Dict[str, str]:
 
 
 # ------------------------------------------------------------------------------------------------ selection
-def sample_images(captions: CaptionSet, max_examples: Optional[int], seed: int) -> CaptionSet:
-    """``max_examples`` images drawn uniformly without replacement from ``seed``, in file order (all if None)."""
-    if max_examples is None or max_examples >= len(captions):
-        return captions
+def sample_positions(n: int, max_examples: Optional[int], seed: int) -> Optional[List[int]]:
+    """``max_examples`` of ``range(n)`` drawn uniformly without replacement from ``seed``, sorted (None: all)."""
+    if max_examples is None or max_examples >= n:
+        return None
     if max_examples < 1:
         raise DataError(f"--max_examples must be >= 1, got {max_examples}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), _SALT_SAMPLE]))
-    keep = np.sort(rng.choice(len(captions), size=max_examples, replace=False)).tolist()
+    return np.sort(rng.choice(n, size=max_examples, replace=False)).tolist()
+
+
+def sample_images(captions: CaptionSet, max_examples: Optional[int], seed: int) -> CaptionSet:
+    """``max_examples`` images drawn uniformly without replacement from ``seed``, in file order (all if None)."""
+    keep = sample_positions(len(captions), max_examples, seed)
+    if keep is None:
+        return captions
     return CaptionSet(captions.name, captions.languages, [captions.image_ids[i] for i in keep],
                       {lang: [c[i] for i in keep] for lang, c in captions.captions.items()}, captions.paths,
-                      [captions.lines[i] for i in keep])
+                      [captions.lines[i] for i in keep], captions.relation, captions.relation_note)
 
 
 def first_images(captions: CaptionSet, n: int) -> CaptionSet:
@@ -221,7 +239,8 @@ def first_images(captions: CaptionSet, n: int) -> CaptionSet:
     if n < 1:
         raise DataError(f"--max_images must be >= 1, got {n}")
     return CaptionSet(captions.name, captions.languages, captions.image_ids[:n],
-                      {lang: c[:n] for lang, c in captions.captions.items()}, captions.paths, captions.lines[:n])
+                      {lang: c[:n] for lang, c in captions.captions.items()}, captions.paths, captions.lines[:n],
+                      captions.relation, captions.relation_note)
 
 
 def duplicate_groups(captions: CaptionSet) -> Dict[int, set]:
@@ -243,22 +262,27 @@ def choose_negatives(n: int, k: int, seed: int, excluded: Dict[int, set]) -> Lis
     a generator seeded by (seed, i); never i itself nor ``excluded[i]``."""
     out = []
     for i in range(n):
-        banned = {i} | excluded.get(i, set())
-        want = min(k, n - len(banned))
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), _SALT_NEGATIVES, i]))
-        chosen: List[int] = []
-        seen = set(banned)
-        if want > (n - len(banned)) // 2:  # dense: a permutation is cheaper than rejection
-            chosen = [int(j) for j in rng.permutation(n) if int(j) not in banned][:want]
-        while len(chosen) < want:
-            for j in rng.integers(0, n, size=2 * (want - len(chosen)) + 4).tolist():
-                if j not in seen:
-                    seen.add(j)
-                    chosen.append(j)
-                    if len(chosen) == want:
-                        break
-        out.append(chosen)
+        out.append(draw_others(rng, n, k, {i} | excluded.get(i, set())))
     return out
+
+
+def draw_others(rng: np.random.Generator, n: int, k: int, banned: set) -> List[int]:
+    """``k`` distinct members of ``range(n)`` outside ``banned`` (fewer only if too few exist), uniform without
+    replacement from ``rng``."""
+    want = min(k, n - len(banned))
+    chosen: List[int] = []
+    seen = set(banned)
+    if want > (n - len(banned)) // 2:  # dense: a permutation is cheaper than rejection
+        chosen = [int(j) for j in rng.permutation(n) if int(j) not in banned][:want]
+    while len(chosen) < want:
+        for j in rng.integers(0, n, size=2 * (want - len(chosen)) + 4).tolist():
+            if j not in seen:
+                seen.add(j)
+                chosen.append(j)
+                if len(chosen) == want:
+                    break
+    return chosen
 
 
 # ------------------------------------------------------------------------------------------------ training JSONL
@@ -299,6 +323,8 @@ def write_training(captions: CaptionSet, output_dir: str, negatives: int = DEFAU
                     f.write(json.dumps(record, ensure_ascii=False) + "\n")
         stats = {
             "source": kept.name,
+            "relation": kept.relation,
+            **({"relation_note": kept.relation_note} if kept.relation_note else {}),
             "languages": kept.languages,
             "files": {lang: os.path.abspath(p) for lang, p in kept.paths.items()},
             "images_in_files": total,
@@ -388,6 +414,8 @@ def write_pool(captions: CaptionSet, output_dir: str, overwrite: bool = False) -
         manifest = {
             "format": POOL_FORMAT,
             "dataset": captions.name,
+            "relation": captions.relation,
+            **({"relation_note": captions.relation_note} if captions.relation_note else {}),
             "files": {lang: os.path.abspath(p) for lang, p in captions.paths.items()},
             "proxy": "caption proxy: captions of the same image in other languages stand in for the image",
             "parallel": True,
@@ -409,19 +437,38 @@ def write_pool(captions: CaptionSet, output_dir: str, overwrite: bool = False) -
 
 
 # ------------------------------------------------------------------------------------------------ CLI
-def load_from_args(args) -> CaptionSet:
-    given = [flag for flag, v in (("--multi30k", args.multi30k), ("--xtd10", args.xtd10), ("--files", args.files)) if v]
+XTD10_NOTE = "jp (STAIR) captions are independent descriptions of the image; the others translate the English one"
+
+
+def load_xtd10(data_dir: str, languages: Optional[Sequence[str]] = None) -> CaptionSet:
+    """XTD10's captions (relation ``mixed``: see ``XTD10_NOTE``)."""
+    captions = load_caption_files("xtd10", xtd10_files(data_dir, languages),
+                                  image_names=os.path.join(data_dir, XTD10_IMAGES))
+    captions.relation, captions.relation_note = "mixed", XTD10_NOTE
+    return captions
+
+
+def load_from_args(args):
+    """A :class:`CaptionSet` (translations), or with ``--multi30k_task2`` a
+    :class:`~hybrid_tevatron.data.descriptions.DescriptionSet`."""
+    given = [flag for flag, v in (("--multi30k", args.multi30k), ("--multi30k_task2", args.multi30k_task2),
+                                  ("--xtd10", args.xtd10), ("--files", args.files)) if v]
     if len(given) != 1:
-        raise DataError("give exactly one of --multi30k DIR, --xtd10 DIR, --files LANG=PATH ... "
+        raise DataError("give exactly one of --multi30k DIR, --multi30k_task2 DIR, --xtd10 DIR, --files LANG=PATH ... "
                         f"(got {given or 'none'})")
+    if args.multi30k_task2:
+        from hybrid_tevatron.data.descriptions import load_task2
+
+        if not args.split:
+            raise DataError("--multi30k_task2 needs --split (train, val, test_2016)")
+        return load_task2(args.multi30k_task2, args.split, args.languages)
     if args.multi30k:
         if not args.split:
             raise DataError("--multi30k needs --split (train, val, test_2016_flickr, ...)")
         files = multi30k_files(args.multi30k, args.split, args.languages)
         return load_caption_files(f"multi30k-{args.split}", files, id_prefix=f"{args.split}-")
     if args.xtd10:
-        files = xtd10_files(args.xtd10, args.languages)
-        return load_caption_files("xtd10", files, image_names=os.path.join(args.xtd10, XTD10_IMAGES))
+        return load_xtd10(args.xtd10, args.languages)
     files = parse_lang_files(args.files)
     if args.languages:
         missing = [lang for lang in args.languages if lang not in files]
@@ -439,8 +486,11 @@ def main(argv=None) -> int:
     parsers = {"train": sub.add_parser("train", help="parallel training JSONL, one file per language"),
                "pool": sub.add_parser("pool", help="evaluation pool: corpora, topics, qrels, exclusions, manifest")}
     for p in parsers.values():
-        p.add_argument("--multi30k", metavar="DIR", help="Multi30K folder ({split}.{lang}.gz)")
-        p.add_argument("--split", help="with --multi30k: train, val, test_2016_flickr, test_2017_mscoco, ...")
+        p.add_argument("--multi30k", metavar="DIR", help="Multi30K folder ({split}.{lang}.gz): translations")
+        p.add_argument("--multi30k_task2", metavar="DIR", help="Multi30K task 2 folder (raw/{split}.{k}.{lang}.gz, "
+                       "image_splits/{split}_images.txt): independent descriptions, several per image")
+        p.add_argument("--split", help="with --multi30k: train, val, test_2016_flickr, test_2017_mscoco, ...; with "
+                       "--multi30k_task2: train, val, test_2016")
         p.add_argument("--xtd10", metavar="DIR", help="XTD10 folder (test_1kcaptions_{lang}.txt, test_image_names.txt)")
         p.add_argument("--files", nargs="+", metavar="LANG=PATH", help="any caption files, line i = image i")
         p.add_argument("--image_names", help="with --files: image ids, one a line (default: the line number)")
@@ -456,19 +506,25 @@ def main(argv=None) -> int:
     t.add_argument("--seed", type=int, default=0, help="seed of the sample and the negatives (default 0)")
     args = ap.parse_args(argv)
     captions = load_from_args(args)
+    if isinstance(captions, CaptionSet):
+        convert = sys.modules[__name__]
+    else:
+        from hybrid_tevatron.data import descriptions as convert
     if args.command == "train":
-        stats = write_training(captions, args.output_dir, args.negatives, args.seed, args.max_examples,
-                               args.overwrite)
-        print(f"{stats['source']}: {stats['queries']} of {stats['images_in_files']} images, "
-              f"{len(stats['languages'])} languages ({' '.join(stats['languages'])}), "
+        stats = convert.write_training(captions, args.output_dir, args.negatives, args.seed, args.max_examples,
+                                       args.overwrite)
+        queries = f", {stats['queries']} queries ({stats['relation']})" if "images" in stats else ""
+        print(f"{stats['source']}: {stats.get('images', stats['queries'])} of {stats['images_in_files']} images"
+              f"{queries}, {len(stats['languages'])} languages ({' '.join(stats['languages'])}), "
               f"{stats['negatives_per_query']} negatives each -> {os.path.abspath(args.output_dir)}")
     else:
         if args.max_images is not None:
-            captions = first_images(captions, args.max_images)
-        manifest = write_pool(captions, args.output_dir, args.overwrite)
+            captions = convert.first_images(captions, args.max_images)
+        manifest = convert.write_pool(captions, args.output_dir, args.overwrite)
         c = manifest["counts"]
-        print(f"{manifest['dataset']}: {c['images']} images, {len(manifest['languages'])} languages, "
-              f"{c['pool_all']} captions, {c['pairs']} cross pairs, {len(manifest['searches'])} searches -> "
+        print(f"{manifest['dataset']}: {c['images']} images ({manifest['relation']}), "
+              f"{len(manifest['languages'])} languages, {c['pool_all']} captions, {c['pairs']} cross pairs, "
+              f"{len(manifest['searches'])} searches -> "
               f"{os.path.join(os.path.abspath(args.output_dir), 'manifest.json')}")
     return 0
 

@@ -62,7 +62,8 @@ class ParallelCorpus:
         if self._items is None:
             # edges: each query's first positive to each of its positives and same-item docs
             first = self.pos_docs[self.pos_offsets[:-1]]  # every query has a positive (the readers check)
-            a = np.concatenate([np.repeat(first, np.diff(self.pos_offsets)), np.repeat(first, np.diff(self.same_offsets))])
+            a = np.concatenate([np.repeat(first, np.diff(self.pos_offsets)),
+                                np.repeat(first, np.diff(self.same_offsets))])
             b = np.concatenate([self.pos_docs, self.same_docs])
             labels = np.arange(self.num_docs, dtype=np.int64)
             while True:  # label propagation with pointer jumping: every doc ends on its component's smallest doc

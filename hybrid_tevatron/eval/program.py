@@ -162,7 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("output_dir")
     d = ca.add_argument_group("data (one source)")
     d.add_argument("--multi30k", metavar="DIR", help="Multi30K folder ({split}.{lang}.gz), with --split")
-    d.add_argument("--split", help="with --multi30k: test_2016_flickr, test_2018_flickr, test_2017_mscoco, val ...")
+    d.add_argument("--multi30k_task2", metavar="DIR", help="Multi30K task 2 folder (raw/{split}.{k}.{lang}.gz: "
+                   "independent descriptions, several per image; adds mono X->X searches), with --split")
+    d.add_argument("--split", help="with --multi30k: test_2016_flickr, test_2018_flickr, test_2017_mscoco, val ...; "
+                   "with --multi30k_task2: test_2016, val")
     d.add_argument("--xtd10", metavar="DIR", help="XTD10 folder (test_1kcaptions_{lang}.txt)")
     d.add_argument("--files", nargs="+", metavar="LANG=PATH", help="caption files, line i = image i")
     d.add_argument("--image_names", help="with --files: image ids, one a line")
@@ -317,11 +320,11 @@ def run_lareqa(args) -> str:
 
 
 def run_captions(args) -> str:
-    sources = [flag for flag, value in (("--multi30k", args.multi30k), ("--xtd10", args.xtd10),
-                                        ("--files", args.files)) if value]
+    sources = [flag for flag, value in (("--multi30k", args.multi30k), ("--multi30k_task2", args.multi30k_task2),
+                                        ("--xtd10", args.xtd10), ("--files", args.files)) if value]
     if len(sources) != 1:
-        raise StepError(f"give exactly one of --multi30k DIR --split S, --xtd10 DIR, --files LANG=PATH ... (got "
-                        f"{' '.join(sources) or 'none'})")
+        raise StepError(f"give exactly one of --multi30k DIR --split S, --multi30k_task2 DIR --split S, --xtd10 DIR, "
+                        f"--files LANG=PATH ... (got {' '.join(sources) or 'none'})")
     with OutputFolder(args.output_dir, args.overwrite) as out:
         name = args.name or os.path.basename(out.path)
         log.info(f"evaluating {args.model} on caption pools (caption proxy) -> {out.path} (work folder {out.work})")
@@ -330,6 +333,8 @@ def run_captions(args) -> str:
             argv = ["pool", "--output_dir", "inputs"]
             if args.multi30k:
                 argv += ["--multi30k", os.path.abspath(args.multi30k), "--split", args.split or ""]
+            elif args.multi30k_task2:
+                argv += ["--multi30k_task2", os.path.abspath(args.multi30k_task2), "--split", args.split or ""]
             elif args.xtd10:
                 argv += ["--xtd10", os.path.abspath(args.xtd10)]
             else:
