@@ -280,3 +280,30 @@ def test_caption_evaluation_reaches_the_task2_pool(tiny_model_dir, tmp_path):
     results = json.load(open(out / "results" / "results.json", encoding="utf-8"))
     assert {"mono", "cross", "multi"} <= set(results["settings"])
     assert 0 < results["summary"]["mono.map"] <= 1
+
+
+def test_training_on_description_pairs_mono_then_cross(backend, tiny_model_dir, tmp_path):
+    """The real trainer on the converted descriptions, not declared cross-only: mono steps (α 1) then cross steps
+    (α 0), each step's images distinct."""
+    from hybrid_tevatron.driver.train import parse_args
+    from hybrid_tevatron.training import PLAN_LOG, train
+
+    data = tmp_path / "flickr-descriptions"
+    assert main(["train", "--multi30k_task2", RESOURCE, "--split", SPLIT, "--negatives", "4",
+                 "--output_dir", str(data)]) == 0
+    out = tmp_path / "out"
+    args = [
+        "--backend", backend, "--model_name_or_path", tiny_model_dir, "--train_files", str(data),
+        "--alpha_schedule", "piecewise:0:1,3:0", "--output_dir", str(out), "--per_device_train_batch_size", "3",
+        "--train_group_size", "3", "--max_steps", "6", "--logging_steps", "1", "--save_strategy", "no",
+        "--report_to", "none", "--use_cpu", "--disable_tqdm", "true", "--seed", "5",
+    ]  # fmt: skip
+    trainer = train(*parse_args(args))
+    assert trainer.plan.cross_only == [False] and trainer.plan.names == ["flickr-descriptions"]
+    with open(out / PLAN_LOG.format(rank=0), encoding="utf-8") as f:
+        log = [json.loads(line) for line in f]
+    assert [r["mode"] for r in log] == ["mono"] * 3 + ["cross"] * 3
+    for r in log:
+        step = trainer.plan.step(r["epoch"], r["plan_step"])
+        images = [image_of(trainer.plan.sources[0].query_ids[e.query]) for e in step.entries]
+        assert len(set(images)) == len(images)
