@@ -496,7 +496,8 @@ class BatchPlan:
             if attempts > limit:
                 raise ValueError(
                     f"source {self.sources[source].name!r}: cannot fill a step of {self.batch_size} examples "
-                    "without repeating a query or a passage; use a smaller batch or more data"
+                    "without repeating a query or a passage (in an item source: an image); use a smaller batch, a "
+                    "smaller group or more data"
                 )
             q = cursor.next_query()
             query_lang, passage_lang = slots[len(entries)]

@@ -29,7 +29,8 @@ mono, cross and hybrid steps (no ``--cross_only_sources``). Negatives: the descr
 images, one each (image uniform without replacement, then its description uniform, per (``--seed``, image position,
 k)), the same docs in every language, skipping any image that shares a description text with this image in some
 language. ``--max_examples N`` keeps N images (the uniform sample of :mod:`~hybrid_tevatron.data.captions`), so
-K x N queries. Written with ``stats.json``.
+K x N queries. Written with ``stats.json``. A step of B examples with groups of G passages holds up to B x G images,
+so keep well more images than that (816 images train with B = 32, G = 8).
 
 **Evaluation pool** (``pool``): the layout and format of the caption pools (``hybrid_tevatron.captions/1``:
 ``corpus/{lang}.jsonl``, ``topics/{X}.tsv``, ``qrels/{search}.txt``, ``exclude/{search}.txt``, ``manifest.json``
