@@ -265,6 +265,11 @@ def test_pool_command_and_first_images(tmp_path, capsys):
     assert main(["train", "--multi30k_task2", RESOURCE, "--split", SPLIT, "--negatives", "2",
                  "--output_dir", str(tmp_path / "train")]) == 0
     assert "75 queries (description)" in capsys.readouterr().out
+    for command, flag in (("pool", "--max_images"), ("train", "--max_examples")):
+        assert main([command, "--multi30k_task2", RESOURCE, "--split", SPLIT, flag, "0",
+                     "--output_dir", str(tmp_path / "zero")]) == 2
+        assert capsys.readouterr().err == f"error: {flag} must be >= 1, got 0\n"
+    assert not (tmp_path / "zero").exists()
 
 
 def test_caption_evaluation_reaches_the_task2_pool(tiny_model_dir, tmp_path):
