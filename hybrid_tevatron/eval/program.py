@@ -1,7 +1,9 @@
-"""One evaluation program per benchmark family, in one process: inputs, encode, Faiss search, trec_eval, report.
+"""One evaluation program per benchmark family, in one process: inputs, encode, exact ranks, Faiss search,
+trec_eval, report.
 
     python -m hybrid_tevatron.eval lareqa MODEL DATASET_DIR OUTPUT_DIR [options]   # XQuAD-R, MLQA-R
-    python -m hybrid_tevatron.eval captions MODEL OUTPUT_DIR --xtd10 DIR | --multi30k DIR --split S [options]
+    python -m hybrid_tevatron.eval captions MODEL OUTPUT_DIR --xtd10 DIR | --multi30k DIR --split S \
+        | --multi30k_task2 DIR --split S | --files LANG=PATH ... [options]        # caption proxy
     python -m hybrid_tevatron.eval miracl MODEL OUTPUT_DIR --languages "de yo" [options]
 
 (``bash recipes/eval_lareqa.sh`` and ``bash recipes/eval_miracl.sh`` run exactly these.) Stages, each logged with
