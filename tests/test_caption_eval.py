@@ -104,3 +104,20 @@ def test_bad_caption_sources_are_one_line_errors(tiny_model_dir, shared_data, tm
     proc = run_captions(tiny_model_dir, tmp_path / "out", *args, "--pooling", "cls", "--no-normalize")
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / "out").exists() and not [n for n in os.listdir(tmp_path) if ".tmp." in n]
+
+
+def test_two_real_evaluations_into_ev_and_ev_slash_one_writes_it(tiny_model_dir, shared_data, tmp_path):
+    """`ev` and `ev/` are one OUTPUT: of two evaluations started together, one writes ev (not ev/ev), the other
+    is refused naming the holder, and nothing else is left beside it."""
+    base = ["--xtd10", os.path.join(shared_data, "xtd10"), "--languages", "en", "de", "--max_images", "30",
+            "--pooling", "mean", "--normalize"]
+    procs = [subprocess.Popen([sys.executable, "-m", "hybrid_tevatron.eval", "captions", str(tiny_model_dir),
+                               str(tmp_path / "ev") + suffix, *base], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, env=recipe_env()) for suffix in ("", "/")]
+    errs = [p.communicate(timeout=600)[1] for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [0, 2], errs
+    loser = errs[[p.returncode for p in procs].index(2)]
+    assert "is in use by an evaluation" in loser or "exists and is not empty" in loser, loser[-2000:]
+    assert (tmp_path / "ev" / "results" / "results.json").is_file() and not (tmp_path / "ev" / "ev").exists()
+    assert sorted(os.listdir(tmp_path)) == ["ev"], os.listdir(tmp_path)
