@@ -95,7 +95,8 @@ def test_two_languages_have_no_rank_distance_and_still_report(tiny_model_dir, sh
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--xtd10", "X", "--multi30k", "Y"], "give exactly one of --multi30k DIR --split S, --xtd10 DIR"),
+    (["--xtd10", "X", "--multi30k", "Y"],
+     "give exactly one of --multi30k DIR --split S, --multi30k_task2 DIR --split S, --xtd10 DIR"),
     (["--xtd10", "{xtd10}", "--languages", "en", "xx"], "test_1kcaptions_xx.txt"),
     (["--xtd10", "{xtd10}", "--max_images", "0"], "--max_images must be >= 1, got 0"),  # 0 is not "all"
 ])
