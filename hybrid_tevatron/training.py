@@ -525,11 +525,6 @@ def train(backend, model_args, data_args, training_args, callbacks: Optional[Lis
         trainer = build_trainer(backend, model_args, data_args, training_args, callbacks)
         trainer.train(resume_from_checkpoint=resume)
         trainer.save_model()
-    if dist.is_available() and dist.is_initialized():
-        # Every rank waits for the final save, then leaves the group: a rank that exits with the gloo group still
-        # open can abort at interpreter shutdown ("terminate called without an active exception").
-        dist.barrier()
-        dist.destroy_process_group()
     return trainer
 
 

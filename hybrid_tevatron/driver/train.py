@@ -95,6 +95,26 @@ def main(argv: Optional[List[str]] = None) -> None:
     if trainer.is_world_process_zero():
         logging.getLogger(__name__).info("model, tokenizer and hybrid_tevatron.json saved to %s",
                                          os.path.abspath(training_args.output_dir))
+    end_distributed_run()
+
+
+def end_distributed_run() -> None:
+    """Under torchrun: wait until every rank is done (rank 0's final save included), then end the process at once.
+
+    The gloo process group's teardown is skipped on purpose. Left to interpreter exit it can abort a rank
+    ("terminate called without an active exception"), and ``destroy_process_group()`` can deadlock: its destructor
+    joins gloo's run-loop thread while holding the GIL, and that thread needs the GIL to free a finished collective's
+    tensors (seen with torch 2.13 on CPU). Every output is written and closed by then; logs and stdio are flushed.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    dist.barrier()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
