@@ -38,6 +38,25 @@ def test_split_rule_and_pinned_titles(xquad_dir):
         xt.split_articles(titles, every=3, offset=3)
 
 
+def test_validation_split_is_carved_from_training_articles(xquad_dir, tmp_path):
+    titles = [a["title"] for a in xt.load_xquad(xquad_dir, ["en"])["en"]]
+    train, test = xt.split_articles(titles)
+    kept, val = xt.split_validation(train, 8)
+    assert val == [train[j] for j in (7, 15, 23, 31)] and kept == [t for t in train if t not in val]
+    assert xt.split_validation(train, 0) == (train, [])
+    with pytest.raises(ValueError, match="val_every"):
+        xt.split_validation(train, 1)
+    out = tmp_path / "wiki"
+    stats = xt.convert(xquad_dir, str(out), languages=["en", "de"], val_every=8)
+    assert stats["articles"] == 28 and (out / "val_articles.txt").read_text().split("\n")[:-1] == val
+    split = json.loads((out / "split.json").read_text())
+    assert split["val"] == val and split["test"] == test and not set(split["train"]) & set(val)
+    trained = {row["query_id"] for row in _read(out / "en.jsonl")}
+    held = {qa["id"] for a in xt.load_xquad(xquad_dir, ["en"])["en"] if a["title"] in val
+            for p in a["paragraphs"] for qa in p["qas"]}
+    assert held and not trained & held
+
+
 def test_train_files_counts_and_alignment(train_out):
     out, stats = train_out
     assert sorted(f for f in os.listdir(out) if f.endswith(".jsonl")) == [f"{l}.jsonl" for l in xt.TRAIN_LANGUAGES]

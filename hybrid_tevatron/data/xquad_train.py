@@ -7,7 +7,9 @@
 ``i % 3 == 2`` (16 articles, 374 questions), the other 32 (816 questions) are for training. The same rule gives the
 same titles for every language file (all 11 files list the articles in the same order; checked).
 :data:`TEST_ARTICLES` pins the resulting titles so a reordered copy of the data fails loudly instead of
-silently moving text across the split.
+silently moving text across the split. ``--val_every V`` also carves a validation split from the training
+articles (:func:`split_validation`): training article ``j`` (file order among them) is held out for validation when
+``j % V == V - 1`` (``V = 8``: 4 articles, left out of the training files; ``val_articles.txt`` lists them).
 
 **Training examples** (one ``{lang}.jsonl`` per language, aligned by ``query_id`` and ``docid``):
 
@@ -29,7 +31,7 @@ different docids, so they can share a step, where one's positive is an in-batch 
 Sentences that are nobody's gold are not used (they have no parallel id).
 
 ``title`` is empty: the evaluation's candidates are bare sentences. Outputs are written to a temporary name and
-renamed, with ``split.json`` (train/test titles, rule), ``train_articles.txt``/``test_articles.txt`` (one title a
+renamed, with ``split.json`` (train/val/test titles, rules), ``{train,val,test}_articles.txt`` (one title a
 line, the form ``python -m hybrid_tevatron.eval.lareqa --articles @FILE`` reads) and ``stats.json`` (counts).
 """
 
@@ -67,6 +69,17 @@ def split_articles(titles: Sequence[str], every: int = TEST_EVERY, offset: int =
     train = [t for i, t in enumerate(titles) if i % every != offset]
     test = [t for i, t in enumerate(titles) if i % every == offset]
     return train, test
+
+
+def split_validation(train: Sequence[str], every: int) -> Tuple[List[str], List[str]]:
+    """(training titles, validation titles): training article ``j`` is validation when ``j % every == every - 1``;
+    ``every`` 0 holds none out."""
+    if every == 0:
+        return list(train), []
+    if every < 2:
+        raise DataError(f"need val_every 0 (no validation split) or >= 2, got {every}")
+    return ([t for j, t in enumerate(train) if j % every != every - 1],
+            [t for j, t in enumerate(train) if j % every == every - 1])
 
 
 def load_xquad(xquad_dir: str, languages: Sequence[str]) -> Dict[str, list]:
@@ -183,8 +196,9 @@ def build_examples(data: Dict[str, list], titles: Sequence[str]) -> Tuple[Dict[s
 
 
 def convert(xquad_dir: str, output_dir: str, languages: Sequence[str] = TRAIN_LANGUAGES, split: str = "train",
-            every: int = TEST_EVERY, offset: int = TEST_OFFSET, check_titles: bool = True) -> dict:
-    """Write ``{lang}.jsonl`` for the ``split`` articles, plus ``split.json`` and ``stats.json``; return stats."""
+            every: int = TEST_EVERY, offset: int = TEST_OFFSET, check_titles: bool = True, val_every: int = 0) -> dict:
+    """Write ``{lang}.jsonl`` for the ``split`` articles, plus ``split.json`` and ``stats.json``; return stats.
+    ``val_every`` > 0 holds validation articles out of the training articles (:func:`split_validation`)."""
     if split not in ("train", "test"):
         raise DataError(f"split must be train or test, got {split!r}")
     unknown = [lang for lang in languages if lang not in ALL_LANGUAGES]
@@ -196,15 +210,17 @@ def convert(xquad_dir: str, output_dir: str, languages: Sequence[str] = TRAIN_LA
     if check_titles and (every, offset) == (TEST_EVERY, TEST_OFFSET) and tuple(test) != TEST_ARTICLES:
         raise DataError(f"{xquad_dir}: the default split selects {test}, expected TEST_ARTICLES {list(TEST_ARTICLES)} "
                          "(different XQuAD-R files or article order?)")
+    train, val = split_validation(train, val_every)
     records, stats = build_examples(data, train if split == "train" else test)
     os.makedirs(output_dir, exist_ok=True)
     for lang, rows in records.items():
         atomic_write_text(os.path.join(output_dir, f"{lang}.jsonl"),
                           "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     split_info = {"rule": f"article i (file order) is test when i % {every} == {offset}",
-                  "train": train, "test": test, "written": split}
+                  "val_rule": f"training article j is validation when j % {val_every} == {val_every - 1}" if val_every
+                  else "none", "train": train, "val": val, "test": test, "written": split}
     atomic_write_json(os.path.join(output_dir, "split.json"), split_info)
-    for side, names in (("train", train), ("test", test)):  # for ``eval.lareqa --articles @FILE``
+    for side, names in (("train", train), ("val", val), ("test", test)):  # for ``eval.lareqa --articles @FILE``
         atomic_write_text(os.path.join(output_dir, f"{side}_articles.txt"), "".join(t + "\n" for t in names))
     stats["split"] = split
     atomic_write_json(os.path.join(output_dir, "stats.json"), stats)
@@ -222,6 +238,8 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="train", choices=["train", "test"], help="which articles to write")
     ap.add_argument("--test_every", type=int, default=TEST_EVERY)
     ap.add_argument("--test_offset", type=int, default=TEST_OFFSET)
+    ap.add_argument("--val_every", type=int, default=0,
+                    help="hold training article j out for validation when j %% V == V - 1 (0: no validation split)")
     ap.add_argument("--print_split", choices=["train", "test"], default=None,
                     help="print that side's article titles (one a line) and exit; needs --xquad_dir unless the "
                     "default rule is used")
@@ -240,10 +258,11 @@ def main(argv=None) -> int:
         return 0
     if not args.xquad_dir or not args.output_dir:
         ap.error("--xquad_dir and --output_dir are required")
-    stats = convert(args.xquad_dir, args.output_dir, args.languages, args.split, args.test_every, args.test_offset)
+    stats = convert(args.xquad_dir, args.output_dir, args.languages, args.split, args.test_every, args.test_offset,
+                    val_every=args.val_every)
     log.info(json.dumps(stats))
     log.info(f"wrote {', '.join(lang + '.jsonl' for lang in args.languages)}, split.json, train_articles.txt, "
-             f"test_articles.txt, stats.json to {args.output_dir}")
+             f"val_articles.txt, test_articles.txt, stats.json to {args.output_dir}")
     return 0
 
 
