@@ -285,6 +285,7 @@ def test_caption_evaluation_reaches_the_task2_pool(tiny_model_dir, tmp_path):
     results = json.load(open(out / "results" / "results.json", encoding="utf-8"))
     assert {"mono", "cross", "multi"} <= set(results["settings"])
     assert 0 < results["summary"]["mono.map"] <= 1
+    assert results["relation"] == "description" and "to_en.recall_10" in results["summary"]
 
 
 def test_training_on_description_pairs_mono_then_cross(backend, tiny_model_dir, tmp_path):

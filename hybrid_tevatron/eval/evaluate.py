@@ -174,6 +174,9 @@ def evaluate_lareqa(manifest_path: str, ranks_dir: str, settings=SETTINGS, seen_
     }
     if manifest.get("proxy"):
         results["proxy"] = manifest["proxy"]
+        for key in ("relation", "relation_note"):  # translation / description / mixed: never pooled together
+            if manifest.get(key):
+                results[key] = manifest[key]
         _pivot(results, manifest.get("pivot", PIVOT))
     if seen_languages:
         results["seen_unseen"] = seen_unseen(results, seen_languages)
