@@ -3,8 +3,9 @@
 # languages stand in for the image; not image retrieval). Cells, time, outputs: docs/domain_adaptation.md.
 #   bash recipes/domain_adaptation.sh [OUT]     # default runs/domain_adaptation; resumable; another config refused
 # Environment: recipes/_common.sh's budget (MODEL, STEPS, BATCH, ...), SEEDS [1 2: headline cells; the others the
-# first], CELLS, EVAL_SETS [all], EVAL_IMAGES [120], EVAL_QUESTIONS [60], EVAL_LANGUAGES, FLICKR_IMAGES [all],
-# KEEP_MODELS [0], XQUAD_R, MULTI30K, XTD10 (docs/domain_adaptation.md says what each does).
+# first], CELLS, EVAL_SETS [xtd10 m30k-desc m30k-2016 xquad-r], EVAL_IMAGES [all], EVAL_QUESTIONS [all],
+# EVAL_LANGUAGES, FLICKR_IMAGES [all], KEEP_MODELS [0], XQUAD_R, MULTI30K, MULTI30K_TASK2, XTD10
+# (docs/domain_adaptation.md says what each does).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/recipes/_common.sh"

@@ -1,7 +1,7 @@
 """recipes/domain_adaptation.sh end to end at a tiny scale (tiny model, 2 steps, 1 seed, 20 images, 6 questions,
-en/de/fr/ko) on the real data: a reduced grid (CELLS) with a degenerate cell and the two-stage aim candidates, the
-choice on val, the summary and its tables, resuming, and refusing another configuration in the same folder (slow:
-about 6 minutes on 2 shared cores, eight evaluation processes)."""
+en/de/fr/ko) on the real data: a reduced grid (CELLS) with a degenerate cell, a description source and both aim
+candidates, the choice on the validation sets, the summary and its tables, resuming, and refusing another
+configuration in the same folder (slow: about 8 minutes on 2 shared cores)."""
 
 import json
 import os
@@ -11,11 +11,11 @@ import pytest
 
 from conftest import recipe_env
 from hybrid_tevatron.eval import domain_grid as G
-from hybrid_tevatron.eval.domain_study import plan
+from hybrid_tevatron.eval.domain_study import StudyError, plan
 from hybrid_tevatron.eval.domain_tables import effect, render
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CELLS = "wiki-hybrid flickr816-mono aim-linear aim-piecewise"
+CELLS = "wiki-hybrid flickr-mono wikiflickr-hybrid wikidesc-hybrid"
 
 
 def _run(out, env):
@@ -25,13 +25,33 @@ def _run(out, env):
 
 def test_plan_of_the_full_grid():
     p = plan([1, 2, 3])
-    runs = {(r["cell"], r["seed"]) for r in p["runs"]}
-    assert ("zero-shot", None) in runs and ("wiki-hybrid", 3) in runs and ("wiki-mono", 2) not in runs
-    assert {r["cell"]: r["evals"] for r in p["runs"] if r["seed"] == 2}["wiki-hybrid"] == ["xtd10", "xquad-r"]
+    runs = {(r["cell"], r["seed"]): r["evals"] for r in p["runs"]}
+    assert ("zero-shot", None) in runs and ("wiki-hybrid", 3) in runs and ("desc-mono", 2) not in runs
+    assert runs[("wiki-hybrid", 2)] == ["xtd10", "m30k-desc", "xquad-r"] and runs[("desc-hybrid", 3)] == [
+        "xtd10", "m30k-desc"]
     assert not [c for c in G.CELLS if c.degenerate and any(r["cell"] == c.name for r in p["runs"])]
-    assert [r for r in p["runs"] if r["cell"] == "aim-linear"] == [{"cell": "aim-linear", "seed": 1,
-                                                                    "evals": ["m30k-val"]}]
-    assert "m30k-val" not in p["test_sets"] and p["candidates"] == ["aim-linear", "aim-piecewise"]
+    # whole default test sets; XQuAD-R only where Wikipedia is trained on (or the base model)
+    assert p["test_sets"] == ["xtd10", "m30k-desc", "m30k-2016", "xquad-r"]
+    assert runs[("zero-shot", None)] == p["test_sets"] and "xquad-r" not in runs[("desc-cross", 1)]
+    # validation: both candidates on both val sets, the guard's reference on wiki-val, nobody else
+    assert p["candidates"] == ["wikiflickr-hybrid", "wikidesc-hybrid"]
+    assert runs[("wikidesc-hybrid", 1)][-2:] == ["m30k-val", "wiki-val"] and runs[("wiki-hybrid", 1)][-1] == "wiki-val"
+    assert all("val" not in s for (cell, seed), evals in runs.items() for s in evals
+               if seed not in (None, 1) or cell not in ("wiki-hybrid", "wikiflickr-hybrid", "wikidesc-hybrid"))
+    assert plan([1], ["desc-cross"])["runs"] == [{"cell": "desc-cross", "seed": 1,
+                                                  "evals": ["xtd10", "m30k-desc", "m30k-2016"]}]
+    with pytest.raises(StudyError, match="unknown cells or test sets"):
+        plan([1], sets=["m30k-val"])  # a validation set is never a test set
+
+
+def test_estimate_counts_whole_pools():
+    from hybrid_tevatron.eval.domain_study import estimate, eval_minutes
+
+    whole = estimate(plan([1, 2]), None, None)
+    assert whole["train_runs"] == 13 and whole["total_min"] == pytest.approx(whole["train_min"] + whole["eval_min"])
+    assert eval_minutes("xtd10", None, None) == pytest.approx(0.2 + 22000 / 5200)
+    assert eval_minutes("m30k-desc", 100, None) == pytest.approx(0.2 + 2000 / 5200)  # 5 descriptions a language
+    assert estimate(plan([1, 2]), 120, 60)["eval_min"] < whole["eval_min"] / 4
 
 
 def test_effect_verdicts():
@@ -47,35 +67,45 @@ def test_effect_verdicts():
 def test_domain_study_small(tiny_model_dir, shared_data, tmp_path):
     out = str(tmp_path / "da")
     env = recipe_env(MODEL=tiny_model_dir, SEEDS="1", CELLS=CELLS, STEPS="2", BATCH="4",
-                     EVAL_SETS="xtd10 xquad-r", EVAL_IMAGES="20", EVAL_QUESTIONS="6", EVAL_LANGUAGES="en de fr ko",
-                     FLICKR_IMAGES="40", XQUAD_R=os.path.join(shared_data, "xquad-r"),
-                     MULTI30K=os.path.join(shared_data, "multi30k"), XTD10=os.path.join(shared_data, "xtd10"))
+                     EVAL_SETS="xtd10 m30k-desc xquad-r", EVAL_IMAGES="20", EVAL_QUESTIONS="6",
+                     EVAL_LANGUAGES="en de fr ko", FLICKR_IMAGES="40", XQUAD_R=os.path.join(shared_data, "xquad-r"),
+                     MULTI30K=os.path.join(shared_data, "multi30k"), XTD10=os.path.join(shared_data, "xtd10"),
+                     MULTI30K_TASK2=os.path.join(shared_data, "multi30k-task2"))
     proc = _run(out, env)
     assert proc.returncode == 0, proc.stderr[-4000:]
     summary = json.load(open(os.path.join(out, "summary.json"), encoding="utf-8"))
     choice = json.load(open(os.path.join(out, "choice.json"), encoding="utf-8"))
-    chosen, other = choice["chosen"], ({"aim-linear", "aim-piecewise"} - {choice["chosen"]}).pop()
-    assert set(choice["scores"]) == {chosen, other} and choice["by"] == "m30k-val multi.map"
-    assert list(summary["xtd10"]) == ["wiki-hybrid", chosen]  # the loser: val only
-    assert list(summary["m30k-val"]) == ["aim-linear", "aim-piecewise"] and list(summary["xquad-r"])[-1] == chosen
-    assert summary["cells"]["flickr816-mono"]["status"].startswith("not possible (degenerate)")
-    assert summary["cells"][chosen]["status"] == "chosen aim candidate"
+    candidates = ["wikiflickr-hybrid", "wikidesc-hybrid"]
+    assert choice["chosen"] in candidates and list(choice["scores"]) == candidates
+    assert choice["by"] == "m30k-val multi.map" and choice["guard"] == "wiki-val multi.map >= wiki-hybrid - 0.01"
+    ref = summary["wiki-val"]["wiki-hybrid"]["multi.map"]["mean"]
+    assert choice["guard_bound"] == pytest.approx(ref - 0.01, abs=1e-9)
+    assert choice["within_guard"] == {c: choice["guard_scores"][c] >= choice["guard_bound"] for c in candidates}
+    best = max(candidates, key=lambda c: (choice["within_guard"][c], choice["scores"][c], -candidates.index(c)))
+    assert choice["chosen"] == best
+    assert list(summary["xtd10"]) == ["wiki-hybrid", *candidates] and list(summary["m30k-val"]) == candidates
+    assert list(summary["wiki-val"]) == ["wiki-hybrid", *candidates]
+    assert summary["cells"]["flickr-mono"]["status"].startswith("not possible (degenerate)")
+    assert summary["cells"][choice["chosen"]]["status"] == "chosen aim candidate"
     xtd = summary["xtd10"]["wiki-hybrid"]
     assert xtd["multi.map"]["seeds"] == [1] and {"to_en.recall_10@ko", "multi.map@group:flickr",
                                                  "to_en.recall_10@group:unseen"} <= set(xtd)
+    assert {"mono.map", "cross.map", "multi.map"} <= set(summary["m30k-desc"]["wikidesc-hybrid"])
     assert "mono.map" in summary["xquad-r"]["wiki-hybrid"]
     assert not os.listdir(os.path.join(out, "models"))  # every model deleted once evaluated
     commands = open(os.path.join(out, "commands.sh"), encoding="utf-8").read()
-    assert "--cross_only_sources flickr" in commands and "--source_weights wiki=1,flickr=3" in commands
-    assert f"--model_name_or_path {out}/models/wiki-hybrid-s1" in commands
-    assert "--alpha_schedule linear:0:0.5,2:0.0" in commands
+    assert "--cross_only_sources flickr" in commands and "--source_weights wiki=1,flickr=1" in commands
+    assert "--source_weights wiki=1,desc=1" in commands and "--cross_only_sources desc" not in commands
+    assert "captions train --multi30k_task2" in commands and "xquad_train" in commands and "--val_every 8" in commands
+    assert f"--model_name_or_path {tiny_model_dir}" in commands
     md = open(os.path.join(out, "summary.md"), encoding="utf-8").read()
     assert "caption proxy" in md and "not image retrieval" in md and "not possible (degenerate)" in md
+    assert "relation: description" in md
     doc = render(open(os.path.join(ROOT, "docs", "domain_adaptation.md"), encoding="utf-8").read(), summary, "S")
-    assert "chosen" in doc and ("The aim as a whole: **not reached** (caption proxy). Measured on pools of the "
-                                "first 20 images") in doc
+    assert "Chosen on validation only" in doc and ("The aim as a whole: **not reached** (caption proxy). Measured on "
+                                                  "pools of the first 20 images") in doc
     stages = [line.split("\t")[0] for line in open(os.path.join(out, "timings.tsv"))]
-    assert stages.count("train:wiki-hybrid-s1") == 1 and f"eval:xtd10:{chosen}-s1" in stages
+    assert stages.count("train:wiki-hybrid-s1") == 1 and "eval:wiki-val:wiki-hybrid-s1" in stages
     # a second run resumes (nothing retrained or re-evaluated); a third, with another STEPS, is refused
     again, other_run = _run(out, env), _run(out, dict(env, STEPS="3"))
     assert again.returncode == 0 and "wiki-hybrid-s1: done (results exist)" in again.stderr, again.stderr[-4000:]
@@ -92,14 +122,18 @@ def test_committed_doc_tables_match_the_committed_expected_scores():
 
     from hybrid_tevatron.eval.domain_tables import TITLES
 
-    with open(os.path.join(ROOT, "recipes", "expected", "domain_adaptation.yaml"), encoding="utf-8") as f:
+    expected = os.path.join(ROOT, "recipes", "expected", "domain_adaptation.yaml")
+    if not os.path.exists(expected):  # written from the study's run together with the doc's tables
+        assert "not run yet" in open(os.path.join(ROOT, "docs", "domain_adaptation.md"), encoding="utf-8").read()
+        pytest.skip("no expected scores committed: docs/domain_adaptation.md says its study is not run yet")
+    with open(expected, encoding="utf-8") as f:
         rows = yaml.safe_load(f)["rows"]
     with open(os.path.join(ROOT, "docs", "domain_adaptation.md"), encoding="utf-8") as f:
         doc = f.read()
     titles = {es.title: es.name for es in G.EVAL_SETS}
     cells, eval_set, header = {}, None, None
-    for block in re.findall(r"<!-- BEGIN GENERATED: (?:xtd10|xtd10-languages|multi30k|xquad-r) -->(.*?)<!-- END",
-                            doc, re.S):
+    tables = r"<!-- BEGIN GENERATED: (?:xtd10|xtd10-languages|descriptions|multi30k|xquad-r) -->(.*?)<!-- END"
+    for block in re.findall(tables, doc, re.S):
         for line in block.splitlines():
             title = line.split(" — ")[0].rstrip(":")
             if title in titles:

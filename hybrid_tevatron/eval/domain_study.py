@@ -7,16 +7,18 @@
 
 ``run`` reads the recipe's settings (JSON on stdin, as recipes/_common.sh's ``config_json`` prints them) and its
 environment (MODEL, STEPS, BATCH, ... exported by the recipe; SEEDS, CELLS, EVAL_SETS, EVAL_IMAGES,
-EVAL_QUESTIONS, EVAL_LANGUAGES, FLICKR_IMAGES, KEEP_MODELS, XQUAD_R, MULTI30K, XTD10), records ``config.json`` (a
+EVAL_QUESTIONS, EVAL_LANGUAGES, FLICKR_IMAGES, KEEP_MODELS, XQUAD_R, MULTI30K, MULTI30K_TASK2, XTD10), records
+``config.json`` (a
 different configuration in the same root is refused), ``plan.json`` and ``hardware.json``, then prepares the
 sources, trains and evaluates every planned (cell, seed) — each step one ``python -m`` subprocess, appended to
-``commands.sh`` before it runs and to ``timings.tsv`` when it succeeded — and writes ``summary.{json,md}``.
+``commands.sh`` before it runs and to ``timings.tsv`` when it succeeded — chooses the aim candidate on the
+validation sets (``choice.json``) and writes ``summary.{json,md}``.
 Resumable: a model with ``DONE`` and an evaluation with ``results/results.json`` are skipped. One study per root at
 a time: ``run`` holds :class:`hybrid_tevatron.locks.FolderLock` on the root until it ends (a second ``run`` on the
 same root is refused at once with one line naming the holder); Ctrl-C or SIGTERM stops the running step and ends
 with one line saying what was kept and that the same command resumes. Layout under the
-root: ``data/{source}/``, ``models/{cell}-s{seed}/`` (deleted once no evaluation or later stage needs it, unless
-KEEP_MODELS=1), ``eval/{set}/{cell}-s{seed}/results/`` (or ``eval/{set}/zero-shot/``), ``choice.json``.
+root: ``data/{source}/``, ``models/{cell}-s{seed}/`` (deleted once its evaluations exist, unless KEEP_MODELS=1),
+``eval/{set}/{cell}-s{seed}/results/`` (or ``eval/{set}/zero-shot/``), ``choice.json``.
 
 ``summary.json``: ``{set: {cell: {metric: {mean, std, n, values, seeds}}}}`` plus ``meta`` and ``cells`` (status
 of every cell of the grid, degenerate ones with their reason). Caption metrics: the evaluator's summary keys,
@@ -61,50 +63,53 @@ def _words(name: str) -> Optional[List[str]]:
 # ------------------------------------------------------------------------------------------------------ the plan
 
 def plan(seeds: List[int], cells: Optional[List[str]] = None, sets: Optional[List[str]] = None) -> dict:
-    """Which (cell, seed) trains and which evaluations it gets; aim candidates: first seed on val until chosen."""
+    """Which (cell, seed) trains and which evaluations it gets. ``sets`` picks test sets (default: those marked
+    default in the grid); the validation sets are planned for the aim candidates and the choice's reference cell
+    (first seed) whenever a candidate is planned."""
     unknown = [c for c in (cells or []) if c not in G.CELL] + [s for s in (sets or []) if s not in G.EVAL_SET]
+    unknown += [s for s in (sets or []) if s in G.EVAL_SET and not G.EVAL_SET[s].test]
     if unknown:
-        raise StudyError(f"unknown cells or evaluation sets: {unknown} (cells: {list(G.CELL)}; sets: "
-                         f"{list(G.EVAL_SET)})")
+        raise StudyError(f"unknown cells or test sets: {unknown} (cells: {list(G.CELL)}; test sets: "
+                         f"{[e.name for e in G.EVAL_SETS if e.test]})")
     chosen = [c for c in G.CELLS if c.name in cells] if cells else list(G.CELLS)
-    test_sets = [e.name for e in G.EVAL_SETS if e.test and (not sets or e.name in sets)]
+    test_sets = [e.name for e in G.EVAL_SETS if e.test and (e.name in sets if sets else e.default)]
     later = [s for s in test_sets if s in G.LATER_SEED_SETS]
+    candidates = [c.name for c in chosen if c.candidate]
+    guard_set, _, reference, _ = G.CHOICE_GUARD
     runs = []
     for cell in chosen:
         if cell.degenerate:
             continue
-        cell_seeds = [None] if cell.regime == "zero-shot" else seeds if cell.headline else seeds[:1]
-        for seed in (seeds[:1] if cell.candidate else cell_seeds):
-            evals = ["m30k-val"] if cell.candidate else test_sets if seed in (None, seeds[0]) else later
+        for seed in [None] if cell.regime == "zero-shot" else seeds if cell.headline else seeds[:1]:
+            first = seed in (None, seeds[0])
+            evals = [s for s in (test_sets if first else later)
+                     if cell.wikipedia or G.EVAL_SET[s].family != "lareqa"]
+            if first and candidates and cell.candidate:
+                evals += [e.name for e in G.EVAL_SETS if not e.test]
+            elif first and candidates and cell.name == reference:
+                evals.append(guard_set)
             runs.append({"cell": cell.name, "seed": seed, "evals": evals})
     return {"seeds": seeds, "cells": [c.name for c in chosen], "test_sets": test_sets, "later_seed_sets": later,
-            "runs": runs, "candidates": [c.name for c in chosen if c.candidate]}
+            "runs": runs, "candidates": candidates}
+
+
+def eval_minutes(eval_set: str, images: Optional[int], questions: Optional[int]) -> float:
+    """Estimated minutes of one evaluation on 2 CPU cores (:data:`~hybrid_tevatron.eval.domain_grid.MINUTES`)."""
+    es, m = G.EVAL_SET[eval_set], G.MINUTES
+    if es.family == "lareqa":
+        n = min(questions or G.QUESTIONS[eval_set], G.QUESTIONS[eval_set])
+        return m["eval_start"] + m["xquad-r"] * n / G.QUESTIONS["xquad-r"]
+    n = min(images or G.IMAGES[eval_set], G.IMAGES[eval_set])
+    encodings = 2 * n * len(es.languages) * G.CAPTIONS_PER_IMAGE.get(eval_set, 1)
+    return m["eval_start"] + encodings / m["caption_encodings_per_min"]
 
 
 def estimate(the_plan: dict, images: Optional[int], questions: Optional[int]) -> dict:
-    """Minutes of the plan on 2 CPU cores from :data:`~hybrid_tevatron.eval.domain_grid.MINUTES` (the chosen
-    candidate counted as the first one), with caption pools of ``images`` images and ``questions`` XQuAD-R
-    questions."""
-    m = G.MINUTES
-    runs = list(the_plan["runs"])
-    if the_plan["candidates"]:
-        first = the_plan["candidates"][0]
-        runs += [{"cell": first, "seed": s, "evals": the_plan["test_sets"] if s == the_plan["seeds"][0] else
-                  the_plan["later_seed_sets"]} for s in the_plan["seeds"]]
-    trained = {(r["cell"], r["seed"]) for r in runs if G.CELL[r["cell"]].regime != "zero-shot"}
-    trained |= {(G.CELL[c].init, s) for c, s in trained if G.CELL[c].init}  # first stages
-    train = m["train"] * len(trained)
-    evals = 0.0
-    for r in runs:
-        for name in r["evals"]:
-            es = G.EVAL_SET[name]
-            if es.family == "lareqa":
-                evals += m["eval_start"] + m["xquad-r"] * min(1.0, (questions or 374) / 374)
-            else:
-                n, langs = min(images or G.IMAGES[name], G.IMAGES[name]), len(es.languages)
-                hits = n * (langs - 1) * min(500, n) + n * n * langs  # cross X->Y; multi: the whole pool (worst case)
-                evals += (m["eval_start"] + m["caption_per_1k"] * 2 * n * langs / 1000
-                          + m["search"] * langs * langs + m["per_100k_hits"] * langs * hits / 1e5)
+    """Minutes of the plan on 2 CPU cores, with caption pools of ``images`` images and ``questions`` XQuAD-R
+    questions (None: whole)."""
+    trained = {(r["cell"], r["seed"]) for r in the_plan["runs"] if G.CELL[r["cell"]].trained}
+    train = G.MINUTES["train"] * len(trained)
+    evals = sum(eval_minutes(s, images, questions) for r in the_plan["runs"] for s in r["evals"])
     return {"train_runs": len(trained), "train_min": train, "eval_min": evals, "total_min": train + evals}
 
 
@@ -130,8 +135,9 @@ class Study:
     def __init__(self, root: str, env: Dict[str, str]):
         self.root, self.env = os.path.abspath(root), env
         self.python = env.get("PYTHON") or sys.executable
-        self.dirs = {k: env.get(k.upper()) or os.path.normpath(os.path.join(_ROOT, "..", "shared", "data", k))
-                     for k in ("xtd10", "multi30k")}
+        self.dirs = {k: env.get(k.upper()) or os.path.normpath(os.path.join(_ROOT, "..", "shared", "data", folder))
+                     for k, folder in (("xtd10", "xtd10"), ("multi30k", "multi30k"),
+                                       ("multi30k_task2", "multi30k-task2"))}
         self.dirs.update(xquad_r=env.get("XQUAD_R", ""), wiki=os.path.join(self.root, "data", "wiki"))
 
     def step(self, stage: str, module: str, argv: List[str]) -> None:
@@ -158,13 +164,15 @@ class Study:
             return out
         if source == "wiki":
             self.step("data:wiki", "hybrid_tevatron.data.xquad_train", ["--xquad_dir", self.dirs["xquad_r"],
-                                                                        "--output_dir", out])
+                                                                        "--output_dir", out, "--val_every",
+                                                                        G.WIKI_VAL_EVERY])
             return out
-        src = G.SOURCES[source]
-        n = src.max_examples or (int(self.env["FLICKR_IMAGES"]) if self.env.get("FLICKR_IMAGES") else None)
+        n = self.env.get("FLICKR_IMAGES")
+        given = ["--multi30k", self.dirs["multi30k"]] if source == "flickr" else \
+            ["--multi30k_task2", self.dirs["multi30k_task2"]]
         self.step(f"data:{source}", "hybrid_tevatron.data.captions",
-                  ["train", "--multi30k", self.dirs["multi30k"], "--split", "train", "--output_dir", out, "--seed",
-                   "0", *(["--max_examples", n] if n else [])])
+                  ["train", *given, "--split", "train", "--output_dir", out, "--seed", "0",
+                   *(["--max_examples", n] if n else [])])
         return out
 
     def model_dir(self, cell: str, seed: int) -> str:
@@ -174,11 +182,10 @@ class Study:
         out = self.model_dir(cell.name, seed)
         if os.path.isfile(os.path.join(out, "DONE")):
             return out
-        base = self.train(G.CELL[cell.init], seed) if cell.init else self.env["MODEL"]
         dirs = [self.prepare(s) for s in cell.sources]
         langs = list(dict.fromkeys(x for s in cell.sources for x in G.SOURCES[s].languages))
-        e, steps = self.env, int(self.env["STEPS"])
-        argv = ["--model_name_or_path", base, "--pooling", "mean", "--normalize", "--temperature", e["TEMPERATURE"],
+        e = self.env
+        argv = ["--model_name_or_path", e["MODEL"], "--pooling", "mean", "--normalize", "--temperature", e["TEMPERATURE"],
                 "--query_prefix", "query: ", "--passage_prefix", "passage: ", "--train_files", dirs[0]]
         argv += [x for s, d in zip(cell.sources[1:], dirs[1:]) for x in ("--extra_sources", f"{s}:{d}")]
         argv += ["--languages", *langs, "--regime", cell.regime, "--alpha", e["ALPHA"]]
@@ -187,12 +194,9 @@ class Study:
             argv += ["--cross_only_sources", ",".join(cross_only)]
         if cell.weights:
             argv += ["--source_weights", ",".join(f"{s}={w}" for s, w in zip(cell.sources, cell.weights))]
-        if cell.alpha_schedule:
-            knots = ",".join(f"{round(f * steps)}:{a}" for f, a in cell.alpha_schedule)
-            argv += ["--alpha_schedule", f"{cell.schedule_kind}:{knots}"]
         argv += ["--train_group_size", e["GROUP_SIZE"], "--query_max_len", e["QUERY_MAX_LEN"],
                  "--passage_max_len", e["PASSAGE_MAX_LEN"], "--output_dir", out, "--overwrite_output_dir",
-                 "--per_device_train_batch_size", e["BATCH"], "--max_steps", steps, "--optim", "adamw_torch",
+                 "--per_device_train_batch_size", e["BATCH"], "--max_steps", e["STEPS"], "--optim", "adamw_torch",
                  "--learning_rate", e["LR"], "--weight_decay", "0.01", "--warmup_ratio", e["WARMUP_RATIO"],
                  "--seed", seed, "--dataloader_drop_last", "--save_strategy", "no", "--logging_steps", "10",
                  "--report_to", "none"]
@@ -207,6 +211,8 @@ class Study:
         out, es, e = self.eval_dir(eval_set, cell, seed), G.EVAL_SET[eval_set], self.env
         if _results_path(out):
             return
+        if es.family == "lareqa":
+            self.prepare("wiki")  # its {test,val}_articles.txt select the articles
         fill = dict(self.dirs)
         argv = [model, *[a.format(**fill) for a in es.args], out] if es.family == "lareqa" else \
             [model, out, *[a.format(**fill) for a in es.args]]
@@ -223,18 +229,10 @@ class Study:
         self.step(f"eval:{eval_set}:{run_name(cell, seed)}", "hybrid_tevatron.eval", [es.family, *argv])
 
     def run(self, the_plan: dict) -> None:
-        self.plan = the_plan
-        if "xquad-r" in the_plan["test_sets"]:
-            self.prepare("wiki")  # its test_articles.txt selects the held-out articles
-        runs = list(the_plan["runs"])
-        for r in runs:  # everything but the chosen aim candidate's test evaluations
-            self._one(r["cell"], r["seed"], r["evals"], runs)
-        best = choose(self.root, the_plan) if the_plan["candidates"] else None
-        if best:
-            runs += [{"cell": best, "seed": s, "evals": the_plan["test_sets"] if s == the_plan["seeds"][0] else
-                      the_plan["later_seed_sets"]} for s in the_plan["seeds"]]
-            for r in runs[len(the_plan["runs"]):]:
-                self._one(r["cell"], r["seed"], r["evals"], runs)
+        for r in the_plan["runs"]:
+            self._one(r["cell"], r["seed"], r["evals"], the_plan["runs"])
+        if the_plan["candidates"]:
+            choose(self.root, the_plan)
 
     def _one(self, cell_name: str, seed: Optional[int], evals: List[str], runs: List[dict]) -> None:
         cell = G.CELL[cell_name]
@@ -247,18 +245,12 @@ class Study:
         self._cleanup(runs)
 
     def _cleanup(self, runs: List[dict]) -> None:
-        """Delete every model whose evaluations exist and that no unfinished run continues from; before the aim
-        choice, keep the candidates' models and the models they continue from, for every seed."""
+        """Delete every model whose planned evaluations all exist (KEEP_MODELS=1 keeps them)."""
         models = os.path.join(self.root, "models")
         if self.env.get("KEEP_MODELS") == "1" or not os.path.isdir(models):
             return
-        unfinished = [r for r in runs if any(not _results_path(self.eval_dir(s, r["cell"], r["seed"]))
-                                             for s in r["evals"])]
-        needed = {run_name(r["cell"], r["seed"]) for r in unfinished}
-        needed |= {run_name(G.CELL[r["cell"]].init, r["seed"]) for r in unfinished if G.CELL[r["cell"]].init}
-        if not os.path.isfile(os.path.join(self.root, "choice.json")):
-            for cell in map(G.CELL.get, self.plan["candidates"]):
-                needed |= {run_name(n, s) for n in (cell.name, cell.init) if n for s in self.plan["seeds"]}
+        needed = {run_name(r["cell"], r["seed"]) for r in runs
+                  if any(not _results_path(self.eval_dir(s, r["cell"], r["seed"])) for s in r["evals"])}
         for name in os.listdir(models):
             if name not in needed:
                 shutil.rmtree(os.path.join(models, name))
@@ -283,17 +275,31 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 
 
 def choose(root: str, the_plan: dict) -> Optional[str]:
-    """The aim candidate with the best val score (first seed), recorded in ``choice.json``; None before all ran."""
-    eval_set, key = G.CHOICE
-    scores = {}
-    for cell in the_plan["candidates"]:
-        path = _results_path(os.path.join(root, "eval", eval_set, run_name(cell, the_plan["seeds"][0])))
-        if path is None:
-            return None
-        scores[cell] = _read_json(path)["summary"][key]
-    best = max(scores, key=lambda c: (scores[c], -the_plan["candidates"].index(c)))
-    atomic_write_json(os.path.join(root, "choice.json"), {"chosen": best, "by": f"{eval_set} {key}",
-                                                          "seed": the_plan["seeds"][0], "scores": scores})
+    """The aim candidate chosen on the validation sets (first seed), recorded in ``choice.json``; None until every
+    candidate (and the guard's reference cell, when planned) has its validation results.
+
+    Candidates whose Wikipedia validation score stays within the guard's tolerance of the reference cell's come
+    first (:data:`~hybrid_tevatron.eval.domain_grid.CHOICE_GUARD`), then the higher Multi30K val score
+    (:data:`~hybrid_tevatron.eval.domain_grid.CHOICE`); ties go to the earlier candidate of the grid."""
+    seed, (eval_set, key), (guard_set, guard_key, reference, tol) = the_plan["seeds"][0], G.CHOICE, G.CHOICE_GUARD
+    candidates = the_plan["candidates"]
+
+    def score(cell: str, where: str, what: str) -> Optional[float]:
+        path = _results_path(os.path.join(root, "eval", where, run_name(cell, seed)))
+        return None if path is None else float(_read_json(path)["summary"][what])
+
+    scores = {c: score(c, eval_set, key) for c in candidates}
+    guard = {c: score(c, guard_set, guard_key) for c in candidates}
+    ref = score(reference, guard_set, guard_key) if reference in the_plan["cells"] else None
+    if None in scores.values() or None in guard.values() or (reference in the_plan["cells"] and ref is None):
+        return None
+    bound = None if ref is None else ref - tol
+    within = {c: bound is None or guard[c] >= bound for c in candidates}
+    best = max(candidates, key=lambda c: (within[c], scores[c], -candidates.index(c)))
+    atomic_write_json(os.path.join(root, "choice.json"), {
+        "chosen": best, "by": f"{eval_set} {key}", "seed": seed, "scores": scores,
+        "guard": f"{guard_set} {guard_key} >= {reference} - {tol}" if bound is not None else "not run",
+        "guard_bound": bound, "guard_scores": guard, "within_guard": within})
     return best
 
 
@@ -388,7 +394,7 @@ def pool_caps(env) -> tuple:
     ``all`` (its only spelling; 0 is refused, as the evaluations' ``--max_images 0``) = the whole set, ``None``."""
     caps = []
     for name, default in (("EVAL_IMAGES", G.DEFAULT_IMAGES), ("EVAL_QUESTIONS", G.DEFAULT_QUESTIONS)):
-        value = env.get(name) or str(default)
+        value = env.get(name) or (str(default) if default else "all")
         if value != "all" and not (value.isdigit() and int(value) >= 1):
             raise StudyError(f"{name} must be a number >= 1 or 'all' (the whole set), got {value!r}")
         caps.append(None if value == "all" else int(value))
@@ -409,12 +415,14 @@ def run(root: str, config: dict) -> None:
     seeds = _seeds()
     the_plan = plan(seeds, _words("CELLS"), _words("EVAL_SETS"))
     study = Study(root, env)
-    for k in ("xtd10", "multi30k", "xquad_r"):
+    for k in ("xtd10", "multi30k", "multi30k_task2", "xquad_r"):
         if not os.path.isdir(study.dirs[k]):
             raise StudyError(f"{k} data folder not found: {study.dirs[k]} (set {k.upper()})")
     images, questions = pool_caps(env)
     config = dict(config, seeds=seeds, cells=the_plan["cells"], eval_sets=the_plan["test_sets"],
                   eval_images=images or "all", eval_questions=questions or "all",
+                  wiki_validation=f"training article j is validation when j % {G.WIKI_VAL_EVERY} == "
+                                  f"{G.WIKI_VAL_EVERY - 1} (xquad_train --val_every)",
                   **{k.lower(): env.get(k, "") for k in ("EVAL_LANGUAGES", "FLICKR_IMAGES")})
     with FolderLock(study.root, "the domain study"), signals_interrupt():
         try:

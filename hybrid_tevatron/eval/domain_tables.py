@@ -73,7 +73,8 @@ def set_table(summary: dict, eval_set: str, keys, titles=None) -> str:
     es = G.EVAL_SET[eval_set]
     if not any(cell.name in runs for cell in G.CELLS):
         return f"_{es.title}: not run yet._\n"
-    head = f"{es.title}" + (" — caption proxy, not image retrieval" if es.family == "captions" else "") + ":\n\n"
+    head = f"{es.title}" + (f" — relation: {es.relation}; caption proxy, not image retrieval"
+                            if es.family == "captions" else "") + ":\n\n"
     return head + _table(["cell (domain, regime) seeds"] + [TITLES.get(k, k) for k in titles or keys], rows)
 
 
@@ -103,9 +104,7 @@ def effects_table(summary: dict) -> str:
 def target_block(summary: dict) -> str:
     t = target(summary)
     choice = summary["meta"].get("choice") or {}
-    head = (f"Chosen on {choice['by']} (seed {choice['seed']}): **{t['chosen']}** (val scores: "
-            + ", ".join(f"{c} {v:.3f}" for c, v in choice["scores"].items()) + ").\n\n") if choice else \
-        "_No aim candidate chosen yet: not run._\n\n"
+    head = choice_text(choice) if choice else "_No aim candidate chosen yet: not run._\n\n"
     rows = [[r["criterion"], _fmt(r["measured"], "map"), "–" if r["bound"] is None else f"≥ {r['bound']:.3f}",
              {True: "reached", False: "not reached", None: "not run"}[r["reached"]]] for r in t["rows"]]
     verdict = {True: "reached", False: "**not reached**", None: "not measured yet"}[t["reached"]]
@@ -115,6 +114,18 @@ def target_block(summary: dict) -> str:
                                         "does not carry over to it.")
     return head + _table(["criterion (chosen aim, test sets)", "measured", "target", "verdict"], rows) + \
         f"\nThe aim as a whole: {verdict} (caption proxy).{pools}\n"
+
+
+def choice_text(choice: dict) -> str:
+    """The validation choice in words: the guard, then each candidate's two validation scores."""
+    guard = choice.get("guard", "not run")
+    rows = ", ".join(f"{c} {v:.3f} (wiki-val {choice['guard_scores'][c]:.3f}"
+                     + ("" if choice.get("guard_bound") is None else
+                        ", within" if choice["within_guard"][c] else ", outside") + ")"
+                     for c, v in choice["scores"].items())
+    bound = "" if choice.get("guard_bound") is None else f" = {choice['guard_bound']:.3f}"
+    return (f"Chosen on validation only (seed {choice['seed']}): **{choice['chosen']}**. Candidates within the "
+            f"Wikipedia guard ({guard}{bound}) first, then the higher {choice['by']}: {rows}.\n\n")
 
 
 def status_block(summary: dict) -> str:
@@ -134,9 +145,11 @@ BLOCKS = {
     "xtd10": lambda s: set_table(s, "xtd10", _xtd_keys()),
     "xtd10-languages": lambda s: set_table(s, "xtd10", [f"to_en.recall_10@{x}" for x in G.XTD10_LANGUAGES
                                                         if x != "en"]),
+    "descriptions": lambda s: set_table(s, "m30k-desc", G.EVAL_SET["m30k-desc"].keys),
     "multi30k": lambda s: "\n".join(set_table(s, name, ["multi.map", "cross.map", "to_en.recall_10",
                                                         "rank_distance"]) for name in
-                                    ("m30k-2016", "m30k-2018", "m30k-mscoco")),
+                                    ("m30k-2016", "m30k-2018", "m30k-mscoco")
+                                    if s.get(name) or G.EVAL_SET[name].default),
     "xquad-r": lambda s: set_table(s, "xquad-r", G.EVAL_SET["xquad-r"].keys),
     "effects": effects_table,
 }
@@ -152,6 +165,7 @@ def render(text: str, summary: dict, source: str) -> str:
 
 def markdown(summary: dict) -> str:
     parts = [PROXY, "## Aim", target_block(summary), "## XTD10", BLOCKS["xtd10"](summary),
-             BLOCKS["xtd10-languages"](summary), "## Multi30K", BLOCKS["multi30k"](summary),
+             BLOCKS["xtd10-languages"](summary), "## Multi30K descriptions (task 2)",
+             BLOCKS["descriptions"](summary), "## Multi30K translations (task 1)", BLOCKS["multi30k"](summary),
              "## Held-out XQuAD-R", BLOCKS["xquad-r"](summary), "## Effects", effects_table(summary)]
     return "\n\n".join(parts) + "\n"
