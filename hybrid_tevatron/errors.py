@@ -2,7 +2,7 @@
 
 An expected failure (bad input, a missing file, an unreachable model hub, a folder another run holds) is reported as
 one line naming the cause and the remedy; a traceback means a bug. Command-line entry points catch
-:class:`HybridTevatronError` (and the older error classes) and print ``error: MESSAGE``.
+:class:`HybridTevatronError` (every error class of the package derives from it) and print ``error: MESSAGE``.
 
 Exit codes, the same for every command: 0 success; :data:`EXIT_ERROR` (2, as argparse's usage errors) an expected
 failure with its ``error:`` line; 128 + N stopped by signal N (130 Ctrl-C, 143 SIGTERM) with one line saying what

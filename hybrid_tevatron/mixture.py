@@ -212,10 +212,6 @@ class AlphaSchedule:
         return cls(kind, tuple(steps), tuple(values))
 
     @property
-    def is_constant(self) -> bool:
-        return len(set(self.values)) == 1
-
-    @property
     def max(self) -> float:
         return max(self.values)
 

@@ -23,9 +23,6 @@ all ranks (``per_device_train_batch_size * world_size`` examples). Invariants (e
   and only the current step and a per-epoch source schedule (one int32 per step) are held.
 
 The algorithm and the choices it makes where the paper is silent are documented on :class:`BatchPlan`.
-
-Size: one module on purpose; the plan, its invariants (rank agreement, exact resume, no duplicate id in a step)
-and the sampler that serves it are read and changed together.
 """
 
 from __future__ import annotations

@@ -33,9 +33,6 @@ HF encoder) whose ``forward(query=, passage=)`` returns Tevatron's output with `
 * **One run per output dir** (:func:`train`): the main process holds :class:`hybrid_tevatron.locks.FolderLock` on
   ``--output_dir`` (the lock evaluations take) from before the output-dir check to the end of the run, on any exit;
   a second training (or evaluation) into the same folder is refused with one line naming the holder.
-
-Size: one module on purpose; this is what both backends share (set-up checks, trainer mixin, checkpoints),
-so a fix lands once for both.
 """
 
 from __future__ import annotations

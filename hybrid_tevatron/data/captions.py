@@ -44,9 +44,6 @@ There is no mono setting (a caption would retrieve itself). The manifest's own f
 apply the exclusion.
 
 Everything is written to a temporary folder next to the output folder and renamed into place at the end.
-
-Size: one module on purpose; both outputs (training JSONL and pools) share the readers, the validation and the
-image selection.
 """
 
 from __future__ import annotations

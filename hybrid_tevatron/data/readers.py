@@ -31,8 +31,6 @@ docid whose text differs within one language (both lines; an error, not "first w
 and we do not guess which text is right); a query with no negative in some language when ``group_size > 1``. A bad
 record is skipped and reading goes on, so one :class:`DataError` lists up to ``max_errors`` problems (a single
 problem is raised as its own message); cross-language checks run only once every record parsed.
-
-Size: one module on purpose; it is the one place for the training data's checks and their file:line messages.
 """
 
 from __future__ import annotations

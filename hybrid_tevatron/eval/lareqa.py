@@ -19,9 +19,6 @@ The multilingual pool is the union of the language corpora (the evaluation merge
 
 Docids are stable: filtering (``--articles``, ``--max_questions``) drops sentences but never renumbers them.
 Everything is written to a temporary folder next to the output folder and renamed into place at the end.
-
-Size: one module on purpose; LAReQA's parsing (gold sentences, article selection) and the pool it writes are one
-format's two halves.
 """
 
 from __future__ import annotations

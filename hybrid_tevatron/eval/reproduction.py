@@ -284,7 +284,12 @@ def config_block(summary: dict) -> str:
     cfg = summary["meta"].get("config") or {}
     if not cfg:
         return "_No config.json: not run._\n"
-    return _table(["setting", "value"], [[k, f"`{v}`"] for k, v in cfg.items()])
+    home = os.path.expanduser("~")  # a path under the home folder is shown as ~/..., not as one machine's home
+    return _table(["setting", "value"], [[k, f"`{_home(v, home)}`"] for k, v in cfg.items()])
+
+
+def _home(value, home: str):
+    return "~" + value[len(home):] if isinstance(value, str) and home != "/" and value.startswith(home + "/") else value
 
 
 def hardware_block(summary: dict) -> str:
