@@ -62,7 +62,7 @@ import numpy as np
 from hybrid_tevatron.data.readers import DataError
 from hybrid_tevatron.errors import report_errors
 from hybrid_tevatron.atomic import atomic_dir
-from hybrid_tevatron.eval.lareqa import clean_text, docid, query_id
+from hybrid_tevatron.data.pool_ids import clean_text, docid, query_id
 
 POOL_FORMAT = "hybrid_tevatron.captions/1"
 MULTI30K_NAME = "{split}.{lang}.gz"

@@ -66,7 +66,7 @@ from hybrid_tevatron.data.captions import (
     sample_positions,
 )
 from hybrid_tevatron.data.readers import DataError
-from hybrid_tevatron.eval.lareqa import clean_text, query_id
+from hybrid_tevatron.data.pool_ids import clean_text, query_id
 
 RELATION = "description"
 TASK2_RAW = os.path.join("raw", "{split}.{k}.{lang}.gz")

@@ -14,7 +14,7 @@ import urllib.request
 
 from hybrid_tevatron.atomic import atomic_path
 from hybrid_tevatron.errors import HybridTevatronError, report_errors
-from hybrid_tevatron.eval.lareqa import KNOWN_DATASETS
+from hybrid_tevatron.data.languages import LAREQA_DATASETS
 from hybrid_tevatron.logs import get_logger
 
 log = get_logger(__name__)
@@ -40,7 +40,7 @@ def lareqa_folder(name: str, given: str | None, root: str) -> str:
     if os.path.isdir(shared):
         return os.path.realpath(shared)
     dest = os.path.join(root, "data", name)
-    for lang in KNOWN_DATASETS[name]["languages"]:
+    for lang in LAREQA_DATASETS[name]["languages"]:
         path = os.path.join(dest, f"{lang}.json")
         if os.path.isfile(path) and os.path.getsize(path):
             continue

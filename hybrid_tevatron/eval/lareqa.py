@@ -31,7 +31,8 @@ import sys
 from dataclasses import dataclass, field
 
 from hybrid_tevatron.atomic import atomic_dir, atomic_write_json
-from hybrid_tevatron.data.languages import MLQA_R_LANGUAGES, XQUAD_R_LANGUAGES
+from hybrid_tevatron.data.languages import LAREQA_DATASETS
+from hybrid_tevatron.data.pool_ids import clean_text, docid, query_id
 from hybrid_tevatron.errors import HybridTevatronError, report_errors
 from hybrid_tevatron.jsonfiles import read_format, read_json
 from hybrid_tevatron.logs import get_logger
@@ -39,29 +40,10 @@ from hybrid_tevatron.logs import get_logger
 log = get_logger(__name__)
 
 MANIFEST_FORMAT = "hybrid_tevatron.lareqa/1"
-KNOWN_DATASETS = {
-    "xquad-r": {"languages": XQUAD_R_LANGUAGES, "parallel": True},
-    "mlqa-r": {"languages": MLQA_R_LANGUAGES, "parallel": False},
-}
-_WS = re.compile(r"[\t\n\r]+")
 
 
 class LareqaError(HybridTevatronError, ValueError):
     """A problem with the LAReQA input files; the message names the file and the item."""
-
-
-def clean_text(text: str) -> str:
-    """Drop byte-order marks; tabs and line breaks -> one space; strip (TSV topics and Pyserini's field splitting
-    need this)."""
-    return _WS.sub(" ", text.replace("\ufeff", "")).strip()
-
-
-def docid(lang: str, n: int) -> str:
-    return f"{lang}-{n}"
-
-
-def query_id(question_id: str, lang: str) -> str:
-    return f"{question_id}-{lang}"
 
 
 @dataclass
@@ -212,7 +194,7 @@ def load_lareqa(data_dir: str, languages=None, dataset: str | None = None, artic
     if not os.path.isdir(data_dir):
         raise LareqaError(f"{data_dir}: data folder not found")
     name = _detect_dataset(data_dir, dataset)
-    spec = KNOWN_DATASETS.get(name)
+    spec = LAREQA_DATASETS.get(name)
     if languages:
         langs = list(dict.fromkeys(languages))
     elif spec:
