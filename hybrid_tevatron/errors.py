@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import sys
+from typing import NoReturn
 
 EXIT_ERROR = 2
 
@@ -39,7 +40,7 @@ class ErrorExit(SystemExit):
         return f"error: {self.message}"
 
 
-def exit_error(message) -> "NoReturn":  # noqa: F821
+def exit_error(message) -> NoReturn:
     """Print ``error: MESSAGE`` (its first line) on stderr and end with :data:`EXIT_ERROR`."""
     message = message if isinstance(message, str) else first_line(message)
     print(f"error: {message}", file=sys.stderr, flush=True)
@@ -55,7 +56,7 @@ class Interrupted(HybridTevatronError):
         self.exit_code = 128 + signum
 
 
-def _raise_interrupted(signum, _frame):
+def raise_interrupted(signum, _frame):
     raise Interrupted(signum)
 
 
@@ -68,7 +69,7 @@ def _interrupt_in(pid: int):
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
             return
-        _raise_interrupted(signum, frame)
+        raise_interrupted(signum, frame)
 
     return handler
 

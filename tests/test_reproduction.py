@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from hybrid_tevatron.errors import HybridTevatronError
+
 from hybrid_tevatron.eval import reproduction as rp
 from hybrid_tevatron.eval.report import RESULTS_FORMAT
 
@@ -95,7 +97,7 @@ def test_doc_blocks_regenerated_and_prose_kept(root, tmp_path):
     assert "- cpu: test cpu" in out and "13.0 min in all; sum of count × median: 13.0 min" in out
     assert "- train: 1×, median 10.0 min (range 10.0–10.0)" in out and "- eval:xquad-r: 1×, median 3.0 min" in out
     assert rp.render_doc(out, s, "runs/reproduce/summary.json") == out  # idempotent
-    with pytest.raises(ValueError, match="unknown generated blocks: nope"):
+    with pytest.raises(HybridTevatronError, match="unknown generated blocks: nope"):
         rp.render_doc("<!-- BEGIN GENERATED: nope -->\n<!-- END GENERATED: nope -->", s, "x")
 
 

@@ -161,7 +161,7 @@ def load_caption_files(name: str, files: Dict[str, str], image_names: Optional[s
     return CaptionSet(name, list(files), ids, captions, dict(files), list(range(1, n + 1)))
 
 
-def _pick_languages(available: Sequence[str], languages: Optional[Sequence[str]], expected: str) -> List[str]:
+def pick_languages(available: Sequence[str], languages: Optional[Sequence[str]], expected: str) -> List[str]:
     if not languages:
         if not available:
             raise DataError(f"no caption files found ({expected})")
@@ -175,7 +175,7 @@ def multi30k_files(data_dir: str, split: str, languages: Optional[Sequence[str]]
         raise DataError(f"{data_dir}: Multi30K folder not found")
     pattern = re.compile(re.escape(split) + r"\.([A-Za-z_-]+)\.gz$")
     present = sorted(m.group(1) for f in os.listdir(data_dir) if (m := pattern.match(f)))
-    langs = _pick_languages(present, languages, os.path.join(data_dir, MULTI30K_NAME.format(split=split, lang="LANG")))
+    langs = pick_languages(present, languages, os.path.join(data_dir, MULTI30K_NAME.format(split=split, lang="LANG")))
     return _existing(data_dir, {lang: MULTI30K_NAME.format(split=split, lang=lang) for lang in langs}, present)
 
 
@@ -184,7 +184,7 @@ def xtd10_files(data_dir: str, languages: Optional[Sequence[str]] = None) -> Dic
         raise DataError(f"{data_dir}: XTD10 folder not found")
     pattern = re.compile(r"test_1kcaptions_([A-Za-z_-]+)\.txt$")
     present = sorted(m.group(1) for f in os.listdir(data_dir) if (m := pattern.match(f)))
-    langs = _pick_languages(present, languages, os.path.join(data_dir, XTD10_NAME.format(lang="LANG")))
+    langs = pick_languages(present, languages, os.path.join(data_dir, XTD10_NAME.format(lang="LANG")))
     return _existing(data_dir, {lang: XTD10_NAME.format(lang=lang) for lang in langs}, present)
 
 
@@ -283,7 +283,7 @@ def draw_others(rng: np.random.Generator, n: int, k: int, banned: set) -> List[i
 
 
 # ------------------------------------------------------------------------------------------------ training JSONL
-def _check_output(output_dir: str, overwrite: bool) -> str:
+def check_output(output_dir: str, overwrite: bool) -> str:
     output_dir = os.path.abspath(output_dir)
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise DataError(f"{output_dir}: exists and is not a folder")
@@ -300,7 +300,7 @@ def write_training(captions: CaptionSet, output_dir: str, negatives: int = DEFAU
     if len(captions.languages) < 2:
         raise DataError(f"{captions.name}: translated captions need at least two languages for a training pair "
                         f"(one language pairs each caption with itself), got {captions.languages}")
-    output_dir = _check_output(output_dir, overwrite)
+    output_dir = check_output(output_dir, overwrite)
     total = len(captions)
     kept = sample_images(captions, max_examples, seed)
     dups = duplicate_groups(kept)
@@ -378,7 +378,7 @@ def write_pool(captions: CaptionSet, output_dir: str, overwrite: bool = False) -
     """Write the evaluation pool (see the module docstring); return the manifest."""
     if len(captions.languages) < 2:
         raise DataError(f"{captions.name}: a caption pool needs at least two languages, got {captions.languages}")
-    output_dir = _check_output(output_dir, overwrite)
+    output_dir = check_output(output_dir, overwrite)
     langs = captions.languages
     positions = [line - 1 for line in captions.lines]
     with atomic_dir(output_dir) as root:

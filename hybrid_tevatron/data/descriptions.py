@@ -58,8 +58,8 @@ from hybrid_tevatron.atomic import atomic_dir
 from hybrid_tevatron.data.captions import (
     DEFAULT_NEGATIVES,
     POOL_FORMAT,
-    _check_output,
-    _pick_languages,
+    check_output,
+    pick_languages,
     draw_others,
     read_captions,
     read_image_names,
@@ -112,7 +112,7 @@ def task2_files(data_dir: str, split: str, languages: Optional[Sequence[str]] = 
         if m := pattern.match(f):
             numbers.setdefault(m.group(2), set()).add(int(m.group(1)))
     example = os.path.join(data_dir, TASK2_RAW.format(split=split, k="K", lang="LANG"))
-    langs = _pick_languages(sorted(numbers), languages, example)
+    langs = pick_languages(sorted(numbers), languages, example)
     per_image = max((max(numbers.get(lang, {0})) for lang in langs), default=0)
     files = {}
     for lang in langs:
@@ -224,7 +224,7 @@ def write_training(descriptions: DescriptionSet, output_dir: str, negatives: int
     """Write ``{lang}.jsonl`` and ``stats.json`` (see the module docstring); return the stats."""
     if negatives < 0:
         raise DataError(f"--negatives must be >= 0, got {negatives}")
-    output_dir = _check_output(output_dir, overwrite)
+    output_dir = check_output(output_dir, overwrite)
     total = len(descriptions)
     kept = sample_images(descriptions, max_examples, seed)
     langs, ids, per_image = kept.languages, kept.image_ids, kept.per_image
@@ -314,7 +314,7 @@ def plan_pool_searches(descriptions: DescriptionSet) -> List[dict]:
 
 def write_pool(descriptions: DescriptionSet, output_dir: str, overwrite: bool = False) -> dict:
     """Write the evaluation pool (see the module docstring); return the manifest."""
-    output_dir = _check_output(output_dir, overwrite)
+    output_dir = check_output(output_dir, overwrite)
     langs, per_image, n = descriptions.languages, descriptions.per_image, len(descriptions)
     positions = [line - 1 for line in descriptions.lines]
     with atomic_dir(output_dir) as root:

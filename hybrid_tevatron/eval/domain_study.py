@@ -45,7 +45,7 @@ from hybrid_tevatron.errors import HybridTevatronError, Interrupted, report_erro
 from hybrid_tevatron.locks import FolderLock
 from hybrid_tevatron.eval import domain_grid as G
 from hybrid_tevatron.eval.domain_tables import markdown, render, run_name
-from hybrid_tevatron.eval.reproduction import _read_json, _read_timings, _results_path, _stats
+from hybrid_tevatron.eval.study_records import read_record, read_timings, results_path, seed_stats
 from hybrid_tevatron.logs import get_logger
 
 log = get_logger(__name__)
@@ -117,7 +117,7 @@ def start(root: str, config: dict, the_plan: dict) -> None:
     from hybrid_tevatron.hardware import hardware
 
     path = os.path.join(root, "config.json")
-    old = _read_json(path)
+    old = read_record(path)
     if old is not None and old != config:
         keys = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
         raise StudyError(f"{root} holds results of another configuration (see {path}; differs in "
@@ -209,7 +209,7 @@ class Study:
 
     def evaluate(self, model: str, eval_set: str, cell: str, seed: Optional[int]) -> None:
         out, es, e = self.eval_dir(eval_set, cell, seed), G.EVAL_SET[eval_set], self.env
-        if _results_path(out):
+        if results_path(out):
             return
         if es.family == "lareqa":
             self.prepare("wiki")  # its {test,val}_articles.txt select the articles
@@ -236,7 +236,7 @@ class Study:
 
     def _one(self, cell_name: str, seed: Optional[int], evals: List[str], runs: List[dict]) -> None:
         cell = G.CELL[cell_name]
-        todo = [s for s in evals if not _results_path(self.eval_dir(s, cell_name, seed))]
+        todo = [s for s in evals if not results_path(self.eval_dir(s, cell_name, seed))]
         if not todo:
             log.info(f"{run_name(cell_name, seed)}: done (results exist)")
         for s in todo:
@@ -250,7 +250,7 @@ class Study:
         if self.env.get("KEEP_MODELS") == "1" or not os.path.isdir(models):
             return
         needed = {run_name(r["cell"], r["seed"]) for r in runs
-                  if any(not _results_path(self.eval_dir(s, r["cell"], r["seed"])) for s in r["evals"])}
+                  if any(not results_path(self.eval_dir(s, r["cell"], r["seed"])) for s in r["evals"])}
         for name in os.listdir(models):
             if name not in needed:
                 shutil.rmtree(os.path.join(models, name))
@@ -285,8 +285,8 @@ def choose(root: str, the_plan: dict) -> Optional[str]:
     candidates = the_plan["candidates"]
 
     def score(cell: str, where: str, what: str) -> Optional[float]:
-        path = _results_path(os.path.join(root, "eval", where, run_name(cell, seed)))
-        return None if path is None else float(_read_json(path)["summary"][what])
+        path = results_path(os.path.join(root, "eval", where, run_name(cell, seed)))
+        return None if path is None else float(read_record(path)["summary"][what])
 
     scores = {c: score(c, eval_set, key) for c in candidates}
     guard = {c: score(c, guard_set, guard_key) for c in candidates}
@@ -326,9 +326,9 @@ def metrics(results: dict, eval_set: str) -> Dict[str, float]:
 
 
 def summarize(root: str) -> dict:
-    summary: dict = {"meta": {k: _read_json(os.path.join(root, f"{k}.json"), {})
+    summary: dict = {"meta": {k: read_record(os.path.join(root, f"{k}.json"), {})
                               for k in ("config", "hardware", "plan", "choice")}}
-    summary["meta"]["timings"] = _read_timings(os.path.join(root, "timings.tsv"))
+    summary["meta"]["timings"] = read_timings(os.path.join(root, "timings.tsv"))
     chosen = summary["meta"]["choice"].get("chosen")
     summary["cells"] = {c.name: {"status": c.degenerate or ("chosen aim candidate" if c.name == chosen else
                                                            "aim candidate" if c.candidate else "trained"),
@@ -337,15 +337,15 @@ def summarize(root: str) -> dict:
         folder = os.path.join(root, "eval", es.name)
         groups: Dict[str, list] = {}
         for run in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-            path = _results_path(os.path.join(folder, run))
+            path = results_path(os.path.join(folder, run))
             cell, _, seed = run.rpartition("-s") if run != "zero-shot" else (run, "", "")
             if path and cell in G.CELL:
-                groups.setdefault(cell, []).append((int(seed) if seed else None, metrics(_read_json(path), es.name)))
+                groups.setdefault(cell, []).append((int(seed) if seed else None, metrics(read_record(path), es.name)))
         summary[es.name] = {}
         for cell in [c.name for c in G.CELLS if c.name in groups]:
             runs = sorted(groups[cell], key=lambda x: x[0] or 0)
             keys = [k for k in runs[0][1] if all(k in m for _, m in runs)]
-            summary[es.name][cell] = {k: {**_stats([m[k] for _, m in runs]), "seeds": [s for s, _ in runs]}
+            summary[es.name][cell] = {k: {**seed_stats([m[k] for _, m in runs]), "seeds": [s for s, _ in runs]}
                                       for k in keys}
     return summary
 
@@ -384,7 +384,7 @@ def main(argv=None) -> int:
     if not os.path.isfile(args.summary):
         raise StudyError(f"{args.summary}: no summary (run bash recipes/domain_adaptation.sh first)")
     with open(args.doc, encoding="utf-8") as f:
-        atomic_write_text(args.doc, render(f.read(), _read_json(args.summary), args.source or args.summary))
+        atomic_write_text(args.doc, render(f.read(), read_record(args.summary), args.source or args.summary))
     print(f"{args.doc}: generated blocks rewritten from {args.summary}")
     return 0
 

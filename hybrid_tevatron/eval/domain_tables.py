@@ -10,9 +10,8 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-from hybrid_tevatron.errors import HybridTevatronError
 from hybrid_tevatron.eval import domain_grid as G
-from hybrid_tevatron.eval.reproduction import _BLOCK, _fmt, _table, config_block, hardware_block
+from hybrid_tevatron.eval.study_records import config_block, fmt_stat, hardware_block, md_table, render_blocks
 
 PROXY = ("Caption retrieval here is a **caption proxy**: a caption must find the captions of the same image in "
          "other languages (X→en stands in for text→image); no images are involved. It is not image retrieval.")
@@ -69,13 +68,13 @@ def set_table(summary: dict, eval_set: str, keys, titles=None) -> str:
             rows.append([_row_name(summary, cell.name), cell.degenerate] + [""] * (len(keys) - 1))
         elif cell.name in runs:
             n = max(v["n"] for v in runs[cell.name].values())
-            rows.append([f"{_row_name(summary, cell.name)} n={n}"] + [_fmt(runs[cell.name].get(k), k) for k in keys])
+            rows.append([f"{_row_name(summary, cell.name)} n={n}"] + [fmt_stat(runs[cell.name].get(k), k) for k in keys])
     es = G.EVAL_SET[eval_set]
     if not any(cell.name in runs for cell in G.CELLS):
         return f"_{es.title}: not run yet._\n"
     head = f"{es.title}" + (f" — relation: {es.relation}; caption proxy, not image retrieval"
                             if es.family == "captions" else "") + ":\n\n"
-    return head + _table(["cell (domain, regime) seeds"] + [TITLES.get(k, k) for k in titles or keys], rows)
+    return head + md_table(["cell (domain, regime) seeds"] + [TITLES.get(k, k) for k in titles or keys], rows)
 
 
 TITLES = {"multi.map": "multi mAP", "cross.map": "X→Y mAP", "mono.map": "mono mAP", "to_en.map": "X→en mAP",
@@ -98,21 +97,21 @@ def effects_table(summary: dict) -> str:
                    "rank_distance" in key)
         rows.append([question, f"{eval_set} {key}", f"{a} − {b}", f"{e['diff']:+.3f}" if "diff" in e else "–",
                      f"±{e['noise']:.3f}" if "noise" in e else "–", e["verdict"]])
-    return _table(["question", "set, metric", "a − b", "measured", "2 s.e.", "verdict"], rows)
+    return md_table(["question", "set, metric", "a − b", "measured", "2 s.e.", "verdict"], rows)
 
 
 def target_block(summary: dict) -> str:
     t = target(summary)
     choice = summary["meta"].get("choice") or {}
     head = choice_text(choice) if choice else "_No aim candidate chosen yet: not run._\n\n"
-    rows = [[r["criterion"], _fmt(r["measured"], "map"), "–" if r["bound"] is None else f"≥ {r['bound']:.3f}",
+    rows = [[r["criterion"], fmt_stat(r["measured"], "map"), "–" if r["bound"] is None else f"≥ {r['bound']:.3f}",
              {True: "reached", False: "not reached", None: "not run"}[r["reached"]]] for r in t["rows"]]
     verdict = {True: "reached", False: "**not reached**", None: "not measured yet"}[t["reached"]]
     images = (summary["meta"].get("config") or {}).get("eval_images", "all")
     pools = "" if images == "all" else (f" Measured on pools of the first {images} images per caption set: the "
                                         "thresholds refer to the whole 1,000-image XTD10 pool, so this verdict "
                                         "does not carry over to it.")
-    return head + _table(["criterion (chosen aim, test sets)", "measured", "target", "verdict"], rows) + \
+    return head + md_table(["criterion (chosen aim, test sets)", "measured", "target", "verdict"], rows) + \
         f"\nThe aim as a whole: {verdict} (caption proxy).{pools}\n"
 
 
@@ -137,7 +136,7 @@ def status_block(summary: dict) -> str:
         done = [s for s in r["evals"] if r["cell"] in (summary.get(s) or {})
                 and (r["seed"] in next(iter(summary[s][r["cell"]].values()))["seeds"])]
         rows.append([run_name(r["cell"], r["seed"]), f"{len(done)} of {len(r['evals'])}"])
-    return _table(["run", "evaluations done"], rows)
+    return md_table(["run", "evaluations done"], rows)
 
 
 BLOCKS = {
@@ -156,11 +155,8 @@ BLOCKS = {
 
 
 def render(text: str, summary: dict, source: str) -> str:
-    unknown = [m["name"] for m in _BLOCK.finditer(text) if m["name"] not in BLOCKS]
-    if unknown:
-        raise HybridTevatronError(f"unknown generated blocks: {', '.join(unknown)} (known: {', '.join(BLOCKS)})")
-    return _BLOCK.sub(lambda m: f"{m.group(1)}<!-- from {source} -->\n\n{BLOCKS[m['name']](summary)}\n{m.group(4)}",
-                      text)
+    """``text`` with every generated block of docs/domain_adaptation.md recomputed from ``summary``."""
+    return render_blocks(text, summary, source, BLOCKS)
 
 
 def markdown(summary: dict) -> str:

@@ -26,7 +26,7 @@ import signal
 import tempfile
 import time
 
-from hybrid_tevatron.errors import HybridTevatronError, Interrupted, _raise_interrupted
+from hybrid_tevatron.errors import HybridTevatronError, Interrupted, raise_interrupted
 from hybrid_tevatron.locks import FolderLock, LockError, normalize_path
 from hybrid_tevatron.logs import get_logger
 
@@ -74,7 +74,7 @@ class OutputFolder:
         except LockError as err:
             raise OutputError(str(err)) from None
         for signum in (signal.SIGTERM, signal.SIGINT):
-            self._old_handlers[signum] = signal.signal(signum, _raise_interrupted)
+            self._old_handlers[signum] = signal.signal(signum, raise_interrupted)
         self.work = tempfile.mkdtemp(prefix=f".{os.path.basename(self.path)}.tmp.", dir=parent)
         with open(self.commands_path, "w", encoding="utf-8") as f:
             f.write(COMMANDS_HEADER)

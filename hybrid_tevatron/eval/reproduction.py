@@ -28,12 +28,22 @@ import json
 import math
 import os
 import re
-import statistics
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
 from hybrid_tevatron.errors import HybridTevatronError, report_errors
+from hybrid_tevatron.eval.study_records import (
+    config_block,
+    fmt_stat,
+    hardware_block,
+    md_table,
+    read_record,
+    read_timings,
+    render_blocks,
+    results_path,
+    seed_stats,
+)
 
 REGIMES = ("mono", "cross", "hybrid")
 RUN_ORDER = ("zero-shot",) + REGIMES
@@ -70,38 +80,24 @@ def _metrics(results: dict) -> Dict[str, float]:
     return out
 
 
-def _stats(values: List[float]) -> dict:
-    n = len(values)
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-    return {"mean": mean, "std": std, "n": n, "values": values}
-
-
-def _read_json(path: str, default=None):
-    if not os.path.isfile(path):
-        return default
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
 def summarize(root: str) -> dict:
     """Aggregate ``{root}/eval/{dataset}/{run}/results.json`` into the summary dict (see the module doc)."""
     eval_root = os.path.join(root, "eval")
     if not os.path.isdir(eval_root):
         raise FileNotFoundError(f"{eval_root}: no evaluation results yet (run recipes/reproduce.sh)")
     summary: dict = {"meta": {
-        "config": _read_json(os.path.join(root, "config.json"), {}),
-        "hardware": _read_json(os.path.join(root, "hardware.json"), {}),
-        "plan": _read_json(os.path.join(root, "plan.json"), {}),
-        "timings": _read_timings(os.path.join(root, "timings.tsv")),
+        "config": read_record(os.path.join(root, "config.json"), {}),
+        "hardware": read_record(os.path.join(root, "hardware.json"), {}),
+        "plan": read_record(os.path.join(root, "plan.json"), {}),
+        "timings": read_timings(os.path.join(root, "timings.tsv")),
     }}
     for dataset in sorted(os.listdir(eval_root)):
         groups: Dict[str, list] = {}
         for run in sorted(os.listdir(os.path.join(eval_root, dataset))):
-            path = _results_path(os.path.join(eval_root, dataset, run))
+            path = results_path(os.path.join(eval_root, dataset, run))
             if path is None:
                 continue
-            results = _read_json(path)
+            results = read_record(path)
             m = _RUN.match(run)
             regime, seed = (m["regime"], int(m["seed"])) if m else (run, None)
             groups.setdefault(regime, []).append((seed, _metrics(results)))
@@ -111,7 +107,7 @@ def summarize(root: str) -> dict:
         for regime in sorted(groups, key=lambda r: (RUN_ORDER.index(r) if r in RUN_ORDER else 99, r)):
             runs = sorted(groups[regime], key=lambda x: (x[0] is None, x[0]))
             keys = [k for k in runs[0][1] if all(k in r for _, r in runs)]
-            summary[dataset][regime] = {k: {**_stats([r[k] for _, r in runs]), "seeds": [s for s, _ in runs]}
+            summary[dataset][regime] = {k: {**seed_stats([r[k] for _, r in runs]), "seeds": [s for s, _ in runs]}
                                         for k in keys}
     return summary
 
@@ -125,7 +121,7 @@ def start(root: str, config: dict, seeds, regimes, mlqa_seeds, zero_shot: bool) 
     from hybrid_tevatron.hardware import hardware
 
     path = os.path.join(root, "config.json")
-    old = _read_json(path)
+    old = read_record(path)
     if old is not None and old != config:
         diff = [f"  {k}: {old.get(k)!r} there, {config.get(k)!r} now" for k in sorted(set(old) | set(config))
                 if old.get(k) != config.get(k)]
@@ -146,10 +142,10 @@ def write_compares(root: str) -> list:
     from hybrid_tevatron.eval.report import write_compare
 
     written = []
-    for dataset, runs in (_read_json(os.path.join(root, "plan.json")) or {}).items():
+    for dataset, runs in (read_record(os.path.join(root, "plan.json")) or {}).items():
         seeds = [m["seed"] for m in map(_RUN.match, runs) if m]
         first = [r for r in runs if r == "zero-shot" or (seeds and r.endswith(f"-s{seeds[0]}"))]
-        found = [(r, _results_path(os.path.join(root, "eval", dataset, r))) for r in first]
+        found = [(r, results_path(os.path.join(root, "eval", dataset, r))) for r in first]
         found = [(r, p) for r, p in found if p]
         if found:
             write_compare([p for _, p in found], [r for r, _ in found], os.path.join(root, "compare", dataset))
@@ -157,41 +153,7 @@ def write_compares(root: str) -> list:
     return written
 
 
-def _results_path(run_dir: str) -> Optional[str]:
-    """``results/results.json`` (recipes/eval_lareqa.sh's layout) or ``results.json`` of a run folder."""
-    for path in (os.path.join(run_dir, "results", "results.json"), os.path.join(run_dir, "results.json")):
-        if os.path.isfile(path):
-            return path
-    return None
-
-
-def _read_timings(path: str) -> List[dict]:
-    if not os.path.isfile(path):
-        return []
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) == 2:
-                rows.append({"stage": parts[0], "seconds": float(parts[1])})
-    return rows
-
-
 # ---------------------------------------------------------------------------------------------------- markdown
-
-def _fmt(stat: Optional[dict], key: str) -> str:
-    if not stat:
-        return "–"
-    digits = 1 if "rank_distance" in key else 3
-    if stat["n"] > 1:
-        return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
-    return f"{stat['mean']:.{digits}f}"
-
-
-def _table(header: List[str], rows: List[List[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
-
 
 def results_table(summary: dict, dataset: str, keys=HEADLINE) -> str:
     runs = summary.get(dataset) or {}
@@ -201,8 +163,8 @@ def results_table(summary: dict, dataset: str, keys=HEADLINE) -> str:
     for regime in [r for r in RUN_ORDER if r in runs] + [r for r in runs if r not in RUN_ORDER]:
         body = runs[regime]
         n = max((v["n"] for v in body.values()), default=0)
-        rows.append([f"{regime} (n={n})"] + [_fmt(body.get(k), k) for k in keys])
-    return _table(["run (seeds)"] + [TITLES.get(k, k) for k in keys], rows)
+        rows.append([f"{regime} (n={n})"] + [fmt_stat(body.get(k), k) for k in keys])
+    return md_table(["run (seeds)"] + [TITLES.get(k, k) for k in keys], rows)
 
 
 def seen_unseen_table(summary: dict, dataset: str) -> str:
@@ -213,8 +175,8 @@ def seen_unseen_table(summary: dict, dataset: str) -> str:
             if any(k in body for body in runs.values())]
     if not keys:
         return f"_No {dataset} seen/unseen breakdown yet: not run._\n"
-    rows = [[regime] + [_fmt(runs[regime].get(k), k) for k in keys] for regime in RUN_ORDER if regime in runs]
-    return _table(["run"] + keys, rows)
+    rows = [[regime] + [fmt_stat(runs[regime].get(k), k) for k in keys] for regime in RUN_ORDER if regime in runs]
+    return md_table(["run"] + keys, rows)
 
 
 def paper_table(summary: dict) -> str:
@@ -225,9 +187,9 @@ def paper_table(summary: dict) -> str:
             ours = (summary.get(dataset) or {}).get(regime, {})
             keys = ("mono.map", "cross.map", "multi.map", "rank_distance")
             rows.append([f"{dataset} {regime} ({PAPER_NAMES[regime]})"] + [
-                f"{_fmt(ours.get(k), k)} / {paper[regime][k]:.{1 if k == 'rank_distance' else 3}f}"
-                if k in paper[regime] else f"{_fmt(ours.get(k), k)} / –" for k in keys])
-    return _table(["dataset, regime", "mono mAP ours / paper", "cross mAP ours / paper", "multi mAP ours / paper",
+                f"{fmt_stat(ours.get(k), k)} / {paper[regime][k]:.{1 if k == 'rank_distance' else 3}f}"
+                if k in paper[regime] else f"{fmt_stat(ours.get(k), k)} / –" for k in keys])
+    return md_table(["dataset, regime", "mono mAP ours / paper", "cross mAP ours / paper", "multi mAP ours / paper",
                    "rank dist. ours / paper"], rows)
 
 
@@ -277,38 +239,7 @@ def claims_table(summary: dict) -> str:
         noise = "–" if "noise" not in c or c.get("n", 0) < 2 else f"±{c['noise']:.{digits}f}"
         rows.append([c["dataset"], f"{c['metric']} ({better} is better)", f"{c['a']} vs {c['b']}",
                      f"{c['paper_diff']:+.{digits}f}", ours, noise, c["verdict"]])
-    return _table(["dataset", "metric", "pair", "paper: a − b (better > 0)", "ours", "2 s.e.", "verdict"], rows)
-
-
-def config_block(summary: dict) -> str:
-    cfg = summary["meta"].get("config") or {}
-    if not cfg:
-        return "_No config.json: not run._\n"
-    home = os.path.expanduser("~")  # a path under the home folder is shown as ~/..., not as one machine's home
-    return _table(["setting", "value"], [[k, f"`{_home(v, home)}`"] for k, v in cfg.items()])
-
-
-def _home(value, home: str):
-    return "~" + value[len(home):] if isinstance(value, str) and home != "/" and value.startswith(home + "/") else value
-
-
-def hardware_block(summary: dict) -> str:
-    """Hardware, then wall times per stage kind (train, eval per dataset): count, median and range. The sum of
-    count × median estimates a run with the cores to itself: the median discounts runs that shared them."""
-    meta = summary["meta"]
-    hw = meta.get("hardware") or {}
-    lines = [f"- {k}: {v}" for k, v in hw.items()]
-    timings = meta.get("timings") or []
-    if timings:
-        by_kind: Dict[str, List[float]] = {}
-        for t in timings:
-            by_kind.setdefault(t["stage"].rsplit(":", 1)[0], []).append(t["seconds"])  # drop the run name
-        medians = {k: statistics.median(v) for k, v in by_kind.items()}
-        lines.append(f"- wall time of the recorded stages: {sum(t['seconds'] for t in timings) / 60:.1f} min in all; "
-                     f"sum of count × median: {sum(len(v) * medians[k] for k, v in by_kind.items()) / 60:.1f} min")
-        lines += [f"- {k}: {len(v)}×, median {medians[k] / 60:.1f} min (range {min(v) / 60:.1f}–{max(v) / 60:.1f})"
-                  for k, v in by_kind.items()]
-    return ("\n".join(lines) + "\n") if lines else "_No hardware.json / timings.tsv: not run._\n"
+    return md_table(["dataset", "metric", "pair", "paper: a − b (better > 0)", "ours", "2 s.e.", "verdict"], rows)
 
 
 def status_block(summary: dict) -> str:
@@ -320,7 +251,7 @@ def status_block(summary: dict) -> str:
         done = [r for r in runs if _run_present(summary, dataset, r)]
         missing = [r for r in runs if r not in done]
         rows.append([dataset, f"{len(done)} of {len(runs)}", ", ".join(missing) if missing else "–"])
-    return _table(["dataset", "runs evaluated", "not yet run"], rows)
+    return md_table(["dataset", "runs evaluated", "not yet run"], rows)
 
 
 def _run_present(summary: dict, dataset: str, run: str) -> bool:
@@ -343,21 +274,11 @@ BLOCKS = {
     "paper": paper_table,
     "claims": claims_table,
 }
-_BLOCK = re.compile(r"(<!-- BEGIN GENERATED: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- END GENERATED: (?P=name) -->)",
-                    re.S)
 
 
 def render_doc(text: str, summary: dict, source: str) -> str:
-    """``text`` with every generated block recomputed from ``summary``."""
-    unknown = [m["name"] for m in _BLOCK.finditer(text) if m["name"] not in BLOCKS]
-    if unknown:
-        raise ValueError(f"unknown generated blocks: {', '.join(unknown)} (known: {', '.join(BLOCKS)})")
-
-    def repl(m):
-        body = BLOCKS[m["name"]](summary)
-        return f"{m.group(1)}<!-- from {source} -->\n\n{body}\n{m.group(4)}"
-
-    return _BLOCK.sub(repl, text)
+    """``text`` with every generated block of docs/reproduction.md recomputed from ``summary``."""
+    return render_blocks(text, summary, source, BLOCKS)
 
 
 @report_errors

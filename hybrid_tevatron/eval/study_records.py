@@ -1,0 +1,116 @@
+"""What both studies (:mod:`~hybrid_tevatron.eval.reproduction`, :mod:`~hybrid_tevatron.eval.domain_study`) share:
+reading a study root's records (results, timings, optional JSON), seed statistics, and the markdown of their docs'
+generated blocks (``<!-- BEGIN GENERATED: name -->`` ... ``<!-- END GENERATED: name -->``, rewritten from a summary;
+the prose around them is left alone).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import statistics
+from typing import Callable, Dict, List, Mapping, Optional
+
+from hybrid_tevatron.errors import HybridTevatronError
+
+GENERATED_BLOCK = re.compile(
+    r"(<!-- BEGIN GENERATED: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- END GENERATED: (?P=name) -->)", re.S)
+
+
+# ------------------------------------------------------------------------------------------------------ records
+
+def seed_stats(values: List[float]) -> dict:
+    """Mean, sample std (0 for one value), n and the values."""
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return {"mean": mean, "std": std, "n": n, "values": values}
+
+
+def read_record(path: str, default=None):
+    """A study root's JSON record (config, plan, choice, summary, results), or ``default`` when it is absent."""
+    if not os.path.isfile(path):
+        return default
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def results_path(run_dir: str) -> Optional[str]:
+    """``results/results.json`` (the evaluation program's layout) or ``results.json`` of a run folder."""
+    for path in (os.path.join(run_dir, "results", "results.json"), os.path.join(run_dir, "results.json")):
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def read_timings(path: str) -> List[dict]:
+    """``timings.tsv`` (stage, seconds per line) as ``[{"stage", "seconds"}]``; none when it is absent."""
+    if not os.path.isfile(path):
+        return []
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) == 2:
+                rows.append({"stage": parts[0], "seconds": float(parts[1])})
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------- markdown
+
+def fmt_stat(stat: Optional[dict], key: str) -> str:
+    """``mean ± std`` (one decimal for rank distance, else three); the mean alone for one seed; – when absent."""
+    if not stat:
+        return "–"
+    digits = 1 if "rank_distance" in key else 3
+    if stat["n"] > 1:
+        return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+    return f"{stat['mean']:.{digits}f}"
+
+
+def md_table(header: List[str], rows: List[List[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+
+
+def config_block(summary: dict) -> str:
+    cfg = summary["meta"].get("config") or {}
+    if not cfg:
+        return "_No config.json: not run._\n"
+    home = os.path.expanduser("~")  # a path under the home folder is shown as ~/..., not as one machine's home
+    return md_table(["setting", "value"], [[k, f"`{_under_home(v, home)}`"] for k, v in cfg.items()])
+
+
+def _under_home(value, home: str):
+    return "~" + value[len(home):] if isinstance(value, str) and home != "/" and value.startswith(home + "/") else value
+
+
+def hardware_block(summary: dict) -> str:
+    """Hardware, then wall times per stage kind (train, eval per dataset): count, median and range. The sum of
+    count × median estimates a run with the cores to itself: the median discounts runs that shared them."""
+    meta = summary["meta"]
+    hw = meta.get("hardware") or {}
+    lines = [f"- {k}: {v}" for k, v in hw.items()]
+    timings = meta.get("timings") or []
+    if timings:
+        by_kind: Dict[str, List[float]] = {}
+        for t in timings:
+            by_kind.setdefault(t["stage"].rsplit(":", 1)[0], []).append(t["seconds"])  # drop the run name
+        medians = {k: statistics.median(v) for k, v in by_kind.items()}
+        lines.append(f"- wall time of the recorded stages: {sum(t['seconds'] for t in timings) / 60:.1f} min in all; "
+                     f"sum of count × median: {sum(len(v) * medians[k] for k, v in by_kind.items()) / 60:.1f} min")
+        lines += [f"- {k}: {len(v)}×, median {medians[k] / 60:.1f} min (range {min(v) / 60:.1f}–{max(v) / 60:.1f})"
+                  for k, v in by_kind.items()]
+    return ("\n".join(lines) + "\n") if lines else "_No hardware.json / timings.tsv: not run._\n"
+
+
+def render_blocks(text: str, summary: dict, source: str, blocks: Mapping[str, Callable[[dict], str]]) -> str:
+    """``text`` with every generated block recomputed from ``summary`` by ``blocks[name]``; an unknown block name
+    is an error naming the known ones."""
+    unknown = [m["name"] for m in GENERATED_BLOCK.finditer(text) if m["name"] not in blocks]
+    if unknown:
+        raise HybridTevatronError(f"unknown generated blocks: {', '.join(unknown)} (known: {', '.join(blocks)})")
+    return GENERATED_BLOCK.sub(
+        lambda m: f"{m.group(1)}<!-- from {source} -->\n\n{blocks[m['name']](summary)}\n{m.group(4)}", text)
