@@ -1,4 +1,5 @@
-"""Training data pipeline throughput: ours (plan -> dataset -> TrainCollator) vs Tevatron 0.1.0 (TrainDataset + QPCollator).
+"""Training data pipeline throughput: ours (plan -> dataset -> TrainCollator) vs Tevatron 0.1.0 (TrainDataset +
+QPCollator).
 
     python benchmarks/data_pipeline.py [--tokenizer /tmp/models/me5-small] [--steps 40] [--workers 0]
                                        [--train_step_json out/train_step.json | --gpu_step_s 0.12]
@@ -186,7 +187,6 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
 
-    from transformers import AutoTokenizer
 
     torch.manual_seed(0)
     random.seed(0)
@@ -255,7 +255,8 @@ def _run(args, files) -> int:
           f"{t['preprocessed_rows']} rows")
     print(f"\nloop throughput ours / tevatron 0.1.0: {ratio:.2f}x (goal >= 1x); first pass "
           f"{o['first_pass_examples_per_s'] / t['examples_per_s']:.2f}x")
-    print(f"padded tokens per step ours / tevatron 0.1.0: {o['padded_tokens_per_step'] / t['padded_tokens_per_step']:.2f}"
+    ratio = o["padded_tokens_per_step"] / t["padded_tokens_per_step"]
+    print(f"padded tokens per step ours / tevatron 0.1.0: {ratio:.2f}"
           " (dynamic padding vs padding to the max lengths)")
     ours_e2e = o["setup_s"] + first_s
     tev_e2e = t["preprocess_s"] + n / t["examples_per_s"]

@@ -11,7 +11,8 @@ Python's ``random`` — shuffle a list of ids and materialise the whole epoch as
 (query, query language, passage language, passages) — measured at a smaller N in the same run and
 extrapolated linearly to N.
 
-    python benchmarks/plan_build.py                      # 40 M ids × 9 languages (~1 min; the baseline's traced run peaks near 1 GiB RSS)
+    # 40 M ids × 9 languages (~1 min; the baseline's traced run peaks near 1 GiB RSS)
+    python benchmarks/plan_build.py
     python benchmarks/plan_build.py --queries 1000000
 """
 

@@ -7,7 +7,6 @@ command line works with both backends.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
 
 from hybrid_tevatron.encoding import DEFAULT_PASSAGE_MAX_LEN, DEFAULT_QUERY_MAX_LEN
 from hybrid_tevatron.mixture import Regime, SourceSampling, check_regime, parse_cross_only, parse_source_weights
@@ -15,21 +14,21 @@ from hybrid_tevatron.mixture import Regime, SourceSampling, check_regime, parse_
 
 @dataclass
 class HybridDataArguments:
-    train_files: List[str] = field(
+    train_files: list[str] = field(
         default_factory=list,
         metadata={
             "help": "Parallel training data of ONE source: Tevatron-format JSONL files, one per language, as "
             "LANG=PATH (e.g. en=data/en.jsonl de=data/de.jsonl), or a directory holding {lang}.jsonl files."
         },
     )
-    extra_sources: List[str] = field(
+    extra_sources: list[str] = field(
         default_factory=list,
         metadata={
             "help": "Further sources, each NAME:LANG=PATH,LANG=PATH or NAME:DIR (e.g. msmarco:en=en.jsonl). "
             "Each optimizer-step batch draws its examples from one source (see --source_sampling)."
         },
     )
-    dataset_name: Optional[str] = field(
+    dataset_name: str | None = field(
         default=None,
         metadata={
             "help": "Hugging Face dataset to read instead of --train_files; languages are its configs "
@@ -37,10 +36,10 @@ class HybridDataArguments:
         },
     )
     dataset_split: str = field(default="train", metadata={"help": "Split of --dataset_name."})
-    languages: List[str] = field(
+    languages: list[str] = field(
         default_factory=list, metadata={"help": "Languages to train on (default: all languages of the data)."}
     )
-    language_weights: List[float] = field(
+    language_weights: list[float] = field(
         default_factory=list,
         metadata={"help": "Sampling weight per language, same order as --languages (default: uniform)."},
     )
@@ -53,7 +52,7 @@ class HybridDataArguments:
         },
     )
     alpha: float = field(default=0.5, metadata={"help": "Probability that a hybrid batch is monolingual."})
-    pivot_language: Optional[str] = field(
+    pivot_language: str | None = field(
         default=None,
         metadata={"help": "Cross batches: passages always in this language (queries in any other)."},
     )
@@ -62,19 +61,19 @@ class HybridDataArguments:
         metadata={"help": "How an epoch's steps are ordered over the sources: proportional (shuffled quotas; the "
                   "quotas follow the sources' sizes, or --source_weights) or round_robin (A B C A B C ...)."},
     )
-    source_weights: List[str] = field(
+    source_weights: list[str] = field(
         default_factory=list,
         metadata={"help": "Per-source weights NAME=W,... (every source, W >= 0): source s gets W_s / sum(W) of "
                   "each epoch's steps (the epoch keeps its length). Default: in proportion to size. The "
                   "--train_files source is named after its directory, else 'main'."},
     )
-    cross_only_sources: List[str] = field(
+    cross_only_sources: list[str] = field(
         default_factory=list,
         metadata={"help": "Sources that feed cross steps only: those whose query equals its positive in the same "
                   "language (e.g. captions, one per language per image). Such a source must be listed here when "
                   "mono or xx steps are possible; an unlisted one is refused."},
     )
-    alpha_schedule: Optional[str] = field(
+    alpha_schedule: str | None = field(
         default=None,
         metadata={"help": "Hybrid regime: alpha over the global plan step t (one plan step = one micro-batch) "
                   "instead of the constant --alpha: constant:V, linear:T0:A,T1:B,... (linear between the knots) "

@@ -6,7 +6,8 @@ first); the dataset only looks texts up, adds the prefixes and never substitutes
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from torch.utils.data import Dataset
 
@@ -23,16 +24,17 @@ class HybridTrainDataset(Dataset):
     def __init__(self, sources: Sequence[ParallelCorpus], query_prefix: str = "", passage_prefix: str = ""):
         if not sources:
             raise ValueError("HybridTrainDataset needs at least one source")
-        self.sources: List[ParallelCorpus] = list(sources)
+        self.sources: list[ParallelCorpus] = list(sources)
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
 
     def __len__(self) -> int:
         return sum(len(s) for s in self.sources)
 
-    def __getitem__(self, entry: PlanEntry) -> Dict[str, Any]:
+    def __getitem__(self, entry: PlanEntry) -> dict[str, Any]:
         if not isinstance(entry, PlanEntry):
-            raise TypeError(f"HybridTrainDataset is indexed by PlanEntry (from the batch plan), got {type(entry).__name__}")
+            raise TypeError("HybridTrainDataset is indexed by PlanEntry (from the batch plan), got "
+                            f"{type(entry).__name__}")
         if not 0 <= entry.source < len(self.sources):
             raise IndexError(f"plan entry source {entry.source} out of range ({len(self.sources)} sources)")
         corpus = self.sources[entry.source]

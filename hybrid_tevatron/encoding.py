@@ -13,7 +13,7 @@ import dataclasses
 import enum
 import json
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 from hybrid_tevatron.errors import HybridTevatronError
 
@@ -54,7 +54,7 @@ class Encoding:
         """The keys of :data:`ENCODING_FILE`, JSON-ready (``pooling`` as its string)."""
         return {**dataclasses.asdict(self), "pooling": self.pooling.value}
 
-    def side(self, side: str) -> "SideEncoding":
+    def side(self, side: str) -> SideEncoding:
         """The settings of one side, ``"query"`` or ``"passage"``."""
         if side not in SIDES:
             raise EncodingError(f"side must be 'query' or 'passage', got {side!r}")

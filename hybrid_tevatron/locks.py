@@ -72,7 +72,7 @@ class FolderLock:
         self.lock_path = lock_path(self.path)
         self._file = None
 
-    def acquire(self) -> "FolderLock":
+    def acquire(self) -> FolderLock:
         try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
         except OSError as err:
@@ -109,7 +109,7 @@ class FolderLock:
             self._file.close()
             self._file = None
 
-    def __enter__(self) -> "FolderLock":
+    def __enter__(self) -> FolderLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> bool:

@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import bisect
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -51,7 +51,7 @@ class Regime(str, enum.Enum):
     __format__ = str.__format__
 
     @classmethod
-    def parse(cls, value) -> "Regime":
+    def parse(cls, value) -> Regime:
         try:
             return cls(value)
         except ValueError:
@@ -62,7 +62,7 @@ class Regime(str, enum.Enum):
         return {Regime.mono: 1.0, Regime.cross: 0.0}.get(self, float(alpha))
 
 
-def check_regime(regime, alpha: float, alpha_schedule=None) -> Tuple[Regime, Optional["AlphaSchedule"]]:
+def check_regime(regime, alpha: float, alpha_schedule=None) -> tuple[Regime, AlphaSchedule | None]:
     """The one check of ``--regime``, ``--alpha`` (in [0, 1]) and ``--alpha_schedule`` (hybrid only): the regime
     and the parsed schedule (``None`` when not given)."""
     regime = Regime.parse(regime)
@@ -77,7 +77,7 @@ class SourceSampling(str, enum.Enum):
     round_robin = "round_robin"
 
     @classmethod
-    def parse(cls, value) -> "SourceSampling":
+    def parse(cls, value) -> SourceSampling:
         try:
             return cls(value)
         except ValueError:
@@ -87,7 +87,7 @@ class SourceSampling(str, enum.Enum):
 
 
 # --------------------------------------------------------------------------------------------------- weights
-def parse_source_weights(spec) -> Dict[str, float]:
+def parse_source_weights(spec) -> dict[str, float]:
     """``"a=2,b=1"`` (or a list of such items, or a mapping) -> ``{"a": 2.0, "b": 1.0}``; ``{}`` when empty.
 
     Each weight is a finite number >= 0, each name given once, and at least one weight is positive."""
@@ -105,7 +105,7 @@ def parse_source_weights(spec) -> Dict[str, float]:
             if not eq or not name.strip() or not value.strip():
                 raise ValueError(f"--source_weights: expected NAME=WEIGHT, got {part.strip()!r}")
             items.append((name.strip(), value.strip()))
-    weights: Dict[str, float] = {}
+    weights: dict[str, float] = {}
     for name, value in items:
         try:
             w = float(value)
@@ -121,7 +121,7 @@ def parse_source_weights(spec) -> Dict[str, float]:
     return weights
 
 
-def source_weight_vector(weights: Dict[str, float], names: Sequence[str]) -> Optional[np.ndarray]:
+def source_weight_vector(weights: dict[str, float], names: Sequence[str]) -> np.ndarray | None:
     """The weights in ``names`` order (``None`` without weights); every source needs a weight, no unknown name."""
     if not weights:
         return None
@@ -134,7 +134,7 @@ def source_weight_vector(weights: Dict[str, float], names: Sequence[str]) -> Opt
     return np.array([weights[n] for n in names], dtype=float)
 
 
-def apportion(total: int, weights: np.ndarray) -> List[int]:
+def apportion(total: int, weights: np.ndarray) -> list[int]:
     """``total`` split in proportion to ``weights``: largest remainder, ties to the lower index; sums to total."""
     share = np.asarray(weights, dtype=float) / float(np.sum(weights)) * total
     counts = np.floor(share).astype(np.int64)
@@ -146,9 +146,9 @@ def apportion(total: int, weights: np.ndarray) -> List[int]:
 
 
 # --------------------------------------------------------------------------------------------------- cross-only
-def parse_cross_only(names) -> List[str]:
+def parse_cross_only(names) -> list[str]:
     """``--cross_only_sources`` items (commas also separate) -> unique names, in order."""
-    out: List[str] = []
+    out: list[str] = []
     for item in names or ():
         for name in str(item).split(","):
             name = name.strip()
@@ -157,7 +157,7 @@ def parse_cross_only(names) -> List[str]:
     return out
 
 
-def self_paired_example(corpus) -> Optional[Tuple[str, int]]:
+def self_paired_example(corpus) -> tuple[str, int] | None:
     """The first ``(language, query index)`` whose query text equals one of its positives' text in that
     language (a degenerate mono pair), or ``None``."""
     query_of = np.repeat(np.arange(len(corpus), dtype=np.int64), np.diff(corpus.pos_offsets))
@@ -176,18 +176,18 @@ class AlphaSchedule:
     """α as a pure function of the global plan step (see the module docstring for the spec syntax)."""
 
     kind: str  # constant, linear or piecewise
-    steps: Tuple[int, ...]
-    values: Tuple[float, ...]
+    steps: tuple[int, ...]
+    values: tuple[float, ...]
 
     KINDS = ("constant", "linear", "piecewise")
 
     @classmethod
-    def constant(cls, value: float) -> "AlphaSchedule":
+    def constant(cls, value: float) -> AlphaSchedule:
         check_alpha(value)
         return cls("constant", (0,), (float(value),))
 
     @classmethod
-    def parse(cls, spec: str) -> "AlphaSchedule":
+    def parse(cls, spec: str) -> AlphaSchedule:
         spec = (spec or "").strip()
         kind, colon, body = spec.partition(":")
         kind = kind.strip()
@@ -233,7 +233,7 @@ class AlphaSchedule:
         return f"{self.kind}:" + ",".join(f"{t}:{v:g}" for t, v in zip(self.steps, self.values))
 
 
-def resolve_alpha_schedule(regime: str, schedule) -> Optional[AlphaSchedule]:
+def resolve_alpha_schedule(regime: str, schedule) -> AlphaSchedule | None:
     """The schedule of ``--alpha_schedule`` (a spec or an :class:`AlphaSchedule`), or ``None`` when not given;
     a schedule applies to the hybrid regime only."""
     if not schedule:

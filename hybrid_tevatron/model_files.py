@@ -19,7 +19,6 @@ fits the model's embeddings.
 from __future__ import annotations
 
 import os
-from typing import List, Optional
 
 from hybrid_tevatron.errors import HybridTevatronError, first_line
 
@@ -50,7 +49,7 @@ def _has_any(folder: str, names) -> bool:
 
 
 def missing_model_files(folder: str, *, config: bool = True, weights: bool = True,
-                        tokenizer: bool = True) -> List[str]:
+                        tokenizer: bool = True) -> list[str]:
     """What an existing ``folder`` lacks, as readable items (empty when it is complete)."""
     missing = []
     if config and not os.path.isfile(os.path.join(folder, CONFIG_FILE)):
@@ -80,8 +79,8 @@ def check_model_folder(path: str, *, config: bool = True, weights: bool = True, 
                                f"{' and '.join(fix)}")
 
 
-def check_hub_model(repo_id: str, *, filename: str = CONFIG_FILE, cache_dir: Optional[str] = None,
-                    revision: Optional[str] = None) -> None:
+def check_hub_model(repo_id: str, *, filename: str = CONFIG_FILE, cache_dir: str | None = None,
+                    revision: str | None = None) -> None:
     """Raise :class:`ModelFolderError` unless the Hub model ``repo_id`` is in the local cache or downloadable
     (its ``filename`` is fetched, or found in the cache)."""
     from huggingface_hub import hf_hub_download
@@ -109,7 +108,7 @@ def check_hub_model(repo_id: str, *, filename: str = CONFIG_FILE, cache_dir: Opt
 
 
 def check_model(name_or_path: str, *, config: bool = True, weights: bool = True, tokenizer: bool = True,
-                cache_dir: Optional[str] = None, revision: Optional[str] = None) -> None:
+                cache_dir: str | None = None, revision: str | None = None) -> None:
     """:func:`check_model_folder` for a local path, :func:`check_hub_model` for a Hub id (``owner/name`` that
     is no existing path)."""
     if looks_like_hub_id(name_or_path):
@@ -129,7 +128,7 @@ def load_model_config(path: str, **kwargs):
         raise ModelFolderError(f"{path}: cannot load the model config: {first_line(err)}") from None
 
 
-def check_tokenizer_loads(path: str, vocab_size: Optional[int] = None, **kwargs) -> None:
+def check_tokenizer_loads(path: str, vocab_size: int | None = None, **kwargs) -> None:
     """The tokenizer of ``path`` loads, knows a word of :data:`TOKENIZER_PROBE`, and has no more tokens than the
     model's ``vocab_size`` embeddings (when given); else :class:`ModelFolderError`, one line."""
     from transformers import AutoTokenizer
@@ -148,8 +147,8 @@ def check_tokenizer_loads(path: str, vocab_size: Optional[int] = None, **kwargs)
                                "unknown); save the model's own tokenizer with it (tokenizer.save_pretrained(folder))")
 
 
-def check_model_loads(name_or_path: str, *, tokenizer: Optional[str] = None, cache_dir: Optional[str] = None,
-                      revision: Optional[str] = None) -> dict:
+def check_model_loads(name_or_path: str, *, tokenizer: str | None = None, cache_dir: str | None = None,
+                      revision: str | None = None) -> dict:
     """:func:`check_model`, then load the config and the tokenizer (of ``tokenizer`` when given, else of the model)
     as :func:`check_tokenizer_loads` says; return ``{"hidden_size": int, "model_type": str}``."""
     where = {"cache_dir": cache_dir, **({"revision": revision} if revision else {})}

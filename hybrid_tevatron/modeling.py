@@ -10,7 +10,6 @@ Pyserini's ``--encoder-class auto`` load it as is. Inference: :class:`hybrid_tev
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +23,8 @@ def check_model_options(pooling: str, temperature: float) -> None:
     try:
         Pooling(pooling)
     except ValueError:
-        raise EncodingError(f"--pooling must be one of {', '.join(p.value for p in Pooling)}, got {pooling!r}") from None
+        choices = ", ".join(p.value for p in Pooling)
+        raise EncodingError(f"--pooling must be one of {choices}, got {pooling!r}") from None
     if not temperature > 0:
         raise EncodingError(f"--temperature must be positive, got {temperature}")
 
@@ -38,7 +38,7 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
 
-def embed(encoder: torch.nn.Module, batch: Dict[str, torch.Tensor], pooling: str, normalize: bool) -> torch.Tensor:
+def embed(encoder: torch.nn.Module, batch: dict[str, torch.Tensor], pooling: str, normalize: bool) -> torch.Tensor:
     """Run ``encoder`` (an HF model) on a tokenised batch and pool (+ L2-normalise) its last hidden state."""
     out = encoder(**batch, return_dict=True)
     reps = pool(out.last_hidden_state, batch["attention_mask"], pooling)
@@ -52,19 +52,19 @@ class CheckpointMetadata:
 
     encoding: Encoding
     temperature: float = 1.0
-    base_model: Optional[str] = None
-    backend: Optional[str] = None
-    regime: Optional[str] = None
-    alpha: Optional[float] = None
-    alpha_schedule: Optional[str] = None  # when set, α followed it (and ``alpha`` was not used)
-    source_weights: List[str] = field(default_factory=list)
-    cross_only_sources: List[str] = field(default_factory=list)
-    languages: List[str] = field(default_factory=list)
-    train_group_size: Optional[int] = None
-    hybrid_tevatron_version: Optional[str] = None
+    base_model: str | None = None
+    backend: str | None = None
+    regime: str | None = None
+    alpha: float | None = None
+    alpha_schedule: str | None = None  # when set, α followed it (and ``alpha`` was not used)
+    source_weights: list[str] = field(default_factory=list)
+    cross_only_sources: list[str] = field(default_factory=list)
+    languages: list[str] = field(default_factory=list)
+    train_group_size: int | None = None
+    hybrid_tevatron_version: str | None = None
 
     @classmethod
-    def from_args(cls, model_args, data_args, backend: Optional[str] = None) -> "CheckpointMetadata":
+    def from_args(cls, model_args, data_args, backend: str | None = None) -> CheckpointMetadata:
         from hybrid_tevatron import __version__
 
         return cls(

@@ -28,7 +28,8 @@ The algorithm and the choices it makes where the paper is silent are documented 
 from __future__ import annotations
 
 from collections import deque
-from typing import Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from collections.abc import Iterator, Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from torch.utils.data import Sampler
@@ -56,7 +57,7 @@ class PlanEntry(NamedTuple):
     mode: str  # the step's mode: MONO, CROSS or XX
     query_lang: str
     passage_lang: str
-    passages: Tuple[int, ...]  # exactly group_size doc indices, positive first
+    passages: tuple[int, ...]  # exactly group_size doc indices, positive first
     epoch: int
     step: int
 
@@ -66,10 +67,10 @@ class StepPlan(NamedTuple):
     step: int
     source: int
     mode: str  # MONO, CROSS or XX
-    language: Optional[str]  # the mono language, None otherwise
-    entries: Tuple[PlanEntry, ...]
+    language: str | None  # the mono language, None otherwise
+    entries: tuple[PlanEntry, ...]
 
-    def shard(self, rank: int, world_size: int) -> Tuple[PlanEntry, ...]:
+    def shard(self, rank: int, world_size: int) -> tuple[PlanEntry, ...]:
         """The contiguous, disjoint slice of this step that ``rank`` trains on."""
         per_rank = len(self.entries) // world_size
         return self.entries[rank * per_rank : (rank + 1) * per_rank]
@@ -221,16 +222,16 @@ class BatchPlan:
         sources: Sequence,
         batch_size: int,
         group_size: int,
-        regime: Union[str, Regime] = "hybrid",
+        regime: str | Regime = "hybrid",
         alpha: float = 0.5,
-        languages: Optional[Sequence[str]] = None,
-        language_weights: Optional[Sequence[float]] = None,
-        pivot_language: Optional[str] = None,
+        languages: Sequence[str] | None = None,
+        language_weights: Sequence[float] | None = None,
+        pivot_language: str | None = None,
         source_sampling: str = "proportional",
         seed: int = 42,
-        source_weights: Union[None, str, Mapping[str, float], Sequence[str]] = None,
+        source_weights: None | str | Mapping[str, float] | Sequence[str] = None,
         cross_only_sources: Sequence[str] = (),
-        alpha_schedule: Union[None, str, AlphaSchedule] = None,
+        alpha_schedule: None | str | AlphaSchedule = None,
     ):
         regime, alpha_schedule = check_regime(regime, alpha, alpha_schedule)  # the rules: hybrid_tevatron.mixture
         if batch_size < 1 or group_size < 1:
@@ -252,11 +253,11 @@ class BatchPlan:
         self.pivot_language = pivot_language
         self.source_sampling = source_sampling
         weight_of = dict(zip(languages, language_weights)) if language_weights else {}
-        self.languages: List[List[str]] = []  # per source, the languages its steps use
-        self.weights: List[np.ndarray] = []  # per source, normalised language weights
-        self.can_cross: List[bool] = []
-        self._cumulative: List[np.ndarray] = []
-        self._query_cumulative: List[Optional[np.ndarray]] = []  # pivot runs: Lq weights over non-pivots
+        self.languages: list[list[str]] = []  # per source, the languages its steps use
+        self.weights: list[np.ndarray] = []  # per source, normalised language weights
+        self.can_cross: list[bool] = []
+        self._cumulative: list[np.ndarray] = []
+        self._query_cumulative: list[np.ndarray | None] = []  # pivot runs: Lq weights over non-pivots
         for source in self.sources:
             langs = [l for l in (languages or source.languages) if l in source.languages]
             weights = np.array([weight_of.get(l, 1.0) for l in langs], dtype=float)
@@ -267,7 +268,8 @@ class BatchPlan:
             weights = weights / weights.sum()
             can_cross = len(langs) > 1 and (not pivot_language or pivot_language in langs)
             if not can_cross and regime in (CROSS, XX):
-                why = f"only one language ({langs[0]})" if len(langs) == 1 else f"no text in the pivot language {pivot_language!r}"
+                why = (f"only one language ({langs[0]})" if len(langs) == 1
+                       else f"no text in the pivot language {pivot_language!r}")
                 raise ValueError(
                     f"source {source.name!r} has {why}: it can feed mono steps only, not the {regime} regime"
                 )
@@ -292,17 +294,17 @@ class BatchPlan:
             [len(s) // batch_size for s in self.sources] if self.source_weights is None
             else apportion(self.num_steps, self.source_weights)
         )
-        self._schedules: Dict[int, np.ndarray] = {}
+        self._schedules: dict[int, np.ndarray] = {}
         self._state = None  # (epoch, next step, cursors) for cheap sequential access
-        self._last: Optional[StepPlan] = None
+        self._last: StepPlan | None = None
         # per source, the item of every doc (a list, for fast lookups) if it is an item source, else None
         self._doc_items = [None if (items := s.doc_items()) is None else items.tolist() for s in self.sources]
 
     @property
-    def names(self) -> List[str]:
+    def names(self) -> list[str]:
         return [s.name for s in self.sources]
 
-    def _check_cross_only(self, declared: List[str]) -> List[bool]:
+    def _check_cross_only(self, declared: list[str]) -> list[bool]:
         """Per source, whether it is cross-only; the errors of the module docstring (never a silent mono pair)."""
         unknown = [n for n in declared if n not in self.names]
         if unknown:
@@ -336,7 +338,7 @@ class BatchPlan:
         return cross_only
 
     @classmethod
-    def from_args(cls, sources: Sequence, data_args, batch_size: int, seed: int) -> "BatchPlan":
+    def from_args(cls, sources: Sequence, data_args, batch_size: int, seed: int) -> BatchPlan:
         """Plan from :class:`~hybrid_tevatron.arguments.HybridDataArguments`; ``batch_size`` is global."""
         return cls(
             sources,
@@ -362,7 +364,7 @@ class BatchPlan:
         """The plan step counted from the start of training: ``epoch × steps per epoch + step``."""
         return epoch * self.num_steps + step
 
-    def alpha_at(self, epoch: int, step: int) -> Optional[float]:
+    def alpha_at(self, epoch: int, step: int) -> float | None:
         """α in force at a step (the mono probability of a step whose source can feed both modes); None for xx."""
         return None if self.regime == XX else self.alpha_schedule(self.global_step(epoch, step))
 
@@ -388,7 +390,7 @@ class BatchPlan:
             self._schedules = {epoch: order}  # keep one epoch: memory stays flat
         return self._schedules[epoch]
 
-    def mode(self, epoch: int, step: int) -> Tuple[int, str, Optional[str]]:
+    def mode(self, epoch: int, step: int) -> tuple[int, str, str | None]:
         """``(source, mode, mono language or None)`` of a step, without packing it."""
         if not 0 <= step < self.num_steps:
             raise IndexError(f"step {step} out of range: the plan has {self.num_steps} steps per epoch")
@@ -417,7 +419,7 @@ class BatchPlan:
             self._state[1] += 1
         return self._last
 
-    def _slot_languages(self, rng, mode: str, language: Optional[str], source: int) -> List[Tuple[str, str]]:
+    def _slot_languages(self, rng, mode: str, language: str | None, source: int) -> list[tuple[str, str]]:
         """(query language, passage language) of each example slot of a step."""
         langs, size = self.languages[source], self.batch_size
         if mode == MONO:
@@ -433,14 +435,14 @@ class BatchPlan:
         passage = np.minimum((cumulative <= rng.random(size)[:, None]).sum(axis=1), len(langs) - 1)
         return [(langs[i], langs[j]) for i, j in zip(query, passage)]
 
-    def _negative_order(self, source: int, q: int, negatives: np.ndarray, epoch: int) -> List[int]:
+    def _negative_order(self, source: int, q: int, negatives: np.ndarray, epoch: int) -> list[int]:
         """The query's negatives in a fixed per-(seed, source, query) hashed order, rotated by epoch."""
         key = np.uint64(_mix64(_mix64(_mix64(self.seed ^ _SALT_NEGATIVES) ^ source) ^ q))
         ordered = negatives[np.argsort(_mix64_array(negatives.astype(np.uint64) ^ key), kind="stable")].tolist()
         shift = epoch * (self.group_size - 1) % len(ordered)
         return ordered[shift:] + ordered[:shift]
 
-    def _passages(self, rng, epoch: int, source: int, q: int, lang: str, used: set) -> Optional[List[int]]:
+    def _passages(self, rng, epoch: int, source: int, q: int, lang: str, used: set) -> list[int] | None:
         """Positive + G-1 negatives of ``q`` in ``lang`` avoiding ``used``; None if it collides."""
         corpus = self.sources[source]
         positives = np.asarray(corpus.positives(q)).tolist()
@@ -479,7 +481,7 @@ class BatchPlan:
         used.update(taken)
         return group
 
-    def _pack(self, epoch: int, step: int, cursors: List[_SourceCursor]) -> StepPlan:
+    def _pack(self, epoch: int, step: int, cursors: list[_SourceCursor]) -> StepPlan:
         source, mode, language = self.mode(epoch, step)
         cursor = cursors[source]
         rng = _rng(self.seed, epoch, step, _SALT_EXAMPLES)
@@ -532,6 +534,6 @@ class HybridBatchSampler(Sampler):
     def __len__(self) -> int:
         return len(self.plan)
 
-    def __iter__(self) -> Iterator[List[PlanEntry]]:
+    def __iter__(self) -> Iterator[list[PlanEntry]]:
         for k in range(len(self.plan)):
             yield list(self.plan.step(self.epoch, k).shard(self.rank, self.world_size))

@@ -162,11 +162,9 @@ def test_run_trains_exactly_the_batch_plan(tiny_model_dir, parallel_dir, tmp_pat
 
 def test_gradient_checkpointing_works_for_xlmr(tiny_model_dir, parallel_dir, tmp_path):
     """Tevatron main's EncoderModel.gradient_checkpointing_enable only handles decoder LLMs; ours any encoder."""
-    from transformers import AutoModel
-
     from dataclasses import fields
 
-    from transformers import TrainingArguments
+    from transformers import AutoModel, TrainingArguments
 
     names = {f.name for f in fields(TrainingArguments)}  # transformers 5 renamed the flag
     flag = "--activation_checkpointing" if "activation_checkpointing" in names else "--gradient_checkpointing"

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import recipe_env
+
 from hybrid_tevatron.eval import metrics as M
 
 LANGS = ["en", "de", "jp"]

@@ -60,7 +60,7 @@ def test_multi30k_shapes_and_training_jsonl(shared_data, tmp_path):
     source = load_jsonl_source("flickr", {l: str(tmp_path / "train" / f"{l}.jsonl") for l in files}, group_size=6)
     assert len(source) == 300
     rows = {l: read_jsonl(tmp_path / "train" / f"{l}.jsonl") for l in files}
-    for lang, records in rows.items():
+    for records in rows.values():
         for r in records:
             positive = r["positive_passages"][0]
             assert r["query"] == positive["text"] and positive["docid"] == r["query_id"]

@@ -125,7 +125,8 @@ def test_train_collator_equals_tokenizer_and_tokenises_each_text_once(corpus, ti
     counting = _CountingTokenizer(tok)
     ds = HybridTrainDataset([corpus], "query: ", "passage: ")
     collate = TrainCollator(counting, 16, 24, 8)
-    steps = [[ds[entry(corpus, q, "de", "en", step=s)] for q in qs] for s, qs in enumerate(((0, 1, 2), (2, 3), (0, 1, 2)))]
+    steps = [[ds[entry(corpus, q, "de", "en", step=s)] for q in qs]
+             for s, qs in enumerate(((0, 1, 2), (2, 3), (0, 1, 2)))]
     texts = {t for items in steps for item in items for t in [item["query"], *item["passages"]]}
     for items in steps:
         qb, pb = collate(items)

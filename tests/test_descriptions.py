@@ -11,8 +11,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import recipe_env
+
 from hybrid_tevatron.data.captions import POOL_FORMAT, main
 from hybrid_tevatron.data.descriptions import load_task2, write_pool, write_training
 from hybrid_tevatron.data.readers import DataError, load_jsonl_source
@@ -119,7 +119,7 @@ def test_training_pairs_are_other_descriptions_of_the_same_image(tmp_path):
     assert stats["images_with_identical_descriptions"] == {"de": 1, "en": 0}
     rows = {lang: read_jsonl(tmp_path / "train" / f"{lang}.jsonl") for lang in d.languages}
     assert [r["query_id"] for r in rows["de"]] == [r["query_id"] for r in rows["en"]]
-    for lang, records in rows.items():
+    for records in rows.values():
         for r in records:
             image, own = image_of(r["query_id"]), r["query_id"]
             positives = [p["docid"] for p in r["positive_passages"]]

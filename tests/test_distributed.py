@@ -17,8 +17,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import skip_unavailable_backend
+
 from hybrid_tevatron.training import PLAN_LOG
 
 STEPS = 4

@@ -8,8 +8,8 @@ import os
 import subprocess
 
 import pytest
-
 from conftest import recipe_env
+
 from hybrid_tevatron.eval import domain_grid as G
 from hybrid_tevatron.eval.domain_study import StudyError, plan
 from hybrid_tevatron.eval.domain_tables import effect, render

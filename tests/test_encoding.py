@@ -14,8 +14,16 @@ import re
 import pytest
 
 from hybrid_tevatron.encoding import (
-    DEFAULT_PASSAGE_MAX_LEN, DEFAULT_QUERY_MAX_LEN, ENCODING_FILE, Encoding, EncodingError, Pooling, SideEncoding,
-    read_encoding, side_encoding, write_encoding,
+    DEFAULT_PASSAGE_MAX_LEN,
+    DEFAULT_QUERY_MAX_LEN,
+    ENCODING_FILE,
+    Encoding,
+    EncodingError,
+    Pooling,
+    SideEncoding,
+    read_encoding,
+    side_encoding,
+    write_encoding,
 )
 from hybrid_tevatron.errors import HybridTevatronError
 

@@ -17,8 +17,8 @@ import sys
 import time
 
 import pytest
-
 from conftest import recipe_env
+
 from hybrid_tevatron.eval import metrics as M
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))

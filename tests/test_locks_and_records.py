@@ -18,12 +18,12 @@ import time
 
 import pytest
 import torch
-
 from conftest import recipe_env
+from test_sharded_encode import ENCODING, docids, write_corpus
+
 from hybrid_tevatron.eval.output import OutputError, OutputFolder
 from hybrid_tevatron.locks import FolderLock, LockError, normalize_path
 from hybrid_tevatron.pyserini.shards import shard_name
-from test_sharded_encode import ENCODING, docids, write_corpus
 
 PY = sys.executable
 

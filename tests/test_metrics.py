@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import recipe_env
+
 from hybrid_tevatron.eval import metrics as M
 from hybrid_tevatron.eval.lareqa import build, load_lareqa
 
@@ -75,7 +75,8 @@ def test_bad_runs_and_qrels_name_the_line(tmp_path):
 
 
 def test_parse_trec_eval_output():
-    text = "runid                 \tall\tFaiss\nmap                   \tq1\t0.5000\nrecall_1              \tq1\t0.0000\n" \
+    text = "runid                 \tall\tFaiss\nmap                   \tq1\t0.5000\n" \
+           "recall_1              \tq1\t0.0000\n" \
            "map                   \tall\t0.2500\nnum_q                 \tall\t2\n"
     assert M.parse_trec_eval(text) == {"q1": {"map": 0.5, "recall_1": 0.0}, "all": {"map": 0.25, "num_q": 2.0}}
     with pytest.raises(M.EvalError, match="line 2: cannot parse"):

@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import recipe_env
+
 from hybrid_tevatron.eval import metrics as M
 from hybrid_tevatron.eval import miracl
 

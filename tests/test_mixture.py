@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_sampling import all_steps, check_step, make_source
 
 from hybrid_tevatron.arguments import HybridDataArguments
 from hybrid_tevatron.data.corpus import ParallelCorpus, csr
 from hybrid_tevatron.mixture import AlphaSchedule, SourceSampling, apportion, parse_source_weights
 from hybrid_tevatron.sampling import CROSS, MONO, BatchPlan, HybridBatchSampler
-from test_sampling import all_steps, check_step, make_source
 
 
 def caption_source(n=40, languages=("en", "de", "fr"), negatives=5, name="captions", seed=0):
@@ -177,7 +177,7 @@ def test_cross_only_errors():
     with pytest.raises(ValueError, match="not sources"):
         BatchPlan([general], 4, 2, cross_only_sources=["nope"])
     for regime in ("mono", "xx"):
-        with pytest.raises(ValueError, match="cross-only: it cannot feed the %s regime" % regime):
+        with pytest.raises(ValueError, match=f"cross-only: it cannot feed the {regime} regime"):
             BatchPlan([general, caps], 4, 2, regime=regime, cross_only_sources=["captions"])
     with pytest.raises(ValueError, match="every source is cross-only.*use --regime cross"):
         BatchPlan([caps], 4, 2, cross_only_sources=["captions"], alpha_schedule="piecewise:0:0,100:0.5")

@@ -7,8 +7,9 @@ import os
 import subprocess
 import sys
 
-from hybrid_tevatron.training import PLAN_LOG
 from test_captions import write_captions
+
+from hybrid_tevatron.training import PLAN_LOG
 
 STEPS = 6
 
@@ -41,8 +42,8 @@ def test_two_ranks_agree_on_a_weighted_scheduled_mixture(backend, tiny_model_dir
             logs.append([json.loads(line) for line in f])
     assert [len(log) for log in logs] == [STEPS, STEPS]
 
-    from hybrid_tevatron.driver.train import parse_args
     from hybrid_tevatron.data.readers import load_sources
+    from hybrid_tevatron.driver.train import parse_args
     from hybrid_tevatron.sampling import BatchPlan
 
     _, _, data_args, _ = parse_args(["--backend", backend, "--model_name_or_path", tiny_model_dir, "--train_files",

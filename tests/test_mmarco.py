@@ -4,8 +4,8 @@ import json
 import os
 
 import pytest
-
 from conftest import recipe_env
+
 from hybrid_tevatron.data import mmarco
 
 # qid -> query per language; pid -> passage per language (a few MS MARCO-like lines, hand-translated)
@@ -101,7 +101,10 @@ def test_convert_parallel_records(mmarco_dir, tmp_path):
             for p in r["positive_passages"] + r["negative_passages"]:
                 assert p["text"] == PASSAGES[p["docid"]][name[lang]] and p["title"] == ""
     en = {r["query_id"]: r for r in rows["en"]}
-    ids = lambda ps: [p["docid"] for p in ps]
+
+    def ids(ps):
+        return [p["docid"] for p in ps]
+
     # positives deduplicated (0 repeated, 1 later promoted to positive and removed from the negatives)
     assert ids(en["1185869"]["positive_passages"]) == ["0", "1"]
     assert ids(en["1185869"]["negative_passages"]) == ["2", "7"]  # capped at 2, triples order, 1 excluded
@@ -183,7 +186,8 @@ def _train_paper(mmarco_dir, tmp_path, tiny_model_dir, ngpus):
     assert f"model: {model_out}" in proc.stdout
     saved = json.load(open(os.path.join(model_out, "hybrid_tevatron.json")))
     assert (saved["regime"], saved["alpha"], saved["languages"]) == ("hybrid", 0.5, ["en", "de", "zh"])
-    assert (saved["pooling"], saved["normalize"], saved["temperature"], saved["train_group_size"]) == ("mean", True, 0.05, 2)
+    saved_settings = (saved["pooling"], saved["normalize"], saved["temperature"], saved["train_group_size"])
+    assert saved_settings == ("mean", True, 0.05, 2)
     return proc
 
 

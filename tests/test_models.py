@@ -11,8 +11,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import recipe_env
+
 from hybrid_tevatron.eval import check_expected as ce
 from hybrid_tevatron.models import default, me5_small
 

@@ -84,7 +84,7 @@ def test_query_embeddings_equal_pyserini_auto(tiny_model_dir, pooling, normalize
 def test_defaults_come_from_checkpoint_metadata(tiny_model_dir, tmp_path):
     import shutil
 
-    from hybrid_tevatron.encoding import EncodingError, Encoding, write_encoding
+    from hybrid_tevatron.encoding import Encoding, EncodingError, write_encoding
     from hybrid_tevatron.pyserini.encoders import HybridDocumentEncoder, HybridQueryEncoder
 
     with pytest.raises(EncodingError, match=re.escape("--pooling cls|mean and --normalize or --no-normalize")):

@@ -1,14 +1,12 @@
 """The Java set-up for Pyserini (hybrid_tevatron._pyserini_env): the JVM started inside Python leaves SIGINT and
 SIGTERM to Python (-Xrs), whichever module starts the set-up, so a signal stops a process that runs Pyserini."""
 
-import os
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
-
 from conftest import recipe_env
 
 FIRST_IMPORTS = {

@@ -14,8 +14,8 @@ import faiss
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import recipe_env
+
 from hybrid_tevatron.eval import metrics as M
 from hybrid_tevatron.eval.evaluate import read_ranks, search_metrics
 from hybrid_tevatron.eval.ranks import SAMPLE_QRELS, SAMPLE_RUN, rank_plan, sample_size, score_text

@@ -6,7 +6,6 @@ import os
 import subprocess
 
 import pytest
-
 from conftest import recipe_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,7 +24,8 @@ def test_reproduce_small(tiny_model_dir, shared_data, tmp_path):
                      XQUAD_R=os.path.join(shared_data, "xquad-r"), MLQA_R=os.path.join(shared_data, "mlqa-r"))
     proc = _run(out, env)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert f"summary: {out}/summary.json" in proc.stdout and f"side by side (first seed): {out}/compare/mlqa-r" in proc.stdout
+    assert f"summary: {out}/summary.json" in proc.stdout
+    assert f"side by side (first seed): {out}/compare/mlqa-r" in proc.stdout
     summary = json.load(open(os.path.join(out, "summary.json")))
     assert list(summary["xquad-r"]) == ["zero-shot", "mono", "hybrid"]
     assert summary["xquad-r"]["hybrid"]["multi.map"]["seeds"] == [1, 2]

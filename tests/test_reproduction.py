@@ -7,7 +7,6 @@ import os
 import pytest
 
 from hybrid_tevatron.errors import HybridTevatronError
-
 from hybrid_tevatron.eval import reproduction as rp
 from hybrid_tevatron.eval.report import RESULTS_FORMAT
 
@@ -21,7 +20,8 @@ def _results(mono, cross, multi, rd):
         "seen_unseen": {
             "seen": ["en", "de"], "unseen": ["el"],
             "mono": {"seen": {"map": mono + 0.01}, "unseen": {"map": mono - 0.02}},
-            "multi": {"seen": {"map": multi, "rank_distance": rd - 5}, "unseen": {"map": multi, "rank_distance": rd + 10}},
+            "multi": {"seen": {"map": multi, "rank_distance": rd - 5},
+                      "unseen": {"map": multi, "rank_distance": rd + 10}},
             "cross": {"seen→seen": {"map": cross, "pairs": 2}, "seen→unseen": {"map": cross - 0.05, "pairs": 2},
                       "unseen→seen": {"map": cross - 0.04, "pairs": 2}},
         },
@@ -85,7 +85,8 @@ def test_claims_verdicts(root):
 
 def test_doc_blocks_regenerated_and_prose_kept(root, tmp_path):
     s = rp.summarize(root)
-    text = ("# Repro\n\nProse stays.\n\n<!-- BEGIN GENERATED: xquad-r -->\nold numbers\n<!-- END GENERATED: xquad-r -->\n"
+    text = ("# Repro\n\nProse stays.\n\n<!-- BEGIN GENERATED: xquad-r -->\nold numbers\n"
+            "<!-- END GENERATED: xquad-r -->\n"
             "\nMore prose.\n<!-- BEGIN GENERATED: status -->\n<!-- END GENERATED: status -->\n"
             "<!-- BEGIN GENERATED: mlqa-r -->\n<!-- END GENERATED: mlqa-r -->\n"
             "<!-- BEGIN GENERATED: hardware -->\n<!-- END GENERATED: hardware -->\n")

@@ -25,8 +25,8 @@ import time
 import faiss
 import numpy as np
 import pytest
-
 from conftest import recipe_env
+
 from hybrid_tevatron.pyserini.shards import SHARD_INFO, process_shards, shard_name, shard_range
 from hybrid_tevatron.testing import LANGUAGES, _sentence
 

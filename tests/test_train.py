@@ -11,6 +11,7 @@ import sys
 
 import pytest
 import torch
+from conftest import BACKENDS, skip_unavailable_backend
 
 from hybrid_tevatron.backends import (
     BackendError,
@@ -19,7 +20,6 @@ from hybrid_tevatron.backends import (
     resolve_backend_name,
     select_backend,
 )
-from conftest import BACKENDS, skip_unavailable_backend
 from hybrid_tevatron.driver.train import main, parse_args
 from hybrid_tevatron.encoding import ENCODING_FILE
 from hybrid_tevatron.modeling import embed
@@ -230,7 +230,8 @@ def test_cli_json_config(backend, tiny_model_dir, parallel_dir, tmp_path):
     main([str(path)])
     with open(out / ENCODING_FILE) as f:
         meta = json.load(f)
-    assert (meta["regime"], meta["pooling"], meta["temperature"], meta["languages"]) == ("mono", "mean", 0.02, ["en", "de"])
+    settings = (meta["regime"], meta["pooling"], meta["temperature"], meta["languages"])
+    assert settings == ("mono", "mean", 0.02, ["en", "de"])
     assert {r["language"] for r in plan_log(out)} <= {"en", "de"}
 
 

@@ -64,7 +64,8 @@ def test_train_files_counts_and_alignment(train_out):
     assert stats["queries"] == 816 and stats["articles"] == 32
     split = json.load(open(os.path.join(out, "split.json")))
     assert tuple(split["test"]) == xt.TEST_ARTICLES and split["written"] == "train"
-    assert tuple(open(os.path.join(out, "test_articles.txt"), encoding="utf-8").read().split("\n")[:-1]) == xt.TEST_ARTICLES
+    written = open(os.path.join(out, "test_articles.txt"), encoding="utf-8").read().split("\n")[:-1]
+    assert tuple(written) == xt.TEST_ARTICLES
     assert open(os.path.join(out, "train_articles.txt"), encoding="utf-8").read().split("\n")[:-1] == split["train"]
     rows = {lang: _read(os.path.join(out, f"{lang}.jsonl")) for lang in xt.TRAIN_LANGUAGES}
     ref = rows["en"]

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import Any, List, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from hybrid_tevatron.errors import HybridTevatronError
 
@@ -70,7 +70,7 @@ def backend_available(name: str) -> bool:
     raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
 
 
-def available_backends() -> List[str]:
+def available_backends() -> list[str]:
     return [name for name in ("pypi", "main") if backend_available(name)]
 
 

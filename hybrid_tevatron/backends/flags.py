@@ -14,7 +14,7 @@ Tevatron training-arguments class adds on top are policed here.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Iterable, Mapping, Optional, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from hybrid_tevatron.errors import HybridTevatronError
 
@@ -26,8 +26,8 @@ class FlagError(HybridTevatronError, ValueError):
     """A Tevatron flag that this backend does not offer was given."""
 
 
-def offer_only(tevatron_cls: type, handled: Iterable[str], reasons: Optional[Mapping[str, str]] = None,
-               inherited: Optional[type] = None):
+def offer_only(tevatron_cls: type, handled: Iterable[str], reasons: Mapping[str, str] | None = None,
+               inherited: type | None = None):
     """Class decorator, applied *under* ``@dataclass``: hide every field of ``tevatron_cls`` (less those it
     inherits from ``inherited``, e.g. ``transformers.TrainingArguments``) that is not in ``handled`` and not
     declared by the decorated class itself. ``reasons`` says why known fields are refused; any other hidden field
@@ -58,7 +58,7 @@ def offer_only(tevatron_cls: type, handled: Iterable[str], reasons: Optional[Map
     return decorate
 
 
-def not_offered(*dataclass_types: type) -> Dict[str, str]:
+def not_offered(*dataclass_types: type) -> dict[str, str]:
     """``{field name: reason}`` of the hidden Tevatron fields of ``dataclass_types``."""
     return {f.name: f.metadata[NOT_OFFERED] for cls in dataclass_types for f in dataclasses.fields(cls)
             if NOT_OFFERED in f.metadata}

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 from tevatron.retriever.arguments import ModelArguments as TevatronModelArguments
@@ -55,9 +54,9 @@ from tevatron.retriever.trainer import TevatronTrainer
 from transformers import TrainingArguments as HFTrainingArguments
 
 from hybrid_tevatron.backends.flags import offer_only
+from hybrid_tevatron.distributed import processes
 from hybrid_tevatron.modeling import check_model_options
 from hybrid_tevatron.training import HybridTrainerMixin, HybridTrainingArgumentsMixin, SetupError
-from hybrid_tevatron.distributed import processes
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +83,7 @@ REFUSED = {
 @dataclass
 @offer_only(TevatronModelArguments, MODEL_FLAGS, REFUSED)
 class ModelArguments(TevatronModelArguments):
-    attn_implementation: Optional[str] = field(
+    attn_implementation: str | None = field(
         default=AUTO_ATTENTION,
         metadata={
             "help": "Attention kernel: auto (sdpa, or eager for models without it; right for BERT/XLM-R encoders "
@@ -126,7 +125,7 @@ class HybridTevatronTrainer(HybridTrainerMixin, TevatronTrainer):
     """Tevatron main's ``TevatronTrainer`` fed by our batch plan, with plain-HF checkpoints (tokenizer included)."""
 
 
-def resolve_attn_implementation(requested: Optional[str], config) -> Optional[str]:
+def resolve_attn_implementation(requested: str | None, config) -> str | None:
     """``--attn_implementation`` -> the value passed to ``from_pretrained``.
 
     ``auto`` (or empty) gives ``sdpa`` when the architecture supports it, else ``eager``; ``None`` (transformers'
@@ -143,7 +142,7 @@ def resolve_attn_implementation(requested: Optional[str], config) -> Optional[st
     return "sdpa" if getattr(model_cls, "_supports_sdpa", False) else "eager"
 
 
-def model_dtype(attn_implementation: Optional[str], training_args) -> torch.dtype:
+def model_dtype(attn_implementation: str | None, training_args) -> torch.dtype:
     """float32 weights (mixed precision from ``--bf16``/``--fp16``), or bfloat16 for flash attention."""
     if attn_implementation and attn_implementation.startswith("flash_attention"):
         if not training_args.bf16:
@@ -166,7 +165,7 @@ class MainBackend:
 
         # EncoderModel decides at construction whether to gather across ranks (dist.is_initialized()):
         # make sure the process group exists first (transformers sets it up with the device).
-        training_args.device
+        training_args.device  # noqa: B018 (the property sets the process group up)
         if training_args.negatives_x_device and processes() < 2:
             raise SetupError("--negatives_x_device needs distributed training (torchrun with 2+ processes)")
         revision = {"revision": model_args.model_revision} if model_args.model_revision else {}

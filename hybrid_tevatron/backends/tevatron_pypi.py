@@ -31,10 +31,9 @@ from tevatron.trainer import DenseTrainer
 from transformers import TrainingArguments as HFTrainingArguments
 
 from hybrid_tevatron.backends.flags import offer_only
+from hybrid_tevatron.distributed import processes
 from hybrid_tevatron.modeling import check_model_options, pool
 from hybrid_tevatron.training import HybridTrainerMixin, HybridTrainingArgumentsMixin, SetupError
-from hybrid_tevatron.distributed import processes
-
 
 # Tevatron 0.1.0 fields this backend honours (--pooling, --normalize, --temperature are ours, declared below); every
 # other field of its ModelArguments / DenseTrainingArguments (beyond transformers' TrainingArguments) is refused
@@ -58,7 +57,8 @@ class ModelArguments(TevatronModelArguments):
         default=False, metadata={"help": "L2-normalise query and passage embeddings (cosine similarity)."}
     )
     temperature: float = field(
-        default=1.0, metadata={"help": "Softmax temperature: scores are divided by it (e.g. 0.01-0.05 with --normalize)."}
+        default=1.0,
+        metadata={"help": "Softmax temperature: scores are divided by it (e.g. 0.01-0.05 with --normalize)."},
     )
 
     def __post_init__(self):
@@ -138,7 +138,7 @@ class PypiBackend:
     def build_model(self, model_args, data_args, training_args) -> HybridDenseModel:
         from transformers import AutoConfig
 
-        training_args.device  # sets up the process group
+        training_args.device  # noqa: B018 (the property sets the process group up)
         if training_args.negatives_x_device and processes() < 2:
             raise SetupError("--negatives_x_device needs distributed training (torchrun with 2+ processes)")
         config = AutoConfig.from_pretrained(

@@ -35,13 +35,13 @@ order). Written with ``stats.json`` (counts, the choices above, duplicate captio
 **Evaluation pool** (``pool``): the layout of :mod:`hybrid_tevatron.eval.lareqa` (``corpus/{lang}.jsonl`` with
 docid ``{lang}-{n}``, n = 0-based line; ``topics/{X}.tsv`` with qid ``{image id}-{X}``; ``qrels/{search}.txt``;
 ``manifest.json``), format ``hybrid_tevatron.captions/1``; ``--max_images N`` keeps the first N images.
-Searches: **cross** X->Y for every ordered pair X != Y (X->en is the text->image stand-in: a caption proxy, not image retrieval;
-relevant = the image's caption in Y) and **multi** X->all (pool = every language's captions; relevant = the
-image's captions in the other languages). The query's own caption is in the multi pool and would trivially rank
-first, so each multi search names ``exclude/multi.X.txt`` ("qid docid" lines, one per query: its own caption);
-an evaluator must drop those pairs from the run before scoring (``python -m hybrid_tevatron.eval captions`` does).
-There is no mono setting (a caption would retrieve itself). The manifest's own format tag tells the evaluation to
-apply the exclusion.
+Searches: **cross** X->Y for every ordered pair X != Y (X->en is the text->image stand-in: a caption proxy, not
+image retrieval; relevant = the image's caption in Y) and **multi** X->all (pool = every language's captions;
+relevant = the image's captions in the other languages). The query's own caption is in the multi pool and would
+trivially rank first, so each multi search names ``exclude/multi.X.txt`` ("qid docid" lines, one per query: its own
+caption); an evaluator must drop those pairs from the run before scoring (``python -m hybrid_tevatron.eval
+captions`` does). There is no mono setting (a caption would retrieve itself). The manifest's own format tag tells
+the evaluation to apply the exclusion.
 
 Everything is written to a temporary folder next to the output folder and renamed into place at the end.
 """
@@ -54,15 +54,15 @@ import json
 import os
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from hybrid_tevatron.data.readers import DataError
-from hybrid_tevatron.errors import report_errors
 from hybrid_tevatron.atomic import atomic_dir
 from hybrid_tevatron.data.pool_ids import clean_text, docid, query_id
+from hybrid_tevatron.data.readers import DataError
+from hybrid_tevatron.errors import report_errors
 
 POOL_FORMAT = "hybrid_tevatron.captions/1"
 MULTI30K_NAME = "{split}.{lang}.gz"
@@ -77,20 +77,20 @@ class CaptionSet:
     """Parallel captions: ``captions[lang][i]`` describes image ``image_ids[i]`` (the line ``lines[i]``)."""
 
     name: str
-    languages: List[str]
-    image_ids: List[str]
-    captions: Dict[str, List[str]]
-    paths: Dict[str, str]
-    lines: List[int]  # 1-based line of each image in the files (stable under --max_examples)
+    languages: list[str]
+    image_ids: list[str]
+    captions: dict[str, list[str]]
+    paths: dict[str, str]
+    lines: list[int]  # 1-based line of each image in the files (stable under --max_examples)
     relation: str = "translation"  # or "mixed" (XTD10); several descriptions per image: data.descriptions
-    relation_note: Optional[str] = None
+    relation_note: str | None = None
 
     def __len__(self) -> int:
         return len(self.image_ids)
 
 
 # ------------------------------------------------------------------------------------------------ reading
-def read_lines(path: str, what: str) -> List[str]:
+def read_lines(path: str, what: str) -> list[str]:
     """The lines of a UTF-8 text file (gzip if ``.gz``), without line ends; a final newline ends the last line."""
     if not os.path.isfile(path):
         raise DataError(f"{path}: no such file ({what})")
@@ -113,7 +113,7 @@ def read_lines(path: str, what: str) -> List[str]:
     return out
 
 
-def read_captions(path: str, lang: str) -> List[str]:
+def read_captions(path: str, lang: str) -> list[str]:
     captions = read_lines(path, f"captions of language {lang!r}")
     if not captions:
         raise DataError(f"{path}: empty file (captions of language {lang!r})")
@@ -124,7 +124,7 @@ def read_captions(path: str, lang: str) -> List[str]:
     return [c.strip() for c in captions]
 
 
-def read_image_names(path: str) -> List[str]:
+def read_image_names(path: str) -> list[str]:
     """Image ids from a name file, one a line; a trailing extension (``.jpg``) is dropped."""
     names = read_lines(path, "image names")
     ids, first = [], {}
@@ -140,7 +140,7 @@ def read_image_names(path: str) -> List[str]:
     return ids
 
 
-def load_caption_files(name: str, files: Dict[str, str], image_names: Optional[str] = None,
+def load_caption_files(name: str, files: dict[str, str], image_names: str | None = None,
                        id_prefix: str = "") -> CaptionSet:
     """Parallel captions from ``{lang: path}``; image ids from ``image_names`` or ``{id_prefix}{line}``."""
     if not files:
@@ -161,7 +161,7 @@ def load_caption_files(name: str, files: Dict[str, str], image_names: Optional[s
     return CaptionSet(name, list(files), ids, captions, dict(files), list(range(1, n + 1)))
 
 
-def pick_languages(available: Sequence[str], languages: Optional[Sequence[str]], expected: str) -> List[str]:
+def pick_languages(available: Sequence[str], languages: Sequence[str] | None, expected: str) -> list[str]:
     if not languages:
         if not available:
             raise DataError(f"no caption files found ({expected})")
@@ -169,7 +169,7 @@ def pick_languages(available: Sequence[str], languages: Optional[Sequence[str]],
     return list(dict.fromkeys(languages))
 
 
-def multi30k_files(data_dir: str, split: str, languages: Optional[Sequence[str]] = None) -> Dict[str, str]:
+def multi30k_files(data_dir: str, split: str, languages: Sequence[str] | None = None) -> dict[str, str]:
     """``{lang: DIR/{split}.{lang}.gz}``; every requested language must have its file."""
     if not os.path.isdir(data_dir):
         raise DataError(f"{data_dir}: Multi30K folder not found")
@@ -179,7 +179,7 @@ def multi30k_files(data_dir: str, split: str, languages: Optional[Sequence[str]]
     return _existing(data_dir, {lang: MULTI30K_NAME.format(split=split, lang=lang) for lang in langs}, present)
 
 
-def xtd10_files(data_dir: str, languages: Optional[Sequence[str]] = None) -> Dict[str, str]:
+def xtd10_files(data_dir: str, languages: Sequence[str] | None = None) -> dict[str, str]:
     if not os.path.isdir(data_dir):
         raise DataError(f"{data_dir}: XTD10 folder not found")
     pattern = re.compile(r"test_1kcaptions_([A-Za-z_-]+)\.txt$")
@@ -188,7 +188,7 @@ def xtd10_files(data_dir: str, languages: Optional[Sequence[str]] = None) -> Dic
     return _existing(data_dir, {lang: XTD10_NAME.format(lang=lang) for lang in langs}, present)
 
 
-def _existing(data_dir: str, names: Dict[str, str], present: Sequence[str]) -> Dict[str, str]:
+def _existing(data_dir: str, names: dict[str, str], present: Sequence[str]) -> dict[str, str]:
     files = {lang: os.path.join(data_dir, name) for lang, name in names.items()}
     for lang, path in files.items():
         if not os.path.isfile(path):
@@ -196,8 +196,8 @@ def _existing(data_dir: str, names: Dict[str, str], present: Sequence[str]) -> D
     return files
 
 
-def parse_lang_files(items: Sequence[str]) -> Dict[str, str]:
-    files: Dict[str, str] = {}
+def parse_lang_files(items: Sequence[str]) -> dict[str, str]:
+    files: dict[str, str] = {}
     for item in items:
         for part in item.split(","):
             lang, eq, path = part.partition("=")
@@ -211,7 +211,7 @@ def parse_lang_files(items: Sequence[str]) -> Dict[str, str]:
 
 
 # ------------------------------------------------------------------------------------------------ selection
-def sample_positions(n: int, max_examples: Optional[int], seed: int) -> Optional[List[int]]:
+def sample_positions(n: int, max_examples: int | None, seed: int) -> list[int] | None:
     """``max_examples`` of ``range(n)`` drawn uniformly without replacement from ``seed``, sorted (None: all)."""
     if max_examples is None or max_examples >= n:
         return None
@@ -221,7 +221,7 @@ def sample_positions(n: int, max_examples: Optional[int], seed: int) -> Optional
     return np.sort(rng.choice(n, size=max_examples, replace=False)).tolist()
 
 
-def sample_images(captions: CaptionSet, max_examples: Optional[int], seed: int) -> CaptionSet:
+def sample_images(captions: CaptionSet, max_examples: int | None, seed: int) -> CaptionSet:
     """``max_examples`` images drawn uniformly without replacement from ``seed``, in file order (all if None)."""
     keep = sample_positions(len(captions), max_examples, seed)
     if keep is None:
@@ -240,11 +240,11 @@ def first_images(captions: CaptionSet, n: int) -> CaptionSet:
                       captions.relation, captions.relation_note)
 
 
-def duplicate_groups(captions: CaptionSet) -> Dict[int, set]:
+def duplicate_groups(captions: CaptionSet) -> dict[int, set]:
     """Per image that shares its caption with another image in some language, the set of those other images."""
-    same: Dict[int, set] = {}
+    same: dict[int, set] = {}
     for lang in captions.languages:
-        by_text: Dict[str, List[int]] = {}
+        by_text: dict[str, list[int]] = {}
         for i, text in enumerate(captions.captions[lang]):
             by_text.setdefault(text, []).append(i)
         for group in by_text.values():
@@ -254,7 +254,7 @@ def duplicate_groups(captions: CaptionSet) -> Dict[int, set]:
     return same
 
 
-def choose_negatives(n: int, k: int, seed: int, excluded: Dict[int, set]) -> List[List[int]]:
+def choose_negatives(n: int, k: int, seed: int, excluded: dict[int, set]) -> list[list[int]]:
     """Per image i: ``k`` distinct other images (fewer only if too few exist), uniform without replacement from
     a generator seeded by (seed, i); never i itself nor ``excluded[i]``."""
     out = []
@@ -264,11 +264,11 @@ def choose_negatives(n: int, k: int, seed: int, excluded: Dict[int, set]) -> Lis
     return out
 
 
-def draw_others(rng: np.random.Generator, n: int, k: int, banned: set) -> List[int]:
+def draw_others(rng: np.random.Generator, n: int, k: int, banned: set) -> list[int]:
     """``k`` distinct members of ``range(n)`` outside ``banned`` (fewer only if too few exist), uniform without
     replacement from ``rng``."""
     want = min(k, n - len(banned))
-    chosen: List[int] = []
+    chosen: list[int] = []
     seen = set(banned)
     if want > (n - len(banned)) // 2:  # dense: a permutation is cheaper than rejection
         chosen = [int(j) for j in rng.permutation(n) if int(j) not in banned][:want]
@@ -293,7 +293,7 @@ def check_output(output_dir: str, overwrite: bool) -> str:
 
 
 def write_training(captions: CaptionSet, output_dir: str, negatives: int = DEFAULT_NEGATIVES, seed: int = 0,
-                   max_examples: Optional[int] = None, overwrite: bool = False) -> dict:
+                   max_examples: int | None = None, overwrite: bool = False) -> dict:
     """Write ``{lang}.jsonl`` and ``stats.json`` (see the module docstring); return the stats."""
     if negatives < 0:
         raise DataError(f"--negatives must be >= 0, got {negatives}")
@@ -340,15 +340,15 @@ def write_training(captions: CaptionSet, output_dir: str, negatives: int = DEFAU
     return stats
 
 
-def _duplicates(texts: List[str]) -> int:
-    counts: Dict[str, int] = {}
+def _duplicates(texts: list[str]) -> int:
+    counts: dict[str, int] = {}
     for t in texts:
         counts[t] = counts.get(t, 0) + 1
     return sum(c for c in counts.values() if c > 1)
 
 
 # ------------------------------------------------------------------------------------------------ evaluation pool
-def plan_pool_searches(captions: CaptionSet) -> List[dict]:
+def plan_pool_searches(captions: CaptionSet) -> list[dict]:
     """Every search (cross X->Y, multi X->all) with its qrels and exclusions (not yet written)."""
     langs, n = captions.languages, len(captions)
     positions = [line - 1 for line in captions.lines]  # docid numbers: 0-based line in the files
@@ -437,7 +437,7 @@ def write_pool(captions: CaptionSet, output_dir: str, overwrite: bool = False) -
 XTD10_NOTE = "jp (STAIR) captions are independent descriptions of the image; the others translate the English one"
 
 
-def load_xtd10(data_dir: str, languages: Optional[Sequence[str]] = None) -> CaptionSet:
+def load_xtd10(data_dir: str, languages: Sequence[str] | None = None) -> CaptionSet:
     """XTD10's captions (relation ``mixed``: see ``XTD10_NOTE``)."""
     captions = load_caption_files("xtd10", xtd10_files(data_dir, languages),
                                   image_names=os.path.join(data_dir, XTD10_IMAGES))

@@ -16,8 +16,8 @@ docs, apart within a step.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -25,19 +25,19 @@ import numpy as np
 @dataclass
 class ParallelCorpus:
     name: str
-    languages: List[str]
-    query_ids: List[str]  # index -> external query id
-    doc_ids: List[str]  # index -> external docid
-    queries: Dict[str, List[str]]  # lang -> query text per query index
-    passages: Dict[str, List[Optional[str]]]  # lang -> passage text per doc index (None: no text in lang)
+    languages: list[str]
+    query_ids: list[str]  # index -> external query id
+    doc_ids: list[str]  # index -> external docid
+    queries: dict[str, list[str]]  # lang -> query text per query index
+    passages: dict[str, list[str | None]]  # lang -> passage text per doc index (None: no text in lang)
     pos_offsets: np.ndarray  # CSR: positives of q are pos_docs[pos_offsets[q]:pos_offsets[q+1]]
     pos_docs: np.ndarray
     neg_offsets: np.ndarray
     neg_docs: np.ndarray
-    same_offsets: Optional[np.ndarray] = None  # CSR of same_item_docids; None: the source has none
-    same_docs: Optional[np.ndarray] = None
-    _neg_by_lang: Dict[str, tuple] = field(default_factory=dict, repr=False)
-    _items: Optional[np.ndarray] = field(default=None, repr=False)
+    same_offsets: np.ndarray | None = None  # CSR of same_item_docids; None: the source has none
+    same_docs: np.ndarray | None = None
+    _neg_by_lang: dict[str, tuple] = field(default_factory=dict, repr=False)
+    _items: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.query_ids)
@@ -55,7 +55,7 @@ class ParallelCorpus:
             return np.zeros(0, dtype=np.int64)
         return self.same_docs[self.same_offsets[q] : self.same_offsets[q + 1]]
 
-    def doc_items(self) -> Optional[np.ndarray]:
+    def doc_items(self) -> np.ndarray | None:
         """Per doc, the smallest doc index of its item (see the module docstring); None unless an item source."""
         if self.same_offsets is None:
             return None
@@ -77,7 +77,7 @@ class ParallelCorpus:
             self._items = labels
         return self._items
 
-    def negatives(self, q: int, lang: Optional[str] = None) -> np.ndarray:
+    def negatives(self, q: int, lang: str | None = None) -> np.ndarray:
         """Negatives of ``q``; with ``lang``, only those that have text in ``lang``."""
         if lang is None:
             return self.neg_docs[self.neg_offsets[q] : self.neg_offsets[q + 1]]
@@ -95,7 +95,7 @@ class ParallelCorpus:
     def query_text(self, lang: str, q: int) -> str:
         return self.queries[lang][q]
 
-    def passage_text(self, lang: str, d: int) -> Optional[str]:
+    def passage_text(self, lang: str, d: int) -> str | None:
         return self.passages[lang][d]
 
 

@@ -49,8 +49,8 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -59,14 +59,14 @@ from hybrid_tevatron.data.captions import (
     DEFAULT_NEGATIVES,
     POOL_FORMAT,
     check_output,
-    pick_languages,
     draw_others,
+    pick_languages,
     read_captions,
     read_image_names,
     sample_positions,
 )
-from hybrid_tevatron.data.readers import DataError
 from hybrid_tevatron.data.pool_ids import clean_text, query_id
+from hybrid_tevatron.data.readers import DataError
 
 RELATION = "description"
 TASK2_RAW = os.path.join("raw", "{split}.{k}.{lang}.gz")
@@ -79,12 +79,12 @@ class DescriptionSet:
     """``captions[lang][i]``: the K descriptions of image ``image_ids[i]`` (line ``lines[i]`` of the files)."""
 
     name: str
-    languages: List[str]
-    image_ids: List[str]
-    captions: Dict[str, List[List[str]]]
-    paths: Dict[str, List[str]]  # lang -> the K files, description 1 first
+    languages: list[str]
+    image_ids: list[str]
+    captions: dict[str, list[list[str]]]
+    paths: dict[str, list[str]]  # lang -> the K files, description 1 first
     names_file: str
-    lines: List[int]  # 1-based line of each image in the files (stable under --max_examples / --max_images)
+    lines: list[int]  # 1-based line of each image in the files (stable under --max_examples / --max_images)
     relation: str = RELATION
 
     def __len__(self) -> int:
@@ -94,20 +94,20 @@ class DescriptionSet:
     def per_image(self) -> int:
         return len(self.paths[self.languages[0]])
 
-    def subset(self, keep: Sequence[int]) -> "DescriptionSet":
+    def subset(self, keep: Sequence[int]) -> DescriptionSet:
         return DescriptionSet(self.name, self.languages, [self.image_ids[i] for i in keep],
                               {lang: [c[i] for i in keep] for lang, c in self.captions.items()}, self.paths,
                               self.names_file, [self.lines[i] for i in keep])
 
 
 # ------------------------------------------------------------------------------------------------ reading
-def task2_files(data_dir: str, split: str, languages: Optional[Sequence[str]] = None) -> Dict[str, List[str]]:
+def task2_files(data_dir: str, split: str, languages: Sequence[str] | None = None) -> dict[str, list[str]]:
     """``{lang: [DIR/raw/{split}.1.{lang}.gz, ..., .K.]}``: the same K >= 2 files in every language."""
     raw = os.path.join(data_dir, "raw")
     if not os.path.isdir(raw):
         raise DataError(f"{raw}: Multi30K task 2 folder not found (expected DIR/raw/{{split}}.{{k}}.{{lang}}.gz)")
     pattern = re.compile(re.escape(split) + r"\.([0-9]+)\.([A-Za-z_-]+)\.gz$")
-    numbers: Dict[str, set] = {}
+    numbers: dict[str, set] = {}
     for f in os.listdir(raw):
         if m := pattern.match(f):
             numbers.setdefault(m.group(2), set()).add(int(m.group(1)))
@@ -128,7 +128,7 @@ def task2_files(data_dir: str, split: str, languages: Optional[Sequence[str]] = 
     return files
 
 
-def load_task2(data_dir: str, split: str, languages: Optional[Sequence[str]] = None) -> DescriptionSet:
+def load_task2(data_dir: str, split: str, languages: Sequence[str] | None = None) -> DescriptionSet:
     """The descriptions of ``split`` (see the module docstring for the checks)."""
     if not os.path.isdir(data_dir):
         raise DataError(f"{data_dir}: Multi30K task 2 folder not found")
@@ -138,7 +138,7 @@ def load_task2(data_dir: str, split: str, languages: Optional[Sequence[str]] = N
     n = len(ids)
     if not n:
         raise DataError(f"{names_file}: empty file (image names)")
-    captions: Dict[str, List[List[str]]] = {}
+    captions: dict[str, list[list[str]]] = {}
     for lang, paths in files.items():
         columns = []
         for path in paths:
@@ -162,14 +162,14 @@ def first_images(descriptions: DescriptionSet, n: int) -> DescriptionSet:
     return descriptions.subset(range(min(n, len(descriptions))))
 
 
-def sample_images(descriptions: DescriptionSet, max_examples: Optional[int], seed: int) -> DescriptionSet:
+def sample_images(descriptions: DescriptionSet, max_examples: int | None, seed: int) -> DescriptionSet:
     """``max_examples`` images, the seeded uniform sample of the translation converter (all if None)."""
     keep = sample_positions(len(descriptions), max_examples, seed)
     return descriptions if keep is None else descriptions.subset(keep)
 
 
 # ------------------------------------------------------------------------------------------------ pairs
-def pair_plan(texts: Dict[str, List[str]]) -> List[Tuple[List[int], List[int]]]:
+def pair_plan(texts: dict[str, list[str]]) -> list[tuple[list[int], list[int]]]:
     """Per description k of one image (``texts[lang][k]``): ``(positives, same_item)``, 0-based description
     numbers. Same item = k and every j whose text equals k's in some language; positives = the others."""
     per_image = len(next(iter(texts.values())))
@@ -180,11 +180,11 @@ def pair_plan(texts: Dict[str, List[str]]) -> List[Tuple[List[int], List[int]]]:
     return out
 
 
-def shared_text_images(descriptions: DescriptionSet) -> Dict[int, set]:
+def shared_text_images(descriptions: DescriptionSet) -> dict[int, set]:
     """Per image that shares a description text with another image in some language, the set of those images."""
-    same: Dict[int, set] = {}
+    same: dict[int, set] = {}
     for lang in descriptions.languages:
-        by_text: Dict[str, set] = {}
+        by_text: dict[str, set] = {}
         for i, row in enumerate(descriptions.captions[lang]):
             for text in row:
                 by_text.setdefault(text, set()).add(i)
@@ -196,7 +196,7 @@ def shared_text_images(descriptions: DescriptionSet) -> Dict[int, set]:
 
 
 def choose_negatives(n: int, per_image: int, count: int, seed: int,
-                     excluded: Dict[int, set]) -> List[List[List[Tuple[int, int]]]]:
+                     excluded: dict[int, set]) -> list[list[list[tuple[int, int]]]]:
     """``[i][k]``: ``count`` (image, description) pairs of distinct other images (fewer only if too few exist),
     never i nor ``excluded[i]``; seeded per (seed, i, k)."""
     out = []
@@ -220,7 +220,7 @@ def _identical_within(descriptions: DescriptionSet, lang: str) -> int:
 
 
 def write_training(descriptions: DescriptionSet, output_dir: str, negatives: int = DEFAULT_NEGATIVES, seed: int = 0,
-                   max_examples: Optional[int] = None, overwrite: bool = False) -> dict:
+                   max_examples: int | None = None, overwrite: bool = False) -> dict:
     """Write ``{lang}.jsonl`` and ``stats.json`` (see the module docstring); return the stats."""
     if negatives < 0:
         raise DataError(f"--negatives must be >= 0, got {negatives}")
@@ -283,7 +283,7 @@ def pool_docid(lang: str, n: int, k: int) -> str:
     return f"{lang}-{n}-{k}"
 
 
-def plan_pool_searches(descriptions: DescriptionSet) -> List[dict]:
+def plan_pool_searches(descriptions: DescriptionSet) -> list[dict]:
     """Every search (mono X->X, cross X->Y, multi X->all) with its qrels and exclusions (not yet written)."""
     langs, n, per_image = descriptions.languages, len(descriptions), descriptions.per_image
     queries = n * per_image
@@ -292,7 +292,7 @@ def plan_pool_searches(descriptions: DescriptionSet) -> List[dict]:
     def qid(image: str, k: int, lang: str) -> str:
         return query_id(f"{image}-{k}", lang)
 
-    def search(setting: str, x: str, pool: str, name: str, relevant_langs: List[str], exclude: bool) -> dict:
+    def search(setting: str, x: str, pool: str, name: str, relevant_langs: list[str], exclude: bool) -> dict:
         qrels = {qid(image, k, x): [pool_docid(y, p, j) for y in relevant_langs for j in range(1, per_image + 1)
                                     if (y, j) != (x, k)]
                  for image, p in rows for k in range(1, per_image + 1)}

@@ -13,8 +13,8 @@ import urllib.error
 import urllib.request
 
 from hybrid_tevatron.atomic import atomic_path
-from hybrid_tevatron.errors import HybridTevatronError, report_errors
 from hybrid_tevatron.data.languages import LAREQA_DATASETS
+from hybrid_tevatron.errors import HybridTevatronError, report_errors
 from hybrid_tevatron.logs import get_logger
 
 log = get_logger(__name__)
@@ -56,7 +56,8 @@ def lareqa_folder(name: str, given: str | None, root: str) -> str:
 
 @report_errors
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m hybrid_tevatron.data.lareqa_release", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m hybrid_tevatron.data.lareqa_release",
+                                description=__doc__.split("\n")[0])
     p.add_argument("name", choices=sorted(COMMITS))
     p.add_argument("folder", nargs="?", help="a folder with the {lang}.json files (used as given)")
     p.add_argument("--root", default=".", help="the checkout: ../shared/data and data/ are beside and under it")

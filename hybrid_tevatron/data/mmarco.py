@@ -29,7 +29,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Dict, Iterator, List, Sequence, Tuple
+from collections.abc import Iterator, Sequence
 
 from hybrid_tevatron.atomic import atomic_path, atomic_write_json
 from hybrid_tevatron.errors import HybridTevatronError, first_line, report_errors
@@ -70,7 +70,7 @@ def queries_path(root: str, lang: str, translation: str = "google") -> str:
     return os.path.join(root, "data", translation, "queries", "train", f"{LANGUAGE_NAMES[lang]}_queries.train.tsv")
 
 
-def missing_files(mmarco_dir: str, langs: Sequence[str], translation: str = "google") -> List[str]:
+def missing_files(mmarco_dir: str, langs: Sequence[str], translation: str = "google") -> list[str]:
     """The repository files (relative paths) this conversion needs that ``mmarco_dir`` lacks or holds empty."""
     needed = [TRIPLES] + [os.path.relpath(f("", lang, translation)) for lang in langs
                           for f in (collection_path, queries_path)]
@@ -87,11 +87,12 @@ def download(mmarco_dir: str, langs: Sequence[str], translation: str = "google",
         try:
             hf_hub_download(REPO, path, repo_type="dataset", revision=revision, local_dir=mmarco_dir)
         except Exception as err:  # noqa: BLE001 - network, auth, missing revision: one message
-            raise MmarcoError(f"could not download {path} of {REPO}@{revision} ({first_line(err)}); without Hub access put "
+            raise MmarcoError(f"could not download {path} of {REPO}@{revision} ({first_line(err)}); "
+                              "without Hub access put "
                               f"the repository's files in {mmarco_dir}") from None
 
 
-def read_tsv(path: str, fields: int) -> Iterator[Tuple[int, List[str]]]:
+def read_tsv(path: str, fields: int) -> Iterator[tuple[int, list[str]]]:
     """(line number, fields) of a TSV file; the last field keeps any further tabs. Errors name file:line."""
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
@@ -104,9 +105,9 @@ def read_tsv(path: str, fields: int) -> Iterator[Tuple[int, List[str]]]:
             yield n, parts
 
 
-def select_queries(triples: str, max_queries: int | None, negatives: int) -> Dict[str, Tuple[List[str], List[str]]]:
+def select_queries(triples: str, max_queries: int | None, negatives: int) -> dict[str, tuple[list[str], list[str]]]:
     """``{qid: (positives, negatives)}`` for the first ``max_queries`` query ids of the triples file."""
-    chosen: Dict[str, Tuple[List[str], List[str]]] = {}
+    chosen: dict[str, tuple[list[str], list[str]]] = {}
     full = 0  # chosen queries that already have ``negatives`` negatives
     for _, (qid, pos, neg) in read_tsv(triples, 3):
         entry = chosen.get(qid)
@@ -128,7 +129,7 @@ def select_queries(triples: str, max_queries: int | None, negatives: int) -> Dic
     return chosen
 
 
-def load_texts(path: str, wanted: set, keep_text: bool = True) -> Dict[str, str]:
+def load_texts(path: str, wanted: set, keep_text: bool = True) -> dict[str, str]:
     """Texts of the ``wanted`` ids in an ``id<TAB>text`` file (empty texts count as missing); with
     ``keep_text=False`` only the keys are meaningful (values are empty), to check availability cheaply."""
     if not os.path.isfile(path):

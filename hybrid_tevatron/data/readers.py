@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import os
 from array import array
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -59,7 +59,7 @@ __all__ = [
 # A language's records: a factory giving fresh iterators of (index, record-or-None, parse error message), and a
 # locator turning an index into "file:line" / "dataset row i" (built only for error messages). A record that comes
 # with a parse error is a best-effort reading of the bad line, used only to name its query id.
-Records = Callable[[], Iterator[Tuple[int, Optional[dict], Optional[str]]]]
+Records = Callable[[], Iterator[tuple[int, dict | None, str | None]]]
 Locator = Callable[[int], str]
 
 MAX_ERRORS = 20
@@ -70,7 +70,7 @@ class DataError(HybridTevatronError, ValueError):
 
 
 class _BadRecord(Exception):
-    def __init__(self, message: str, qid: Optional[str] = None):
+    def __init__(self, message: str, qid: str | None = None):
         super().__init__(message)
         self.qid = qid
 
@@ -80,7 +80,7 @@ class _Errors:
 
     def __init__(self, source: str, limit: int):
         self.source, self.limit = source, max(1, int(limit))
-        self.messages: List[str] = []
+        self.messages: list[str] = []
         self.count = 0
 
     def add(self, message: str) -> None:
@@ -102,7 +102,7 @@ class _Errors:
 
 
 # ------------------------------------------------------------------------------------------------ record sources
-def _jsonl_records(path: str) -> Tuple[Records, Locator]:
+def _jsonl_records(path: str) -> tuple[Records, Locator]:
     def it():
         with open(path, "rb") as f:
             for lineno, raw in enumerate(f, 1):
@@ -125,7 +125,7 @@ def _jsonl_records(path: str) -> Tuple[Records, Locator]:
     return it, lambda lineno: f"{path}:{lineno}"
 
 
-def _dataset_records(rows: Iterable[dict], label: str) -> Tuple[Records, Locator]:
+def _dataset_records(rows: Iterable[dict], label: str) -> tuple[Records, Locator]:
     def it():
         for i, row in enumerate(rows):
             yield i, row, None
@@ -152,7 +152,7 @@ def _json_type(value) -> str:
     return {dict: "an object", list: "a list", type(None): "null"}.get(type(value), type(value).__name__)
 
 
-def _passages(record: dict, key: str, qid: str, sep: str, required: bool) -> List[Tuple[str, str]]:
+def _passages(record: dict, key: str, qid: str, sep: str, required: bool) -> list[tuple[str, str]]:
     """``[(docid, text)]`` of ``record[key]``; text = title + sep + text when the title is non-empty."""
     items = record.get(key)
     if items is None:
@@ -181,7 +181,7 @@ def _passages(record: dict, key: str, qid: str, sep: str, required: bool) -> Lis
     return out
 
 
-def _same_item(record: dict, qid: str) -> List[str]:
+def _same_item(record: dict, qid: str) -> list[str]:
     """The record's ``same_item_docids`` (absent: none)."""
     items = record.get("same_item_docids")
     if items is None:
@@ -191,7 +191,7 @@ def _same_item(record: dict, qid: str) -> List[str]:
     return items
 
 
-def _parse(record, sep: str) -> Tuple[str, str, List[Tuple[str, str]], List[Tuple[str, str]], List[str]]:
+def _parse(record, sep: str) -> tuple[str, str, list[tuple[str, str]], list[tuple[str, str]], list[str]]:
     """``(query id, query, positives, negatives, same-item docids)`` of one record, or :class:`_BadRecord`."""
     if not isinstance(record, dict):
         raise _BadRecord(f"a record must be a JSON object, got {type(record).__name__}")
@@ -206,7 +206,7 @@ def _parse(record, sep: str) -> Tuple[str, str, List[Tuple[str, str]], List[Tupl
     return qid, query, positives, negatives, _same_item(record, qid)
 
 
-def _merge_extras(offsets: array, flat: array, extras: Dict[int, List[int]]) -> Tuple[np.ndarray, np.ndarray]:
+def _merge_extras(offsets: array, flat: array, extras: dict[int, list[int]]) -> tuple[np.ndarray, np.ndarray]:
     """CSR arrays of the first language's lists with each query's extra docs (later languages) appended."""
     offsets_np = np.frombuffer(offsets, dtype=np.int64).copy() if len(offsets) else np.zeros(1, np.int64)
     flat_np = np.frombuffer(flat, dtype=np.int64).copy() if len(flat) else np.zeros(0, np.int64)
@@ -224,7 +224,7 @@ def _merge_extras(offsets: array, flat: array, extras: Dict[int, List[int]]) -> 
     return new_offsets, out
 
 
-def _positive_negative_conflicts(pos_off, pos_docs, neg_off, neg_docs) -> List[Tuple[int, int]]:
+def _positive_negative_conflicts(pos_off, pos_docs, neg_off, neg_docs) -> list[tuple[int, int]]:
     """``(query, doc)`` pairs where ``doc`` is both a positive and a negative of ``query`` (vectorised for the
     usual one-positive queries, a set check for queries with several positives)."""
     counts = np.diff(neg_off)
@@ -233,18 +233,19 @@ def _positive_negative_conflicts(pos_off, pos_docs, neg_off, neg_docs) -> List[T
     query_of_neg = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
     found = {(int(query_of_neg[k]), int(neg_docs[k])) for k in clash}
     for q in np.flatnonzero(np.diff(pos_off) > 1):
-        for d in set(pos_docs[pos_off[q] : pos_off[q + 1]].tolist()) & set(neg_docs[neg_off[q] : neg_off[q + 1]].tolist()):
+        positives = set(pos_docs[pos_off[q] : pos_off[q + 1]].tolist())
+        for d in positives & set(neg_docs[neg_off[q] : neg_off[q + 1]].tolist()):
             found.add((int(q), d))
     return sorted(found)
 
 
-def _unique(docs: List[int]) -> List[int]:
+def _unique(docs: list[int]) -> list[int]:
     return docs if len(docs) < 2 or len(set(docs)) == len(docs) else list(dict.fromkeys(docs))
 
 
 # ------------------------------------------------------------------------------------------------ core builder
-def build_corpus(name: str, languages: Sequence[str], records: Dict[str, Tuple[Records, Locator]],
-                 labels: Dict[str, str], passage_field_separator: str = " ", group_size: int = 1,
+def build_corpus(name: str, languages: Sequence[str], records: dict[str, tuple[Records, Locator]],
+                 labels: dict[str, str], passage_field_separator: str = " ", group_size: int = 1,
                  max_errors: int = MAX_ERRORS) -> ParallelCorpus:
     """The parallel corpus of one source from each language's ``(records, locator)``; ``labels`` names each
     language's file/dataset. Raises :class:`DataError` listing up to ``max_errors`` problems.
@@ -261,22 +262,22 @@ def build_corpus(name: str, languages: Sequence[str], records: Dict[str, Tuple[R
     errors = _Errors(name, max_errors)
     bad_qids: set = set()  # ids of records that failed (no cascading "missing" errors for them)
     unnamed_failures = {lang: 0 for lang in languages}  # failed records whose query id is unknown (idem, per file)
-    qindex: Dict[str, int] = {}
-    query_ids: List[str] = []
-    dindex: Dict[str, int] = {}
-    doc_ids: List[str] = []
+    qindex: dict[str, int] = {}
+    query_ids: list[str] = []
+    dindex: dict[str, int] = {}
+    doc_ids: list[str] = []
     pos_offsets, pos_flat = array("q", [0]), array("q")
     neg_offsets, neg_flat = array("q", [0]), array("q")
-    pos_extra: Dict[int, List[int]] = {}
-    neg_extra: Dict[int, List[int]] = {}
+    pos_extra: dict[int, list[int]] = {}
+    neg_extra: dict[int, list[int]] = {}
     same_offsets, same_flat = array("q", [0]), array("q")  # same_item_docids (kept only if some record has them)
-    same_extra: Dict[int, List[int]] = {}
-    queries: Dict[str, List[Optional[str]]] = {}
-    passages: Dict[str, List[Optional[str]]] = {}
-    query_line: Dict[str, array] = {}  # lang -> record index of each query (for messages)
+    same_extra: dict[int, list[int]] = {}
+    queries: dict[str, list[str | None]] = {}
+    passages: dict[str, list[str | None]] = {}
+    query_line: dict[str, array] = {}  # lang -> record index of each query (for messages)
     first_lang = languages[0]
 
-    def add_docs(q: int, docs: List[int], offsets: array, flat: array, extra: Dict[int, List[int]]) -> None:
+    def add_docs(q: int, docs: list[int], offsets: array, flat: array, extra: dict[int, list[int]]) -> None:
         known = flat[offsets[q] : offsets[q + 1]].tolist()
         if docs == known:
             return
@@ -288,9 +289,9 @@ def build_corpus(name: str, languages: Sequence[str], records: Dict[str, Tuple[R
     for lang in languages:
         first = lang == first_lang
         records_of, where = records[lang]
-        qtext: List[Optional[str]] = [None] * len(query_ids)
+        qtext: list[str | None] = [None] * len(query_ids)
         qline = array("q", [-1]) * len(query_ids)
-        ptext: List[Optional[str]] = passages.setdefault(lang, [None] * len(doc_ids))
+        ptext: list[str | None] = passages.setdefault(lang, [None] * len(doc_ids))
         dline = array("q", [-1]) * len(ptext)  # record index where each doc's text in ``lang`` was first seen
         seen_any = False
         for i, record, parse_error in records_of():
@@ -377,7 +378,8 @@ def build_corpus(name: str, languages: Sequence[str], records: Dict[str, Tuple[R
         missing = [q for q, t in enumerate(qtext) if t is None and query_ids[q] not in bad_qids]
         if missing and not errors.full and not unnamed_failures[lang]:
             first_where = records[first_lang][1](query_line[first_lang][missing[0]])
-            more = f" (and {len(missing) - 1} more, e.g. {[query_ids[q] for q in missing[1:6]]})" if len(missing) > 1 else ""
+            examples = [query_ids[q] for q in missing[1:6]]
+            more = f" (and {len(missing) - 1} more, e.g. {examples})" if len(missing) > 1 else ""
             errors.add(f"{labels[lang]}: query id {query_ids[missing[0]]!r} (at {first_where}) is missing in "
                        f"language {lang!r}{more}")
         queries[lang] = qtext
@@ -432,7 +434,7 @@ def build_corpus(name: str, languages: Sequence[str], records: Dict[str, Tuple[R
 
 
 # ------------------------------------------------------------------------------------------------ public readers
-def load_jsonl_source(name: str, files: Dict[str, str], passage_field_separator: str = " ",
+def load_jsonl_source(name: str, files: dict[str, str], passage_field_separator: str = " ",
                       group_size: int = 1, max_errors: int = MAX_ERRORS) -> ParallelCorpus:
     """Parallel corpus from per-language Tevatron JSONL files ``{lang: path}`` (first language sets query order)."""
     if not files:
@@ -446,7 +448,7 @@ def load_jsonl_source(name: str, files: Dict[str, str], passage_field_separator:
 
 def load_hf_source(name: str, dataset_name: str, languages: Sequence[str], split: str = "train",
                    passage_field_separator: str = " ", group_size: int = 1,
-                   cache_dir: Optional[str] = None, max_errors: int = MAX_ERRORS) -> ParallelCorpus:
+                   cache_dir: str | None = None, max_errors: int = MAX_ERRORS) -> ParallelCorpus:
     """Parallel corpus from a Hugging Face dataset with one config per language, each in Tevatron's format.
 
     Loads ``datasets.load_dataset(dataset_name, lang, split=split)`` for each language (a hub name or a local
@@ -469,15 +471,15 @@ def load_hf_source(name: str, dataset_name: str, languages: Sequence[str], split
 
 
 # ------------------------------------------------------------------------------------------------ CLI specs
-def _dir_files(directory: str) -> Dict[str, str]:
+def _dir_files(directory: str) -> dict[str, str]:
     names = sorted(f for f in os.listdir(directory) if f.endswith(".jsonl") and not f.startswith("."))
     if not names:
         raise DataError(f"{directory}: no {{lang}}.jsonl files")
     return {f[: -len(".jsonl")]: os.path.join(directory, f) for f in names}
 
 
-def _lang_paths(items: Sequence[str], what: str) -> Dict[str, str]:
-    files: Dict[str, str] = {}
+def _lang_paths(items: Sequence[str], what: str) -> dict[str, str]:
+    files: dict[str, str] = {}
     for item in items:
         for part in item.split(","):
             lang, eq, path = part.partition("=")
@@ -492,7 +494,7 @@ def _lang_paths(items: Sequence[str], what: str) -> Dict[str, str]:
     return files
 
 
-def parse_train_files(specs: Sequence[str]) -> Dict[str, str]:
+def parse_train_files(specs: Sequence[str]) -> dict[str, str]:
     """``--train_files`` -> ``{lang: path}``: LANG=PATH items (commas also separate), or one directory of
     ``{lang}.jsonl`` files (languages in sorted file-name order)."""
     specs = [s for s in specs if s.strip()]
@@ -509,7 +511,7 @@ def parse_train_files(specs: Sequence[str]) -> Dict[str, str]:
     return _lang_paths(specs, "--train_files")
 
 
-def parse_extra_source(spec: str) -> Tuple[str, Dict[str, str]]:
+def parse_extra_source(spec: str) -> tuple[str, dict[str, str]]:
     """``NAME:LANG=PATH,LANG=PATH`` or ``NAME:DIR`` -> ``(name, {lang: path})``."""
     name, colon, rest = spec.partition(":")
     name, rest = name.strip(), rest.strip()
@@ -522,18 +524,18 @@ def parse_extra_source(spec: str) -> Tuple[str, Dict[str, str]]:
     return name, _lang_paths([rest], f"--extra_sources {name}")
 
 
-def restrict_languages(files: Dict[str, str], languages: Sequence[str]) -> Dict[str, str]:
+def restrict_languages(files: dict[str, str], languages: Sequence[str]) -> dict[str, str]:
     """The entries of ``files`` whose language is in ``languages`` (all when empty), in ``files`` order."""
     return dict(files) if not languages else {k: v for k, v in files.items() if k in set(languages)}
 
 
-def load_sources(data_args, group_size: Optional[int] = None) -> List[ParallelCorpus]:
+def load_sources(data_args, group_size: int | None = None) -> list[ParallelCorpus]:
     """All training sources of ``HybridDataArguments``: --train_files (named after its directory, else
     ``main``), then --extra_sources, then --dataset_name; each restricted to --languages when given."""
     group_size = data_args.train_group_size if group_size is None else group_size
     sep = data_args.passage_field_separator
     wanted = list(data_args.languages)
-    specs: List[Tuple[str, Dict[str, str]]] = []
+    specs: list[tuple[str, dict[str, str]]] = []
     if data_args.train_files:
         files = parse_train_files(data_args.train_files)
         one = [s for s in data_args.train_files if s.strip()]

@@ -41,7 +41,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Dict, List, Sequence, Tuple
+from collections.abc import Sequence
 
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
 from hybrid_tevatron.data.languages import TRAIN_LANGUAGES, UNSEEN_LANGUAGES
@@ -60,7 +60,8 @@ TEST_ARTICLES = (
 )
 
 
-def split_articles(titles: Sequence[str], every: int = TEST_EVERY, offset: int = TEST_OFFSET) -> Tuple[List[str], List[str]]:
+def split_articles(titles: Sequence[str], every: int = TEST_EVERY,
+                   offset: int = TEST_OFFSET) -> tuple[list[str], list[str]]:
     """(train titles, test titles): article ``i`` (file order) is test when ``i % every == offset``."""
     if every < 2 or not 0 <= offset < every:
         raise DataError(f"need every >= 2 and 0 <= offset < every, got every={every} offset={offset}")
@@ -71,7 +72,7 @@ def split_articles(titles: Sequence[str], every: int = TEST_EVERY, offset: int =
     return train, test
 
 
-def split_validation(train: Sequence[str], every: int) -> Tuple[List[str], List[str]]:
+def split_validation(train: Sequence[str], every: int) -> tuple[list[str], list[str]]:
     """(training titles, validation titles): training article ``j`` is validation when ``j % every == every - 1``;
     ``every`` 0 holds none out."""
     if every == 0:
@@ -82,7 +83,7 @@ def split_validation(train: Sequence[str], every: int) -> Tuple[List[str], List[
             [t for j, t in enumerate(train) if j % every == every - 1])
 
 
-def load_xquad(xquad_dir: str, languages: Sequence[str]) -> Dict[str, list]:
+def load_xquad(xquad_dir: str, languages: Sequence[str]) -> dict[str, list]:
     """``{lang: articles}`` from ``{xquad_dir}/{lang}.json``, checked to be parallel (same articles, paragraphs and
     question ids in the same order as the first language)."""
     data = {}
@@ -119,7 +120,7 @@ def gold_sentence(paragraph: dict, qa: dict, where: str) -> int:
     return hits[0]
 
 
-def build_examples(data: Dict[str, list], titles: Sequence[str]) -> Tuple[Dict[str, List[dict]], dict]:
+def build_examples(data: dict[str, list], titles: Sequence[str]) -> tuple[dict[str, list[dict]], dict]:
     """Tevatron-format records per language for the articles ``titles``; returns (records, stats)."""
     languages = list(data)
     wanted = set(titles)
@@ -127,7 +128,7 @@ def build_examples(data: Dict[str, list], titles: Sequence[str]) -> Tuple[Dict[s
     missing = wanted - {a["title"] for a in ref}
     if missing:
         raise DataError(f"articles not in the data: {sorted(missing)}")
-    records: Dict[str, List[dict]] = {lang: [] for lang in languages}
+    records: dict[str, list[dict]] = {lang: [] for lang in languages}
     n_classes = n_partial = n_neg = 0
     for i, article in enumerate(ref):
         if article["title"] not in wanted:
@@ -143,7 +144,7 @@ def build_examples(data: Dict[str, list], titles: Sequence[str]) -> Tuple[Dict[s
                     golds[lang] = gold_sentence(p, p["qas"][n], f"{lang}.json article {i} ({title}) paragraph {j}")
                 questions.append((j, qa["id"], golds))
         # classes: same paragraph and same gold sentence in every language
-        class_of: Dict[tuple, str] = {}
+        class_of: dict[tuple, str] = {}
         qclass = {}
         for j, qid, golds in questions:
             key = (j,) + tuple(golds[lang] for lang in languages)
@@ -174,7 +175,8 @@ def build_examples(data: Dict[str, list], titles: Sequence[str]) -> Tuple[Dict[s
                 qa = next(q for q in paragraphs[j]["qas"] if q["id"] == qid)
                 pos_text = paragraphs[j]["sentences"][golds[lang]]
                 neg_items = [
-                    {"docid": cdoc, "title": "", "text": paragraphs[ckey[0]]["sentences"][ckey[1 + languages.index(lang)]]}
+                    {"docid": cdoc, "title": "",
+                     "text": paragraphs[ckey[0]]["sentences"][ckey[1 + languages.index(lang)]]}
                     for ckey, cdoc in negs
                 ]
                 records[lang].append({

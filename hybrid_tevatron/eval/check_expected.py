@@ -1,8 +1,9 @@
 """Check measured scores against expected ones, Pyserini two-click-reproduction style: OK / OKish / FAIL per row.
 
     python -m hybrid_tevatron.eval.check_expected recipes/expected/me5_small_xquad_r.yaml [--results results.json]
-    python -m hybrid_tevatron.eval.check_expected --write recipes/expected/me5_small_xquad_r.yaml --results results.json \\
-        --select 'xquad-r/*/multi.map' ... [--meta command="bash recipes/reproduce.sh"] [--config config.json]
+    python -m hybrid_tevatron.eval.check_expected --write recipes/expected/me5_small_xquad_r.yaml \\
+        --results results.json --select 'xquad-r/*/multi.map' ... [--meta command="bash recipes/reproduce.sh"] \\
+        [--config config.json]
     python -m hybrid_tevatron.eval.check_expected --matches_config recipes/expected/reproduce.yaml < config.json
 
 Expected file (YAML)::
@@ -41,12 +42,11 @@ import json
 import math
 import os
 import sys
-from typing import Iterable, List, Optional
+from collections.abc import Iterable
 
 import yaml
 
 from hybrid_tevatron.atomic import atomic_write_text
-
 from hybrid_tevatron.errors import EXIT_ERROR, HybridTevatronError
 
 DEFAULTS = {"ok_abs": 0.005, "okish_abs": 0.02, "ok_rel": 0.02, "okish_rel": 0.05, "ok_std": 1.0, "okish_std": 3.0}
@@ -57,7 +57,7 @@ class ExpectedError(HybridTevatronError, ValueError):
     """A malformed expected file; the message names the file and the row."""
 
 
-def _comparable(config: Optional[dict]) -> Optional[dict]:
+def _comparable(config: dict | None) -> dict | None:
     """Settings as compared by ``--matches_config``: a local model folder by its name, not its location."""
     if not isinstance(config, dict) or not isinstance(config.get("model"), str):
         return config
@@ -91,7 +91,8 @@ def load_expected(path: str) -> dict:
         if not isinstance(row, dict) or not isinstance(row.get("id"), str):
             raise ExpectedError(f"{where}: needs an 'id' string")
         for key in ("expected", "ok", "okish"):
-            if not isinstance(row.get(key), (int, float)) or isinstance(row.get(key), bool) or not math.isfinite(row[key]):
+            value = row.get(key)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
                 raise ExpectedError(f"{where}: '{key}' must be a finite number, got {row.get(key)!r}")
         if not 0 <= row["ok"] <= row["okish"]:
             raise ExpectedError(f"{where}: need 0 <= ok <= okish, got ok={row['ok']} okish={row['okish']}")
@@ -112,7 +113,7 @@ def leaves(obj, prefix: str = "") -> Iterable[tuple]:
         yield prefix, obj
 
 
-def resolve(results: dict, row_id: str) -> Optional[float]:
+def resolve(results: dict, row_id: str) -> float | None:
     """The measured value of ``row_id`` (the mean of a ``{"mean": ...}`` leaf), or None when absent."""
     node = results
     for part in row_id.split("/"):
@@ -126,7 +127,7 @@ def resolve(results: dict, row_id: str) -> Optional[float]:
     return None
 
 
-def check(expected: dict, results: dict) -> List[dict]:
+def check(expected: dict, results: dict) -> list[dict]:
     """One dict per row: id, expected, measured, diff, status (OK / OKish / FAIL / MISSING)."""
     out = []
     for row in expected["rows"]:
@@ -142,7 +143,7 @@ def check(expected: dict, results: dict) -> List[dict]:
     return out
 
 
-def format_report(rows: List[dict]) -> str:
+def format_report(rows: list[dict]) -> str:
     width = max(len(r["id"]) for r in rows)
     lines = [f"{'row':<{width}}  {'expected':>10}  {'measured':>10}  {'diff':>9}  status"]
     for r in rows:
@@ -154,7 +155,7 @@ def format_report(rows: List[dict]) -> str:
     return "\n".join(lines)
 
 
-def snapshot(results: dict, select: List[str], tol: dict = DEFAULTS, relative: List[str] = RELATIVE) -> List[dict]:
+def snapshot(results: dict, select: list[str], tol: dict = DEFAULTS, relative: list[str] = RELATIVE) -> list[dict]:
     """Expected rows for every results leaf matching one of the ``select`` globs (results order)."""
     rows = []
     for path, leaf in leaves(results):
@@ -179,7 +180,7 @@ def snapshot(results: dict, select: List[str], tol: dict = DEFAULTS, relative: L
     return rows
 
 
-def write_expected(path: str, rows: List[dict], title: str, results_path: str, meta: dict) -> None:
+def write_expected(path: str, rows: list[dict], title: str, results_path: str, meta: dict) -> None:
     doc = {"title": title, "results": results_path, "meta": meta, "rows": rows}
     text = ("# Written by `python -m hybrid_tevatron.eval.check_expected --write` from a results file; "
             "do not edit numbers by hand.\n" + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=120))
@@ -193,7 +194,8 @@ def main(argv=None) -> int:
     ap.add_argument("--write", metavar="YAML", help="write an expected file from --results instead of checking")
     ap.add_argument("--select", nargs="+", default=["*"], help="with --write: globs of result paths to keep")
     ap.add_argument("--title", default="", help="with --write: title")
-    ap.add_argument("--relative", nargs="+", default=RELATIVE, help="with --write: globs of rows with relative tolerances")
+    ap.add_argument("--relative", nargs="+", default=RELATIVE,
+                    help="with --write: globs of rows with relative tolerances")
     ap.add_argument("--meta", nargs="*", default=[], metavar="KEY=VALUE", help="with --write: provenance")
     ap.add_argument("--config", help="with --write: JSON settings of the run, stored as meta.config")
     ap.add_argument("--matches_config", metavar="YAML", help="compare the JSON settings on stdin with YAML's")

@@ -23,7 +23,6 @@ languages stand in for the image), never image retrieval.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
 
 from hybrid_tevatron.data.languages import TRAIN_LANGUAGES, XQUAD_R_LANGUAGES
 
@@ -37,7 +36,7 @@ WIKI_VAL_EVERY = 8  # xquad_train --val_every: 4 of the 32 training articles are
 class Source:
     name: str  # also the data folder's name, which names the source for the trainer
     title: str
-    languages: Tuple[str, ...]
+    languages: tuple[str, ...]
     relation: str  # question-sentence, translation or description
     cross_only: bool = False
 
@@ -57,11 +56,11 @@ class Cell:
     name: str
     domain: str
     regime: str  # zero-shot, mono, cross, hybrid
-    sources: Tuple[str, ...] = ()
-    weights: Tuple[int, ...] = ()  # --source_weights, one per source (empty: in proportion to size)
+    sources: tuple[str, ...] = ()
+    weights: tuple[int, ...] = ()  # --source_weights, one per source (empty: in proportion to size)
     headline: bool = False  # every seed
     candidate: bool = False  # an aim candidate (first seed also evaluated on the validation sets)
-    degenerate: Optional[str] = None  # why the cell cannot be trained
+    degenerate: str | None = None  # why the cell cannot be trained
 
     @property
     def trained(self) -> bool:
@@ -76,7 +75,7 @@ class Cell:
 _TRANSLATION_MONO = ("not possible (degenerate): translations have no same-language pair (each would be a caption "
                      "with itself)")
 _TRANSLATION_HYBRID = "same as cross: a translation source feeds only cross steps"
-CELLS: List[Cell] = [
+CELLS: list[Cell] = [
     Cell("zero-shot", "none (base model)", "zero-shot", headline=True),
     Cell("wiki-hybrid", "Wikipedia", "hybrid", ("wiki",), headline=True),
     Cell("flickr-mono", "Flickr translations", "mono", ("flickr",), degenerate=_TRANSLATION_MONO),
@@ -101,17 +100,17 @@ class EvalSet:
     name: str
     title: str
     family: str  # captions | lareqa
-    languages: Tuple[str, ...]
-    args: Tuple[str, ...] = ()  # with {xtd10}, {multi30k}, {multi30k_task2}, {xquad_r}, {wiki} filled in
+    languages: tuple[str, ...]
+    args: tuple[str, ...] = ()  # with {xtd10}, {multi30k}, {multi30k_task2}, {xquad_r}, {wiki} filled in
     relation: str = ""  # captions: translation, description or mixed (XTD10: jp captions are descriptions)
     test: bool = True  # False: validation (the aim's choice), never a reported test number
     default: bool = True  # in the default EVAL_SETS
-    keys: Tuple[str, ...] = field(default=("multi.map", "cross.map", "to_en.map", "to_en.recall_10", "rank_distance"))
+    keys: tuple[str, ...] = field(default=("multi.map", "cross.map", "to_en.map", "to_en.recall_10", "rank_distance"))
 
 
 _M30K = ("en", "de", "fr", "cs")
 _LAREQA_KEYS = ("mono.map", "cross.map", "multi.map", "rank_distance")
-EVAL_SETS: List[EvalSet] = [
+EVAL_SETS: list[EvalSet] = [
     EvalSet("xtd10", "XTD10 (MSCOCO captions, 11 languages)", "captions", XTD10_LANGUAGES, ("--xtd10", "{xtd10}"),
             "mixed"),
     EvalSet("m30k-desc", "Multi30K task 2 test_2016 (Flickr descriptions, en de)", "captions",
@@ -148,7 +147,7 @@ QUESTIONS = {"xquad-r": 374, "wiki-val": 90}
 MINUTES = {"train": 5.7, "eval_start": 0.2, "caption_encodings_per_min": 5200, "xquad-r": 5.0}
 
 # XTD10 language groups relative to the study's training data
-LANGUAGE_GROUPS: Dict[str, Tuple[str, ...]] = {
+LANGUAGE_GROUPS: dict[str, tuple[str, ...]] = {
     "flickr": tuple(x for x in XTD10_LANGUAGES if x in FLICKR_LANGUAGES),
     "wiki-only": tuple(x for x in XTD10_LANGUAGES if x in TRAIN_LANGUAGES and x not in FLICKR_LANGUAGES),
     "unseen": tuple(x for x in XTD10_LANGUAGES if x not in TRAIN_LANGUAGES and x not in FLICKR_LANGUAGES),

@@ -38,14 +38,13 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional
 
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
 from hybrid_tevatron.errors import HybridTevatronError, Interrupted, report_errors, signals_interrupt
-from hybrid_tevatron.locks import FolderLock
 from hybrid_tevatron.eval import domain_grid as G
 from hybrid_tevatron.eval.domain_tables import markdown, render, run_name
 from hybrid_tevatron.eval.study_records import read_record, read_timings, results_path, seed_stats
+from hybrid_tevatron.locks import FolderLock
 from hybrid_tevatron.logs import get_logger
 
 log = get_logger(__name__)
@@ -55,14 +54,14 @@ class StudyError(HybridTevatronError):
     """A study root that cannot take this run (another configuration, a missing setting or data folder)."""
 
 
-def _words(name: str) -> Optional[List[str]]:
+def _words(name: str) -> list[str] | None:
     value = os.environ.get(name, "").replace(",", " ").split()
     return value or None
 
 
 # ------------------------------------------------------------------------------------------------------ the plan
 
-def plan(seeds: List[int], cells: Optional[List[str]] = None, sets: Optional[List[str]] = None) -> dict:
+def plan(seeds: list[int], cells: list[str] | None = None, sets: list[str] | None = None) -> dict:
     """Which (cell, seed) trains and which evaluations it gets. ``sets`` picks test sets (default: those marked
     default in the grid); the validation sets are planned for the aim candidates and the choice's reference cell
     (first seed) whenever a candidate is planned."""
@@ -93,7 +92,7 @@ def plan(seeds: List[int], cells: Optional[List[str]] = None, sets: Optional[Lis
             "runs": runs, "candidates": candidates}
 
 
-def eval_minutes(eval_set: str, images: Optional[int], questions: Optional[int]) -> float:
+def eval_minutes(eval_set: str, images: int | None, questions: int | None) -> float:
     """Estimated minutes of one evaluation on 2 CPU cores (:data:`~hybrid_tevatron.eval.domain_grid.MINUTES`)."""
     es, m = G.EVAL_SET[eval_set], G.MINUTES
     if es.family == "lareqa":
@@ -104,7 +103,7 @@ def eval_minutes(eval_set: str, images: Optional[int], questions: Optional[int])
     return m["eval_start"] + encodings / m["caption_encodings_per_min"]
 
 
-def estimate(the_plan: dict, images: Optional[int], questions: Optional[int]) -> dict:
+def estimate(the_plan: dict, images: int | None, questions: int | None) -> dict:
     """Minutes of the plan on 2 CPU cores, with caption pools of ``images`` images and ``questions`` XQuAD-R
     questions (None: whole)."""
     trained = {(r["cell"], r["seed"]) for r in the_plan["runs"] if G.CELL[r["cell"]].trained}
@@ -132,7 +131,7 @@ def start(root: str, config: dict, the_plan: dict) -> None:
 # ------------------------------------------------------------------------------------------------------ running
 
 class Study:
-    def __init__(self, root: str, env: Dict[str, str]):
+    def __init__(self, root: str, env: dict[str, str]):
         self.root, self.env = os.path.abspath(root), env
         self.python = env.get("PYTHON") or sys.executable
         self.dirs = {k: env.get(k.upper()) or os.path.normpath(os.path.join(_ROOT, "..", "shared", "data", folder))
@@ -140,7 +139,7 @@ class Study:
                                        ("multi30k_task2", "multi30k-task2"))}
         self.dirs.update(xquad_r=env.get("XQUAD_R", ""), wiki=os.path.join(self.root, "data", "wiki"))
 
-    def step(self, stage: str, module: str, argv: List[str]) -> None:
+    def step(self, stage: str, module: str, argv: list[str]) -> None:
         """``python -m module argv`` as a logged, replayable step: commands.sh first, timings.tsv on success."""
         cmd = [self.python, "-m", module, *map(str, argv)]
         with open(os.path.join(self.root, "commands.sh"), "a", encoding="utf-8") as f:
@@ -185,8 +184,9 @@ class Study:
         dirs = [self.prepare(s) for s in cell.sources]
         langs = list(dict.fromkeys(x for s in cell.sources for x in G.SOURCES[s].languages))
         e = self.env
-        argv = ["--model_name_or_path", e["MODEL"], "--pooling", "mean", "--normalize", "--temperature", e["TEMPERATURE"],
-                "--query_prefix", "query: ", "--passage_prefix", "passage: ", "--train_files", dirs[0]]
+        argv = ["--model_name_or_path", e["MODEL"], "--pooling", "mean", "--normalize", "--temperature",
+                e["TEMPERATURE"], "--query_prefix", "query: ", "--passage_prefix", "passage: ",
+                "--train_files", dirs[0]]
         argv += [x for s, d in zip(cell.sources[1:], dirs[1:]) for x in ("--extra_sources", f"{s}:{d}")]
         argv += ["--languages", *langs, "--regime", cell.regime, "--alpha", e["ALPHA"]]
         cross_only = [s for s in cell.sources if G.SOURCES[s].cross_only]
@@ -204,10 +204,10 @@ class Study:
         atomic_write_text(os.path.join(out, "DONE"), "")
         return out
 
-    def eval_dir(self, eval_set: str, cell: str, seed: Optional[int]) -> str:
+    def eval_dir(self, eval_set: str, cell: str, seed: int | None) -> str:
         return os.path.join(self.root, "eval", eval_set, run_name(cell, seed))
 
-    def evaluate(self, model: str, eval_set: str, cell: str, seed: Optional[int]) -> None:
+    def evaluate(self, model: str, eval_set: str, cell: str, seed: int | None) -> None:
         out, es, e = self.eval_dir(eval_set, cell, seed), G.EVAL_SET[eval_set], self.env
         if results_path(out):
             return
@@ -234,7 +234,7 @@ class Study:
         if the_plan["candidates"]:
             choose(self.root, the_plan)
 
-    def _one(self, cell_name: str, seed: Optional[int], evals: List[str], runs: List[dict]) -> None:
+    def _one(self, cell_name: str, seed: int | None, evals: list[str], runs: list[dict]) -> None:
         cell = G.CELL[cell_name]
         todo = [s for s in evals if not results_path(self.eval_dir(s, cell_name, seed))]
         if not todo:
@@ -244,7 +244,7 @@ class Study:
             self.evaluate(model, s, cell_name, seed)
         self._cleanup(runs)
 
-    def _cleanup(self, runs: List[dict]) -> None:
+    def _cleanup(self, runs: list[dict]) -> None:
         """Delete every model whose planned evaluations all exist (KEEP_MODELS=1 keeps them)."""
         models = os.path.join(self.root, "models")
         if self.env.get("KEEP_MODELS") == "1" or not os.path.isdir(models):
@@ -274,7 +274,7 @@ def _stop(proc: subprocess.Popen, signum: int) -> None:
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def choose(root: str, the_plan: dict) -> Optional[str]:
+def choose(root: str, the_plan: dict) -> str | None:
     """The aim candidate chosen on the validation sets (first seed), recorded in ``choice.json``; None until every
     candidate (and the guard's reference cell, when planned) has its validation results.
 
@@ -284,7 +284,7 @@ def choose(root: str, the_plan: dict) -> Optional[str]:
     seed, (eval_set, key), (guard_set, guard_key, reference, tol) = the_plan["seeds"][0], G.CHOICE, G.CHOICE_GUARD
     candidates = the_plan["candidates"]
 
-    def score(cell: str, where: str, what: str) -> Optional[float]:
+    def score(cell: str, where: str, what: str) -> float | None:
         path = results_path(os.path.join(root, "eval", where, run_name(cell, seed)))
         return None if path is None else float(read_record(path)["summary"][what])
 
@@ -305,7 +305,7 @@ def choose(root: str, the_plan: dict) -> Optional[str]:
 
 # ------------------------------------------------------------------------------------------------------ summary
 
-def metrics(results: dict, eval_set: str) -> Dict[str, float]:
+def metrics(results: dict, eval_set: str) -> dict[str, float]:
     """Flat metrics of one results.json: summary keys, per language and per language group (captions)."""
     out = {k: float(v) for k, v in results.get("summary", {}).items() if isinstance(v, (int, float))}
     if G.EVAL_SET[eval_set].family != "captions":
@@ -335,7 +335,7 @@ def summarize(root: str) -> dict:
                                  "domain": c.domain, "regime": c.regime} for c in G.CELLS}
     for es in G.EVAL_SETS:
         folder = os.path.join(root, "eval", es.name)
-        groups: Dict[str, list] = {}
+        groups: dict[str, list] = {}
         for run in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
             path = results_path(os.path.join(folder, run))
             cell, _, seed = run.rpartition("-s") if run != "zero-shot" else (run, "", "")
@@ -401,7 +401,7 @@ def pool_caps(env) -> tuple:
     return tuple(caps)
 
 
-def _seeds() -> List[int]:
+def _seeds() -> list[int]:
     return [int(x) for x in (_words("SEEDS") or G.DEFAULT_SEEDS)]
 
 

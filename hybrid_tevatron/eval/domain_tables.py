@@ -8,7 +8,6 @@ not. ``render`` fills the ``<!-- BEGIN GENERATED: name -->`` blocks of docs/doma
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 from hybrid_tevatron.eval import domain_grid as G
 from hybrid_tevatron.eval.study_records import config_block, fmt_stat, hardware_block, md_table, render_blocks
@@ -17,11 +16,11 @@ PROXY = ("Caption retrieval here is a **caption proxy**: a caption must find the
          "other languages (X→en stands in for text→image); no images are involved. It is not image retrieval.")
 
 
-def run_name(cell: str, seed: Optional[int]) -> str:
+def run_name(cell: str, seed: int | None) -> str:
     return cell if seed is None else f"{cell}-s{seed}"
 
 
-def effect(a: Optional[dict], b: Optional[dict], lower_better: bool = False) -> dict:
+def effect(a: dict | None, b: dict | None, lower_better: bool = False) -> dict:
     """a − b (sign flipped when lower is better) against 2 standard errors of the difference of the seed means."""
     if not a or not b:
         return {"verdict": "not run"}
@@ -68,7 +67,8 @@ def set_table(summary: dict, eval_set: str, keys, titles=None) -> str:
             rows.append([_row_name(summary, cell.name), cell.degenerate] + [""] * (len(keys) - 1))
         elif cell.name in runs:
             n = max(v["n"] for v in runs[cell.name].values())
-            rows.append([f"{_row_name(summary, cell.name)} n={n}"] + [fmt_stat(runs[cell.name].get(k), k) for k in keys])
+            rows.append([f"{_row_name(summary, cell.name)} n={n}"]
+                        + [fmt_stat(runs[cell.name].get(k), k) for k in keys])
     es = G.EVAL_SET[eval_set]
     if not any(cell.name in runs for cell in G.CELLS):
         return f"_{es.title}: not run yet._\n"

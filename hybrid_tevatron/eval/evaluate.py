@@ -27,11 +27,20 @@ import sys
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
 from hybrid_tevatron.errors import report_errors
 from hybrid_tevatron.eval.lareqa import MANIFEST_FORMAT, LareqaError
-from hybrid_tevatron.jsonfiles import read_format, read_json
-from hybrid_tevatron.eval.metrics import KEYS, MEASURES, EvalError, compare_with_trec_eval, macro, mean, \
-    parse_trec_eval, query_metrics, read_qrels
-from hybrid_tevatron.logs import get_logger
+from hybrid_tevatron.eval.metrics import (
+    KEYS,
+    MEASURES,
+    EvalError,
+    compare_with_trec_eval,
+    macro,
+    mean,
+    parse_trec_eval,
+    query_metrics,
+    read_qrels,
+)
 from hybrid_tevatron.eval.report import RESULTS_FORMAT, detail_markdown, fmt, plot_heatmap
+from hybrid_tevatron.jsonfiles import read_format, read_json
+from hybrid_tevatron.logs import get_logger
 
 SETTINGS = ("mono", "cross", "multi")
 METRIC_KEYS = tuple(KEYS[m] for m in MEASURES)

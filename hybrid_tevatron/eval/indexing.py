@@ -115,8 +115,9 @@ class Encoding:
             self.runner.run("hybrid_tevatron.pyserini.encode",
                             [*self._ours("query", ["--topics", rel(topics)]), "--output", rel(out)])
             return
-        args = ["--topics", rel(topics), "--encoder", self.model_arg, "--output", rel(os.path.join(out, "embedding.pkl")),
-                "--device", self.device, "--pooling", e["pooling"], "--max-length", e["query_max_len"]]
+        args = ["--topics", rel(topics), "--encoder", self.model_arg,
+                "--output", rel(os.path.join(out, "embedding.pkl")), "--device", self.device,
+                "--pooling", e["pooling"], "--max-length", e["query_max_len"]]
         if e["normalize"]:
             args.append("--l2-norm")
         if e["pyserini_query_prefix"]:

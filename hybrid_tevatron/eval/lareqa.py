@@ -132,7 +132,7 @@ class ArticleSelection:
     titles: set[str] = field(default_factory=set)
 
     @classmethod
-    def parse(cls, specs) -> "ArticleSelection | None":
+    def parse(cls, specs) -> ArticleSelection | None:
         if not specs:
             return None
         sel = cls()
@@ -229,7 +229,7 @@ def load_lareqa(data_dir: str, languages=None, dataset: str | None = None, artic
         for pool in pools.values():
             ok = {i for i, t in enumerate(pool.titles)
                   if (keep is None or keep.matches(i, t)) and not (drop and drop.matches(i, t))}
-            _filter(pool, lambda c: c.article in ok, lambda q: q.article in ok)
+            _filter(pool, lambda c, ok=ok: c.article in ok, lambda q, ok=ok: q.article in ok)
 
     if max_questions is not None:
         if max_questions < 1:

@@ -66,7 +66,7 @@ class OutputFolder:
             raise OutputError(f"{self.path} {when}exists and is not empty (pass --overwrite or OVERWRITE=1 to "
                               "replace it)")
 
-    def __enter__(self) -> "OutputFolder":
+    def __enter__(self) -> OutputFolder:
         self._check_target()
         parent = os.path.dirname(self.path)
         try:

@@ -12,10 +12,9 @@ ranks: true}: exact whole-pool ranks, and top-``hits`` runs).
 
 from __future__ import annotations
 
-
 from hybrid_tevatron.atomic import atomic_write_json
-from hybrid_tevatron.jsonfiles import read_format
 from hybrid_tevatron.eval.runner import StepError
+from hybrid_tevatron.jsonfiles import read_format
 
 PLAN_FORMAT = "hybrid_tevatron.search_plan/1"
 LAREQA_TREC_EVAL_ARGS = ["-c", "-q", "-m", "map", "-m", "recall.1,10", "-m", "ndcg_cut.10"]

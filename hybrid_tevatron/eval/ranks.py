@@ -354,9 +354,10 @@ def _rank_rows(st: _SearchState, comp, written, mine: np.ndarray, local: np.ndar
         values = sub_written[j][order].cpu().numpy()[kept]
         order = order.cpu().numpy()[kept]
         prefix, base = f"{st.name}{SEP}{qid} Q0 ", st.start
-        st.lines.append("".join(f"{prefix}{ids[c + base]} {r} "
-                                f"{f'{v // _SCALE}.{v % _SCALE:0{SCORE_DECIMALS}d}' if v >= 0 else score_text(v)} ranks\n"
-                                for r, (c, v) in enumerate(zip(order.tolist(), values.tolist()), 1)))
+        st.lines.append("".join(
+            f"{prefix}{ids[c + base]} {r} "
+            f"{f'{v // _SCALE}.{v % _SCALE:0{SCORE_DECIMALS}d}' if v >= 0 else score_text(v)} ranks\n"
+            for r, (c, v) in enumerate(zip(order.tolist(), values.tolist()), 1)))
 
 
 def _write_search(st: _SearchState, out_dir: str, sample_run, sample_qrels) -> None:

@@ -29,7 +29,6 @@ import math
 import os
 import re
 import sys
-from typing import Dict, List
 
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
 from hybrid_tevatron.errors import HybridTevatronError, report_errors
@@ -64,7 +63,7 @@ PAPER_NAMES = {"mono": "X-X-mono", "cross": "X-Y", "hybrid": "hybrid"}
 _RUN = re.compile(r"^(?P<regime>[a-z]+)-s(?P<seed>\d+)$")
 
 
-def _metrics(results: dict) -> Dict[str, float]:
+def _metrics(results: dict) -> dict[str, float]:
     """Flat metric dict of one results.json: summary keys plus seen/unseen breakdowns."""
     out = {k: float(v) for k, v in results.get("summary", {}).items() if isinstance(v, (int, float))}
     su = results.get("seen_unseen") or {}
@@ -92,7 +91,7 @@ def summarize(root: str) -> dict:
         "timings": read_timings(os.path.join(root, "timings.tsv")),
     }}
     for dataset in sorted(os.listdir(eval_root)):
-        groups: Dict[str, list] = {}
+        groups: dict[str, list] = {}
         for run in sorted(os.listdir(os.path.join(eval_root, dataset))):
             path = results_path(os.path.join(eval_root, dataset, run))
             if path is None:
@@ -193,7 +192,7 @@ def paper_table(summary: dict) -> str:
                    "rank dist. ours / paper"], rows)
 
 
-def claims(summary: dict) -> List[dict]:
+def claims(summary: dict) -> list[dict]:
     """Every pairwise regime ordering the paper reports, checked on our numbers (better = higher; rank distance:
     lower). ``verdict``: holds / holds (within noise) / reversed (within noise) / reversed, where noise = 2 standard
     errors of the difference of the two seed means; with one seed there is no noise estimate."""

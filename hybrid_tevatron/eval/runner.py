@@ -1,9 +1,10 @@
 """Run ``python -m MODULE ARGS`` command lines (Pyserini's CLIs and ours) and record each one, replayable.
 
 ``Cli.INPROCESS`` (the default) executes the module's ``__main__`` with ``runpy`` in this process, exactly as
-``python -m`` would (for our own modules it calls their ``main(argv)``), so Pyserini's ~8 s import and the JVM start are paid once per evaluation instead of once per
-command (XQuAD-R has 132 searches); ``Cli.SUBPROCESS`` starts one ``python -m`` process per command. Either way the
-command is recorded shell-quoted (``record``), so the evaluation folder's ``commands.sh`` replays every step.
+``python -m`` would (for our own modules it calls their ``main(argv)``), so Pyserini's ~8 s import and the JVM start
+are paid once per evaluation instead of once per command (XQuAD-R has 132 searches); ``Cli.SUBPROCESS`` starts one
+``python -m`` process per command. Either way the command is recorded shell-quoted (``record``), so the evaluation
+folder's ``commands.sh`` replays every step.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import runpy
 import shlex
 import subprocess
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from hybrid_tevatron.errors import HybridTevatronError
 

@@ -11,7 +11,7 @@ import math
 import os
 import re
 import statistics
-from typing import Callable, Dict, List, Mapping, Optional
+from collections.abc import Callable, Mapping
 
 from hybrid_tevatron.errors import HybridTevatronError
 
@@ -21,7 +21,7 @@ GENERATED_BLOCK = re.compile(
 
 # ------------------------------------------------------------------------------------------------------ records
 
-def seed_stats(values: List[float]) -> dict:
+def seed_stats(values: list[float]) -> dict:
     """Mean, sample std (0 for one value), n and the values."""
     n = len(values)
     mean = sum(values) / n
@@ -37,7 +37,7 @@ def read_record(path: str, default=None):
         return json.load(f)
 
 
-def results_path(run_dir: str) -> Optional[str]:
+def results_path(run_dir: str) -> str | None:
     """``results/results.json`` (the evaluation program's layout) or ``results.json`` of a run folder."""
     for path in (os.path.join(run_dir, "results", "results.json"), os.path.join(run_dir, "results.json")):
         if os.path.isfile(path):
@@ -45,7 +45,7 @@ def results_path(run_dir: str) -> Optional[str]:
     return None
 
 
-def read_timings(path: str) -> List[dict]:
+def read_timings(path: str) -> list[dict]:
     """``timings.tsv`` (stage, seconds per line) as ``[{"stage", "seconds"}]``; none when it is absent."""
     if not os.path.isfile(path):
         return []
@@ -60,7 +60,7 @@ def read_timings(path: str) -> List[dict]:
 
 # ----------------------------------------------------------------------------------------------------- markdown
 
-def fmt_stat(stat: Optional[dict], key: str) -> str:
+def fmt_stat(stat: dict | None, key: str) -> str:
     """``mean ± std`` (one decimal for rank distance, else three); the mean alone for one seed; – when absent."""
     if not stat:
         return "–"
@@ -70,7 +70,7 @@ def fmt_stat(stat: Optional[dict], key: str) -> str:
     return f"{stat['mean']:.{digits}f}"
 
 
-def md_table(header: List[str], rows: List[List[str]]) -> str:
+def md_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
@@ -95,7 +95,7 @@ def hardware_block(summary: dict) -> str:
     lines = [f"- {k}: {v}" for k, v in hw.items()]
     timings = meta.get("timings") or []
     if timings:
-        by_kind: Dict[str, List[float]] = {}
+        by_kind: dict[str, list[float]] = {}
         for t in timings:
             by_kind.setdefault(t["stage"].rsplit(":", 1)[0], []).append(t["seconds"])  # drop the run name
         medians = {k: statistics.median(v) for k, v in by_kind.items()}

@@ -10,8 +10,9 @@ The rule, in order:
    ``CACHE/models/me5-small``, once (about 10 s, 470 MB); ``CACHE`` is ``$HYBRID_TEVATRON_CACHE``, else
    ``$XDG_CACHE_HOME/hybrid_tevatron``, else ``~/.cache/hybrid_tevatron`` (outside the repository).
 
-Cases 1 and 3 say so in one line on stderr (``[HH:MM:SS] model: ...``, :mod:`hybrid_tevatron.logs`). The embedded model's weights are 4-bit rounded, so its scores differ a
-little from the hub model's; the expected-score files of the recipes were written with it (``me5-small``).
+Cases 1 and 3 say so in one line on stderr (``[HH:MM:SS] model: ...``, :mod:`hybrid_tevatron.logs`). The embedded
+model's weights are 4-bit rounded, so its scores differ a little from the hub model's; the expected-score files of
+the recipes were written with it (``me5-small``).
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ the text keys match the ones the search looks up.
 
 Settings default to the model's ``hybrid_tevatron.json`` (passage settings for a corpus, query settings for
 topics); flags override (:func:`hybrid_tevatron.encoding.read_encoding`); a model without that file needs
-``--pooling`` and ``--normalize``/``--no-normalize``. ``--prefix`` is prepended literally (``'query: '``, with its space, as in training).
+``--pooling`` and ``--normalize``/``--no-normalize``. ``--prefix`` is prepended literally (``'query: '``, with its
+space, as in training).
 Outputs appear only when complete: a temporary folder/file beside the target, renamed at the end.
 
 **Sharded corpus encoding** (``--num_shards``, or a multi-process ``torchrun``)::
@@ -48,7 +49,6 @@ import os
 import shutil
 import sys
 import time
-from typing import List, Optional
 
 from hybrid_tevatron._pyserini_env import configure
 from hybrid_tevatron.atomic import atomic_dir, atomic_path
@@ -114,7 +114,7 @@ def _check_target(path: str, overwrite: bool) -> None:
         raise EncodeError(f"{path} exists (pass --overwrite to replace it)")
 
 
-def corpus_files(corpus: str) -> List[str]:
+def corpus_files(corpus: str) -> list[str]:
     """The files of a Pyserini JSONL corpus in the order Pyserini reads them (a file, or a folder's files in
     ``os.listdir`` order, as ``JsonlCollectionIterator``)."""
     if os.path.isfile(corpus):
@@ -127,7 +127,7 @@ def corpus_files(corpus: str) -> List[str]:
     raise EncodeError(f"corpus not found: {corpus}")
 
 
-def _sha256(paths: List[str], root: str = "") -> str:
+def _sha256(paths: list[str], root: str = "") -> str:
     digest = hashlib.sha256()
     for path in paths:
         name = os.path.relpath(path, root) if root else ""
@@ -185,7 +185,7 @@ def read_corpus(corpus: str, fields, docid_field, delimiter: str):
                           f"{str(err).splitlines()[0] if str(err) else ''})") from None
 
 
-def default_device(device: Optional[str], env=None) -> Optional[str]:
+def default_device(device: str | None, env=None) -> str | None:
     """``--device``, or under ``torchrun`` on a GPU machine the process's own GPU (``cuda:LOCAL_RANK``)."""
     env = os.environ if env is None else env
     if device or "LOCAL_RANK" not in env:
@@ -260,7 +260,7 @@ def _finished(target: str, info: ShardInfo, overwrite: bool) -> bool:
 
 
 def _write_index(encoder, corpus: dict, args, start: int, stop: int, out: str,
-                 shard: Optional[ShardInfo] = None) -> dict:
+                 shard: ShardInfo | None = None) -> dict:
     """Encode corpus rows ``[start, stop)`` into the Faiss index folder ``out`` (written whole, or not at all)."""
     from pyserini.encode.optional import FaissRepresentationWriter
 

@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -46,14 +46,14 @@ from hybrid_tevatron.modeling import pool
 DTYPES = ("auto", "fp32", "fp16", "bf16")
 
 
-def resolve_device(device: Optional[str] = None) -> torch.device:
+def resolve_device(device: str | None = None) -> torch.device:
     """``device``, or ``cuda:0`` when a GPU is present, else ``cpu``."""
     if device in (None, "", "auto"):
         device = "cuda:0" if torch.cuda.is_available() else "cpu"
     return torch.device(device)
 
 
-def autocast_dtype(dtype: str, device: torch.device) -> Optional[torch.dtype]:
+def autocast_dtype(dtype: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``dtype`` on ``device``; ``None`` = fp32.
 
     ``auto``: bf16 on CUDA (fp16 where the GPU has no bf16), fp32 elsewhere. ``bf16`` on CPU needs a CPU with
@@ -77,10 +77,10 @@ def autocast_dtype(dtype: str, device: torch.device) -> Optional[torch.dtype]:
                      "instructions)")
 
 
-_MODEL_CACHE: Dict[Tuple[str, str, str], Tuple[torch.nn.Module, object]] = {}
+_MODEL_CACHE: dict[tuple[str, str, str], tuple[torch.nn.Module, object]] = {}
 
 
-def load_model(model: str, device: torch.device, tokenizer: Optional[str] = None):
+def load_model(model: str, device: torch.device, tokenizer: str | None = None):
     """``(model, tokenizer)``, eval mode on ``device``; the last one loaded is kept for the next call.
 
     The recipes run many encode jobs in one process (``--cli inprocess``): the cache loads the model once.
@@ -116,7 +116,7 @@ class TextEncoder:
         model,
         tokenizer,
         settings: SideEncoding,
-        device: Optional[str] = None,
+        device: str | None = None,
         dtype: str = "auto",
         batch_size: int = 64,
         window: int = 8192,
@@ -138,9 +138,9 @@ class TextEncoder:
 
     @classmethod
     def from_pretrained(
-        cls, model: str, side: str = "passage", device: Optional[str] = None, dtype: str = "auto",
-        batch_size: int = 64, tokenizer: Optional[str] = None, **settings
-    ) -> "TextEncoder":
+        cls, model: str, side: str = "passage", device: str | None = None, dtype: str = "auto",
+        batch_size: int = 64, tokenizer: str | None = None, **settings
+    ) -> TextEncoder:
         """Load ``model`` (cached) with settings from its ``hybrid_tevatron.json``, ``settings`` over them."""
         resolved, _ = side_encoding(model, side, **settings)
         dev = resolve_device(device)
@@ -151,8 +151,8 @@ class TextEncoder:
     def dimension(self) -> int:
         return int(self.model.config.hidden_size)
 
-    def batches(self, texts: Sequence[str], batch_size: Optional[int] = None,
-                collator: Optional[EncodeCollator] = None) -> List[Tuple[np.ndarray, Dict[str, torch.Tensor]]]:
+    def batches(self, texts: Sequence[str], batch_size: int | None = None,
+                collator: EncodeCollator | None = None) -> list[tuple[np.ndarray, dict[str, torch.Tensor]]]:
         """``[(positions, batch)]`` covering ``texts``: token-length sorted, padded as the collator pads."""
         c = collator or self.collator
         bs = batch_size or self.batch_size
@@ -167,7 +167,7 @@ class TextEncoder:
             out.append((idx, batch))
         return out
 
-    def _forward(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+    def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         amp = self.autocast_dtype
         with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
@@ -176,8 +176,8 @@ class TextEncoder:
         return F.normalize(reps, p=2, dim=-1) if self.settings.normalize else reps
 
     @torch.inference_mode()
-    def encode(self, texts: Sequence[str], batch_size: Optional[int] = None,
-               max_length: Optional[int] = None) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int | None = None,
+               max_length: int | None = None) -> np.ndarray:
         """Embeddings of ``texts`` (prefix added here), one row per text, in input order.
 
         ``max_length`` overrides the settings' max length for this call.
@@ -211,7 +211,7 @@ class TextEncoder:
         return out.cpu().numpy()
 
 
-def join_title(text: str, title: Optional[str]) -> str:
+def join_title(text: str, title: str | None) -> str:
     """``title text`` when there is a title (Pyserini's ``--fields title text``), else ``text``."""
     return f"{title} {text}" if title else text
 
@@ -260,9 +260,9 @@ def _pyserini_classes():
         dtype='auto', batch_size=64)``; ``None`` = from ``hybrid_tevatron.json`` or the defaults.
         """
 
-        def __init__(self, model_name: str, tokenizer_name: Optional[str] = None, device: Optional[str] = None,
-                     pooling: Optional[str] = None, l2_norm: Optional[bool] = None, prefix: Optional[str] = None,
-                     max_length: Optional[int] = None, dtype: str = "auto", batch_size: int = 64, **kwargs):
+        def __init__(self, model_name: str, tokenizer_name: str | None = None, device: str | None = None,
+                     pooling: str | None = None, l2_norm: bool | None = None, prefix: str | None = None,
+                     max_length: int | None = None, dtype: str = "auto", batch_size: int = 64, **kwargs):
             self.engine = TextEncoder.from_pretrained(
                 model_name, "passage", device=device, dtype=dtype, batch_size=batch_size,
                 tokenizer=tokenizer_name, pooling=pooling, normalize=l2_norm, prefix=prefix,
@@ -286,10 +286,10 @@ def _pyserini_classes():
         dtype='auto', batch_size=64)``; or ``HybridQueryEncoder(encoded_query_dir=DIR)`` like Pyserini's.
         """
 
-        def __init__(self, encoder_dir: Optional[str] = None, tokenizer_name: Optional[str] = None,
-                     encoded_query_dir: Optional[str] = None, device: Optional[str] = None,
-                     pooling: Optional[str] = None, l2_norm: Optional[bool] = None, prefix: Optional[str] = None,
-                     max_length: Optional[int] = None, dtype: str = "auto", batch_size: int = 64, **kwargs):
+        def __init__(self, encoder_dir: str | None = None, tokenizer_name: str | None = None,
+                     encoded_query_dir: str | None = None, device: str | None = None,
+                     pooling: str | None = None, l2_norm: bool | None = None, prefix: str | None = None,
+                     max_length: int | None = None, dtype: str = "auto", batch_size: int = 64, **kwargs):
             super().__init__(encoded_query_dir)
             self.engine = None
             if encoder_dir:
@@ -301,12 +301,12 @@ def _pyserini_classes():
             if not self.has_model and not self.has_encoded_query:
                 raise ValueError("give a model (encoder_dir) or pre-encoded queries (encoded_query_dir)")
 
-        def encode(self, query: str, max_length: Optional[int] = None, **kwargs) -> np.ndarray:
+        def encode(self, query: str, max_length: int | None = None, **kwargs) -> np.ndarray:
             if self.engine is None:
                 return super().encode(query)
             return self.engine.encode([query], max_length=max_length)[0]
 
-        def encode_batch(self, queries: Sequence[str], max_length: Optional[int] = None) -> np.ndarray:
+        def encode_batch(self, queries: Sequence[str], max_length: int | None = None) -> np.ndarray:
             """``[len(queries), H]``; ``FaissSearcher.batch_search`` uses this when present."""
             if self.engine is None:
                 return np.stack([super(HybridQueryEncoder, self).encode(q) for q in queries])
@@ -315,7 +315,7 @@ def _pyserini_classes():
     return {"HybridDocumentEncoder": HybridDocumentEncoder, "HybridQueryEncoder": HybridQueryEncoder}
 
 
-_LAZY: Dict[str, type] = {}
+_LAZY: dict[str, type] = {}
 
 
 def __getattr__(name: str):
@@ -326,7 +326,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = [
+__all__ = [  # noqa: F822 (the two Pyserini classes come from the module's __getattr__)
     "TextEncoder", "HybridDocumentEncoder", "HybridQueryEncoder", "resolve_device", "autocast_dtype", "load_model",
     "sort_order", "join_title",
 ]

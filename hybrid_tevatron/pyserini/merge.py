@@ -4,12 +4,13 @@
     python -m hybrid_tevatron.pyserini.merge --runs RUN_0 RUN_1 ... --hits K --output RUN [--overwrite]
 
 **Index** (``--shards``): the shard folders that ``python -m hybrid_tevatron.pyserini.encode --num_shards N`` (or
-``torchrun``) wrote are checked first — all ``N`` present, one ``--num_shards``, one encoding (``shard.json``: model,
-corpus, settings, corpus size, dimension), row ranges that tile the corpus in order, each ``docid`` file as long as
-its range and its index as large, no docid in two shards (nor twice in one), whatever wrote them — then merged by Pyserini's own ``python -m pyserini.encode.merge_faiss_index``
-(shard folders in name order = shard order) into a temporary folder beside ``INDEX_DIR``. The result is checked
-(vector count, docids = the shards' in order) and renamed into place: ``INDEX_DIR/index`` + ``INDEX_DIR/docid``,
-the files a one-process encoding writes. Pyserini's tool holds every vector in memory (twice, briefly).
+``torchrun``) wrote are checked first — all ``N`` present, one ``--num_shards``, one encoding (``shard.json``:
+model, corpus, settings, corpus size, dimension), row ranges that tile the corpus in order, each ``docid`` file as
+long as its range and its index as large, no docid in two shards (nor twice in one), whatever wrote them — then
+merged by Pyserini's own ``python -m pyserini.encode.merge_faiss_index`` (shard folders in name order = shard order)
+into a temporary folder beside ``INDEX_DIR``. The result is checked (vector count, docids = the shards' in order)
+and renamed into place: ``INDEX_DIR/index`` + ``INDEX_DIR/docid``, the files a one-process encoding writes.
+Pyserini's tool holds every vector in memory (twice, briefly).
 
 **Runs** (``--runs``): for an index too large for one machine's memory, search every shard
 (``python -m pyserini.search.faiss --index SHARDS/shard-... --hits K``) and merge the TREC runs: per query, all
@@ -26,7 +27,6 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from typing import Dict, List, Tuple
 
 from hybrid_tevatron.atomic import atomic_dir, atomic_path
 from hybrid_tevatron.errors import exit_error
@@ -52,7 +52,7 @@ def _count_vectors(path: str) -> int:
     return faiss.read_index(path, getattr(faiss, "IO_FLAG_MMAP_IFC", 0)).ntotal
 
 
-def check_shards(root: str) -> List[Tuple[str, ShardInfo]]:
+def check_shards(root: str) -> list[tuple[str, ShardInfo]]:
     """The complete, consistent shards of ``root`` in order, as ``(folder, info)``; :class:`ShardError` if not."""
     found = find_shards(root)
     num_shards = next(iter(found.values()))[0]
@@ -91,11 +91,11 @@ def check_shards(root: str) -> List[Tuple[str, ShardInfo]]:
     return shards
 
 
-def check_unique_docids(root: str, folders: List[str]) -> None:
+def check_unique_docids(root: str, folders: list[str]) -> None:
     """:class:`ShardError` naming the first docids that occur twice among the ``docid`` files of ``folders`` (and
     the shards holding them)."""
-    where: Dict[str, List[str]] = {}
-    duplicates: List[str] = []
+    where: dict[str, list[str]] = {}
+    duplicates: list[str] = []
     for folder in folders:
         with open(os.path.join(folder, "docid"), encoding="utf-8") as f:
             for line in f:
@@ -142,10 +142,10 @@ def merge_index(root: str, output: str, overwrite: bool = False) -> dict:
     return {"count": info.corpus_size, "shards": info.num_shards, "output": output}
 
 
-def read_run(path: str) -> Dict[str, List[Tuple[float, int, str, str]]]:
+def read_run(path: str) -> dict[str, list[tuple[float, int, str, str]]]:
     """``{qid: [(score, rank, docid, tag), ...]}`` of a TREC run, in file order; :class:`ShardError` names a bad
     line."""
-    run: Dict[str, List[Tuple[float, int, str, str]]] = defaultdict(list)
+    run: dict[str, list[tuple[float, int, str, str]]] = defaultdict(list)
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             parts = line.split()
@@ -159,13 +159,13 @@ def read_run(path: str) -> Dict[str, List[Tuple[float, int, str, str]]]:
     return run
 
 
-def merge_runs(paths: List[str], output: str, hits: int, overwrite: bool = False) -> dict:
+def merge_runs(paths: list[str], output: str, hits: int, overwrite: bool = False) -> dict:
     """Exact top-``hits`` merge of per-shard runs into the TREC run ``output`` (written atomically)."""
     if hits < 1:
         raise ShardError(f"--hits must be >= 1, got {hits}")
     if os.path.exists(output) and not overwrite:
         raise ShardError(f"{output} exists (pass --overwrite to replace it)")
-    lines: Dict[str, List[Tuple[float, int, int, str]]] = defaultdict(list)
+    lines: dict[str, list[tuple[float, int, int, str]]] = defaultdict(list)
     tag = None
     for shard, path in enumerate(paths):
         for qid, rows in read_run(path).items():

@@ -29,7 +29,7 @@ import shlex
 import shutil
 import subprocess
 import sys
-from typing import Callable, List, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 from hybrid_tevatron.errors import HybridTevatronError
 from hybrid_tevatron.logs import get_logger
@@ -54,17 +54,17 @@ def shards_folder(output: str) -> str:
     return output.rstrip("/" + os.sep) + SHARDS_SUFFIX
 
 
-def torchrun_command(encode_args: Sequence[str], output: str, nproc: int) -> List[str]:
+def torchrun_command(encode_args: Sequence[str], output: str, nproc: int) -> list[str]:
     """The replayable ``torchrun`` line (as words) that encodes into ``OUTPUT.shards`` with ``nproc`` processes."""
     return ["torchrun", "--standalone", "--nproc_per_node", str(nproc), "-m", ENCODE, *map(str, encode_args),
             "--output", shards_folder(output)]
 
 
-def merge_command(output: str) -> List[str]:
+def merge_command(output: str) -> list[str]:
     return ["python", "-m", MERGE, "--shards", shards_folder(output), "--output", output]
 
 
-def process_args(encode_args: Sequence[str]) -> List[str]:
+def process_args(encode_args: Sequence[str]) -> list[str]:
     """``encode_args`` for every process: ``--output`` refused (this function sets it), a ``--device cuda...``
     dropped (one device for every process would stack them on one GPU; without ``--device`` each process takes
     ``cuda:LOCAL_RANK``, or the CPU where there is no GPU); ``--device cpu`` kept."""
@@ -86,7 +86,7 @@ def process_args(encode_args: Sequence[str]) -> List[str]:
     return out
 
 
-def _run(argv: List[str], line: str, cwd: Optional[str], env: Optional[dict]) -> None:
+def _run(argv: list[str], line: str, cwd: str | None, env: dict | None) -> None:
     log.info("running %s", line)
     try:
         proc = subprocess.run(argv, cwd=cwd, env=env)
@@ -97,8 +97,8 @@ def _run(argv: List[str], line: str, cwd: Optional[str], env: Optional[dict]) ->
 
 
 def encode_corpus_processes(encode_args: Sequence[str], output: str, nproc: int, *,
-                            record: Optional[Callable[[str], None]] = None, cwd: Optional[str] = None,
-                            overwrite: bool = False, env: Optional[dict] = None) -> None:
+                            record: Callable[[str], None] | None = None, cwd: str | None = None,
+                            overwrite: bool = False, env: dict | None = None) -> None:
     """Encode a corpus into the Faiss index folder ``output`` with ``nproc`` local processes (see the module
     docstring).
 

@@ -25,7 +25,6 @@ import json
 import os
 import re
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Optional, Tuple
 
 from hybrid_tevatron.errors import HybridTevatronError
 
@@ -39,7 +38,7 @@ class ShardError(HybridTevatronError, ValueError):
     """Shards that cannot be encoded or merged as asked; the message names the shard or folder."""
 
 
-def shard_range(size: int, shard_id: int, num_shards: int) -> Tuple[int, int]:
+def shard_range(size: int, shard_id: int, num_shards: int) -> tuple[int, int]:
     """``(start, stop)`` corpus rows of shard ``shard_id`` of ``num_shards`` (Pyserini's split, see above)."""
     check_shard_id(shard_id, num_shards)
     if size < num_shards:
@@ -66,8 +65,8 @@ def shard_glob(root: str, num_shards: int) -> str:
     return os.path.join(glob.escape(root), SHARD_NAME.replace("{shard_id:05d}", "?????").format(num_shards=num_shards))
 
 
-def process_shards(num_shards: Optional[int], shard_id: Optional[int],
-                   env=None) -> Optional[Tuple[int, List[int]]]:
+def process_shards(num_shards: int | None, shard_id: int | None,
+                   env=None) -> tuple[int, list[int]] | None:
     """``(num_shards, the shard ids this process encodes)``, or ``None`` for an unsharded run.
 
     * ``--shard_id i --num_shards n``: shard ``i`` only (not under a multi-process ``torchrun``).
@@ -105,7 +104,7 @@ class ShardInfo:
     stop: int
     corpus_size: int
     dimension: int
-    settings: Dict  # everything that decides the vectors: model, corpus, fields, pooling, prefix, ...
+    settings: dict  # everything that decides the vectors: model, corpus, fields, pooling, prefix, ...
 
     @property
     def count(self) -> int:
@@ -117,7 +116,7 @@ class ShardInfo:
             f.write("\n")
 
     @classmethod
-    def load(cls, folder: str) -> "ShardInfo":
+    def load(cls, folder: str) -> ShardInfo:
         path = os.path.join(folder, SHARD_INFO)
         try:
             with open(path, encoding="utf-8") as f:
@@ -127,7 +126,7 @@ class ShardInfo:
         except (json.JSONDecodeError, TypeError) as err:
             raise ShardError(f"{path}: unreadable shard record ({err})") from None
 
-    def same_encoding(self, other: "ShardInfo") -> Optional[str]:
+    def same_encoding(self, other: ShardInfo) -> str | None:
         """``None`` when both come from one encoding of one corpus, else the first difference, in words."""
         for key in ("num_shards", "corpus_size", "dimension"):
             if getattr(self, key) != getattr(other, key):
@@ -142,11 +141,11 @@ class ShardInfo:
         return None
 
 
-def find_shards(root: str) -> Dict[int, Tuple[int, str]]:
+def find_shards(root: str) -> dict[int, tuple[int, str]]:
     """``{shard_id: (num_shards, folder)}`` of the shard folders in ``root`` (temporary folders ignored)."""
     if not os.path.isdir(root):
         raise ShardError(f"{root}: no such folder of shards")
-    found: Dict[int, Tuple[int, str]] = {}
+    found: dict[int, tuple[int, str]] = {}
     counts = {}
     for name in sorted(os.listdir(root)):
         match = SHARD_PATTERN.match(name)
