@@ -1,0 +1,159 @@
+"""Image–text retrieval (hybrid_tevatron.images): data, frozen tower -> Faiss index, plan, training, evaluation.
+
+Real transformers (a tiny random CLIP saved to a folder), real Faiss and Pyserini; nothing mocked.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import hybrid_tevatron  # noqa: F401  (the Pyserini/Java hook)
+from hybrid_tevatron.images import testing as img_testing
+
+N_IMAGES = 12
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory):
+    return img_testing.build_tiny_clip(str(tmp_path_factory.mktemp("tiny-clip")))
+
+
+@pytest.fixture(scope="session")
+def raw_images(tmp_path_factory):
+    return img_testing.write_tiny_images(str(tmp_path_factory.mktemp("raw-images")), N_IMAGES)
+
+
+@pytest.fixture(scope="session")
+def image_set(raw_images, tmp_path_factory):
+    from hybrid_tevatron.images.data import main
+
+    out = str(tmp_path_factory.mktemp("image-set") / "set")
+    files = [f"{lang}={raw_images[lang]}" for lang in img_testing.LANGS]
+    assert main(["--files", *files, "--image_names", raw_images["names"], "--images", raw_images["images"],
+                 "--name", "tiny", "--output_dir", out]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def image_index(tiny_clip, image_set, tmp_path_factory):
+    from hybrid_tevatron.images.encode import encode_images
+
+    out = str(tmp_path_factory.mktemp("image-index") / "index")
+    encode_images(tiny_clip, image_set, out, batch_size=5)
+    return out
+
+
+def run_cli(module, *args):
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": os.getcwd()})
+
+
+# ------------------------------------------------------------------------------------------------ data
+def test_image_set_layout(image_set, raw_images):
+    from hybrid_tevatron.images.data import read_image_data
+
+    rows = [json.loads(line) for line in open(os.path.join(image_set, "corpus.jsonl"), encoding="utf-8")]
+    assert [r["docid"] for r in rows] == [f"img{i}" for i in range(N_IMAGES)]
+    assert all(os.path.isfile(r["image"]) and r["text"] == "" for r in rows)
+    data = read_image_data(image_set)
+    assert data.languages == list(img_testing.LANGS)
+    assert data.captions["de"][3] == img_testing.caption("de", 3)
+    with open(os.path.join(image_set, "captions", "es.txt"), encoding="utf-8") as f:
+        assert f.read().splitlines() == [img_testing.caption("es", i) for i in range(N_IMAGES)]
+
+
+def _bad_input(tmp_path, raw_images, mutate):
+    """Copy the raw images, apply ``mutate(folder paths)``, run the converter; return (rc, stderr, output)."""
+    import shutil
+
+    src = str(tmp_path / "raw")
+    shutil.copytree(os.path.dirname(raw_images["names"]), src)
+    paths = {k: os.path.join(src, os.path.relpath(v, os.path.dirname(raw_images["names"]))) for k, v in raw_images.items()}
+    mutate(paths)
+    out = str(tmp_path / "out")
+    proc = run_cli("hybrid_tevatron.images.data", "--files", *[f"{l}={paths[l]}" for l in img_testing.LANGS],
+                   "--image_names", paths["names"], "--images", paths["images"], "--output_dir", out)
+    return proc.returncode, proc.stderr, out, paths
+
+
+def test_missing_image_is_one_error_naming_it(tmp_path, raw_images):
+    rc, err, out, paths = _bad_input(tmp_path, raw_images, lambda p: os.remove(os.path.join(p["images"], "img5.png")))
+    assert rc == 2 and err.count("\n") == 1 and err.startswith("error: ")
+    assert os.path.join(paths["images"], "img5.png") in err and "no such image" in err
+    assert not os.path.exists(out) and not [n for n in os.listdir(tmp_path) if n.startswith(".out")]
+
+
+def test_non_image_file_is_one_error_naming_it(tmp_path, raw_images):
+    def corrupt(p):
+        with open(os.path.join(p["images"], "img2.png"), "w") as f:
+            f.write("not an image\n")
+
+    rc, err, out, paths = _bad_input(tmp_path, raw_images, corrupt)
+    assert rc == 2 and err.count("\n") == 1
+    assert os.path.join(paths["images"], "img2.png") in err and "not a readable image" in err
+    assert not os.path.exists(out)
+
+
+def test_mismatched_caption_count_is_one_error_naming_the_file(tmp_path, raw_images):
+    def drop_line(p):
+        lines = open(p["de"], encoding="utf-8").read().splitlines()[:-1]
+        open(p["de"], "w", encoding="utf-8").write("\n".join(lines) + "\n")
+
+    rc, err, out, paths = _bad_input(tmp_path, raw_images, drop_line)
+    assert rc == 2 and err.count("\n") == 1 and "error: " in err
+    assert paths["de"] in err or paths["names"] in err
+    assert str(N_IMAGES - 1) in err and not os.path.exists(out)
+
+
+# ------------------------------------------------------------------------------------------------ tower + index
+def test_tower_embeds_distinct_normalised_rows(tiny_clip, image_set):
+    from hybrid_tevatron.images.data import read_image_data
+    from hybrid_tevatron.images.tower import ImageTower
+
+    tower = ImageTower(tiny_clip, device="cpu", batch_size=5)
+    data = read_image_data(image_set)
+    vectors = tower.encode(data.image_paths)
+    assert vectors.shape == (N_IMAGES, 12) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    assert len({tuple(np.round(v, 5)) for v in vectors}) == N_IMAGES  # distinct colours, distinct embeddings
+    np.testing.assert_allclose(tower.encode(data.image_paths[3:4]), vectors[3:4], atol=1e-5)  # batch-independent
+
+
+def test_image_index_is_searched_by_pyserini(image_index, tiny_clip, image_set):
+    import faiss
+    from pyserini.search.faiss import FaissSearcher
+
+    from hybrid_tevatron.images.data import read_image_data
+    from hybrid_tevatron.images.tower import ImageTower
+
+    with open(os.path.join(image_index, "docid"), encoding="utf-8") as f:
+        assert f.read().split() == [f"img{i}" for i in range(N_IMAGES)]
+    index = faiss.read_index(os.path.join(image_index, "index"))
+    assert index.ntotal == N_IMAGES and index.d == 12
+    vectors = ImageTower(tiny_clip, device="cpu").encode(read_image_data(image_set).image_paths)
+    searcher = FaissSearcher(image_index, None)
+    for i in (0, 7):
+        hits = searcher.search(vectors[i : i + 1], k=3)  # a pre-encoded query vector
+        assert hits[0].docid == f"img{i}"
+        assert hits[0].score == pytest.approx(1.0, abs=1e-4)
+        expected = np.argsort(-(vectors @ vectors[i]), kind="stable")[:3]
+        assert [h.docid for h in hits] == [f"img{j}" for j in expected]
+
+
+def test_sharded_image_encoding_merges_to_the_same_index(tiny_clip, image_set, image_index, tmp_path):
+    import faiss
+
+    shards, merged = str(tmp_path / "shards"), str(tmp_path / "merged")
+    for k in range(3):
+        proc = run_cli("hybrid_tevatron.images.encode", "--tower", tiny_clip, "--corpus", image_set, "--output", shards,
+                       "--num_shards", "3", "--shard_id", str(k))
+        assert proc.returncode == 0, proc.stderr
+    proc = run_cli("hybrid_tevatron.pyserini.merge", "--shards", shards, "--output", merged)
+    assert proc.returncode == 0, proc.stderr
+    a, b = (faiss.read_index(os.path.join(d, "index")) for d in (image_index, merged))
+    np.testing.assert_allclose(a.reconstruct_n(0, a.ntotal), b.reconstruct_n(0, b.ntotal), atol=1e-6)
+    assert open(os.path.join(merged, "docid")).read() == open(os.path.join(image_index, "docid")).read()
