@@ -157,3 +157,72 @@ def test_sharded_image_encoding_merges_to_the_same_index(tiny_clip, image_set, i
     a, b = (faiss.read_index(os.path.join(d, "index")) for d in (image_index, merged))
     np.testing.assert_allclose(a.reconstruct_n(0, a.ntotal), b.reconstruct_n(0, b.ntotal), atol=1e-6)
     assert open(os.path.join(merged, "docid")).read() == open(os.path.join(image_index, "docid")).read()
+
+
+# ------------------------------------------------------------------------------------------------ the batch plan
+@pytest.fixture(scope="session")
+def images_source(image_set, image_index):
+    from hybrid_tevatron.eval.ranks import read_index
+    from hybrid_tevatron.images.data import read_image_data
+    from hybrid_tevatron.images.source import image_source
+
+    return image_source(read_image_data(image_set), read_index(image_index), negatives=4)
+
+
+def check_step(step, plan, group):
+    """The invariants of every image step: one language (mono) or several (mixed), no image twice, fixed groups."""
+    source = plan.sources[step.source]
+    langs = [e.query_lang for e in step.entries]
+    if step.mode == "mono":
+        assert set(langs) == {step.language}
+    else:
+        assert step.mode == "xx" and len(set(langs)) >= 2
+    images = [d for e in step.entries for d in e.passages]
+    assert len(images) == len(set(images)) == len(step.entries) * group  # no image twice in a step
+    assert len({e.query for e in step.entries}) == len(step.entries)
+    for e in step.entries:
+        assert e.passages[0] == source.positives(e.query)[0]  # the caption's own image first
+    return step.mode
+
+
+@pytest.mark.parametrize("regime,alpha,modes", [("mono", 1.0, {"mono"}), ("xx", 0.0, {"xx"}),
+                                                ("cross", 0.0, {"xx"}), ("hybrid", 0.5, {"mono", "xx"})])
+def test_image_steps_keep_their_invariants(images_source, regime, alpha, modes):
+    from hybrid_tevatron.images.source import ImageBatchPlan
+
+    plan = ImageBatchPlan([images_source], batch_size=4, group_size=2, regime=regime, alpha=alpha, seed=5)
+    seen = [check_step(plan.step(e, k), plan, 2) for e in range(8) for k in range(len(plan))]
+    assert set(seen) == modes
+    again = ImageBatchPlan([images_source], batch_size=4, group_size=2, regime=regime, alpha=alpha, seed=5)
+    assert again.step(3, 1) == plan.step(3, 1)  # a pure function of (seed, epoch, step)
+
+
+def test_mixed_steps_are_never_one_language(images_source):
+    """Two-example mixed steps over three languages often draw one language twice; the plan never keeps that."""
+    from hybrid_tevatron.images.source import ImageBatchPlan
+
+    plan = ImageBatchPlan([images_source], batch_size=2, group_size=1, regime="xx", seed=0)
+    for e in range(30):
+        for k in range(len(plan)):
+            assert len({x.query_lang for x in plan.step(e, k).entries}) == 2
+
+
+def test_alpha_schedule_and_weights_mix_images_with_text(images_source, parallel_dir):
+    from hybrid_tevatron.data.readers import load_jsonl_source
+    from hybrid_tevatron.images.source import ImageBatchPlan
+    from hybrid_tevatron.sampling import BatchPlan
+
+    files = {l: os.path.join(parallel_dir, f"{l}.jsonl") for l in ("en", "de", "es", "zh")}
+    text = load_jsonl_source("qa", files, group_size=2)
+    kwargs = dict(batch_size=4, group_size=2, regime="hybrid", seed=9, alpha_schedule="piecewise:0:1,6:0")
+    plan = ImageBatchPlan([text, images_source], source_weights="qa=1,images=1", **kwargs)
+    assert plan.steps_per_source == [7, 6]  # 40 // 4 + 12 // 4 = 13 steps, split 1:1
+    for k in range(len(plan)):
+        step = plan.step(0, k)
+        if plan.sources[step.source] is images_source:
+            assert check_step(step, plan, 2) == ("mono" if k < 6 else "xx")
+        else:
+            assert step.mode == ("mono" if k < 6 else "cross")
+    # without an image source the plan is the text plan, step for step
+    text_only = ImageBatchPlan([text], **kwargs), BatchPlan([text], **kwargs)
+    assert [text_only[0].step(1, k) for k in range(10)] == [text_only[1].step(1, k) for k in range(10)]

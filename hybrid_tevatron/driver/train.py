@@ -79,13 +79,19 @@ def main(argv: Optional[List[str]] = None) -> None:
         backend, model_args, data_args, training_args = parse_args(argv)
     except (HybridTevatronError, ValueError, OSError) as err:  # ValueError: HfArgumentParser's own checks
         exit_error(err)
+    run(backend, model_args, data_args, training_args)
+
+
+def run(backend, model_args, data_args, training_args, build=None) -> None:
+    """Train with parsed flags: logging, the one-line failures and exit codes of the module docstring; ``build``
+    as :func:`hybrid_tevatron.training.train` takes it (another driver's trainer assembly)."""
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
         level=logging.INFO if training_args.process_index == 0 else logging.WARNING,
     )
     try:
         with signals_interrupt():
-            trainer = train(backend, model_args, data_args, training_args)
+            trainer = train(backend, model_args, data_args, training_args, build=build)
     except Interrupted as err:
         if training_args.process_index == 0:
             print(f"error: {err}; {kept_after_stop(training_args.output_dir)}", file=sys.stderr, flush=True)
