@@ -226,3 +226,108 @@ def test_alpha_schedule_and_weights_mix_images_with_text(images_source, parallel
     # without an image source the plan is the text plan, step for step
     text_only = ImageBatchPlan([text], **kwargs), BatchPlan([text], **kwargs)
     assert [text_only[0].step(1, k) for k in range(10)] == [text_only[1].step(1, k) for k in range(10)]
+
+
+# ------------------------------------------------------------------------------------------------ training
+def _train_argv(model, out, *extra):
+    return ["--backend", "pypi", "--model_name_or_path", model, "--pooling", "mean", "--temperature", "0.1",
+            "--output_dir", str(out), "--per_device_train_batch_size", "4", "--train_group_size", "2",
+            "--logging_steps", "5", "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true",
+            "--use_cpu", "--seed", "1", *extra]
+
+
+def whole_set_loss(model, tokenizer, data, embeddings):
+    """The bidirectional image-text loss over all images, one problem per language (captions in that language)."""
+    import torch
+
+    from hybrid_tevatron.collator import EncodeCollator
+
+    collator = EncodeCollator(tokenizer, max_length=32)
+    model.eval()
+    with torch.no_grad():
+        losses = [model(query=collator([(str(i), c) for i, c in enumerate(data.captions[lang])])[1],
+                        passage=torch.from_numpy(embeddings)).loss.item() for lang in data.languages]
+    model.train()
+    return float(np.mean(losses))
+
+
+def test_short_training_lowers_the_image_text_loss(tiny_model_dir, image_set, image_index, tmp_path):
+    from hybrid_tevatron.driver.train import parse_args
+    from hybrid_tevatron.images.data import read_image_data
+    from hybrid_tevatron.images.model import HEAD_FILE, CaptionEncoder
+    from hybrid_tevatron.images.train import ImageArguments, build_image_trainer
+
+    out = tmp_path / "run"
+    backend, model_args, data_args, training_args = parse_args(_train_argv(
+        tiny_model_dir, out, "--max_steps", "90", "--learning_rate", "5e-3", "--regime", "hybrid"))
+    trainer = build_image_trainer(backend, model_args, data_args, training_args,
+                                  image_args=ImageArguments(image_data=image_set, image_index=image_index,
+                                                            image_negatives=4))
+    data = read_image_data(image_set)
+    embeddings = trainer.data_collator.embeddings["images"]
+    before = whole_set_loss(trainer.model, trainer.processing_class, data, embeddings)
+    trainer.train()
+    after = whole_set_loss(trainer.model, trainer.processing_class, data, embeddings)
+    assert after < 0.6 * before, (before, after)
+    modes = {m for log in trainer.state.log_history for m in ("mono", "xx") if f"loss_{m}" in log}
+    assert modes == {"mono", "xx"}  # hybrid: both kinds of image step were trained
+
+    trainer.save_model()
+    assert os.path.isfile(out / HEAD_FILE) and os.path.isfile(out / "model.safetensors")
+    meta = json.load(open(out / "hybrid_tevatron.json", encoding="utf-8"))
+    assert meta["image_tower"]["head_in"] == 32 and meta["image_tower"]["head_out"] == 12
+    assert meta["regime"] == "hybrid" and meta["pooling"] == "mean"
+    # the saved checkpoint encodes captions exactly as the trained model does
+    encoder = CaptionEncoder.from_checkpoint(str(out), device="cpu")
+    import torch
+
+    from hybrid_tevatron.collator import EncodeCollator
+
+    batch = EncodeCollator(trainer.processing_class, max_length=32)([(str(i), c) for i, c in enumerate(data.captions["de"])])[1]
+    trainer.model.eval()  # no dropout
+    with torch.no_grad():
+        expected = trainer.model.encode_captions(dict(batch)).numpy()
+    np.testing.assert_allclose(encoder.encode(data.captions["de"]), expected, atol=1e-5)
+
+
+def test_two_ranks_agree_on_image_and_text_steps(tiny_model_dir, parallel_dir, image_set, image_index, tmp_path):
+    """torchrun, 2 CPU processes (gloo), captions and images shared across ranks: both ranks agree on every step's
+    source, mode, language and α, train disjoint halves, and every image step keeps its invariants."""
+    from hybrid_tevatron.data.readers import load_sources
+    from hybrid_tevatron.driver.train import parse_args
+    from hybrid_tevatron.eval.ranks import read_index
+    from hybrid_tevatron.images.data import read_image_data
+    from hybrid_tevatron.images.source import ImageBatchPlan, image_source
+    from hybrid_tevatron.training import PLAN_LOG
+
+    steps, out = 8, tmp_path / "out"
+    name = os.path.basename(parallel_dir)
+    mixture = ["--train_files", parallel_dir, "--source_weights", f"{name}=1,images=2",
+               "--alpha_schedule", "piecewise:0:1,4:0.5", "--regime", "hybrid"]
+    args = _train_argv(tiny_model_dir, out, *mixture, "--max_steps", str(steps), "--per_device_train_batch_size", "2",
+                       "--logging_steps", "1", "--seed", "3")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "hybrid_tevatron.images.train", "--image_data", image_set, "--image_index", image_index,
+           "--image_negatives", "4", *args, "--ddp_backend", "gloo", "--negatives_x_device"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": os.getcwd()}
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
+    logs = [[json.loads(line) for line in open(out / PLAN_LOG.format(rank=r), encoding="utf-8")] for r in (0, 1)]
+    assert [len(log) for log in logs] == [steps, steps]
+
+    _, _, data_args, _ = parse_args(args)
+    images = image_source(read_image_data(image_set), read_index(image_index), negatives=4, seed=3)
+    plan = ImageBatchPlan.from_args(load_sources(data_args) + [images], data_args, batch_size=4, seed=3)
+    for r0, r1 in zip(*logs):
+        for key in ("global_step", "epoch", "plan_step", "mode", "language", "source", "alpha"):
+            assert r0[key] == r1[key], key
+        step = plan.step(r0["epoch"], r0["plan_step"])
+        corpus = plan.sources[step.source]
+        assert r0["query_ids"] + r1["query_ids"] == [corpus.query_ids[e.query] for e in step.entries]
+        assert r0["query_langs"] + r1["query_langs"] == [e.query_lang for e in step.entries]
+        assert (r0["source"], r0["mode"]) == (corpus.name, step.mode)
+        if corpus is images:
+            check_step(step, plan, 2)
+            assert r0["mode"] == "mono" if r0["plan_step"] < 4 else r0["mode"] in ("mono", "xx")
+    assert {r["source"] for r in logs[0]} == {name, "images"}
+    assert os.path.isfile(out / "image_head.safetensors")

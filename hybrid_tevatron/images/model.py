@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Optional
@@ -24,7 +25,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from transformers.utils import ModelOutput
 
+from hybrid_tevatron.encoding import EncodingError, SideEncoding, side_encoding
 from hybrid_tevatron.modeling import CheckpointMetadata, pool
+from hybrid_tevatron.pyserini.encoders import TextEncoder, load_model, resolve_device
 
 HEAD_FILE = "image_head.safetensors"
 
@@ -140,3 +143,30 @@ class ImageCheckpointMetadata(CheckpointMetadata):
     embedding size, the head's file and sizes, the image sources."""
 
     image_tower: dict = field(default_factory=dict)
+
+
+
+class CaptionEncoder(TextEncoder):
+    """A trained checkpoint's captions -> the image space: its text encoder with its query settings (prefix,
+    pooling, max length from ``hybrid_tevatron.json``), the pooled output unnormalised into the head, then L2
+    normalisation: what training scores against the image embeddings."""
+
+    def __init__(self, model, tokenizer, settings: SideEncoding, head: ProjectionHead, device=None, batch_size=64):
+        super().__init__(model, tokenizer, dataclasses.replace(settings, normalize=False), device, "fp32", batch_size)
+        self.head = head.to(self.device).eval()
+
+    @classmethod
+    def from_checkpoint(cls, folder: str, device: Optional[str] = None, batch_size: int = 64) -> "CaptionEncoder":
+        if not os.path.isfile(os.path.join(folder, HEAD_FILE)):
+            raise EncodingError(f"{folder}: no {HEAD_FILE} (not a checkpoint of python -m hybrid_tevatron.images.train)")
+        settings, _ = side_encoding(folder, "query")
+        dev = resolve_device(device)
+        net, tokenizer = load_model(folder, dev)
+        return cls(net, tokenizer, settings, ProjectionHead.load(folder), dev, batch_size)
+
+    @property
+    def dimension(self) -> int:
+        return self.head.out_features
+
+    def _forward(self, batch):
+        return F.normalize(self.head(super()._forward(batch)), p=2, dim=-1)
