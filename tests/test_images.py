@@ -331,3 +331,80 @@ def test_two_ranks_agree_on_image_and_text_steps(tiny_model_dir, parallel_dir, i
             assert r0["mode"] == "mono" if r0["plan_step"] < 4 else r0["mode"] in ("mono", "xx")
     assert {r["source"] for r in logs[0]} == {name, "images"}
     assert os.path.isfile(out / "image_head.safetensors")
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+@pytest.fixture(scope="session")
+def trained_image_model(tiny_model_dir, image_set, image_index, tmp_path_factory):
+    from hybrid_tevatron.driver.train import parse_args
+    from hybrid_tevatron.images.train import ImageArguments, build_image_trainer
+
+    out = tmp_path_factory.mktemp("image-model") / "run"
+    trainer = build_image_trainer(*parse_args(_train_argv(tiny_model_dir, out, "--max_steps", "20", "--learning_rate",
+                                                          "3e-3", "--query_prefix", "query: ")),
+                                  image_args=ImageArguments(image_data=image_set, image_index=image_index,
+                                                            image_negatives=4))
+    trainer.train()
+    trainer.save_model()
+    return str(out)
+
+
+def brute_force_ranks(queries, query_ids, pool, pool_ids, relevant):
+    """{qid: sorted ranks of its relevant pool ids}: trec_eval's order on 6-decimal scores read as float32
+    (score descending, then docid descending), by sorting every query's whole pool."""
+    scores = (queries.astype(np.float64) @ pool.astype(np.float64).T).round(6).astype(np.float32)
+    out = {}
+    for i, q in enumerate(query_ids):
+        order = sorted(range(len(pool_ids)), key=lambda j: (scores[i, j], pool_ids[j]), reverse=True)
+        rank_of = {pool_ids[j]: r for r, j in enumerate(order, 1)}
+        out[q] = sorted(rank_of[d] for d in relevant[q])
+    return out
+
+
+def test_image_evaluation_equals_brute_force(trained_image_model, image_set, image_index, tmp_path):
+    from hybrid_tevatron.eval.program import main
+    from hybrid_tevatron.eval.ranks import read_index
+    from hybrid_tevatron.images.data import read_image_data
+    from hybrid_tevatron.images.evaluate import read_ranks
+    from hybrid_tevatron.images.model import CaptionEncoder
+
+    out = tmp_path / "ev"
+    assert main(["images", trained_image_model, str(out), "--image_data", image_set, "--image_index", image_index]) == 0
+    results = json.load(open(out / "results" / "results.json", encoding="utf-8"))
+    data = read_image_data(image_set)
+    index = read_index(image_index)
+    images = index.matrix
+    encoder = CaptionEncoder.from_checkpoint(trained_image_model, device="cpu")
+    captions = {lang: encoder.encode(data.captions[lang]) for lang in data.languages}
+    ids = data.image_ids
+    assert index.ids == ids
+    for lang in data.languages:
+        qids = [f"{lang}-{d}" for d in ids]
+        t2i = brute_force_ranks(captions[lang], qids, images, ids, {q: [d] for q, d in zip(qids, ids)})
+        assert read_ranks(str(out / "ranks" / f"t2i.{lang}.tsv")) == t2i
+        for k in (1, 5, 10):
+            got = results["searches"][f"t2i.{lang}"][f"recall_{k}"]
+            assert got == pytest.approx(np.mean([r[0] <= k for r in t2i.values()]))
+        i2t = brute_force_ranks(images, ids, captions[lang], qids, {d: [q] for q, d in zip(qids, ids)})
+        assert read_ranks(str(out / "ranks" / f"i2t.{lang}.tsv")) == i2t
+    pool_ids = [f"{lang}-{d}" for lang in data.languages for d in ids]
+    pool = np.concatenate([captions[lang] for lang in data.languages])
+    multi = brute_force_ranks(images, ids, pool, pool_ids, {d: [f"{lang}-{d}" for lang in data.languages] for d in ids})
+    assert read_ranks(str(out / "ranks" / "i2t.multi.tsv")) == multi
+    summary = results["searches"]["i2t.multi"]
+    assert summary["map"] == pytest.approx(np.mean([np.mean([(j + 1) / r for j, r in enumerate(rs)])
+                                                    for rs in multi.values()]))
+    assert summary["rank_distance"] == pytest.approx(np.mean([rs[-1] - rs[0] for rs in multi.values()]))
+    assert results["average"]["t2i"]["recall_10"] == pytest.approx(
+        np.mean([results["searches"][f"t2i.{lang}"]["recall_10"] for lang in data.languages]))
+    assert "text→image R@10" in open(out / "results" / "results.md", encoding="utf-8").read()
+
+
+def test_image_evaluation_refuses_a_text_only_model(tiny_model_dir, image_set, image_index, tmp_path, capsys):
+    from hybrid_tevatron.eval.program import main
+
+    out = tmp_path / "ev"
+    assert main(["images", tiny_model_dir, str(out), "--image_data", image_set, "--image_index", image_index]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "image_head.safetensors" in err[0] and tiny_model_dir in err[0]
+    assert not os.path.exists(out)
