@@ -408,3 +408,24 @@ def test_image_evaluation_refuses_a_text_only_model(tiny_model_dir, image_set, i
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "image_head.safetensors" in err[0] and tiny_model_dir in err[0]
     assert not os.path.exists(out)
+
+
+@pytest.mark.parametrize("kind,dim", [("siglip", 16), ("clip-vision", 10)])
+def test_other_tower_kinds_embed_with_their_own_head(kind, dim, raw_images, tmp_path):
+    """SigLIP (get_image_features) and a vision-only CLIP checkpoint (its projected image_embeds, not the pooler)."""
+    import torch
+    import torch.nn.functional as F
+    from PIL import Image
+
+    from hybrid_tevatron.images.tower import ImageTower
+
+    folder = img_testing.build_tiny_tower(str(tmp_path / kind), kind, projection_dim=10)
+    tower = ImageTower(folder, device="cpu")
+    paths = [os.path.join(raw_images["images"], f"img{i}.png") for i in range(4)]
+    vectors = tower.encode(paths)
+    assert tower.dimension == dim and vectors.shape == (4, dim)
+    pixels = tower.processor(images=[Image.open(p).convert("RGB") for p in paths], return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        out = tower.model.get_image_features(pixel_values=pixels).pooler_output if kind == "siglip" else \
+            tower.model(pixel_values=pixels).image_embeds
+    np.testing.assert_allclose(vectors, F.normalize(out, dim=-1).numpy(), atol=1e-5)
