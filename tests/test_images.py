@@ -429,3 +429,82 @@ def test_other_tower_kinds_embed_with_their_own_head(kind, dim, raw_images, tmp_
         out = tower.model.get_image_features(pixel_values=pixels).pooler_output if kind == "siglip" else \
             tower.model(pixel_values=pixels).image_embeds
     np.testing.assert_allclose(vectors, F.normalize(out, dim=-1).numpy(), atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------ real caption layouts
+def _images_named(folder, names):
+    from PIL import Image
+
+    os.makedirs(folder, exist_ok=True)
+    for i, name in enumerate(names):
+        Image.new("RGB", (3, 2), img_testing.colour(i)).save(os.path.join(folder, name),
+                                                             format="JPEG" if name.endswith(".jpg") else "PNG")
+
+
+def test_xtd10_captions_with_mscoco_images(shared_data, tmp_path):
+    """The real XTD10 caption files and image list; generated stand-ins for the 1,000 MSCOCO images."""
+    from hybrid_tevatron.images.data import main, read_image_data
+
+    xtd10 = os.path.join(shared_data, "xtd10")
+    names = open(os.path.join(xtd10, "test_image_names.txt"), encoding="utf-8").read().split()
+    _images_named(str(tmp_path / "coco"), names)
+    assert main(["--xtd10", xtd10, "--images", str(tmp_path / "coco"), "--languages", "en", "jp", "de",
+                 "--output_dir", str(tmp_path / "out")]) == 0
+    data = read_image_data(str(tmp_path / "out"))
+    assert len(data) == 1000 and data.image_ids[0] == names[0].rsplit(".", 1)[0]
+    assert data.image_paths[1] == str(tmp_path / "coco" / names[1]) and data.languages == ["en", "jp", "de"]
+    assert data.captions["en"][1] == open(os.path.join(xtd10, "test_1kcaptions_en.txt"), encoding="utf-8").read().splitlines()[1].strip()
+    assert json.load(open(tmp_path / "out" / "manifest.json"))["relation"] == "mixed"  # jp is not a translation
+
+
+def test_multi30k_captions_with_flickr_image_splits(shared_data, tmp_path):
+    """The real Multi30K test_2016_flickr captions; an image_splits folder listing 1,000 Flickr-style names."""
+    from hybrid_tevatron.images.data import main, read_image_data
+
+    names = [f"{1000092795 + i}.jpg" for i in range(1000)]
+    splits = tmp_path / "image_splits"
+    splits.mkdir()
+    (splits / "test_2016_flickr.txt").write_text("".join(n + "\n" for n in names))
+    _images_named(str(tmp_path / "flickr"), names)
+    argv = ["--multi30k", os.path.join(shared_data, "multi30k"), "--split", "test_2016_flickr", "--image_splits",
+            str(splits), "--images", str(tmp_path / "flickr")]
+    assert main(argv + ["--output_dir", str(tmp_path / "out")]) == 0
+    data = read_image_data(str(tmp_path / "out"))
+    assert len(data) == 1000 and data.languages == ["cs", "de", "en", "fr"] and data.image_ids[5] == "1000092800"
+    # the wrong split's list: a count mismatch naming the list file
+    (splits / "val.txt").write_text("".join(n + "\n" for n in names))
+    proc = run_cli("hybrid_tevatron.images.data", *argv[:3], "val", *argv[4:], "--output_dir", str(tmp_path / "val"))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert str(splits / "val.txt") in proc.stderr and "1000 image names" in proc.stderr and "1014" in proc.stderr
+
+
+# ------------------------------------------------------------------------------------------------ the recipe
+def test_image_text_recipe_end_to_end(tiny_model_dir, tiny_clip, raw_images, tmp_path):
+    """recipes/image_text.sh with tiny models and Multi30K/XTD10-shaped folders of tiny images."""
+    import gzip
+    import shutil
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    names = open(raw_images["names"]).read().split()
+    multi30k, splits, xtd10 = tmp_path / "multi30k", tmp_path / "splits", tmp_path / "xtd10"
+    for d in (multi30k, splits, xtd10):
+        d.mkdir()
+    for lang in img_testing.LANGS:
+        with gzip.open(multi30k / f"train.{lang}.gz", "wt", encoding="utf-8") as f:
+            f.write(open(raw_images[lang], encoding="utf-8").read())
+        shutil.copy(raw_images[lang], xtd10 / f"test_1kcaptions_{lang}.txt")
+    (splits / "train.txt").write_text("".join(n + "\n" for n in names))
+    shutil.copy(raw_images["names"], xtd10 / "test_image_names.txt")
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": root, "FLICKR_IMAGES": raw_images["images"],
+           "COCO_IMAGES": raw_images["images"], "IMAGE_SPLITS": str(splits), "MULTI30K": str(multi30k),
+           "XTD10": str(xtd10), "TOWER": tiny_clip, "MODEL": tiny_model_dir, "STEPS": "6", "BATCH": "4",
+           "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(["bash", os.path.join(root, "recipes", "image_text.sh"), str(out)], capture_output=True,
+                          text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    results = json.load(open(out / "eval" / "xtd10" / "results" / "results.json", encoding="utf-8"))
+    assert results["images"] == N_IMAGES and results["languages"] == sorted(img_testing.LANGS)  # as found in XTD10
+    meta = json.load(open(out / "model" / "hybrid_tevatron.json", encoding="utf-8"))
+    assert meta["image_tower"]["tower"] == tiny_clip and meta["regime"] == "hybrid"
+    assert "text→image R@1" in proc.stdout
