@@ -252,6 +252,8 @@ def whole_set_loss(model, tokenizer, data, embeddings):
 
 
 def test_short_training_lowers_the_image_text_loss(tiny_model_dir, image_set, image_index, tmp_path):
+    import torch
+
     from hybrid_tevatron.driver.train import parse_args
     from hybrid_tevatron.images.data import read_image_data
     from hybrid_tevatron.images.model import HEAD_FILE, CaptionEncoder
@@ -274,13 +276,17 @@ def test_short_training_lowers_the_image_text_loss(tiny_model_dir, image_set, im
 
     trainer.save_model()
     assert os.path.isfile(out / HEAD_FILE) and os.path.isfile(out / "model.safetensors")
+    trained = {k: v.clone() for k, v in trainer.model.head.state_dict().items()}
+    with torch.no_grad():
+        trainer.model.head.weight.zero_()
+    trainer._load_from_checkpoint(str(out))  # what a resume does: encoder and head come back
+    for k, v in trainer.model.head.state_dict().items():
+        assert torch.equal(v, trained[k]), k
     meta = json.load(open(out / "hybrid_tevatron.json", encoding="utf-8"))
     assert meta["image_tower"]["head_in"] == 32 and meta["image_tower"]["head_out"] == 12
     assert meta["regime"] == "hybrid" and meta["pooling"] == "mean"
     # the saved checkpoint encodes captions exactly as the trained model does
     encoder = CaptionEncoder.from_checkpoint(str(out), device="cpu")
-    import torch
-
     from hybrid_tevatron.collator import EncodeCollator
 
     batch = EncodeCollator(trainer.processing_class, max_length=32)([(str(i), c) for i, c in enumerate(data.captions["de"])])[1]

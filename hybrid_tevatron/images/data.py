@@ -81,17 +81,16 @@ def check_image(path: str, where: str) -> None:
 
 
 def attach_images(captions: CaptionSet, names_file: str, images_dir: str) -> ImageSet:
-    """The image file of every caption line: ``names_file`` line i names image i under ``images_dir``."""
+    """The image file of every caption line: ``names_file`` (the list ``captions`` was read with, so the counts
+    already agree) line i names image i under ``images_dir``; every file is checked."""
     if not os.path.isdir(images_dir):
         raise DataError(f"{images_dir}: images folder not found")
     ids = read_image_names(names_file)  # validates: non-empty, no blanks, no duplicates
-    names = [n.strip() for n in read_lines(names_file, "image names")]
     if ids != captions.image_ids:
-        raise DataError(f"{names_file}: {len(ids)} image names, but the caption files have {len(captions)} lines "
-                        "(line i must be the same image everywhere)")
+        raise DataError(f"{names_file}: not the image list the captions were read with")
     paths = []
-    for lineno, name in enumerate(names, 1):
-        path = os.path.abspath(os.path.join(images_dir, name))
+    for lineno, name in enumerate(read_lines(names_file, "image names"), 1):
+        path = os.path.abspath(os.path.join(images_dir, name.strip()))
         check_image(path, f"image {ids[lineno - 1]!r}, {names_file}:{lineno}")
         paths.append(path)
     return ImageSet(captions, paths)

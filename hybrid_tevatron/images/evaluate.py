@@ -159,7 +159,7 @@ def markdown(results: dict, name: str) -> str:
 
 
 def evaluate(model: str, image_data: str, output_dir: str, image_index: Optional[str] = None,
-             tower: Optional[str] = None, languages=None, max_images: Optional[int] = None, device: str = "cpu",
+             tower: Optional[str] = None, languages=None, max_images: Optional[int] = None, device: Optional[str] = None,
              batch_size: int = 64, name: Optional[str] = None, overwrite: bool = False) -> str:
     """The whole evaluation (module docstring) into ``output_dir``; returns its path."""
     from hybrid_tevatron.eval.output import OutputFolder
@@ -226,7 +226,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--languages", nargs="+", help="caption languages (default: all of the data set)")
     p.add_argument("--max_images", type=int, help="the first N images only (a quick look; whole pools are the "
                    "measure)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", help="cpu, cuda, cuda:0 ... (default: cuda when available, else cpu)")
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--name", help="the row name in results.md (default: the output folder's name)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty output folder")
