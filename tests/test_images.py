@@ -404,6 +404,16 @@ def test_image_evaluation_equals_brute_force(trained_image_model, image_set, ima
     assert results["average"]["t2i"]["recall_10"] == pytest.approx(
         np.mean([results["searches"][f"t2i.{lang}"]["recall_10"] for lang in data.languages]))
     assert "text→image R@10" in open(out / "results" / "results.md", encoding="utf-8").read()
+    check = json.load(open(out / "results" / "crosscheck.json", encoding="utf-8"))
+    assert check["agrees"] and check["sample"]["queries"] > 0  # trec_eval agrees on the full-ranking sample
+    # Pyserini's top-10 run over the tower's index: where our rank is 1, its first hit is the caption's image
+    from hybrid_tevatron.eval.metrics import read_run, trec_order
+
+    run = read_run(str(out / "runs" / "t2i.en.trec"))
+    firsts = {q for q, ranks in read_ranks(str(out / "ranks" / "t2i.en.tsv")).items() if ranks == [1]}
+    assert firsts and all(len(hits) == 10 for hits in run.values()) and len(run) == N_IMAGES
+    assert all(trec_order(run[q])[0] == q.split("-", 1)[1] for q in firsts)
+    assert "pyserini.search.faiss" in open(out / "commands.sh", encoding="utf-8").read()
 
 
 def test_image_evaluation_refuses_a_text_only_model(tiny_model_dir, image_set, image_index, tmp_path, capsys):

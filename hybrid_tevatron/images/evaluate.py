@@ -15,8 +15,11 @@ Stages, in the work folder and then moved to OUTPUT (:class:`hybrid_tevatron.eva
 nothing, one evaluation per folder): ``index/images`` and ``index/captions/{X,all}`` (Pyserini Faiss indexes),
 ``queries/{X,images}/embedding.pkl`` (Pyserini's pre-encoded queries), ``inputs/`` (topics, qrels, ``plan.json``),
 ``ranks/`` (exact whole-pool ranks by :func:`hybrid_tevatron.eval.ranks.rank_plan`: scores at 6 decimals,
-trec_eval's order and ties), ``results/results.json`` and ``results.md``. Ids: a caption is ``{X}-{image id}``, an
-image its docid.
+trec_eval's order and ties; the metrics come from these), ``runs/`` (``python -m pyserini.search.faiss`` top-10
+runs), ``trec_eval/`` (Pyserini's trec_eval on the runs and on the full rankings of a seeded sample of queries) and
+``results/``: ``results.json``, ``results.md`` and ``crosscheck.json`` (our metrics must equal trec_eval's on the
+sample, else the evaluation fails). Every Pyserini command is in ``commands.sh``. Ids: a caption is
+``{X}-{image id}``, an image its docid.
 """
 
 from __future__ import annotations
@@ -29,15 +32,17 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
-from hybrid_tevatron.eval.metrics import macro, mean, query_metrics
+from hybrid_tevatron.eval.metrics import KEYS, macro, mean, query_metrics
+from hybrid_tevatron.eval.metrics import MEASURES as TREC_MEASURES
 from hybrid_tevatron.eval.plan import PLAN_FORMAT, write_plan
+from hybrid_tevatron.eval.ranks import SAMPLE_LINES
 from hybrid_tevatron.eval.runner import StepError
 from hybrid_tevatron.logs import get_logger
 
 log = get_logger(__name__)
 
 FORMAT = "hybrid_tevatron.image_results/1"
-MEASURES = ("map", "recall.1", "recall.5", "recall.10")
+MEASURES = (*TREC_MEASURES, "recall.5")  # trec_eval's (checked on the sample) and R@5
 IMAGES = "images"
 
 
@@ -117,29 +122,31 @@ def read_ranks(path: str) -> Dict[str, List[int]]:
     return out
 
 
-def search_metrics(ranks: Dict[str, List[int]], relevant: Dict[str, int], rank_distance: bool = False) -> dict:
-    """Per-search means of :data:`MEASURES` (and the rank distance) over every query of the qrels."""
-    per_query = {q: query_metrics([(r, 1) for r in ranks.get(q, [])], [1] * n, MEASURES, rank_distance)
-                 for q, n in relevant.items()}
-    keys = [k.replace(".", "_") for k in MEASURES] + (["rank_distance"] if rank_distance else [])
-    return {"queries": len(per_query), **{k: mean(per_query, k) for k in keys}}
+def per_query_metrics(ranks: Dict[str, List[int]], relevant: Dict[str, int], rank_distance: bool = False) -> dict:
+    """``{qid: metrics}`` of :data:`MEASURES` (and the rank distance) for every query of the qrels (``relevant``:
+    its number of relevant items); a query without ranks scores 0 (trec_eval's ``-c``)."""
+    return {q: query_metrics([(r, 1) for r in ranks.get(q, [])], [1] * n, MEASURES, rank_distance)
+            for q, n in relevant.items()}
 
 
-def score(plan: dict, ranks_dir: str, languages: List[str]) -> dict:
-    """``results.json``'s content: per search, per language and the macro averages."""
+def score(plan: dict, ranks_dir: str, languages: List[str]) -> tuple:
+    """``(results.json's content, {search: per-query metrics})``: per search, per language, macro averages."""
     from hybrid_tevatron.eval.metrics import read_qrels
 
-    searches = {}
+    searches, per_query = {}, {}
     for s in plan["searches"]:
         qrels = read_qrels(os.path.join(plan["root"], s["qrels"]))
         relevant = {q: sum(1 for r in docs.values() if r > 0) for q, docs in qrels.items()}
-        searches[s["name"]] = {"setting": s["setting"], "pool_size": s["pool_size"],
-                               **search_metrics(read_ranks(os.path.join(ranks_dir, s["name"] + ".tsv")), relevant,
-                                                s["name"] == "i2t.multi")}
+        multi = s["name"] == "i2t.multi"
+        pq = per_query[s["name"]] = per_query_metrics(read_ranks(os.path.join(ranks_dir, s["name"] + ".tsv")),
+                                                      relevant, multi)
+        keys = [KEYS.get(m, m.replace(".", "_")) for m in MEASURES] + (["rank_distance"] if multi else [])
+        searches[s["name"]] = {"setting": s["setting"], "pool_size": s["pool_size"], "queries": len(pq),
+                               **{k: mean(pq, k) for k in keys}}
     average = {direction: {k: macro(searches[f"{direction}.{lang}"][k] for lang in languages)
                            for k in ("recall_1", "recall_5", "recall_10", "map")}
                for direction in ("t2i", "i2t")}
-    return {"format": FORMAT, "languages": languages, "searches": searches, "average": average}
+    return {"format": FORMAT, "languages": languages, "searches": searches, "average": average}, per_query
 
 
 def markdown(results: dict, name: str) -> str:
@@ -160,10 +167,15 @@ def markdown(results: dict, name: str) -> str:
 
 def evaluate(model: str, image_data: str, output_dir: str, image_index: Optional[str] = None,
              tower: Optional[str] = None, languages=None, max_images: Optional[int] = None, device: Optional[str] = None,
-             batch_size: int = 64, name: Optional[str] = None, overwrite: bool = False) -> str:
+             batch_size: int = 64, name: Optional[str] = None, overwrite: bool = False,
+             sample_lines: int = SAMPLE_LINES) -> str:
     """The whole evaluation (module docstring) into ``output_dir``; returns its path."""
+    from hybrid_tevatron.eval.evaluate import crosscheck
     from hybrid_tevatron.eval.output import OutputFolder
     from hybrid_tevatron.eval.ranks import rank_plan, read_index
+    from hybrid_tevatron.eval.runner import Cli, CliRunner
+    from hybrid_tevatron.eval.scoring import oracle
+    from hybrid_tevatron.eval.search import search
     from hybrid_tevatron.images.data import read_image_data
     from hybrid_tevatron.images.model import HEAD_FILE, CaptionEncoder
 
@@ -196,11 +208,22 @@ def evaluate(model: str, image_data: str, output_dir: str, image_index: Optional
                                 f"{image_vectors.shape[1]} (another tower?)")
             captions = {lang: encoder.encode(data.captions[lang]) for lang in data.languages}
             plan = prepare(data, image_vectors, captions, out.work)
-        with out.stage("2/3 ranks"):
-            rank_plan(plan, os.path.join(out.work, "index"), os.path.join(out.work, "queries"),
-                      os.path.join(out.work, "ranks"), device="cpu", sample_lines=0)
-        with out.stage("3/3 results"):
-            results = score(plan, os.path.join(out.work, "ranks"), data.languages)
+        index_dir, queries_dir, ranks_dir, runs_dir, trec_dir = (
+            os.path.join(out.work, d) for d in ("index", "queries", "ranks", "runs", "trec_eval"))
+        runner = CliRunner(Cli.INPROCESS, out.record, out.work)
+        with out.stage("2/5 ranks"):
+            ranked = rank_plan(plan, index_dir, queries_dir, ranks_dir, device="cpu", sample_lines=sample_lines)
+        with out.stage("3/5 search"):
+            search(plan, index_dir, queries_dir, runs_dir, runner)
+        with out.stage("4/5 trec_eval"):
+            oracle(plan, runs_dir, ranks_dir, trec_dir, runner)
+        with out.stage("5/5 results"):
+            results, per_query = score(plan, ranks_dir, data.languages)
+            check = crosscheck(per_query, ranked, trec_dir)
+            atomic_write_json(os.path.join(out.work, "results", "crosscheck.json"), check)
+            if check["problems"]:
+                raise StepError("our metrics differ from trec_eval's on the full-ranking sample: "
+                                + "; ".join(check["problems"][:3]))
             results.update(model=os.path.abspath(model) if os.path.isdir(model) else model,
                            image_data=os.path.abspath(image_data), images=len(data),
                            image_index=image_index and os.path.abspath(image_index), tower=tower)
@@ -209,7 +232,8 @@ def evaluate(model: str, image_data: str, output_dir: str, image_index: Optional
             atomic_write_text(os.path.join(out.work, "results", "results.md"), table)
         final = out.path
     print(table)
-    print(f"results: {final}/results/results.json   ranks: {final}/ranks/{{search}}.tsv   indexes: {final}/index/")
+    print(f"results: {final}/results/results.json   check: {final}/results/crosscheck.json\n"
+          f"ranks: {final}/ranks/{{search}}.tsv   runs: {final}/runs/{{search}}.trec (top 10)   indexes: {final}/index/")
     return final
 
 
@@ -230,9 +254,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--name", help="the row name in results.md (default: the output folder's name)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty output folder")
+    p.add_argument("--sample_lines", type=int, default=SAMPLE_LINES, help="full-ranking lines that trec_eval checks "
+                   f"our metrics on (default {SAMPLE_LINES})")
     return p
 
 
 def run(args) -> str:
     return evaluate(args.model, args.image_data, args.output_dir, args.image_index, args.tower, args.languages,
-                    args.max_images, args.device, args.batch_size, args.name, args.overwrite)
+                    args.max_images, args.device, args.batch_size, args.name, args.overwrite, args.sample_lines)
