@@ -524,3 +524,28 @@ def test_image_text_recipe_end_to_end(tiny_model_dir, tiny_clip, raw_images, tmp
     meta = json.load(open(out / "model" / "hybrid_tevatron.json", encoding="utf-8"))
     assert meta["image_tower"]["tower"] == tiny_clip and meta["regime"] == "hybrid"
     assert "text→image R@1" in proc.stdout
+
+
+def test_image_text_loss_is_the_mean_of_both_directions():
+    import torch
+    import torch.nn.functional as F
+
+    from hybrid_tevatron.images.model import image_text_loss
+
+    torch.manual_seed(0)
+    captions = F.normalize(torch.randn(3, 5), dim=-1)
+    images = F.normalize(torch.randn(6, 5), dim=-1)  # group of 2 per caption, positive first: rows 0, 2, 4
+    t = 0.1
+    t2i = -np.mean([F.log_softmax(captions[i] @ images.T / t, dim=0)[2 * i].item() for i in range(3)])
+    i2t = -np.mean([F.log_softmax(images[2 * i] @ captions.T / t, dim=0)[i].item() for i in range(3)])
+    assert image_text_loss(captions, images, t).item() == pytest.approx((t2i + i2t) / 2, rel=1e-5)
+
+
+def test_image_evaluation_can_encode_the_images_itself(trained_image_model, image_set, image_index, tiny_clip,
+                                                       tmp_path):
+    from hybrid_tevatron.images.evaluate import evaluate
+
+    a = evaluate(trained_image_model, image_set, str(tmp_path / "a"), image_index=image_index, device="cpu")
+    b = evaluate(trained_image_model, image_set, str(tmp_path / "b"), tower=tiny_clip, device="cpu")
+    for name in ("t2i.en", "i2t.multi"):
+        assert open(os.path.join(a, "ranks", f"{name}.tsv")).read() == open(os.path.join(b, "ranks", f"{name}.tsv")).read()
