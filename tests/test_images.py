@@ -134,6 +134,8 @@ def test_image_index_is_searched_by_pyserini(image_index, tiny_clip, image_set):
         assert f.read().split() == [f"img{i}" for i in range(N_IMAGES)]
     index = faiss.read_index(os.path.join(image_index, "index"))
     assert index.ntotal == N_IMAGES and index.d == 12
+    record = json.load(open(os.path.join(image_index, "tower.json"), encoding="utf-8"))
+    assert record["tower"] == os.path.abspath(tiny_clip) and record["dimension"] == 12
     vectors = ImageTower(tiny_clip, device="cpu").encode(read_image_data(image_set).image_paths)
     searcher = FaissSearcher(image_index, None)
     for i in (0, 7):
@@ -285,6 +287,7 @@ def test_short_training_lowers_the_image_text_loss(tiny_model_dir, image_set, im
     meta = json.load(open(out / "hybrid_tevatron.json", encoding="utf-8"))
     assert meta["image_tower"]["head_in"] == 32 and meta["image_tower"]["head_out"] == 12
     assert meta["regime"] == "hybrid" and meta["pooling"] == "mean"
+    assert meta["image_tower"]["tower"] == json.load(open(os.path.join(image_index, "tower.json")))["tower"]
     # the saved checkpoint encodes captions exactly as the trained model does
     encoder = CaptionEncoder.from_checkpoint(str(out), device="cpu")
     from hybrid_tevatron.collator import EncodeCollator
@@ -549,3 +552,20 @@ def test_image_evaluation_can_encode_the_images_itself(trained_image_model, imag
     b = evaluate(trained_image_model, image_set, str(tmp_path / "b"), tower=tiny_clip, device="cpu")
     for name in ("t2i.en", "i2t.multi"):
         assert open(os.path.join(a, "ranks", f"{name}.tsv")).read() == open(os.path.join(b, "ranks", f"{name}.tsv")).read()
+
+
+def test_image_training_flags_from_a_json_config(tiny_model_dir, image_set, image_index, tmp_path):
+    from hybrid_tevatron.images.train import parse_image_args
+
+    out = str(tmp_path / "out")
+    config = {"image_data": image_set, "image_index": image_index, "image_negatives": 3, "backend": "pypi",
+              "model_name_or_path": tiny_model_dir, "pooling": "mean", "temperature": 0.1, "regime": "mono",
+              "output_dir": out, "per_device_train_batch_size": 4, "use_cpu": True}
+    argv = [x for k, v in config.items() for x in ([f"--{k}"] if v is True else [f"--{k}", str(v)])]
+    path = tmp_path / "flags.json"
+    path.write_text(json.dumps(config))
+    from_flags, from_json = parse_image_args(argv), parse_image_args([str(path)])
+    assert from_json[0] == from_flags[0] and from_json[0].image_negatives == 3
+    assert from_json[2].temperature == from_flags[2].temperature == 0.1
+    assert from_json[3].regime == from_flags[3].regime == "mono"
+    assert from_json[4].output_dir == from_flags[4].output_dir == out and from_json[4].use_cpu

@@ -45,24 +45,38 @@ def build_parser(backend) -> HfArgumentParser:
     return parser
 
 
+def is_config(argv: Sequence[str]) -> bool:
+    return len(argv) == 1 and argv[0].endswith(".json")
+
+
+def read_config(path: str) -> dict:
+    """A ``.json`` file of ``flag: value`` (a malformed one is a :class:`SetupError` naming file and line)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except json.JSONDecodeError as err:
+        raise SetupError(f"{path}:{err.lineno}:{err.colno}: not valid JSON ({err.msg})") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SetupError(f"{path}: cannot read the config ({getattr(err, 'strerror', None) or err})") from None
+    if not isinstance(config, dict):
+        raise SetupError(f"{path}: expected a JSON object of flag: value")
+    return config
+
+
+def parse_config(config: dict):
+    """A config's ``flag: value`` dict -> ``(backend, model_args, data_args, training_args)``."""
+    config = dict(config)
+    backend = select_backend(config.pop("backend", "auto"))
+    refuse_not_offered(list(config), not_offered(backend.model_arguments, backend.training_arguments), backend.name)
+    model_args, data_args, training_args = build_parser(backend).parse_dict(config)
+    return backend, model_args, data_args, training_args
+
+
 def parse_args(argv: Sequence[str]):
     """``argv`` -> ``(backend, model_args, data_args, training_args)``; a lone ``*.json`` argument is a config."""
     argv = list(argv)
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        try:
-            with open(argv[0], encoding="utf-8") as f:
-                config = json.load(f)
-        except json.JSONDecodeError as err:
-            raise SetupError(f"{argv[0]}:{err.lineno}:{err.colno}: not valid JSON ({err.msg})") from None
-        except (OSError, UnicodeDecodeError) as err:
-            raise SetupError(f"{argv[0]}: cannot read the config ({getattr(err, 'strerror', None) or err})") from None
-        if not isinstance(config, dict):
-            raise SetupError(f"{argv[0]}: expected a JSON object of flag: value")
-        backend = select_backend(config.pop("backend", "auto"))
-        refuse_not_offered(list(config), not_offered(backend.model_arguments, backend.training_arguments),
-                           backend.name)
-        model_args, data_args, training_args = build_parser(backend).parse_dict(config)
-        return backend, model_args, data_args, training_args
+    if is_config(argv):
+        return parse_config(read_config(argv[0]))
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--backend", default="auto")
     known, _ = pre.parse_known_args(argv)

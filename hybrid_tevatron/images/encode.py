@@ -9,7 +9,8 @@
 multimodal rows ``docid``/``image``). The index is what the text encoding writes
 (:mod:`hybrid_tevatron.pyserini.encode`, whose writer and shard logic this module reuses): ``INDEX/index``, a flat
 inner-product Faiss index of L2-normalised image embeddings in corpus order, and ``INDEX/docid``, so
-``python -m pyserini.search.faiss --index INDEX`` searches it; written whole or not at all. Sharding is the text
+``python -m pyserini.search.faiss --index INDEX`` searches it; written whole or not at all, with
+:data:`TOWER_RECORD` (which tower, the size, the corpus) beside it, which training records in the checkpoint. Sharding is the text
 encoding's (``--num_shards``/``--shard_id``, or one shard per ``torchrun`` process; ``shard.json`` records the
 corpus file's and the tower folder's digests, so a rerun skips finished shards and refuses stale ones; image files
 changed in place under the same path are not detected). Expected failures are one ``error:`` line, exit status 2.
@@ -24,6 +25,7 @@ import sys
 from types import SimpleNamespace
 from typing import List, Tuple
 
+from hybrid_tevatron.atomic import atomic_write_json
 from hybrid_tevatron.errors import HybridTevatronError, exit_error
 from hybrid_tevatron.images.data import CORPUS
 from hybrid_tevatron.pyserini.encode import (
@@ -36,6 +38,8 @@ from hybrid_tevatron.pyserini.encode import (
     model_digest,
 )
 from hybrid_tevatron.pyserini.shards import ShardInfo, process_shards, shard_name, shard_range
+
+TOWER_RECORD = "tower.json"  # beside index + docid (unsharded): the tower, the embedding size, the corpus
 
 
 class _TowerWriterAdapter:
@@ -84,11 +88,15 @@ def encode_images(tower: str, corpus: str, output: str, batch_size: int = 32, de
     encoder = _TowerWriterAdapter(ImageTower(tower, device=default_device(device), batch_size=batch_size))
     rows = {"id": ids, "text": images}
     args = SimpleNamespace(sort_window=max(batch_size, 1) * 8, fields=["text"])
+    record = {"tower": os.path.abspath(tower) if os.path.isdir(tower) else tower, "dimension": encoder.dimension,
+              "corpus": path, "kind": "image"}
     if sharding is None:
-        return _write_index(encoder, rows, args, 0, len(ids), out)
+        result = _write_index(encoder, rows, args, 0, len(ids), out)
+        atomic_write_json(os.path.join(out, TOWER_RECORD), record)
+        return result
     total, shards = sharding
-    settings = {"tower": os.path.abspath(tower) if os.path.isdir(tower) else tower, "corpus": path,
-                "corpus_digest": corpus_digest(path), "model_digest": model_digest(tower), "kind": "image"}
+    settings = {**record, "corpus_digest": corpus_digest(path), "model_digest": model_digest(tower)}
+    del settings["dimension"]  # ShardInfo's own field
     done = []
     for k in shards:
         start, stop = shard_range(len(ids), k, total)

@@ -12,7 +12,8 @@ Every flag of ``python -m hybrid_tevatron.driver.train`` (backend, model, data, 
 ``--alpha_schedule`` and ``--regime`` (for the image source: mono, or mixed where text would be cross; see
 :mod:`hybrid_tevatron.images.source`). The checkpoint is the text encoder's plain HF folder plus the head
 (``image_head.safetensors``) and ``hybrid_tevatron.json`` with an ``image_tower`` entry. Failures: one ``error:``
-line, exit status 2, as the text driver. Flags on the command line only (no ``.json`` config).
+line, exit status 2, as the text driver. A single ``.json`` argument holds the same flags as keys, as for the
+text driver.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import List, Optional
 
 from transformers import HfArgumentParser
@@ -35,8 +36,8 @@ class ImageArguments:
     image_data: str = field(metadata={"help": "Image data set folder (python -m hybrid_tevatron.images.data)."})
     image_index: str = field(metadata={"help": "Faiss index of its images (python -m hybrid_tevatron.images.encode)."})
     image_tower: Optional[str] = field(default=None, metadata={
-        "help": "The tower that encoded --image_index (recorded in hybrid_tevatron.json; default: from the index's "
-                "shard records when present)."})
+        "help": "The tower that encoded --image_index (recorded in hybrid_tevatron.json; default: the index's "
+                "tower.json, which a sharded-then-merged index lacks)."})
     image_source_name: str = field(default=DEFAULT_SOURCE_NAME, metadata={
         "help": "The image source's name in --source_weights and the logs."})
     image_negatives: int = field(default=DEFAULT_NEGATIVES, metadata={
@@ -98,24 +99,38 @@ def build_image_trainer(backend, model_args, data_args, training_args, callbacks
 
 
 def _tower_of(index: str) -> Optional[str]:
-    """The tower a sharded-then-merged index was encoded with, when its records say so (else None)."""
+    """The tower an unsharded index was encoded with (its :data:`~hybrid_tevatron.images.encode.TOWER_RECORD`)."""
     import json
 
-    path = os.path.join(index, "shard.json")
+    from hybrid_tevatron.images.encode import TOWER_RECORD
+
+    path = os.path.join(index, TOWER_RECORD)
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as f:
-            return json.load(f).get("settings", {}).get("tower")
+            return json.load(f).get("tower")
     return None
 
 
+def parse_image_args(argv: List[str]):
+    """``argv`` (flags, or one ``.json`` config) -> ``(image_args, backend, model_args, data_args, training_args)``."""
+    from hybrid_tevatron.driver.train import is_config, parse_args, parse_config, read_config
+
+    if is_config(argv):
+        config = read_config(argv[0])
+        mine = {f.name for f in fields(ImageArguments)}
+        (image_args,) = HfArgumentParser(ImageArguments).parse_dict({k: config.pop(k) for k in list(config)
+                                                                      if k in mine})
+        return (image_args, *parse_config(config))
+    image_args, rest = HfArgumentParser(ImageArguments).parse_args_into_dataclasses(argv, return_remaining_strings=True)
+    return (image_args, *parse_args(rest))
+
+
 def main(argv: Optional[List[str]] = None) -> None:
-    from hybrid_tevatron.driver.train import parse_args, run
+    from hybrid_tevatron.driver.train import run
 
     argv = sys.argv[1:] if argv is None else argv
     try:
-        image_args, rest = HfArgumentParser(ImageArguments).parse_args_into_dataclasses(
-            argv, return_remaining_strings=True)
-        backend, model_args, data_args, training_args = parse_args(rest)
+        image_args, backend, model_args, data_args, training_args = parse_image_args(list(argv))
     except (HybridTevatronError, ValueError, OSError) as err:
         exit_error(err)
     run(backend, model_args, data_args, training_args, build=functools.partial(build_image_trainer,
