@@ -312,7 +312,7 @@ def test_two_ranks_agree_on_image_and_text_steps(tiny_model_dir, parallel_dir, i
     steps, out = 8, tmp_path / "out"
     name = os.path.basename(parallel_dir)
     mixture = ["--train_files", parallel_dir, "--source_weights", f"{name}=1,images=2",
-               "--alpha_schedule", "piecewise:0:1,4:0.5", "--regime", "hybrid"]
+               "--alpha_schedule", "piecewise:0:1,4:0", "--regime", "hybrid"]
     args = _train_argv(tiny_model_dir, out, *mixture, "--max_steps", str(steps), "--per_device_train_batch_size", "2",
                        "--logging_steps", "1", "--seed", "3")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -337,8 +337,10 @@ def test_two_ranks_agree_on_image_and_text_steps(tiny_model_dir, parallel_dir, i
         assert (r0["source"], r0["mode"]) == (corpus.name, step.mode)
         if corpus is images:
             check_step(step, plan, 2)
-            assert r0["mode"] == "mono" if r0["plan_step"] < 4 else r0["mode"] in ("mono", "xx")
+            assert r0["mode"] == ("mono" if r0["plan_step"] < 4 else "xx")  # α 1, then 0: mixed steps
+            assert (len(set(r0["query_langs"] + r1["query_langs"])) == 1) == (r0["mode"] == "mono")
     assert {r["source"] for r in logs[0]} == {name, "images"}
+    assert {r["mode"] for r in logs[0] if r["source"] == "images"} == {"mono", "xx"}
     assert os.path.isfile(out / "image_head.safetensors")
 
 
