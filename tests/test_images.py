@@ -571,3 +571,28 @@ def test_image_training_flags_from_a_json_config(tiny_model_dir, image_set, imag
     assert from_json[2].temperature == from_flags[2].temperature == 0.1
     assert from_json[3].regime == from_flags[3].regime == "mono"
     assert from_json[4].output_dir == from_flags[4].output_dir == out and from_json[4].use_cpu
+
+
+def test_images_sharing_a_caption_never_meet_in_a_step(image_set, image_index):
+    """A duplicate caption (here: image 5's German caption is image 2's) would make each image a false negative of
+    the other's caption: they are never each other's negatives and never share a step."""
+    from hybrid_tevatron.eval.ranks import read_index
+    from hybrid_tevatron.images.data import read_image_data
+    from hybrid_tevatron.images.source import ImageBatchPlan, image_source
+
+    data = read_image_data(image_set)
+    data.captions["de"][5] = data.captions["de"][2]
+    source = image_source(data, read_index(image_index), negatives=6)
+    assert 5 not in source.negatives(2).tolist() and 2 not in source.negatives(5).tolist()
+    plan = ImageBatchPlan([source], batch_size=4, group_size=2, regime="hybrid", seed=1)
+    met = []
+    for e in range(20):
+        for k in range(len(plan)):
+            step = plan.step(e, k)
+            check_step(step, plan, 2)
+            docs = {d for x in step.entries for d in x.passages}
+            met.append(bool({2, 5} & docs))
+            assert not {2, 5} <= docs
+    assert any(met)  # one of them is often in a step, never both
+    plain = image_source(read_image_data(image_set), read_index(image_index), negatives=6)
+    assert plain.doc_items() is None  # without duplicates: the plain doc rule

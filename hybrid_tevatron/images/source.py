@@ -4,7 +4,9 @@
 image i's caption, one per language; doc i is image i, the same in every language (an image has no language: its
 "text" is its docid, which never reaches a tokenizer); query i's positive is doc i, its negatives ``negatives``
 other images drawn as caption negatives are (:func:`hybrid_tevatron.data.captions.choose_negatives`, deterministic
-per seed and image). ``embeddings[d]`` is image d's vector from the frozen tower's index, matched by docid.
+per seed and image). Images that share a caption in some language (a duplicate caption would be a false negative,
+and its image a second right answer) are never each other's negatives and are one *item* for the plan, so they
+never meet in a step. ``embeddings[d]`` is image d's vector from the frozen tower's index, matched by docid.
 
 **The plan** (:class:`ImageBatchPlan`, the text plan plus two rules for image sources; a plan without image
 sources is the text plan, step for step):
@@ -26,12 +28,13 @@ batch is ``(tokenised captions, [B × G, D] float32 image embeddings)``, positiv
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from hybrid_tevatron.collator import HybridBatch, TrainCollator, pad_for
-from hybrid_tevatron.data.captions import DEFAULT_NEGATIVES, choose_negatives
+from hybrid_tevatron.data.captions import DEFAULT_NEGATIVES, choose_negatives, duplicate_groups
 from hybrid_tevatron.data.corpus import ParallelCorpus, csr
 from hybrid_tevatron.data.readers import DataError
 from hybrid_tevatron.dataset import HybridTrainDataset
@@ -63,12 +66,15 @@ def image_source(data, index, name: str = DEFAULT_SOURCE_NAME, negatives: int = 
                         "encode this data set's corpus.jsonl with python -m hybrid_tevatron.images.encode")
     n = len(data)
     ids = list(data.image_ids)
+    same = duplicate_groups(SimpleNamespace(languages=langs, captions=data.captions))
     pos_offsets, pos_docs = csr([[i] for i in range(n)])
-    neg_offsets, neg_docs = csr(choose_negatives(n, negatives, seed, {}))
+    neg_offsets, neg_docs = csr(choose_negatives(n, negatives, seed, same))
+    same_offsets, same_docs = csr([sorted(same.get(i, ())) for i in range(n)]) if same else (None, None)
     return ImageCaptionSource(
         name=name, languages=langs, query_ids=ids, doc_ids=ids,
         queries={lang: data.captions[lang] for lang in langs}, passages={lang: ids for lang in langs},
         pos_offsets=pos_offsets, pos_docs=pos_docs, neg_offsets=neg_offsets, neg_docs=neg_docs,
+        same_offsets=same_offsets, same_docs=same_docs,
         embeddings=np.ascontiguousarray(index.matrix[[rows[d] for d in ids]], dtype=np.float32),
     )
 
