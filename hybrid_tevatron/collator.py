@@ -116,17 +116,22 @@ class TrainCollator:
             raise ValueError("TrainCollator got an empty batch")
         queries = [item["query"] for item in items]
         passages = [p for item in items for p in item["passages"]]
+        query_cache, passage_cache = self._caches
+        return HybridBatch(
+            pad_for(self.tokenizer, query_cache(queries), self.pad_to_multiple_of, self.query_max_len),
+            pad_for(self.tokenizer, passage_cache(passages), self.pad_to_multiple_of, self.passage_max_len),
+            self.plan_meta(items),
+        )
+
+    @staticmethod
+    def plan_meta(items: List[Dict[str, Any]]) -> Dict[str, Any]:
+        """The step's plan fields (from the first item) plus ``query_ids``, ``query_langs``, ``passage_langs``."""
         metas = [item.get("meta", {}) for item in items]
         meta = {k: v for k, v in metas[0].items() if k not in ("query_lang", "passage_lang", "query_id")}
         meta["query_ids"] = [m.get("query_id") for m in metas]
         meta["query_langs"] = [m.get("query_lang") for m in metas]
         meta["passage_langs"] = [m.get("passage_lang") for m in metas]
-        query_cache, passage_cache = self._caches
-        return HybridBatch(
-            pad_for(self.tokenizer, query_cache(queries), self.pad_to_multiple_of, self.query_max_len),
-            pad_for(self.tokenizer, passage_cache(passages), self.pad_to_multiple_of, self.passage_max_len),
-            meta,
-        )
+        return meta
 
 
 @dataclass

@@ -461,17 +461,11 @@ def check_model_args(model_args) -> None:
             raise ModelFolderError(f"{flag}: {err}") from None
 
 
-def build_trainer(backend, model_args, data_args, training_args, callbacks: Optional[List] = None):
-    """Sources -> plan -> dataset -> model -> ``backend.trainer_class`` (ready to ``train()``)."""
-    from hybrid_tevatron.collator import TrainCollator
-    from hybrid_tevatron.data.readers import load_sources
-    from hybrid_tevatron.dataset import HybridTrainDataset
-    from hybrid_tevatron.sampling import BatchPlan
-
-    tokenizer = load_tokenizer(model_args)
-    sources = load_sources(data_args)
+def build_plan(plan_class, sources, data_args, training_args):
+    """``plan_class.from_args`` over ``sources`` with the global step size; a plan the data cannot fill (or of no
+    complete step) is a :class:`SetupError`. Logs the plan's description."""
     try:
-        plan = BatchPlan.from_args(
+        plan = plan_class.from_args(
             sources,
             data_args,
             batch_size=training_args.per_device_train_batch_size * training_args.world_size,
@@ -485,19 +479,36 @@ def build_trainer(backend, model_args, data_args, training_args, callbacks: Opti
             f"the data gives no complete plan step of {training_args.per_device_train_batch_size} x "
             f"{training_args.world_size} examples; lower --per_device_train_batch_size"
         )
+    return plan
+
+
+def collator_options(data_args) -> Dict[str, Any]:
+    """The :class:`~hybrid_tevatron.collator.TrainCollator` keyword arguments of the data flags."""
+    return dict(
+        query_max_len=data_args.query_max_len,
+        passage_max_len=data_args.passage_max_len,
+        pad_to_multiple_of=data_args.pad_to_multiple_of,
+        token_cache_size=data_args.token_cache_size,
+    )
+
+
+def build_trainer(backend, model_args, data_args, training_args, callbacks: Optional[List] = None):
+    """Sources -> plan -> dataset -> model -> ``backend.trainer_class`` (ready to ``train()``)."""
+    from hybrid_tevatron.collator import TrainCollator
+    from hybrid_tevatron.data.readers import load_sources
+    from hybrid_tevatron.dataset import HybridTrainDataset
+    from hybrid_tevatron.sampling import BatchPlan
+
+    tokenizer = load_tokenizer(model_args)
+    sources = load_sources(data_args)
+    plan = build_plan(BatchPlan, sources, data_args, training_args)
     dataset = HybridTrainDataset(sources, data_args.query_prefix, data_args.passage_prefix)
     model = backend.build_model(model_args, data_args, training_args)
     return backend.trainer_class(
         model=model,
         args=training_args,
         train_dataset=dataset,
-        data_collator=TrainCollator(
-            tokenizer,
-            query_max_len=data_args.query_max_len,
-            passage_max_len=data_args.passage_max_len,
-            pad_to_multiple_of=data_args.pad_to_multiple_of,
-            token_cache_size=data_args.token_cache_size,
-        ),
+        data_collator=TrainCollator(tokenizer, **collator_options(data_args)),
         processing_class=tokenizer,
         callbacks=callbacks,
         plan=plan,
@@ -505,8 +516,9 @@ def build_trainer(backend, model_args, data_args, training_args, callbacks: Opti
     )
 
 
-def train(backend, model_args, data_args, training_args, callbacks: Optional[List] = None):
-    """Run a whole training (output-dir policy, seed, build, train/resume, final save); return the trainer."""
+def train(backend, model_args, data_args, training_args, callbacks: Optional[List] = None, build=None):
+    """Run a whole training (output-dir policy, seed, build, train/resume, final save); return the trainer.
+    ``build`` (default :func:`build_trainer`, same arguments) assembles the trainer (the image driver passes its own)."""
     from transformers import set_seed
 
     from hybrid_tevatron.locks import FolderLock
@@ -519,7 +531,7 @@ def train(backend, model_args, data_args, training_args, callbacks: Optional[Lis
         if dist.is_available() and dist.is_initialized():
             dist.barrier()  # every rank checked the output dir before any rank writes to it
         set_seed(training_args.seed)
-        trainer = build_trainer(backend, model_args, data_args, training_args, callbacks)
+        trainer = (build or build_trainer)(backend, model_args, data_args, training_args, callbacks)
         trainer.train(resume_from_checkpoint=resume)
         trainer.save_model()
     return trainer

@@ -45,24 +45,38 @@ def build_parser(backend) -> HfArgumentParser:
     return parser
 
 
+def is_config(argv: Sequence[str]) -> bool:
+    return len(argv) == 1 and argv[0].endswith(".json")
+
+
+def read_config(path: str) -> dict:
+    """A ``.json`` file of ``flag: value`` (a malformed one is a :class:`SetupError` naming file and line)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except json.JSONDecodeError as err:
+        raise SetupError(f"{path}:{err.lineno}:{err.colno}: not valid JSON ({err.msg})") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SetupError(f"{path}: cannot read the config ({getattr(err, 'strerror', None) or err})") from None
+    if not isinstance(config, dict):
+        raise SetupError(f"{path}: expected a JSON object of flag: value")
+    return config
+
+
+def parse_config(config: dict):
+    """A config's ``flag: value`` dict -> ``(backend, model_args, data_args, training_args)``."""
+    config = dict(config)
+    backend = select_backend(config.pop("backend", "auto"))
+    refuse_not_offered(list(config), not_offered(backend.model_arguments, backend.training_arguments), backend.name)
+    model_args, data_args, training_args = build_parser(backend).parse_dict(config)
+    return backend, model_args, data_args, training_args
+
+
 def parse_args(argv: Sequence[str]):
     """``argv`` -> ``(backend, model_args, data_args, training_args)``; a lone ``*.json`` argument is a config."""
     argv = list(argv)
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        try:
-            with open(argv[0], encoding="utf-8") as f:
-                config = json.load(f)
-        except json.JSONDecodeError as err:
-            raise SetupError(f"{argv[0]}:{err.lineno}:{err.colno}: not valid JSON ({err.msg})") from None
-        except (OSError, UnicodeDecodeError) as err:
-            raise SetupError(f"{argv[0]}: cannot read the config ({getattr(err, 'strerror', None) or err})") from None
-        if not isinstance(config, dict):
-            raise SetupError(f"{argv[0]}: expected a JSON object of flag: value")
-        backend = select_backend(config.pop("backend", "auto"))
-        refuse_not_offered(list(config), not_offered(backend.model_arguments, backend.training_arguments),
-                           backend.name)
-        model_args, data_args, training_args = build_parser(backend).parse_dict(config)
-        return backend, model_args, data_args, training_args
+    if is_config(argv):
+        return parse_config(read_config(argv[0]))
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--backend", default="auto")
     known, _ = pre.parse_known_args(argv)
@@ -79,13 +93,19 @@ def main(argv: Optional[List[str]] = None) -> None:
         backend, model_args, data_args, training_args = parse_args(argv)
     except (HybridTevatronError, ValueError, OSError) as err:  # ValueError: HfArgumentParser's own checks
         exit_error(err)
+    run(backend, model_args, data_args, training_args)
+
+
+def run(backend, model_args, data_args, training_args, build=None) -> None:
+    """Train with parsed flags: logging, the one-line failures and exit codes of the module docstring; ``build``
+    as :func:`hybrid_tevatron.training.train` takes it (another driver's trainer assembly)."""
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
         level=logging.INFO if training_args.process_index == 0 else logging.WARNING,
     )
     try:
         with signals_interrupt():
-            trainer = train(backend, model_args, data_args, training_args)
+            trainer = train(backend, model_args, data_args, training_args, build=build)
     except Interrupted as err:
         if training_args.process_index == 0:
             print(f"error: {err}; {kept_after_stop(training_args.output_dir)}", file=sys.stderr, flush=True)

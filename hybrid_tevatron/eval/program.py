@@ -5,6 +5,8 @@ trec_eval, report.
     python -m hybrid_tevatron.eval captions MODEL OUTPUT_DIR --xtd10 DIR | --multi30k DIR --split S \
         | --multi30k_task2 DIR --split S | --files LANG=PATH ... [options]        # caption proxy
     python -m hybrid_tevatron.eval miracl MODEL OUTPUT_DIR --languages "de yo" [options]
+    python -m hybrid_tevatron.eval images MODEL OUTPUT_DIR --image_data DIR --image_index DIR   # image-text
+                                                                        # (hybrid_tevatron.images.evaluate)
 
 (``bash recipes/eval_lareqa.sh`` and ``bash recipes/eval_miracl.sh`` run exactly these.) Stages, each logged with
 its time (``timings.tsv``):
@@ -178,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     _pool_options(ca)
     _encoding_options(ca)
 
+    from hybrid_tevatron.images.evaluate import add_parser as add_images_parser
+
+    add_images_parser(sub)
     mi = sub.add_parser("miracl", help="MIRACL: nDCG@10 and R@100 per language",
                         description="Evaluate on MIRACL with Pyserini.")
     mi.add_argument("model")
@@ -414,7 +419,9 @@ commands:  {o}/commands.sh   timings: {o}/timings.tsv   settings: {o}/encoding.j
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        {"lareqa": run_lareqa, "captions": run_captions, "miracl": run_miracl}[args.family](args)
+        from hybrid_tevatron.images.evaluate import run as run_images
+
+        {"lareqa": run_lareqa, "captions": run_captions, "miracl": run_miracl, "images": run_images}[args.family](args)
     except Interrupted as err:
         log.error(f"error: {err}")
         return err.exit_code

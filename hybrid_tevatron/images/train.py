@@ -1,0 +1,141 @@
+"""Train a multilingual text tower against frozen image embeddings: ``python -m hybrid_tevatron.images.train``.
+
+    python -m hybrid_tevatron.images.train --image_data data/flickr-train --image_index indexes/flickr-train \\
+        --model_name_or_path intfloat/multilingual-e5-small --pooling mean --temperature 0.05 \\
+        --query_prefix "query: " --regime hybrid --alpha 0.5 --train_group_size 1 \\
+        --per_device_train_batch_size 64 --learning_rate 2e-5 --max_steps 1000 --output_dir runs/image-text
+
+Every flag of ``python -m hybrid_tevatron.driver.train`` (backend, model, data, training flags) plus
+:class:`ImageArguments`. The image source (``--image_data``: a folder of :mod:`hybrid_tevatron.images.data`;
+``--image_index``: its images encoded by :mod:`hybrid_tevatron.images.encode`) joins the text sources of
+``--train_files``/``--extra_sources``/``--dataset_name`` (none is needed), under the same ``--source_weights``,
+``--alpha_schedule`` and ``--regime`` (for the image source: mono, or mixed where text would be cross; see
+:mod:`hybrid_tevatron.images.source`). The checkpoint is the text encoder's plain HF folder plus the head
+(``image_head.safetensors``) and ``hybrid_tevatron.json`` with an ``image_tower`` entry. Failures: one ``error:``
+line, exit status 2, as the text driver. A single ``.json`` argument holds the same flags as keys, as for the
+text driver.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from dataclasses import dataclass, field, fields
+from typing import List, Optional
+
+from transformers import HfArgumentParser
+
+from hybrid_tevatron.data.captions import DEFAULT_NEGATIVES
+from hybrid_tevatron.errors import HybridTevatronError, exit_error
+from hybrid_tevatron.images.source import DEFAULT_SOURCE_NAME
+
+
+@dataclass
+class ImageArguments:
+    image_data: str = field(metadata={"help": "Image data set folder (python -m hybrid_tevatron.images.data)."})
+    image_index: str = field(metadata={"help": "Faiss index of its images (python -m hybrid_tevatron.images.encode)."})
+    image_tower: Optional[str] = field(default=None, metadata={
+        "help": "The tower that encoded --image_index (recorded in hybrid_tevatron.json; default: the index's "
+                "tower.json, which a sharded-then-merged index lacks)."})
+    image_source_name: str = field(default=DEFAULT_SOURCE_NAME, metadata={
+        "help": "The image source's name in --source_weights and the logs."})
+    image_negatives: int = field(default=DEFAULT_NEGATIVES, metadata={
+        "help": "Negatives per caption (other images, deterministic per --seed); used when --train_group_size > 1."})
+
+
+def has_text_sources(data_args) -> bool:
+    return bool(data_args.train_files or data_args.extra_sources or data_args.dataset_name)
+
+
+def build_image_trainer(backend, model_args, data_args, training_args, callbacks: Optional[List] = None, *,
+                        image_args: ImageArguments):
+    """Text sources + the image source -> :class:`~hybrid_tevatron.images.source.ImageBatchPlan` -> the backend's
+    model wrapped with the head -> the backend's trainer with the head's save/restore."""
+    from hybrid_tevatron.data.readers import DataError, load_sources
+    from hybrid_tevatron.eval.ranks import read_index
+    from hybrid_tevatron.eval.runner import StepError
+    from hybrid_tevatron.images.data import read_image_data
+    from hybrid_tevatron.images.model import (
+        ImageCheckpointMetadata, ImageTextModel, ProjectionHead, image_trainer_class)
+    from hybrid_tevatron.images.source import ImageBatchPlan, ImageTrainCollator, ImageTrainDataset, image_source
+    from hybrid_tevatron.modeling import CheckpointMetadata
+    from hybrid_tevatron.training import SetupError, build_plan, collator_options, load_tokenizer
+
+    tokenizer = load_tokenizer(model_args)
+    text = load_sources(data_args) if has_text_sources(data_args) else []
+    try:
+        index = read_index(image_args.image_index)
+    except StepError as err:
+        raise DataError(f"--image_index: {err}") from None
+    images = image_source(read_image_data(image_args.image_data), index, image_args.image_source_name,
+                          image_args.image_negatives, training_args.seed, data_args.languages or None)
+    if images.name in [s.name for s in text]:
+        raise SetupError(f"--image_source_name {images.name!r} is also a text source's name")
+    sources = text + [images]
+    plan = build_plan(ImageBatchPlan, sources, data_args, training_args)
+    text_model = backend.build_model(model_args, data_args, training_args)
+    head = ProjectionHead(text_model.encoder.config.hidden_size, images.dimension)
+    share = backend.name == "main" or bool(getattr(training_args, "negatives_x_device", False))
+    model = ImageTextModel(text_model, head, model_args.pooling, model_args.temperature, share)
+    metadata = CheckpointMetadata.from_args(model_args, data_args, backend=backend.name)
+    tower = image_args.image_tower or _tower_of(image_args.image_index)
+    metadata = ImageCheckpointMetadata(**metadata.__dict__, image_tower={
+        "tower": tower, "index": os.path.abspath(image_args.image_index),
+        "data": os.path.abspath(image_args.image_data), "source": images.name, "dimension": images.dimension,
+        "head": "image_head.safetensors", "head_in": head.in_features, "head_out": head.out_features,
+        "loss": "bidirectional InfoNCE (text->image + image->text) / 2"})
+    return image_trainer_class(backend.trainer_class)(
+        model=model,
+        args=training_args,
+        train_dataset=ImageTrainDataset(sources, data_args.query_prefix, data_args.passage_prefix),
+        data_collator=ImageTrainCollator(tokenizer, **collator_options(data_args),
+                                         embeddings={images.name: images.embeddings}),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+        plan=plan,
+        metadata=metadata,
+    )
+
+
+def _tower_of(index: str) -> Optional[str]:
+    """The tower an unsharded index was encoded with (its :data:`~hybrid_tevatron.images.encode.TOWER_RECORD`)."""
+    import json
+
+    from hybrid_tevatron.images.encode import TOWER_RECORD
+
+    path = os.path.join(index, TOWER_RECORD)
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            return json.load(f).get("tower")
+    return None
+
+
+def parse_image_args(argv: List[str]):
+    """``argv`` (flags, or one ``.json`` config) -> ``(image_args, backend, model_args, data_args, training_args)``."""
+    from hybrid_tevatron.driver.train import is_config, parse_args, parse_config, read_config
+
+    if is_config(argv):
+        config = read_config(argv[0])
+        mine = {f.name for f in fields(ImageArguments)}
+        (image_args,) = HfArgumentParser(ImageArguments).parse_dict({k: config.pop(k) for k in list(config)
+                                                                      if k in mine})
+        return (image_args, *parse_config(config))
+    image_args, rest = HfArgumentParser(ImageArguments).parse_args_into_dataclasses(argv, return_remaining_strings=True)
+    return (image_args, *parse_args(rest))
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    from hybrid_tevatron.driver.train import run
+
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        image_args, backend, model_args, data_args, training_args = parse_image_args(list(argv))
+    except (HybridTevatronError, ValueError, OSError) as err:
+        exit_error(err)
+    run(backend, model_args, data_args, training_args, build=functools.partial(build_image_trainer,
+                                                                               image_args=image_args))
+
+
+if __name__ == "__main__":
+    main()
