@@ -8,8 +8,9 @@ attribute of the returned 2-tuple, beside the tensors and never inside the model
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,7 +20,7 @@ from transformers import BatchEncoding, PreTrainedTokenizerBase
 class HybridBatch(tuple):
     """``(query_batch, passage_batch)`` plus ``meta`` (plan metadata for logging); unpacks like a 2-tuple."""
 
-    def __new__(cls, query_batch, passage_batch, meta: Optional[Dict[str, Any]] = None):
+    def __new__(cls, query_batch, passage_batch, meta: dict[str, Any] | None = None):
         obj = super().__new__(cls, (query_batch, passage_batch))
         obj.meta = meta or {}
         return obj
@@ -28,8 +29,8 @@ class HybridBatch(tuple):
         return (HybridBatch, (self[0], self[1], self.meta))
 
 
-def pad_batch(ids: Sequence[Sequence[int]], pad_id: int, multiple: Optional[int] = None,
-              left: bool = False, cap: Optional[int] = None) -> Dict[str, torch.Tensor]:
+def pad_batch(ids: Sequence[Sequence[int]], pad_id: int, multiple: int | None = None,
+              left: bool = False, cap: int | None = None) -> dict[str, torch.Tensor]:
     """Token id lists -> ``input_ids``/``attention_mask`` padded to the longest, rounded up to ``multiple``
     but not beyond ``cap`` (the max length) when the rounding would pass it."""
     longest = max(len(x) for x in ids)
@@ -50,7 +51,7 @@ def pad_batch(ids: Sequence[Sequence[int]], pad_id: int, multiple: Optional[int]
     return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
 
 
-def pad_for(tokenizer: PreTrainedTokenizerBase, ids: Sequence[Sequence[int]], multiple: Optional[int],
+def pad_for(tokenizer: PreTrainedTokenizerBase, ids: Sequence[Sequence[int]], multiple: int | None,
             max_length: int) -> BatchEncoding:
     """:func:`pad_batch` with the tokenizer's pad token and padding side."""
     left = getattr(tokenizer, "padding_side", "right") == "left"
@@ -70,13 +71,13 @@ class TokenIdCache:
         if capacity < 0:
             raise ValueError(f"token cache capacity must be >= 0, got {capacity}")
         self.tokenizer, self.max_length, self.capacity = tokenizer, max_length, capacity
-        self._ids: Dict[str, np.ndarray] = {}
+        self._ids: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self._ids)
 
-    def __call__(self, texts: Sequence[str]) -> List[np.ndarray]:
-        out: List[Optional[np.ndarray]] = [self._ids.get(t) for t in texts]
+    def __call__(self, texts: Sequence[str]) -> list[np.ndarray]:
+        out: list[np.ndarray | None] = [self._ids.get(t) for t in texts]
         missing = [i for i, ids in enumerate(out) if ids is None]
         if missing:
             fresh = self.tokenizer([texts[i] for i in missing], max_length=self.max_length, truncation=True,
@@ -96,22 +97,22 @@ class TrainCollator:
     Prefixes are applied by the dataset; the passage batch is query-major (G rows per query, positive
     first), which is what Tevatron's loss (target = index × G) expects. Token ids come from two
     :class:`TokenIdCache` (queries, passages) of ``token_cache_size`` texts each: the batches equal the
-    tokenizer's own (``padding=True``, truncation, ``pad_to_multiple_of``) while each text is tokenised once. ``meta`` holds the step's plan fields plus
-    ``query_ids``, ``query_langs`` and ``passage_langs`` per example.
+    tokenizer's own (``padding=True``, truncation, ``pad_to_multiple_of``) while each text is tokenised once.
+    ``meta`` holds the step's plan fields plus ``query_ids``, ``query_langs`` and ``passage_langs`` per example.
     """
 
     tokenizer: PreTrainedTokenizerBase
     query_max_len: int = 32
     passage_max_len: int = 128
-    pad_to_multiple_of: Optional[int] = 8
+    pad_to_multiple_of: int | None = 8
     token_cache_size: int = 1_000_000
-    _caches: Tuple[TokenIdCache, TokenIdCache] = field(init=False, repr=False)
+    _caches: tuple[TokenIdCache, TokenIdCache] = field(init=False, repr=False)
 
     def __post_init__(self):
         self._caches = (TokenIdCache(self.tokenizer, self.query_max_len, self.token_cache_size),
                         TokenIdCache(self.tokenizer, self.passage_max_len, self.token_cache_size))
 
-    def __call__(self, items: List[Dict[str, Any]]) -> HybridBatch:
+    def __call__(self, items: list[dict[str, Any]]) -> HybridBatch:
         if not items:
             raise ValueError("TrainCollator got an empty batch")
         queries = [item["query"] for item in items]
@@ -124,7 +125,7 @@ class TrainCollator:
         )
 
     @staticmethod
-    def plan_meta(items: List[Dict[str, Any]]) -> Dict[str, Any]:
+    def plan_meta(items: list[dict[str, Any]]) -> dict[str, Any]:
         """The step's plan fields (from the first item) plus ``query_ids``, ``query_langs``, ``passage_langs``."""
         metas = [item.get("meta", {}) for item in items]
         meta = {k: v for k, v in metas[0].items() if k not in ("query_lang", "passage_lang", "query_id")}
@@ -141,14 +142,14 @@ class EncodeCollator:
     tokenizer: PreTrainedTokenizerBase
     max_length: int = 128
     prefix: str = ""
-    pad_to_multiple_of: Optional[int] = 8
+    pad_to_multiple_of: int | None = 8
 
-    def token_ids(self, texts: Sequence[str]) -> List[np.ndarray]:
+    def token_ids(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Unpadded token ids of ``texts`` (prefix added, special tokens, truncated), as batches hold them."""
         return TokenIdCache(self.tokenizer, self.max_length, capacity=0)([self.prefix + t for t in texts])
 
     def pad(self, ids: Sequence[Sequence[int]]) -> BatchEncoding:
         return pad_for(self.tokenizer, ids, self.pad_to_multiple_of, self.max_length)
 
-    def __call__(self, items: Sequence[Tuple[str, str]]) -> Tuple[List[str], BatchEncoding]:
+    def __call__(self, items: Sequence[tuple[str, str]]) -> tuple[list[str], BatchEncoding]:
         return [i for i, _ in items], self.pad(self.token_ids([t for _, t in items]))

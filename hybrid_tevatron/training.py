@@ -45,7 +45,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -99,7 +99,7 @@ class HybridTrainingArgumentsMixin:
         },
     )
 
-    resume_from_checkpoint: Optional[str] = field(
+    resume_from_checkpoint: str | None = field(
         default=None,
         metadata={
             "help": "Resume from this checkpoint-N folder (weights, optimizer, scheduler, RNG and trainer state; "
@@ -122,7 +122,7 @@ class HybridTrainingArgumentsMixin:
             logger.warning("--ignore_data_skip: a resumed run replays its epoch's plan from the first step")
 
 
-def missing_checkpoint_files(folder: str) -> List[str]:
+def missing_checkpoint_files(folder: str) -> list[str]:
     """What keeps ``folder`` from being a complete training checkpoint (empty when it is one)."""
     if not os.path.isdir(folder):
         return ["such folder"]
@@ -132,7 +132,7 @@ def missing_checkpoint_files(folder: str) -> List[str]:
     return missing
 
 
-def last_checkpoint(output_dir: str) -> Optional[str]:
+def last_checkpoint(output_dir: str) -> str | None:
     """The newest complete ``checkpoint-N`` folder of ``output_dir`` (``None`` if none); newer incomplete ones
     (a run killed while saving, before checkpoints were written atomically) are skipped with a warning."""
     found = []
@@ -149,7 +149,7 @@ def last_checkpoint(output_dir: str) -> Optional[str]:
     return None
 
 
-def prepare_output_dir(training_args) -> Optional[str]:
+def prepare_output_dir(training_args) -> str | None:
     """Apply the output-dir policy; return the checkpoint to resume from (``None`` for a fresh run).
 
     * ``--output_dir`` must be a folder or not exist yet.
@@ -222,7 +222,7 @@ class _ModeStats:
         self.loss[mode] = value if self.loss[mode] is None else self.loss[mode] + value
         self.count[mode] += 1
 
-    def summary(self, device) -> Dict[str, float]:
+    def summary(self, device) -> dict[str, float]:
         """Window metrics, averaged over ranks (every rank has the same modes, hence the same counts)."""
         values = torch.zeros(2 * len(MODES), device=device)
         for i, m in enumerate(MODES):
@@ -261,7 +261,7 @@ class HybridTrainerMixin:
         self._mode_stats = _ModeStats()
         self._plan_log = None
         self._staging = False  # True while _save_checkpoint writes under CHECKPOINT_STAGING
-        self._alpha: Optional[float] = None  # α of the last plan step trained (for the training log)
+        self._alpha: float | None = None  # α of the last plan step trained (for the training log)
         super().__init__(*args, **kwargs)
 
     # ---- data ----
@@ -297,7 +297,7 @@ class HybridTrainerMixin:
             self._write_plan_log(meta)
         return (loss, outputs) if return_outputs else loss
 
-    def log(self, logs: Dict[str, float], *args, **kwargs) -> None:
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         if "loss" in logs:  # a training log: add the window's per-mode metrics (called on every rank)
             logs.update(self._mode_stats.summary(self.args.device))
             self._mode_stats.reset()
@@ -305,7 +305,7 @@ class HybridTrainerMixin:
                 logs["alpha"] = self._alpha
         super().log(logs, *args, **kwargs)
 
-    def _write_plan_log(self, meta: Dict[str, Any]) -> None:
+    def _write_plan_log(self, meta: dict[str, Any]) -> None:
         if self._plan_log is None:
             self._plan_log = self._open_plan_log()
         query_langs = list(meta.get("query_langs") or [])
@@ -328,7 +328,7 @@ class HybridTrainerMixin:
         self._plan_log.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._plan_log.flush()
 
-    def _alpha_of(self, meta: Dict[str, Any]) -> Optional[float]:
+    def _alpha_of(self, meta: dict[str, Any]) -> float | None:
         """α in force at the step of ``meta`` (a pure function of the plan step); kept for the training log."""
         self._alpha = None if meta.get("epoch") is None else self.plan.alpha_at(meta["epoch"], meta["step"])
         return self._alpha
@@ -355,7 +355,7 @@ class HybridTrainerMixin:
                 self._plan_log = None
 
     # ---- checkpoints ----
-    def _save(self, output_dir: Optional[str] = None, state_dict: Optional[dict] = None) -> None:
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         from transformers.trainer import TRAINING_ARGS_NAME
 
         if not self.args.should_save:
@@ -482,7 +482,7 @@ def build_plan(plan_class, sources, data_args, training_args):
     return plan
 
 
-def collator_options(data_args) -> Dict[str, Any]:
+def collator_options(data_args) -> dict[str, Any]:
     """The :class:`~hybrid_tevatron.collator.TrainCollator` keyword arguments of the data flags."""
     return dict(
         query_max_len=data_args.query_max_len,
@@ -492,7 +492,7 @@ def collator_options(data_args) -> Dict[str, Any]:
     )
 
 
-def build_trainer(backend, model_args, data_args, training_args, callbacks: Optional[List] = None):
+def build_trainer(backend, model_args, data_args, training_args, callbacks: list | None = None):
     """Sources -> plan -> dataset -> model -> ``backend.trainer_class`` (ready to ``train()``)."""
     from hybrid_tevatron.collator import TrainCollator
     from hybrid_tevatron.data.readers import load_sources
@@ -516,14 +516,15 @@ def build_trainer(backend, model_args, data_args, training_args, callbacks: Opti
     )
 
 
-def train(backend, model_args, data_args, training_args, callbacks: Optional[List] = None, build=None):
+def train(backend, model_args, data_args, training_args, callbacks: list | None = None, build=None):
     """Run a whole training (output-dir policy, seed, build, train/resume, final save); return the trainer.
-    ``build`` (default :func:`build_trainer`, same arguments) assembles the trainer (the image driver passes its own)."""
+    ``build`` (default :func:`build_trainer`, same arguments) assembles the trainer (the image driver passes its
+    own)."""
     from transformers import set_seed
 
     from hybrid_tevatron.locks import FolderLock
 
-    training_args.device  # sets up the process group under torchrun
+    training_args.device  # noqa: B018 (the property sets the process group up under torchrun)
     check_model_args(model_args)
     main_process = training_args.process_index == 0
     with FolderLock(training_args.output_dir, "a training") if main_process else contextlib.nullcontext():

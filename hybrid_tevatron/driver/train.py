@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import sys
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 from transformers import HfArgumentParser
 
@@ -87,7 +87,7 @@ def parse_args(argv: Sequence[str]):
     return backend, model_args, data_args, training_args
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     try:
         backend, model_args, data_args, training_args = parse_args(argv)
