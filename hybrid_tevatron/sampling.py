@@ -107,7 +107,7 @@ def _mix64_array(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _draw(rng: np.random.Generator, cumulative: np.ndarray, size: int) -> np.ndarray:
+def draw_indices(rng: np.random.Generator, cumulative: np.ndarray, size: int) -> np.ndarray:
     """``size`` indices drawn with the probabilities whose running sum is ``cumulative``."""
     return np.minimum(np.searchsorted(cumulative, rng.random(size), side="right"), len(cumulative) - 1)
 
@@ -396,7 +396,7 @@ class BatchPlan:
             raise IndexError(f"step {step} out of range: the plan has {self.num_steps} steps per epoch")
         source = int(self.schedule(epoch)[step])
         rng = _rng(self.seed, epoch, step, _SALT_MODE)
-        draw, language = rng.random(), int(_draw(rng, self._cumulative[source], 1)[0])
+        draw, language = rng.random(), int(draw_indices(rng, self._cumulative[source], 1)[0])
         if self.regime == XX:
             return source, XX, None
         if self.cross_only[source]:
@@ -425,10 +425,10 @@ class BatchPlan:
         if mode == MONO:
             return [(language, language)] * size
         if mode == XX:
-            return [(langs[i], langs[i]) for i in _draw(rng, self._cumulative[source], size)]
+            return [(langs[i], langs[i]) for i in draw_indices(rng, self._cumulative[source], size)]
         if self.pivot_language:
-            return [(langs[i], self.pivot_language) for i in _draw(rng, self._query_cumulative[source], size)]
-        query = _draw(rng, self._cumulative[source], size)
+            return [(langs[i], self.pivot_language) for i in draw_indices(rng, self._query_cumulative[source], size)]
+        query = draw_indices(rng, self._cumulative[source], size)
         weights = np.tile(self.weights[source], (size, 1))
         weights[np.arange(size), query] = 0.0  # Lp by weight among the languages other than Lq
         cumulative = np.cumsum(weights, axis=1) / weights.sum(axis=1, keepdims=True)

@@ -20,7 +20,7 @@ _WORDS = {
 }
 
 
-def _sentence(rng: random.Random, lang: str, n: int) -> str:
+def random_sentence(rng: random.Random, lang: str, n: int) -> str:
     words = [rng.choice(_WORDS[lang]) for _ in range(n)]
     return ("" if lang == "zh" else " ").join(words)
 
@@ -32,7 +32,7 @@ def build_tiny_model(output_dir: str, hidden_size: int = 32, layers: int = 2, se
     from transformers import XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizerFast
 
     rng = random.Random(seed)
-    corpus = [_sentence(rng, lang, 12) for lang in _WORDS for _ in range(200)]
+    corpus = [random_sentence(rng, lang, 12) for lang in _WORDS for _ in range(200)]
     corpus += ["query: " + c for c in corpus[:50]] + ["passage: " + c for c in corpus[:50]]
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
     tok = Tokenizer(models.Unigram())
@@ -87,13 +87,13 @@ def write_parallel_jsonl(
     paths = {}
     for lang in languages:
         lrng = random.Random(f"{seed}-{lang}")
-        doc_text = {d: _sentence(lrng, lang, 10) for d in range(n_docs)}
+        doc_text = {d: random_sentence(lrng, lang, 10) for d in range(n_docs)}
         path = os.path.join(output_dir, f"{lang}.jsonl")
         with open(path, "w", encoding="utf-8") as f:
             for i in range(n_queries):
                 record = {
                     "query_id": f"q{i}",
-                    "query": f"{_sentence(lrng, lang, 5)} {i}",
+                    "query": f"{random_sentence(lrng, lang, 5)} {i}",
                     "positive_passages": [{"docid": f"d{i}", "title": "", "text": doc_text[i]}],
                     "negative_passages": [
                         {"docid": f"d{d}", "title": "", "text": doc_text[d]} for d in negatives[i]

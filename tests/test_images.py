@@ -72,7 +72,8 @@ def _bad_input(tmp_path, raw_images, mutate):
 
     src = str(tmp_path / "raw")
     shutil.copytree(os.path.dirname(raw_images["names"]), src)
-    paths = {k: os.path.join(src, os.path.relpath(v, os.path.dirname(raw_images["names"]))) for k, v in raw_images.items()}
+    root = os.path.dirname(raw_images["names"])
+    paths = {k: os.path.join(src, os.path.relpath(v, root)) for k, v in raw_images.items()}
     mutate(paths)
     out = str(tmp_path / "out")
     proc = run_cli("hybrid_tevatron.images.data", "--files", *[f"{l}={paths[l]}" for l in img_testing.LANGS],
@@ -292,7 +293,8 @@ def test_short_training_lowers_the_image_text_loss(tiny_model_dir, image_set, im
     encoder = CaptionEncoder.from_checkpoint(str(out), device="cpu")
     from hybrid_tevatron.collator import EncodeCollator
 
-    batch = EncodeCollator(trainer.processing_class, max_length=32)([(str(i), c) for i, c in enumerate(data.captions["de"])])[1]
+    collate = EncodeCollator(trainer.processing_class, max_length=32)
+    batch = collate([(str(i), c) for i, c in enumerate(data.captions["de"])])[1]
     trainer.model.eval()  # no dropout
     with torch.no_grad():
         expected = trainer.model.encode_captions(dict(batch)).numpy()
@@ -474,7 +476,8 @@ def test_xtd10_captions_with_mscoco_images(shared_data, tmp_path):
     data = read_image_data(str(tmp_path / "out"))
     assert len(data) == 1000 and data.image_ids[0] == names[0].rsplit(".", 1)[0]
     assert data.image_paths[1] == str(tmp_path / "coco" / names[1]) and data.languages == ["en", "jp", "de"]
-    assert data.captions["en"][1] == open(os.path.join(xtd10, "test_1kcaptions_en.txt"), encoding="utf-8").read().splitlines()[1].strip()
+    english = open(os.path.join(xtd10, "test_1kcaptions_en.txt"), encoding="utf-8").read().splitlines()
+    assert data.captions["en"][1] == english[1].strip()
     assert json.load(open(tmp_path / "out" / "manifest.json"))["relation"] == "mixed"  # jp is not a translation
 
 
@@ -553,7 +556,8 @@ def test_image_evaluation_can_encode_the_images_itself(trained_image_model, imag
     a = evaluate(trained_image_model, image_set, str(tmp_path / "a"), image_index=image_index, device="cpu")
     b = evaluate(trained_image_model, image_set, str(tmp_path / "b"), tower=tiny_clip, device="cpu")
     for name in ("t2i.en", "i2t.multi"):
-        assert open(os.path.join(a, "ranks", f"{name}.tsv")).read() == open(os.path.join(b, "ranks", f"{name}.tsv")).read()
+        ranks_a, ranks_b = (open(os.path.join(d, "ranks", f"{name}.tsv")).read() for d in (a, b))
+        assert ranks_a == ranks_b
 
 
 def test_image_training_flags_from_a_json_config(tiny_model_dir, image_set, image_index, tmp_path):

@@ -28,7 +28,7 @@ import pytest
 from conftest import recipe_env
 
 from hybrid_tevatron.pyserini.shards import SHARD_INFO, process_shards, shard_name, shard_range
-from hybrid_tevatron.testing import LANGUAGES, _sentence
+from hybrid_tevatron.testing import LANGUAGES, random_sentence
 
 N_DOCS = 23  # odd, so the last shard takes the remainder
 ENCODING = ["--pooling", "mean", "--normalize", "--device", "cpu"]
@@ -42,7 +42,7 @@ def write_corpus(path, n_docs, seed=1):
         for i in range(n_docs):
             lang = LANGUAGES[i % len(LANGUAGES)]
             ids.append(f"{lang}-{i}")
-            f.write(json.dumps({"id": ids[-1], "contents": _sentence(rng, lang, 3 + (i * 7) % 17)},
+            f.write(json.dumps({"id": ids[-1], "contents": random_sentence(rng, lang, 3 + (i * 7) % 17)},
                                ensure_ascii=False) + "\n")
     return ids
 
@@ -82,7 +82,7 @@ def work(tmp_path_factory, tiny_model_dir):
     rng = random.Random(2)
     with open(work / "topics.tsv", "w", encoding="utf-8") as f:
         for i in range(8):
-            f.write(f"q{i}\t{_sentence(rng, LANGUAGES[i % 4], 4)}\n")
+            f.write(f"q{i}\t{random_sentence(rng, LANGUAGES[i % 4], 4)}\n")
     main(["--model", tiny_model_dir, "--topics", str(work / "topics.tsv"), "--output", str(work / "queries"),
           *ENCODING])
     return work, ids

@@ -29,15 +29,15 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
 
 from hybrid_tevatron.atomic import atomic_dir
 from hybrid_tevatron.data.captions import (
     MULTI30K_NAME,
     XTD10_IMAGES,
     CaptionSet,
-    _check_output,
+    check_output,
     load_caption_files,
     load_xtd10,
     multi30k_files,
@@ -57,10 +57,10 @@ class ImageSet:
     """Captions of images: ``captions.image_ids[i]`` is the image at ``paths[i]`` (a readable image file)."""
 
     captions: CaptionSet
-    paths: List[str]
+    paths: list[str]
 
     @property
-    def image_ids(self) -> List[str]:
+    def image_ids(self) -> list[str]:
         return self.captions.image_ids
 
     def __len__(self) -> int:
@@ -77,7 +77,8 @@ def check_image(path: str, where: str) -> None:
         with Image.open(path) as image:
             image.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise DataError(f"{path}: not a readable image ({where}): {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DataError(f"{path}: not a readable image ({where}): {reason}") from None
 
 
 def attach_images(captions: CaptionSet, names_file: str, images_dir: str) -> ImageSet:
@@ -108,7 +109,8 @@ def multi30k_image_names(image_splits: str, split: str) -> str:
 def load_from_args(args) -> ImageSet:
     given = [flag for flag, v in (("--multi30k", args.multi30k), ("--xtd10", args.xtd10), ("--files", args.files)) if v]
     if len(given) != 1:
-        raise DataError(f"give exactly one of --multi30k DIR, --xtd10 DIR, --files LANG=PATH ... (got {given or 'none'})")
+        raise DataError("give exactly one of --multi30k DIR, --xtd10 DIR, --files LANG=PATH ... "
+                        f"(got {given or 'none'})")
     if args.xtd10:
         names = os.path.join(args.xtd10, XTD10_IMAGES)
         captions = load_xtd10(args.xtd10, args.languages)
@@ -116,8 +118,8 @@ def load_from_args(args) -> ImageSet:
         if not args.split or not args.image_splits:
             raise DataError(f"--multi30k needs --split and --image_splits (captions {MULTI30K_NAME})")
         names = multi30k_image_names(args.image_splits, args.split)
-        captions = load_caption_files(f"multi30k-{args.split}", multi30k_files(args.multi30k, args.split, args.languages),
-                                      image_names=names)
+        files = multi30k_files(args.multi30k, args.split, args.languages)
+        captions = load_caption_files(f"multi30k-{args.split}", files, image_names=names)
     else:
         if not args.image_names:
             raise DataError("--files needs --image_names (the image file of each caption line)")
@@ -131,7 +133,7 @@ def load_from_args(args) -> ImageSet:
 
 def write_image_set(images: ImageSet, output_dir: str, overwrite: bool = False) -> dict:
     """Write the output folder of the module docstring; return the manifest."""
-    output_dir = _check_output(output_dir, overwrite)
+    output_dir = check_output(output_dir, overwrite)
     captions = images.captions
     manifest = {
         "format": FORMAT, "dataset": captions.name, "languages": captions.languages, "images": len(images),
@@ -162,16 +164,16 @@ class ImageData:
 
     folder: str
     name: str
-    languages: List[str]
-    image_ids: List[str]
-    image_paths: List[str]
-    captions: Dict[str, List[str]]
+    languages: list[str]
+    image_ids: list[str]
+    image_paths: list[str]
+    captions: dict[str, list[str]]
 
     def __len__(self) -> int:
         return len(self.image_ids)
 
 
-def read_image_data(folder: str, languages: Optional[Sequence[str]] = None) -> ImageData:
+def read_image_data(folder: str, languages: Sequence[str] | None = None) -> ImageData:
     """Read an image data set folder (checked: its manifest's format, one caption per image per language)."""
     path = os.path.join(folder, MANIFEST)
     if not os.path.isfile(path):

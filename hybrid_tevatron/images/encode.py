@@ -10,10 +10,11 @@ multimodal rows ``docid``/``image``). The index is what the text encoding writes
 (:mod:`hybrid_tevatron.pyserini.encode`, whose writer and shard logic this module reuses): ``INDEX/index``, a flat
 inner-product Faiss index of L2-normalised image embeddings in corpus order, and ``INDEX/docid``, so
 ``python -m pyserini.search.faiss --index INDEX`` searches it; written whole or not at all, with
-:data:`TOWER_RECORD` (which tower, the size, the corpus) beside it, which training records in the checkpoint. Sharding is the text
-encoding's (``--num_shards``/``--shard_id``, or one shard per ``torchrun`` process; ``shard.json`` records the
-corpus file's and the tower folder's digests, so a rerun skips finished shards and refuses stale ones; image files
-changed in place under the same path are not detected). Expected failures are one ``error:`` line, exit status 2.
+:data:`TOWER_RECORD` (which tower, the size, the corpus) beside it, which training records in the checkpoint.
+Sharding is the text encoding's (``--num_shards``/``--shard_id``, or one shard per ``torchrun`` process;
+``shard.json`` records the corpus file's and the tower folder's digests, so a rerun skips finished shards and
+refuses stale ones; image files changed in place under the same path are not detected). Expected failures are one
+``error:`` line, exit status 2.
 """
 
 from __future__ import annotations
@@ -23,19 +24,18 @@ import json
 import os
 import sys
 from types import SimpleNamespace
-from typing import List, Tuple
 
 from hybrid_tevatron.atomic import atomic_write_json
 from hybrid_tevatron.errors import HybridTevatronError, exit_error
 from hybrid_tevatron.images.data import CORPUS
 from hybrid_tevatron.pyserini.encode import (
     EncodeError,
-    _check_target,
-    _finished,
-    _write_index,
+    check_target,
     corpus_digest,
     default_device,
     model_digest,
+    shard_finished,
+    write_index,
 )
 from hybrid_tevatron.pyserini.shards import ShardInfo, process_shards, shard_name, shard_range
 
@@ -43,7 +43,7 @@ TOWER_RECORD = "tower.json"  # beside index + docid (unsharded): the tower, the 
 
 
 class _TowerWriterAdapter:
-    """The interface :func:`hybrid_tevatron.pyserini.encode._write_index` encodes with, over an image tower."""
+    """The interface :func:`hybrid_tevatron.pyserini.encode.write_index` encodes with, over an image tower."""
 
     def __init__(self, tower):
         self.tower, self.dimension = tower, tower.dimension
@@ -59,7 +59,7 @@ def corpus_file(corpus: str) -> str:
     return path
 
 
-def read_image_corpus(path: str) -> Tuple[List[str], List[str]]:
+def read_image_corpus(path: str) -> tuple[list[str], list[str]]:
     """``(docids, image paths)`` of a ``corpus.jsonl``; a bad line is named by file and line."""
     ids, images = [], []
     with open(path, encoding="utf-8") as f:
@@ -82,7 +82,7 @@ def encode_images(tower: str, corpus: str, output: str, batch_size: int = 32, de
     sharding = process_shards(num_shards, shard_id)
     out = os.path.abspath(output)
     if sharding is None:
-        _check_target(out, overwrite)
+        check_target(out, overwrite)
     path = corpus_file(corpus)
     ids, images = read_image_corpus(path)
     encoder = _TowerWriterAdapter(ImageTower(tower, device=default_device(device), batch_size=batch_size))
@@ -91,7 +91,7 @@ def encode_images(tower: str, corpus: str, output: str, batch_size: int = 32, de
     record = {"tower": os.path.abspath(tower) if os.path.isdir(tower) else tower, "dimension": encoder.dimension,
               "corpus": path, "kind": "image"}
     if sharding is None:
-        result = _write_index(encoder, rows, args, 0, len(ids), out)
+        result = write_index(encoder, rows, args, 0, len(ids), out)
         atomic_write_json(os.path.join(out, TOWER_RECORD), record)
         return result
     total, shards = sharding
@@ -102,8 +102,8 @@ def encode_images(tower: str, corpus: str, output: str, batch_size: int = 32, de
         start, stop = shard_range(len(ids), k, total)
         info = ShardInfo(k, total, start, stop, len(ids), encoder.dimension, settings)
         target = os.path.join(out, shard_name(k, total))
-        if not _finished(target, info, overwrite):
-            _write_index(encoder, rows, args, start, stop, target, info)
+        if not shard_finished(target, info, overwrite):
+            write_index(encoder, rows, args, start, stop, target, info)
             done.append(k)
     return {"count": len(ids), "shards": shards, "encoded": done, "output": out}
 

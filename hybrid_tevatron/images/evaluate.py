@@ -25,9 +25,7 @@ sample, else the evaluation fails). Every Pyserini command is in ``commands.sh``
 from __future__ import annotations
 
 import argparse
-import json
 import os
-from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -50,7 +48,7 @@ def caption_id(lang: str, image: str) -> str:
     return f"{lang}-{image}"
 
 
-def write_index(folder: str, ids: List[str], vectors: np.ndarray) -> None:
+def write_index(folder: str, ids: list[str], vectors: np.ndarray) -> None:
     """A Pyserini Faiss index folder (``index`` + ``docid``), through Pyserini's own writer."""
     from pyserini.encode.optional import FaissRepresentationWriter
 
@@ -59,7 +57,7 @@ def write_index(folder: str, ids: List[str], vectors: np.ndarray) -> None:
         writer.write({"id": ids, "vector": np.ascontiguousarray(vectors, dtype=np.float32)})
 
 
-def write_queries(folder: str, ids: List[str], texts: List[str], vectors: np.ndarray) -> None:
+def write_queries(folder: str, ids: list[str], texts: list[str], vectors: np.ndarray) -> None:
     """Pyserini's pre-encoded queries ``folder/embedding.pkl`` (DataFrame ``id/text/embedding``)."""
     import pandas as pd
 
@@ -73,7 +71,7 @@ def _lines(path: str, lines) -> str:
     return atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
-def prepare(data, image_vectors: np.ndarray, caption_vectors: Dict[str, np.ndarray], work: str) -> dict:
+def prepare(data, image_vectors: np.ndarray, caption_vectors: dict[str, np.ndarray], work: str) -> dict:
     """Indexes, queries, topics, qrels and the search plan of the module docstring under ``work``; the plan."""
     langs, images = data.languages, data.image_ids
     inputs = os.path.join(work, "inputs")
@@ -112,9 +110,9 @@ def _search(name: str, setting: str, index: str, queries: str, topics: str, pool
             "run": f"{name}.trec", "exclude": None}
 
 
-def read_ranks(path: str) -> Dict[str, List[int]]:
+def read_ranks(path: str) -> dict[str, list[int]]:
     """``ranks/{search}.tsv`` -> ``{qid: [rank of each relevant item found]}``."""
-    out: Dict[str, List[int]] = {}
+    out: dict[str, list[int]] = {}
     with open(path, encoding="utf-8") as f:
         for line in f:
             qid, _docid, rank, _score = line.rstrip("\n").split("\t")
@@ -122,14 +120,14 @@ def read_ranks(path: str) -> Dict[str, List[int]]:
     return out
 
 
-def per_query_metrics(ranks: Dict[str, List[int]], relevant: Dict[str, int], rank_distance: bool = False) -> dict:
+def per_query_metrics(ranks: dict[str, list[int]], relevant: dict[str, int], rank_distance: bool = False) -> dict:
     """``{qid: metrics}`` of :data:`MEASURES` (and the rank distance) for every query of the qrels (``relevant``:
     its number of relevant items); a query without ranks scores 0 (trec_eval's ``-c``)."""
     return {q: query_metrics([(r, 1) for r in ranks.get(q, [])], [1] * n, MEASURES, rank_distance)
             for q, n in relevant.items()}
 
 
-def score(plan: dict, ranks_dir: str, languages: List[str]) -> tuple:
+def score(plan: dict, ranks_dir: str, languages: list[str]) -> tuple:
     """``(results.json's content, {search: per-query metrics})``: per search, per language, macro averages."""
     from hybrid_tevatron.eval.metrics import read_qrels
 
@@ -165,9 +163,9 @@ def markdown(results: dict, name: str) -> str:
     return "\n".join(rows)
 
 
-def evaluate(model: str, image_data: str, output_dir: str, image_index: Optional[str] = None,
-             tower: Optional[str] = None, languages=None, max_images: Optional[int] = None, device: Optional[str] = None,
-             batch_size: int = 64, name: Optional[str] = None, overwrite: bool = False,
+def evaluate(model: str, image_data: str, output_dir: str, image_index: str | None = None,
+             tower: str | None = None, languages=None, max_images: int | None = None, device: str | None = None,
+             batch_size: int = 64, name: str | None = None, overwrite: bool = False,
              sample_lines: int = SAMPLE_LINES) -> str:
     """The whole evaluation (module docstring) into ``output_dir``; returns its path."""
     from hybrid_tevatron.eval.evaluate import crosscheck
@@ -233,7 +231,8 @@ def evaluate(model: str, image_data: str, output_dir: str, image_index: Optional
         final = out.path
     print(table)
     print(f"results: {final}/results/results.json   check: {final}/results/crosscheck.json\n"
-          f"ranks: {final}/ranks/{{search}}.tsv   runs: {final}/runs/{{search}}.trec (top 10)   indexes: {final}/index/")
+          f"ranks: {final}/ranks/{{search}}.tsv   runs: {final}/runs/{{search}}.trec (top 10)   "
+          f"indexes: {final}/index/")
     return final
 
 

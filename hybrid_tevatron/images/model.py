@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 import torch.distributed as dist
@@ -35,7 +34,7 @@ HEAD_FILE = "image_head.safetensors"
 class ProjectionHead(torch.nn.Linear):
     """``[N, text size] -> [N, image size]``; :meth:`save`/:meth:`load` use :data:`HEAD_FILE` in a folder."""
 
-    def save(self, folder: str, state_dict: Optional[dict] = None) -> str:
+    def save(self, folder: str, state_dict: dict | None = None) -> str:
         from safetensors.torch import save_file
 
         from hybrid_tevatron.atomic import atomic_path
@@ -47,7 +46,7 @@ class ProjectionHead(torch.nn.Linear):
         return path
 
     @classmethod
-    def load(cls, folder: str) -> "ProjectionHead":
+    def load(cls, folder: str) -> ProjectionHead:
         from safetensors.torch import load_file
 
         state = load_file(os.path.join(folder, HEAD_FILE))
@@ -59,9 +58,9 @@ class ProjectionHead(torch.nn.Linear):
 
 @dataclass
 class ImageTextOutput(ModelOutput):
-    loss: Optional[torch.Tensor] = None
-    q_reps: Optional[torch.Tensor] = None
-    p_reps: Optional[torch.Tensor] = None
+    loss: torch.Tensor | None = None
+    q_reps: torch.Tensor | None = None
+    p_reps: torch.Tensor | None = None
 
 
 def image_text_loss(captions: torch.Tensor, images: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -120,7 +119,7 @@ class ImageTrainerMixin:
     def _head(self, model=None) -> ProjectionHead:
         return self.accelerator.unwrap_model(model if model is not None else self.model).head
 
-    def _save(self, output_dir: Optional[str] = None, state_dict: Optional[dict] = None) -> None:
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         super()._save(output_dir, state_dict)
         if self.args.should_save:
             head_state = None if state_dict is None else {
@@ -156,9 +155,10 @@ class CaptionEncoder(TextEncoder):
         self.head = head.to(self.device).eval()
 
     @classmethod
-    def from_checkpoint(cls, folder: str, device: Optional[str] = None, batch_size: int = 64) -> "CaptionEncoder":
+    def from_checkpoint(cls, folder: str, device: str | None = None, batch_size: int = 64) -> CaptionEncoder:
         if not os.path.isfile(os.path.join(folder, HEAD_FILE)):
-            raise EncodingError(f"{folder}: no {HEAD_FILE} (not a checkpoint of python -m hybrid_tevatron.images.train)")
+            raise EncodingError(f"{folder}: no {HEAD_FILE} "
+                                "(not a checkpoint of python -m hybrid_tevatron.images.train)")
         settings, _ = side_encoding(folder, "query")
         dev = resolve_device(device)
         net, tokenizer = load_model(folder, dev)

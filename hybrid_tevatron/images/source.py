@@ -27,9 +27,10 @@ batch is ``(tokenised captions, [B × G, D] float32 image embeddings)``, positiv
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -38,14 +39,14 @@ from hybrid_tevatron.data.captions import DEFAULT_NEGATIVES, choose_negatives, d
 from hybrid_tevatron.data.corpus import ParallelCorpus, csr
 from hybrid_tevatron.data.readers import DataError
 from hybrid_tevatron.dataset import HybridTrainDataset
-from hybrid_tevatron.sampling import CROSS, XX, BatchPlan, _draw
+from hybrid_tevatron.sampling import CROSS, XX, BatchPlan, draw_indices
 
 DEFAULT_SOURCE_NAME = "images"
 
 
 @dataclass
 class ImageCaptionSource(ParallelCorpus):
-    embeddings: Optional[np.ndarray] = None  # [num_docs, D] float32, row d = doc d's image embedding
+    embeddings: np.ndarray | None = None  # [num_docs, D] float32, row d = doc d's image embedding
 
     @property
     def dimension(self) -> int:
@@ -53,7 +54,7 @@ class ImageCaptionSource(ParallelCorpus):
 
 
 def image_source(data, index, name: str = DEFAULT_SOURCE_NAME, negatives: int = DEFAULT_NEGATIVES,
-                 seed: int = 0, languages: Optional[Sequence[str]] = None) -> ImageCaptionSource:
+                 seed: int = 0, languages: Sequence[str] | None = None) -> ImageCaptionSource:
     """The source of an :class:`~hybrid_tevatron.images.data.ImageData` and the tower's index
     (:class:`~hybrid_tevatron.eval.ranks.Vectors`); every image of the data must be in the index."""
     langs = [lang for lang in (languages or data.languages) if lang in data.languages]
@@ -99,7 +100,7 @@ class ImageBatchPlan(BatchPlan):
             return slots
         if len({q for q, _ in slots}) == 1:  # a mixed step in one language would be a mono step in disguise
             weights = self.weights[source] * np.array([lang != slots[0][0] for lang in langs])
-            other = langs[int(_draw(rng, np.cumsum(weights / weights.sum()), 1)[0])]
+            other = langs[int(draw_indices(rng, np.cumsum(weights / weights.sum()), 1)[0])]
             slots = slots[:-1] + [(other, other)]
         return slots
 
@@ -111,7 +112,7 @@ class ImageBatchPlan(BatchPlan):
 class ImageTrainDataset(HybridTrainDataset):
     """The text dataset; an image source's item carries ``images`` (embedding rows) instead of passage texts."""
 
-    def __getitem__(self, entry) -> Dict[str, Any]:
+    def __getitem__(self, entry) -> dict[str, Any]:
         item = super().__getitem__(entry)
         if is_image_source(self.sources[entry.source]):
             del item["passages"]
@@ -124,9 +125,9 @@ class ImageTrainCollator(TrainCollator):
     """:class:`~hybrid_tevatron.collator.TrainCollator`; a batch of image items (one source per step) becomes
     ``(query batch, [B × G, D] embeddings)`` of ``embeddings[source name]``."""
 
-    embeddings: Optional[Dict[str, np.ndarray]] = None
+    embeddings: dict[str, np.ndarray] | None = None
 
-    def __call__(self, items: List[Dict[str, Any]]) -> HybridBatch:
+    def __call__(self, items: list[dict[str, Any]]) -> HybridBatch:
         import torch
 
         if not items or "images" not in items[0]:

@@ -9,7 +9,7 @@ three languages (line i = image i) and the name list.
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Sequence
+from collections.abc import Sequence
 
 LANGS = ("en", "de", "es")
 _COLOURS = {"en": ["red", "green", "blue", "black", "white", "grey", "pink", "brown", "gold", "teal"],
@@ -64,14 +64,14 @@ def caption(lang: str, i: int) -> str:
     return f"{_COLOURS[lang][i % 10]} {_THINGS[lang][(i // 10) % 3]} {i}"
 
 
-def write_tiny_images(output_dir: str, n: int = 12, languages: Sequence[str] = LANGS, size=(5, 4)) -> Dict[str, str]:
+def write_tiny_images(output_dir: str, n: int = 12, languages: Sequence[str] = LANGS, size=(5, 4)) -> dict[str, str]:
     """Images ``img{i}.png`` under ``output_dir/images``, ``names.txt`` and ``captions.{lang}.txt``; return the paths
     (``images``, ``names`` and one key per language)."""
     from PIL import Image
 
     images = os.path.join(output_dir, "images")
     os.makedirs(images, exist_ok=True)
-    names: List[str] = []
+    names: list[str] = []
     for i in range(n):
         name = f"img{i}.png"
         Image.new("RGB", size, colour(i)).save(os.path.join(images, name))

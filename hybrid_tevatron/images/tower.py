@@ -11,7 +11,7 @@ or else its ``pooler_output``. The class is the one the checkpoint's ``config.js
 from __future__ import annotations
 
 import os
-from typing import List, Optional, Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -25,7 +25,7 @@ class TowerError(HybridTevatronError, ValueError):
 class ImageTower:
     """Load once, embed many: ``ImageTower(path).encode([image paths]) -> [N, dimension]`` float32."""
 
-    def __init__(self, name_or_path: str, device: Optional[str] = None, batch_size: int = 32):
+    def __init__(self, name_or_path: str, device: str | None = None, batch_size: int = 32):
         import torch
         import transformers
         from transformers import AutoConfig, AutoImageProcessor, AutoModel
@@ -64,9 +64,9 @@ class ImageTower:
                 reps = out.image_embeds if getattr(out, "image_embeds", None) is not None else out.pooler_output
         return F.normalize(reps.float(), p=2, dim=-1).cpu().numpy()
 
-    def encode(self, images: Sequence[Union[str, "PIL.Image.Image"]]) -> np.ndarray:  # noqa: F821
+    def encode(self, images: Sequence[str | PIL.Image.Image]) -> np.ndarray:  # noqa: F821
         """L2-normalised embeddings of ``images`` (file paths or PIL images), ``[len(images), dimension]``."""
-        out: List[np.ndarray] = []
+        out: list[np.ndarray] = []
         for lo in range(0, len(images), self.batch_size):
             out.append(self._embed([load_rgb(x) for x in images[lo : lo + self.batch_size]]))
         return np.concatenate(out) if out else np.zeros((0, self.dimension), dtype=np.float32)

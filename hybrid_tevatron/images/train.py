@@ -22,7 +22,6 @@ import functools
 import os
 import sys
 from dataclasses import dataclass, field, fields
-from typing import List, Optional
 
 from transformers import HfArgumentParser
 
@@ -35,7 +34,7 @@ from hybrid_tevatron.images.source import DEFAULT_SOURCE_NAME
 class ImageArguments:
     image_data: str = field(metadata={"help": "Image data set folder (python -m hybrid_tevatron.images.data)."})
     image_index: str = field(metadata={"help": "Faiss index of its images (python -m hybrid_tevatron.images.encode)."})
-    image_tower: Optional[str] = field(default=None, metadata={
+    image_tower: str | None = field(default=None, metadata={
         "help": "The tower that encoded --image_index (recorded in hybrid_tevatron.json; default: the index's "
                 "tower.json, which a sharded-then-merged index lacks)."})
     image_source_name: str = field(default=DEFAULT_SOURCE_NAME, metadata={
@@ -48,7 +47,7 @@ def has_text_sources(data_args) -> bool:
     return bool(data_args.train_files or data_args.extra_sources or data_args.dataset_name)
 
 
-def build_image_trainer(backend, model_args, data_args, training_args, callbacks: Optional[List] = None, *,
+def build_image_trainer(backend, model_args, data_args, training_args, callbacks: list | None = None, *,
                         image_args: ImageArguments):
     """Text sources + the image source -> :class:`~hybrid_tevatron.images.source.ImageBatchPlan` -> the backend's
     model wrapped with the head -> the backend's trainer with the head's save/restore."""
@@ -57,7 +56,11 @@ def build_image_trainer(backend, model_args, data_args, training_args, callbacks
     from hybrid_tevatron.eval.runner import StepError
     from hybrid_tevatron.images.data import read_image_data
     from hybrid_tevatron.images.model import (
-        ImageCheckpointMetadata, ImageTextModel, ProjectionHead, image_trainer_class)
+        ImageCheckpointMetadata,
+        ImageTextModel,
+        ProjectionHead,
+        image_trainer_class,
+    )
     from hybrid_tevatron.images.source import ImageBatchPlan, ImageTrainCollator, ImageTrainDataset, image_source
     from hybrid_tevatron.modeling import CheckpointMetadata
     from hybrid_tevatron.training import SetupError, build_plan, collator_options, load_tokenizer
@@ -98,7 +101,7 @@ def build_image_trainer(backend, model_args, data_args, training_args, callbacks
     )
 
 
-def _tower_of(index: str) -> Optional[str]:
+def _tower_of(index: str) -> str | None:
     """The tower an unsharded index was encoded with (its :data:`~hybrid_tevatron.images.encode.TOWER_RECORD`)."""
     import json
 
@@ -111,7 +114,7 @@ def _tower_of(index: str) -> Optional[str]:
     return None
 
 
-def parse_image_args(argv: List[str]):
+def parse_image_args(argv: list[str]):
     """``argv`` (flags, or one ``.json`` config) -> ``(image_args, backend, model_args, data_args, training_args)``."""
     from hybrid_tevatron.driver.train import is_config, parse_args, parse_config, read_config
 
@@ -125,7 +128,7 @@ def parse_image_args(argv: List[str]):
     return (image_args, *parse_args(rest))
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     from hybrid_tevatron.driver.train import run
 
     argv = sys.argv[1:] if argv is None else argv

@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _check_target(path: str, overwrite: bool) -> None:
+def check_target(path: str, overwrite: bool) -> None:
     if os.path.isdir(path) and os.listdir(path) and not overwrite:
         raise EncodeError(f"{path} exists and is not empty (pass --overwrite to replace it)")
     if os.path.exists(path) and not os.path.isdir(path) and not overwrite:
@@ -204,7 +204,7 @@ def encode_corpus(args) -> dict:
     sharding = process_shards(args.num_shards, args.shard_id)  # checked before anything is loaded
     out = os.path.abspath(args.output)
     if sharding is None:
-        _check_target(out, args.overwrite)
+        check_target(out, args.overwrite)
     corpus_files(args.corpus)
     check_model_loads(args.model)
     encoder = HybridDocumentEncoder(args.model, device=default_device(args.device), pooling=args.pooling,
@@ -220,7 +220,7 @@ def encode_corpus(args) -> dict:
          f"prefix {encoder.prefix!r}, max_len {encoder.max_length}, device {encoder.device}, "
          f"dtype {encoder.engine.autocast_dtype or 'fp32'}, batch {args.batch_size}")
     if sharding is None:
-        return _write_index(encoder, collection.all_info, args, 0, n, out)
+        return write_index(encoder, collection.all_info, args, 0, n, out)
     num_shards, shards = sharding
     settings = {
         "model": os.path.abspath(args.model) if os.path.isdir(args.model) else args.model,
@@ -235,15 +235,15 @@ def encode_corpus(args) -> dict:
         start, stop = shard_range(n, shard_id, num_shards)
         info = ShardInfo(shard_id, num_shards, start, stop, n, dim, settings)
         target = os.path.join(out, shard_name(shard_id, num_shards))
-        if _finished(target, info, args.overwrite):
+        if shard_finished(target, info, args.overwrite):
             log.info(f"{shard_name(shard_id, num_shards)}: complete, skipped (rows {start}..{stop - 1})")
             continue
-        _write_index(encoder, collection.all_info, args, start, stop, target, info)
+        write_index(encoder, collection.all_info, args, start, stop, target, info)
         done.append(shard_id)
     return {"count": n, "shards": shards, "encoded": done, "output": out}
 
 
-def _finished(target: str, info: ShardInfo, overwrite: bool) -> bool:
+def shard_finished(target: str, info: ShardInfo, overwrite: bool) -> bool:
     """Whether ``target`` already holds this shard of this encoding; removes a killed run's temporary folders."""
     parent, name = os.path.split(target)
     for stale in glob.glob(os.path.join(glob.escape(parent), f".{name}.*.tmp")):
@@ -259,7 +259,7 @@ def _finished(target: str, info: ShardInfo, overwrite: bool) -> bool:
                      "pass --overwrite to re-encode it")  # the record decides; a changed corpus is never skipped
 
 
-def _write_index(encoder, corpus: dict, args, start: int, stop: int, out: str,
+def write_index(encoder, corpus: dict, args, start: int, stop: int, out: str,
                  shard: ShardInfo | None = None) -> dict:
     """Encode corpus rows ``[start, stop)`` into the Faiss index folder ``out`` (written whole, or not at all)."""
     from pyserini.encode.optional import FaissRepresentationWriter
@@ -296,7 +296,7 @@ def encode_topics(args) -> dict:
 
     out = os.path.abspath(args.output)
     target = out if out.endswith(".pkl") else os.path.join(out, "embedding.pkl")
-    _check_target(target, args.overwrite)
+    check_target(target, args.overwrite)
     check_model_loads(args.model)
     encoder = HybridQueryEncoder(args.model, device=args.device, pooling=args.pooling, l2_norm=args.normalize,
                                  prefix=args.prefix, max_length=args.max_len, batch_size=args.batch_size,
