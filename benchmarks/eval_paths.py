@@ -44,11 +44,11 @@ POOLS = {
 
 BASELINE_SCRIPT = r"""
 import json, os, sys, time
-from hybrid_tevatron.eval.evaluate import evaluate_lareqa, load_pool_manifest, write_reports
-from hybrid_tevatron.eval.plan import plan_from_manifest
+from hybrid_tevatron.eval.reports.evaluate import evaluate_lareqa, load_pool_manifest, write_reports
+from hybrid_tevatron.eval.pipeline.search_plan import plan_from_manifest
 from hybrid_tevatron.eval.runner import CliRunner
-from hybrid_tevatron.eval.scoring import trec_eval
-from hybrid_tevatron.eval.search import search
+from hybrid_tevatron.eval.pipeline.scoring import trec_eval
+from hybrid_tevatron.eval.pipeline.search import search
 folder, out = sys.argv[1:]
 os.makedirs(out)
 runner = CliRunner("inprocess", None, folder)
@@ -84,7 +84,7 @@ def _floor(folder: str) -> dict:
     """One float32 product of every query of the pool against the whole pool (``index/all``)."""
     import numpy as np
 
-    from hybrid_tevatron.eval.ranks import read_index, read_queries
+    from hybrid_tevatron.eval.pipeline.ranks import read_index, read_queries
 
     pool = read_index(os.path.join(folder, "index", "all")).matrix
     keys = [k for k in sorted(os.listdir(os.path.join(folder, "queries"))) if k != "combined"]

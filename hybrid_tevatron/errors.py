@@ -88,14 +88,31 @@ def signals_interrupt():
             signal.signal(signum, handler)
 
 
+_PROPAGATE = []  # non-empty inside errors_propagate()
+
+
+@contextlib.contextmanager
+def errors_propagate():
+    """Inside, :func:`report_errors` lets expected failures through: a caller that runs a command-line ``main`` in its
+    own process (the evaluation's runner) reports them with the command that failed."""
+    _PROPAGATE.append(True)
+    try:
+        yield
+    finally:
+        _PROPAGATE.pop()
+
+
 def report_errors(main):
     """Decorator for a command-line ``main(argv=None) -> int``: an expected failure (:class:`HybridTevatronError`)
     becomes one line ``error: MESSAGE`` on stderr and exit status :data:`EXIT_ERROR`; :class:`Interrupted` one line
-    and 128 + the signal; anything else (a bug) keeps its traceback."""
+    and 128 + the signal; anything else (a bug) keeps its traceback. Inside :func:`errors_propagate` it catches
+    nothing."""
     import functools
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
+        if _PROPAGATE:
+            return main(*args, **kwargs)
         try:
             return main(*args, **kwargs)
         except Interrupted as err:

@@ -13,9 +13,9 @@ OUT=${1:-${OUT:-runs/domain_adaptation}}
 XQUAD_R=$(lareqa_dir xquad-r "${XQUAD_R:-}")
 export MODEL STEPS BATCH GROUP_SIZE QUERY_MAX_LEN PASSAGE_MAX_LEN LR WARMUP_RATIO TEMPERATURE ALPHA XQUAD_R PYTHON \
   EVAL_QUERY_MAX_LEN EVAL_PASSAGE_MAX_LEN
-config_json | "$PYTHON" -m hybrid_tevatron.eval.domain_study run --root "$OUT"
+config_json | "$PYTHON" -m hybrid_tevatron.studies.domain_study run --root "$OUT"
 EXPECTED=$ROOT/recipes/expected/domain_adaptation.yaml
-CHECK=("$PYTHON" -m hybrid_tevatron.eval.check_expected)
+CHECK=("$PYTHON" -m hybrid_tevatron.studies.check_expected)
 if [[ -f "$EXPECTED" ]] && "${CHECK[@]}" --matches_config "$EXPECTED" < "$OUT/config.json"; then
   "${CHECK[@]}" "$EXPECTED" --results "$OUT/summary.json" || echo "(tolerances: docs/domain_adaptation.md)"
 fi

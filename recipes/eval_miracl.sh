@@ -5,7 +5,7 @@
 #   --topics /data/miracl/topics.miracl-v1.0-{lang}-dev.tsv --qrels /data/miracl/qrels.miracl-v1.0-{lang}-dev.tsv
 #   --corpus /data/miracl-corpus          (a local copy of the HF repo, holding miracl-corpus-v1.0-{lang}/)
 # Several GPUs: --encode_processes N (one corpus shard per GPU, merged). Several nodes: write the corpus JSONL
-# (python -m hybrid_tevatron.eval.miracl prepare), encode it with torchrun on every node, merge, then pass
+# (python -m hybrid_tevatron.eval.benchmarks.miracl prepare), encode it with torchrun on every node, merge, then pass
 # --index LANG=DIR (docs/evaluation.md, "Beyond one machine").
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -26,14 +26,14 @@ eval_model "$OUT/model" "$XQUAD_R" "$OUT/eval" --articles "@$OUT/data/test_artic
 T_ALL=$(( $(date +%s) - START ))
 
 echo
-"$PYTHON" -m hybrid_tevatron.eval.report --headline "$OUT/eval/results/results.json"
+"$PYTHON" -m hybrid_tevatron.eval.reports.report --headline "$OUT/eval/results/results.json"
 echo "wall time: $((T_ALL / 60)) min $((T_ALL % 60)) s (training $((T_TRAIN / 60)) min $((T_TRAIN % 60)) s)"
 echo "model:     $OUT/model"
 echo "report:    $OUT/eval/results/results.md (per language, X->Y matrix, seen vs unseen)"
 echo "results:   $OUT/eval/results/results.json"
 echo "plot:      $OUT/eval/results/cross_map.png (X->Y mAP heatmap)"
 EXPECTED=$ROOT/recipes/expected/quickstart.yaml
-if [[ "$SEED" == 1 ]] && config_json | "$PYTHON" -m hybrid_tevatron.eval.check_expected --matches_config "$EXPECTED"; then
+if [[ "$SEED" == 1 ]] && config_json | "$PYTHON" -m hybrid_tevatron.studies.check_expected --matches_config "$EXPECTED"; then
   echo
-  "$PYTHON" -m hybrid_tevatron.eval.check_expected "$EXPECTED" --results "$OUT/eval/results/results.json" || true
+  "$PYTHON" -m hybrid_tevatron.studies.check_expected "$EXPECTED" --results "$OUT/eval/results/results.json" || true
 fi

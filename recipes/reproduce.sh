@@ -30,7 +30,7 @@ OUT=$(mkdir -p "$OUT" && cd "$OUT" && pwd)
 TIMINGS=$OUT/timings.tsv
 
 # config.json (another configuration in OUT is refused), plan.json, hardware.json
-config_json | "$PYTHON" -m hybrid_tevatron.eval.reproduction start --root "$OUT" --seeds $SEEDS --regimes $REGIMES \
+config_json | "$PYTHON" -m hybrid_tevatron.studies.reproduction start --root "$OUT" --seeds $SEEDS --regimes $REGIMES \
   --mlqa_seeds $MLQA_SEEDS --zero_shot "$ZERO_SHOT"
 runs=(); for seed in $SEEDS; do for regime in $REGIMES; do runs+=("$regime-s$seed"); done; done
 mlqa_runs=(); for seed in $MLQA_SEEDS; do for regime in $REGIMES; do mlqa_runs+=("$regime-s$seed"); done; done
@@ -85,11 +85,11 @@ for run in "${runs[@]}"; do
 done
 
 # 4. tables and plots: summary.{json,md}, compare/{xquad-r,mlqa-r}/ (first seed side by side)
-"$PYTHON" -m hybrid_tevatron.eval.reproduction summarize --root "$OUT"
+"$PYTHON" -m hybrid_tevatron.studies.reproduction summarize --root "$OUT"
 echo "per run: $OUT/eval/{xquad-r,mlqa-r}/RUN/results/{results.md,cross_map.png}; timings: $TIMINGS"
 EXPECTED=$ROOT/recipes/expected/reproduce.yaml
-if [[ -f "$EXPECTED" ]] && "$PYTHON" -m hybrid_tevatron.eval.check_expected --matches_config "$EXPECTED" < "$OUT/config.json"; then
+if [[ -f "$EXPECTED" ]] && "$PYTHON" -m hybrid_tevatron.studies.check_expected --matches_config "$EXPECTED" < "$OUT/config.json"; then
   echo
-  "$PYTHON" -m hybrid_tevatron.eval.check_expected "$EXPECTED" --results "$OUT/summary.json" || \
+  "$PYTHON" -m hybrid_tevatron.studies.check_expected "$EXPECTED" --results "$OUT/summary.json" || \
     echo "(rows other than OK/OKish: see the tolerances in docs/reproduction.md)"
 fi

@@ -9,7 +9,7 @@ import sys
 import pytest
 from conftest import recipe_env
 
-from hybrid_tevatron.eval import metrics as M
+from hybrid_tevatron.eval.reports import metrics as M
 
 LANGS = ["en", "de", "jp"]
 IMAGES = 40
@@ -64,7 +64,7 @@ def test_multi_runs_never_hold_the_querys_own_caption(xtd_eval):
 def test_multi_ranks_equal_trec_eval_on_the_full_pool_without_own_captions(xtd_eval, tmp_path):
     """One full-pool pass with the plain CLI, the own captions dropped by hand: trec_eval on it equals the metrics
     from the exact ranks, query by query."""
-    from hybrid_tevatron.eval.evaluate import read_ranks, search_metrics
+    from hybrid_tevatron.eval.reports.evaluate import read_ranks, search_metrics
 
     proc, out = xtd_eval
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from hybrid_tevatron.eval import check_expected as ce
+from hybrid_tevatron.studies import check_expected as ce
 
 RESULTS = {
     "meta": {"steps": 200},

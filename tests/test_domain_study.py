@@ -10,9 +10,9 @@ import subprocess
 import pytest
 from conftest import recipe_env
 
-from hybrid_tevatron.eval import domain_grid as G
-from hybrid_tevatron.eval.domain_study import StudyError, plan
-from hybrid_tevatron.eval.domain_tables import effect, render
+from hybrid_tevatron.studies import domain_grid as G
+from hybrid_tevatron.studies.domain_study import StudyError, plan
+from hybrid_tevatron.studies.domain_tables import effect, render
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CELLS = "wiki-hybrid flickr-mono wikiflickr-hybrid wikidesc-hybrid"
@@ -45,7 +45,7 @@ def test_plan_of_the_full_grid():
 
 
 def test_estimate_counts_whole_pools():
-    from hybrid_tevatron.eval.domain_study import estimate, eval_minutes
+    from hybrid_tevatron.studies.domain_study import estimate, eval_minutes
 
     whole = estimate(plan([1, 2]), None, None)
     assert whole["train_runs"] == 13 and whole["total_min"] == pytest.approx(whole["train_min"] + whole["eval_min"])
@@ -120,7 +120,7 @@ def test_committed_doc_tables_match_the_committed_expected_scores():
 
     import yaml
 
-    from hybrid_tevatron.eval.domain_tables import TITLES
+    from hybrid_tevatron.studies.domain_tables import TITLES
 
     expected = os.path.join(ROOT, "recipes", "expected", "domain_adaptation.yaml")
     if not os.path.exists(expected):  # written from the study's run together with the doc's tables

@@ -19,7 +19,7 @@ import time
 import pytest
 from conftest import recipe_env
 
-from hybrid_tevatron.eval import metrics as M
+from hybrid_tevatron.eval.reports import metrics as M
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 RECIPE = os.path.join(REPO, "recipes", "eval_lareqa.sh")
@@ -35,9 +35,9 @@ def run_recipe(*args, env=None, timeout=600):
 
 SEARCH = """
 import sys
-from hybrid_tevatron.eval.plan import load_plan
+from hybrid_tevatron.eval.pipeline.search_plan import load_plan
 from hybrid_tevatron.eval.runner import CliRunner, StepError
-from hybrid_tevatron.eval.search import search
+from hybrid_tevatron.eval.pipeline.search import search
 runs, cli, *only = sys.argv[1:]
 try:
     search(load_plan("inputs/plan.json"), "index", "queries", runs, CliRunner(cli, cwd="."), only=only or None)
@@ -47,7 +47,7 @@ except StepError as err:
 
 
 def search_again(out, runs_dir, *only, cli="inprocess", check=True):
-    """The evaluation's search stage (hybrid_tevatron.eval.search) again, on an evaluation folder's plan."""
+    """The evaluation's search stage (hybrid_tevatron.eval.pipeline.search) again, on an evaluation folder's plan."""
     return subprocess.run([sys.executable, "-c", SEARCH, str(runs_dir), cli, *only], cwd=out,
                           env=recipe_env(), check=check, capture_output=True, text=True)
 
@@ -107,7 +107,7 @@ def test_pyserini_clis_run_without_java_home_or_java_on_path(tiny_model_dir, tmp
     assert theirs["all"]["recall_3"] == 1.0
     assert M.compare_with_trec_eval(ours, theirs, keys=["map", "recall_1", "recall_3"]) == []
     # so must our command for Pyserini's bundled trec_eval
-    ours_cli = py("hybrid_tevatron.eval.trec_eval", "-c", "-q", "-m", "map", "-m", "recall.1,3", "qrels.txt",
+    ours_cli = py("hybrid_tevatron.eval.pipeline.trec_eval", "-c", "-q", "-m", "map", "-m", "recall.1,3", "qrels.txt",
                   "run.trec")
     assert M.parse_trec_eval(ours_cli) == theirs
 
@@ -183,8 +183,8 @@ def _check_outputs(out: str, dataset: str, langs):
 def _check_trec_eval_agreement(out: str, manifest: dict, top_k_differing: float = 0.01):
     """Metrics from the ranks vs trec_eval on the full rankings of the sample (small pools: every query), by the
     recipe (crosscheck.json) and again here from its saved files; the top-k runs as trec_eval scores them."""
-    from hybrid_tevatron.eval.evaluate import read_ranks, search_metrics
-    from hybrid_tevatron.eval.ranks import SAMPLE_LINES, sample_size
+    from hybrid_tevatron.eval.pipeline.ranks import SAMPLE_LINES, sample_size
+    from hybrid_tevatron.eval.reports.evaluate import read_ranks, search_metrics
 
     crosscheck = json.load(open(os.path.join(out, "results", "crosscheck.json"), encoding="utf-8"))
     assert crosscheck["agrees"] and set(crosscheck["sample"]["searches"]) == {s["name"] for s in manifest["searches"]}
@@ -221,12 +221,12 @@ def test_lareqa_recipe_xquad_r(xquad_eval):
     commands = open(os.path.join(out, "commands.sh"), encoding="utf-8").read()
     for cli in ("hybrid_tevatron.pyserini.encode --model model --corpus", "pyserini.encode.merge_faiss_index",
                 "hybrid_tevatron.pyserini.encode --model model --topics", "pyserini.search.faiss",
-                "hybrid_tevatron.eval.trec_eval"):
+                "hybrid_tevatron.eval.pipeline.trec_eval"):
         assert f"python -m {cli}" in commands, cli
     assert "--prefix 'passage: '" in commands and "--prefix 'query: '" in commands
     # one Pyserini search per index: lang/ar, lang/de, lang/en, all
     assert commands.count("python -m pyserini.search.faiss") == 4
-    assert "python -m hybrid_tevatron.eval.ranks --plan inputs" in commands
+    assert "python -m hybrid_tevatron.eval.pipeline.ranks --plan inputs" in commands
     assert "--encoded-queries queries/combined --output runs/.all.raw.tmp --hits 10" in commands
     assert "== 3/6 ranks" in proc.stderr and "search [4/4] index all" in proc.stderr
     assert f"results:   {out}/results/results.json" in proc.stdout
@@ -237,7 +237,7 @@ def test_exact_ranks_are_the_places_in_a_full_pyserini_ranking(xquad_eval, tmp_p
     """One multilingual search again with the plain CLI over the whole pool (3678 hits per query): every relevant
     sentence's rank is its place in trec_eval's order of that run, but where float32 search and the float64 sum
     round a score to different sixth decimals (a near-tie)."""
-    from hybrid_tevatron.eval.evaluate import read_ranks
+    from hybrid_tevatron.eval.reports.evaluate import read_ranks
 
     proc, out = xquad_eval
     assert proc.returncode == 0, proc.stderr[-5000:]
@@ -259,7 +259,7 @@ def test_ranks_do_not_depend_on_the_query_block(xquad_eval, tmp_path):
     """The ranks stage again with one query per block: the same ranks, byte for byte."""
     proc, out = xquad_eval
     assert proc.returncode == 0, proc.stderr[-5000:]
-    code = ("import sys; import hybrid_tevatron.eval.ranks as R; R.BLOCK_BYTES = 1; "
+    code = ("import sys; import hybrid_tevatron.eval.pipeline.ranks as R; R.BLOCK_BYTES = 1; "
             "sys.exit(R.main(sys.argv[1:]))")
     subprocess.run([sys.executable, "-c", code, "--plan", "inputs", "--index_dir", "index", "--queries_dir",
                     "queries", "--output_dir", str(tmp_path / "ranks"), "--only", "multi.de", "cross.en-de"],
@@ -319,7 +319,7 @@ def test_lareqa_recipe_mlqa_r(mlqa_eval):
     assert (enc["pooling"], enc["normalize"], enc["query_max_len"], enc["passage_max_len"]) == ("cls", False, 24, 128)
     commands = open(os.path.join(out, "commands.sh"), encoding="utf-8").read()
     for cli in ("pyserini.encode input", "pyserini.encode.merge_faiss_index", "pyserini.encode.query",
-                "pyserini.search.faiss", "hybrid_tevatron.eval.trec_eval"):
+                "pyserini.search.faiss", "hybrid_tevatron.eval.pipeline.trec_eval"):
         assert f"python -m {cli}" in commands, cli
     assert "--encoder-class auto" in commands and "--dimension 32" in commands
     assert "--l2-norm" not in commands and "--pooling cls" in commands and "--prefix" not in commands

@@ -165,7 +165,7 @@ def test_sharded_image_encoding_merges_to_the_same_index(tiny_clip, image_set, i
 # ------------------------------------------------------------------------------------------------ the batch plan
 @pytest.fixture(scope="session")
 def images_source(image_set, image_index):
-    from hybrid_tevatron.eval.ranks import read_index
+    from hybrid_tevatron.eval.pipeline.ranks import read_index
     from hybrid_tevatron.images.data import read_image_data
     from hybrid_tevatron.images.source import image_source
 
@@ -306,7 +306,7 @@ def test_two_ranks_agree_on_image_and_text_steps(tiny_model_dir, parallel_dir, i
     source, mode, language and α, train disjoint halves, and every image step keeps its invariants."""
     from hybrid_tevatron.data.readers import load_sources
     from hybrid_tevatron.driver.train import parse_args
-    from hybrid_tevatron.eval.ranks import read_index
+    from hybrid_tevatron.eval.pipeline.ranks import read_index
     from hybrid_tevatron.images.data import read_image_data
     from hybrid_tevatron.images.source import ImageBatchPlan, image_source
     from hybrid_tevatron.training import PLAN_LOG
@@ -375,8 +375,8 @@ def brute_force_ranks(queries, query_ids, pool, pool_ids, relevant):
 
 
 def test_image_evaluation_equals_brute_force(trained_image_model, image_set, image_index, tmp_path):
+    from hybrid_tevatron.eval.pipeline.ranks import read_index
     from hybrid_tevatron.eval.program import main
-    from hybrid_tevatron.eval.ranks import read_index
     from hybrid_tevatron.images.data import read_image_data
     from hybrid_tevatron.images.evaluate import read_ranks
     from hybrid_tevatron.images.model import CaptionEncoder
@@ -414,7 +414,7 @@ def test_image_evaluation_equals_brute_force(trained_image_model, image_set, ima
     check = json.load(open(out / "results" / "crosscheck.json", encoding="utf-8"))
     assert check["agrees"] and check["sample"]["queries"] > 0  # trec_eval agrees on the full-ranking sample
     # Pyserini's top-10 run over the tower's index: where our rank is 1, its first hit is the caption's image
-    from hybrid_tevatron.eval.metrics import read_run, trec_order
+    from hybrid_tevatron.eval.reports.metrics import read_run, trec_order
 
     run = read_run(str(out / "runs" / "t2i.en.trec"))
     firsts = {q for q, ranks in read_ranks(str(out / "ranks" / "t2i.en.tsv")).items() if ranks == [1]}
@@ -580,7 +580,7 @@ def test_image_training_flags_from_a_json_config(tiny_model_dir, image_set, imag
 def test_images_sharing_a_caption_never_meet_in_a_step(image_set, image_index):
     """A duplicate caption (here: image 5's German caption is image 2's) would make each image a false negative of
     the other's caption: they are never each other's negatives and never share a step."""
-    from hybrid_tevatron.eval.ranks import read_index
+    from hybrid_tevatron.eval.pipeline.ranks import read_index
     from hybrid_tevatron.images.data import read_image_data
     from hybrid_tevatron.images.source import ImageBatchPlan, image_source
 

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from hybrid_tevatron.eval import lareqa
-from hybrid_tevatron.eval.lareqa import LareqaError, build, load_lareqa, load_manifest
+from hybrid_tevatron.eval.benchmarks import lareqa
+from hybrid_tevatron.eval.benchmarks.lareqa import LareqaError, build, load_lareqa, load_manifest
 
 XQUAD_SENTENCES = {"ar": 1222, "de": 1276, "el": 1234, "en": 1180, "es": 1215, "hi": 1244, "ru": 1219, "th": 852,
                    "tr": 1167, "vi": 1209, "zh": 1196}

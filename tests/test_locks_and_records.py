@@ -160,7 +160,7 @@ def study_env(tmp_path, fake_seconds):
 
 
 def study(root, env):
-    return subprocess.Popen([PY, "-m", "hybrid_tevatron.eval.domain_study", "run", "--root", str(root)],
+    return subprocess.Popen([PY, "-m", "hybrid_tevatron.studies.domain_study", "run", "--root", str(root)],
                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=env)
 
@@ -329,7 +329,7 @@ def test_a_folder_that_appears_mid_run_is_kept_and_the_work_folder_removed(tmp_p
 
 @pytest.mark.parametrize("name", ["EVAL_IMAGES", "EVAL_QUESTIONS"])
 def test_study_pool_caps_refuse_zero_and_spell_all(name):
-    from hybrid_tevatron.eval.domain_study import StudyError, pool_caps
+    from hybrid_tevatron.studies.domain_study import StudyError, pool_caps
 
     with pytest.raises(StudyError, match=rf"^{name} must be a number >= 1 or 'all' \(the whole set\), got '0'$"):
         pool_caps({name: "0"})

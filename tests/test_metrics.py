@@ -10,8 +10,8 @@ import sys
 import pytest
 from conftest import recipe_env
 
-from hybrid_tevatron.eval import metrics as M
-from hybrid_tevatron.eval.lareqa import build, load_lareqa
+from hybrid_tevatron.eval.benchmarks.lareqa import build, load_lareqa
+from hybrid_tevatron.eval.reports import metrics as M
 
 # ---------------------------------------------------------------- metrics from ranks
 

@@ -11,8 +11,8 @@ import sys
 import pytest
 from conftest import recipe_env
 
-from hybrid_tevatron.eval import metrics as M
-from hybrid_tevatron.eval import miracl
+from hybrid_tevatron.eval.benchmarks import miracl
+from hybrid_tevatron.eval.reports import metrics as M
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 RECIPE = os.path.join(REPO, "recipes", "eval_miracl.sh")
@@ -108,7 +108,8 @@ def test_pyserini_names_resolve_offline_from_pyserini_cache(fixture, tmp_path):
     (cache / "qrels.miracl-v1.0-de-dev.tsv").write_text(
         open(fixture["qrels"].replace("{lang}", "de"), encoding="utf-8").read(), encoding="utf-8")
     out = tmp_path / "inputs"
-    proc = subprocess.run([sys.executable, "-m", "hybrid_tevatron.eval.miracl", "prepare", "--languages", "de",
+    proc = subprocess.run([sys.executable, "-m", "hybrid_tevatron.eval.benchmarks.miracl",
+                           "prepare", "--languages", "de",
                            "--output_dir", str(out), "--corpus", fixture["corpus"]],
                           capture_output=True, text=True, env=recipe_env(JAVA_TOOL_OPTIONS=f"-Duser.home={home}"),
                           timeout=300)
@@ -124,7 +125,8 @@ def test_pyserini_names_resolve_offline_from_pyserini_cache(fixture, tmp_path):
 
 def test_hf_corpus_offline_is_a_clear_error(fixture, tmp_path):
     out = tmp_path / "inputs"
-    proc = subprocess.run([sys.executable, "-m", "hybrid_tevatron.eval.miracl", "prepare", "--languages", "sw",
+    proc = subprocess.run([sys.executable, "-m", "hybrid_tevatron.eval.benchmarks.miracl",
+                           "prepare", "--languages", "sw",
                            "--output_dir", str(out), "--topics", fixture["topics"], "--qrels", fixture["qrels"]],
                           capture_output=True, text=True, timeout=300,
                           env=recipe_env(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"),

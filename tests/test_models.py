@@ -13,8 +13,8 @@ import sys
 import pytest
 from conftest import recipe_env
 
-from hybrid_tevatron.eval import check_expected as ce
 from hybrid_tevatron.models import default, me5_small
+from hybrid_tevatron.studies import check_expected as ce
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
@@ -41,7 +41,7 @@ def cache(tmp_path_factory):
 def test_embedded_model_is_a_complete_hf_folder_that_matches_the_package(cache):
     from transformers import AutoModel, AutoTokenizer
 
-    from hybrid_tevatron.eval.indexing import check_model
+    from hybrid_tevatron.eval.pipeline.encode import check_model
     from hybrid_tevatron.model_files import check_model_folder
 
     path = os.path.join(cache, "models", me5_small.NAME)

@@ -1,4 +1,4 @@
-"""Exact whole-pool ranks from the vectors (hybrid_tevatron.eval.ranks) equal trec_eval's on full rankings.
+"""Exact whole-pool ranks from the vectors (hybrid_tevatron.eval.pipeline.ranks) equal trec_eval's on full rankings.
 
 Pools built to have exact ties (small integer vectors: float32 products are exact, so Faiss and the float64 sum
 agree to the bit), an excluded own caption, relevant items at the very bottom of the pool, a query with no relevant
@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 from conftest import recipe_env
 
-from hybrid_tevatron.eval import metrics as M
-from hybrid_tevatron.eval.evaluate import read_ranks, search_metrics
-from hybrid_tevatron.eval.ranks import SAMPLE_QRELS, SAMPLE_RUN, rank_plan, sample_size, score_text
+from hybrid_tevatron.eval.pipeline.ranks import SAMPLE_QRELS, SAMPLE_RUN, rank_plan, sample_size, score_text
+from hybrid_tevatron.eval.reports import metrics as M
+from hybrid_tevatron.eval.reports.evaluate import read_ranks, search_metrics
 
 ARGS = ["-c", "-q", "-m", "map", "-m", "recall.1,10", "-m", "ndcg_cut.10"]
 
@@ -190,14 +190,14 @@ def test_query_metrics_match_trec_eval_definitions():
 
 
 def test_our_trec_eval_command_prints_what_pyserinis_wrapper_prints(pools):
-    """python -m hybrid_tevatron.eval.trec_eval runs the binary Pyserini's wrapper runs, without its pandas pass:
-    the same output; unlike the wrapper, a missing run is an error."""
+    """python -m hybrid_tevatron.eval.pipeline.trec_eval runs the binary Pyserini's wrapper runs, without its pandas
+    pass: the same output; unlike the wrapper, a missing run is an error."""
     root, _plan, _meta = pools
     files = [root / "ranks" / SAMPLE_QRELS, root / "ranks" / SAMPLE_RUN]
-    ours = _pyserini(root, "hybrid_tevatron.eval.trec_eval", *ARGS, *files)
+    ours = _pyserini(root, "hybrid_tevatron.eval.pipeline.trec_eval", *ARGS, *files)
     assert M.parse_trec_eval(ours) == M.parse_trec_eval(_pyserini(root, "pyserini.eval.trec_eval", *ARGS, *files))
     assert len(M.parse_trec_eval(ours)) == 15  # 7 ranked queries of two searches (q7 has no topic) and "all"
-    proc = subprocess.run([sys.executable, "-m", "hybrid_tevatron.eval.trec_eval", *ARGS, str(files[0]),
+    proc = subprocess.run([sys.executable, "-m", "hybrid_tevatron.eval.pipeline.trec_eval", *ARGS, str(files[0]),
                            str(root / "missing.trec")], env=recipe_env(), capture_output=True, text=True)
     assert proc.returncode == 2 and "error: trec_eval: run file not found" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -208,7 +208,7 @@ def test_order_keys_tie_scores_as_trec_eval_reads_them(tmp_path):
     (then docid descending). The ranks from order_keys equal trec_eval's on such a run."""
     import torch
 
-    from hybrid_tevatron.eval.ranks import order_keys
+    from hybrid_tevatron.eval.pipeline.ranks import order_keys
 
     written = torch.tensor([31_999_900 + i for i in range(40)] + [-31_999_900 - i for i in range(40)])
     keys = order_keys(written, torch).tolist()
@@ -225,7 +225,7 @@ def test_order_keys_tie_scores_as_trec_eval_reads_them(tmp_path):
                                           for i, (d, w) in enumerate(zip(docids, written.tolist()))),
                                   encoding="utf-8")
     (tmp_path / "qrels").write_text("".join(f"q 0 {d} 1\n" for d in relevant), encoding="utf-8")
-    theirs = M.parse_trec_eval(_pyserini(tmp_path, "hybrid_tevatron.eval.trec_eval", *ARGS, "qrels", "run"))
+    theirs = M.parse_trec_eval(_pyserini(tmp_path, "hybrid_tevatron.eval.pipeline.trec_eval", *ARGS, "qrels", "run"))
     assert M.compare_with_trec_eval(ours, theirs, tol=1e-4) == []
     # the 6-decimal order alone (no float32 ties) would disagree
     naive = [(1 + sum((w, p) > (written[i].item(), position[d]) for w, p in

@@ -6,9 +6,9 @@ import zlib
 
 import pytest
 
-from hybrid_tevatron.eval import evaluate, report
-from hybrid_tevatron.eval import metrics as M
-from hybrid_tevatron.eval.lareqa import build, load_lareqa
+from hybrid_tevatron.eval.benchmarks.lareqa import build, load_lareqa
+from hybrid_tevatron.eval.reports import evaluate, report
+from hybrid_tevatron.eval.reports import metrics as M
 
 LANGS = ["en", "de", "es", "zh"]
 
@@ -31,8 +31,8 @@ def _write_ranks(root, manifest, work, dim=256, settings=None):
     import numpy as np
     import pandas as pd
 
-    from hybrid_tevatron.eval.plan import plan_from_manifest
-    from hybrid_tevatron.eval.ranks import rank_plan
+    from hybrid_tevatron.eval.pipeline.ranks import rank_plan
+    from hybrid_tevatron.eval.pipeline.search_plan import plan_from_manifest
 
     every_ids, every_vecs = [], []
     for lang, corpus in manifest["corpora"].items():

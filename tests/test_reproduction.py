@@ -7,8 +7,8 @@ import os
 import pytest
 
 from hybrid_tevatron.errors import HybridTevatronError
-from hybrid_tevatron.eval import reproduction as rp
-from hybrid_tevatron.eval.report import RESULTS_FORMAT
+from hybrid_tevatron.eval.reports.report import RESULTS_FORMAT
+from hybrid_tevatron.studies import reproduction as rp
 
 
 def _results(mono, cross, multi, rd):

@@ -32,9 +32,10 @@ whose caption equals this image's caption in some language (a duplicate caption 
 ``--max_examples N`` keeps N images, a uniform sample without replacement drawn from ``--seed`` (kept in file
 order). Written with ``stats.json`` (counts, the choices above, duplicate captions per language).
 
-**Evaluation pool** (``pool``): the layout of :mod:`hybrid_tevatron.eval.lareqa` (``corpus/{lang}.jsonl`` with
-docid ``{lang}-{n}``, n = 0-based line; ``topics/{X}.tsv`` with qid ``{image id}-{X}``; ``qrels/{search}.txt``;
-``manifest.json``), format ``hybrid_tevatron.captions/1``; ``--max_images N`` keeps the first N images.
+**Evaluation pool** (``pool``): the layout of :mod:`hybrid_tevatron.eval.benchmarks.lareqa`
+(``corpus/{lang}.jsonl`` with docid ``{lang}-{n}``, n = 0-based line; ``topics/{X}.tsv`` with qid
+``{image id}-{X}``; ``qrels/{search}.txt``; ``manifest.json``), format ``hybrid_tevatron.captions/1``;
+``--max_images N`` keeps the first N images.
 Searches: **cross** X->Y for every ordered pair X != Y (X->en is the text->image stand-in: a caption proxy, not
 image retrieval; relevant = the image's caption in Y) and **multi** X->all (pool = every language's captions;
 relevant = the image's captions in the other languages). The query's own caption is in the multi pool and would

@@ -32,7 +32,7 @@ Sentences that are nobody's gold are not used (they have no parallel id).
 
 ``title`` is empty: the evaluation's candidates are bare sentences. Outputs are written to a temporary name and
 renamed, with ``split.json`` (train/val/test titles, rules), ``{train,val,test}_articles.txt`` (one title a
-line, the form ``python -m hybrid_tevatron.eval.lareqa --articles @FILE`` reads) and ``stats.json`` (counts).
+line, the form ``python -m hybrid_tevatron.eval.benchmarks.lareqa --articles @FILE`` reads) and ``stats.json`` (counts).
 """
 
 from __future__ import annotations

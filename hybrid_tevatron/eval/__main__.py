@@ -1,4 +1,4 @@
-"""``python -m hybrid_tevatron.eval lareqa|miracl|captions ...``: see :mod:`hybrid_tevatron.eval.program`."""
+"""``python -m hybrid_tevatron.eval lareqa|captions|miracl|images ...``: see :mod:`hybrid_tevatron.eval.program`."""
 
 import sys
 

@@ -11,20 +11,22 @@ trec_eval, report.
 (``bash recipes/eval_lareqa.sh`` and ``bash recipes/eval_miracl.sh`` run exactly these.) Stages, each logged with
 its time (``timings.tsv``):
 
-1. inputs: LAReQA -> corpora, topics, qrels and a manifest (``python -m hybrid_tevatron.eval.lareqa``), caption
-   files -> the same for a caption pool (``python -m hybrid_tevatron.data.captions pool``: cross X->Y and
-   multilingual; each multi query's own caption is excluded from its pool), or MIRACL's topics, qrels and corpus
-   (``python -m hybrid_tevatron.eval.miracl prepare``); the search plan.
+1. inputs: LAReQA -> corpora, topics, qrels and a manifest
+   (``python -m hybrid_tevatron.eval.benchmarks.lareqa``), caption files -> the same for a caption pool
+   (``python -m hybrid_tevatron.data.captions pool``: cross X->Y and multilingual; each multi query's own caption
+   is excluded from its pool), or MIRACL's topics, qrels and corpus
+   (``python -m hybrid_tevatron.eval.benchmarks.miracl prepare``); the search plan.
 2. encode: each corpus once into a flat inner-product Faiss index (LAReQA and captions: one per language, and the
    multilingual index merged from them with ``python -m pyserini.encode.merge_faiss_index``), each query set once.
 3. ranks (LAReQA, captions): the exact rank of every relevant item in its search's whole pool, from the vectors
-   (``python -m hybrid_tevatron.eval.ranks``): mAP, R@k, nDCG@10 and the rank distance follow from them.
+   (``python -m hybrid_tevatron.eval.pipeline.ranks``): mAP, R@k, nDCG@10 and the rank distance follow from them.
 4. search: ``python -m pyserini.search.faiss``: MIRACL's top 100 per language; LAReQA's and captions' top
-   ``--run_depth`` runs (default ``RUN_DEPTH``), one call per index (:mod:`hybrid_tevatron.eval.search`).
+   ``--run_depth`` runs (default ``RUN_DEPTH``), one call per index (:mod:`hybrid_tevatron.eval.pipeline.search`).
 5. trec_eval: ``python -m pyserini.eval.trec_eval``, the oracle: MIRACL's scores; for the pools, the full rankings
-   of a seeded sample of queries (every query on small pools) and the top-k runs (:mod:`hybrid_tevatron.eval.scoring`).
-6. report: pools ``python -m hybrid_tevatron.eval.evaluate`` (tables, heatmap, rank distance; the sample's metrics
-   must equal trec_eval's to 1e-4, ``results/crosscheck.json``); MIRACL ``... miracl report``.
+   of a seeded sample of queries (every query on small pools) and the top-k runs
+   (:mod:`hybrid_tevatron.eval.pipeline.scoring`).
+6. report: pools ``python -m hybrid_tevatron.eval.reports.evaluate`` (tables, heatmap, rank distance; the sample's
+   metrics must equal trec_eval's to 1e-4, ``results/crosscheck.json``); MIRACL ``... miracl report``.
 
 The Pyserini CLIs and ours run in this process (``--cli subprocess``: one process each); every command is
 recorded in OUTPUT/commands.sh, replayable from OUTPUT. OUTPUT is written through
@@ -41,13 +43,13 @@ import os
 import sys
 
 from hybrid_tevatron.errors import HybridTevatronError
-from hybrid_tevatron.eval.indexing import Dtype, Encoder, Encoding, resolve
 from hybrid_tevatron.eval.output import Interrupted, OutputFolder
-from hybrid_tevatron.eval.plan import RUN_DEPTH, load_plan, plan_from_manifest, write_plan
-from hybrid_tevatron.eval.ranks import SAMPLE_LINES
+from hybrid_tevatron.eval.pipeline.encode import Dtype, Encoder, Encoding, resolve
+from hybrid_tevatron.eval.pipeline.ranks import SAMPLE_LINES
+from hybrid_tevatron.eval.pipeline.scoring import oracle, trec_eval
+from hybrid_tevatron.eval.pipeline.search import search
+from hybrid_tevatron.eval.pipeline.search_plan import RUN_DEPTH, load_plan, plan_from_manifest, write_plan
 from hybrid_tevatron.eval.runner import Cli, CliRunner, StepError
-from hybrid_tevatron.eval.scoring import oracle, trec_eval
-from hybrid_tevatron.eval.search import search
 from hybrid_tevatron.logs import get_logger
 
 log = get_logger(__name__)
@@ -211,7 +213,7 @@ def _overrides(args) -> dict:
 
 def _local_source(value: str | None) -> str | None:
     """A topics/qrels value naming a file -> absolute (the stages run in the work folder); a Pyserini name, kept."""
-    from hybrid_tevatron.eval.miracl import names_a_file
+    from hybrid_tevatron.eval.benchmarks.miracl import names_a_file
 
     return os.path.abspath(value) if value and names_a_file(value) else value
 
@@ -251,7 +253,7 @@ class Evaluation:
     def pool_stages(self, name: str, unit: str) -> str:
         """LAReQA and caption pools after their inputs: plan, encode, ranks, search, trec_eval, evaluate (with the
         cross-check); returns the evaluation's one-line summary and writes ``results/summary.txt``."""
-        from hybrid_tevatron.eval.evaluate import load_pool_manifest
+        from hybrid_tevatron.eval.reports.evaluate import load_pool_manifest
 
         plan = plan_from_manifest(load_pool_manifest(self.path("inputs")), self.args.run_depth)
         write_plan(plan, self.path("inputs", "plan.json"))
@@ -259,7 +261,7 @@ class Evaluation:
         with self.out.stage("2/6 encode"):
             self.encoding.plan(plan, self.work, unit)
         with self.out.stage("3/6 ranks"):
-            self.runner.run("hybrid_tevatron.eval.ranks", [
+            self.runner.run("hybrid_tevatron.eval.pipeline.ranks", [
                 "--plan", "inputs", "--index_dir", "index", "--queries_dir", "queries", "--output_dir", "ranks",
                 "--device", self.encoding.device, "--sample_lines", self.args.sample_lines])
         with self.out.stage("4/6 search"):
@@ -271,7 +273,7 @@ class Evaluation:
                     "--name", name, "--trec_eval_dir", "trec_eval"]
             if self.args.seen_languages:
                 argv += ["--seen_languages", *_words(self.args.seen_languages)]
-            summary = self.runner.run("hybrid_tevatron.eval.evaluate", argv, capture=True)
+            summary = self.runner.run("hybrid_tevatron.eval.reports.evaluate", argv, capture=True)
             with open(self.path("results", "summary.txt"), "w", encoding="utf-8") as f:
                 f.write(summary)
         return summary
@@ -319,7 +321,7 @@ def run_lareqa(args) -> str:
                 argv += ["--articles", *args.articles]
             if args.exclude_articles:
                 argv += ["--exclude_articles", *args.exclude_articles]
-            _log_lines(ev.runner.run("hybrid_tevatron.eval.lareqa", argv, capture=True))
+            _log_lines(ev.runner.run("hybrid_tevatron.eval.benchmarks.lareqa", argv, capture=True))
         summary = ev.pool_stages(name, "sentences")
         final = out.path
     _print_pool_outputs(final, summary, args.run_depth)
@@ -397,11 +399,11 @@ def run_miracl(args) -> str:
                                  else os.path.abspath(args.corpus))):
                 if value:
                     argv += [flag, value]
-            _log_lines(ev.runner.run("hybrid_tevatron.eval.miracl", argv, capture=True))
+            _log_lines(ev.runner.run("hybrid_tevatron.eval.benchmarks.miracl", argv, capture=True))
             plan = load_plan(ev.path("inputs", "plan.json"))
         ev.run_stages(plan, "documents", prebuilt=prebuilt)
         with out.stage("5/5 report"):
-            ev.runner.run("hybrid_tevatron.eval.miracl", ["report", "--inputs", "inputs", "--trec_eval_dir",
+            ev.runner.run("hybrid_tevatron.eval.benchmarks.miracl", ["report", "--inputs", "inputs", "--trec_eval_dir",
                                                          "trec_eval", "--output_dir", "results", "--name", name],
                           capture=True)
         final = out.path

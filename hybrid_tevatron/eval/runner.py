@@ -20,7 +20,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from hybrid_tevatron.errors import HybridTevatronError
+from hybrid_tevatron.errors import HybridTevatronError, errors_propagate
 
 
 class StepError(HybridTevatronError, RuntimeError):
@@ -76,9 +76,9 @@ class CliRunner:
             sys.argv = [module, *argv]
             with contextlib.redirect_stdout(buf) if capture else contextlib.nullcontext():
                 if module.startswith("hybrid_tevatron."):
-                    # ours: call main() itself, undecorated, so an expected failure keeps its own one-line message
-                    main = importlib.import_module(module).main
-                    code = getattr(main, "__wrapped__", main)(argv)
+                    # ours: call main(), its expected failure raised to keep its own one-line message
+                    with errors_propagate():
+                        code = importlib.import_module(module).main(argv)
                     if code not in (None, 0):
                         raise SystemExit(code)
                 else:

@@ -14,7 +14,7 @@ must be in it) or are encoded here with ``--tower``. Searches, all over whole po
 Stages, in the work folder and then moved to OUTPUT (:class:`hybrid_tevatron.eval.output.OutputFolder`: all or
 nothing, one evaluation per folder): ``index/images`` and ``index/captions/{X,all}`` (Pyserini Faiss indexes),
 ``queries/{X,images}/embedding.pkl`` (Pyserini's pre-encoded queries), ``inputs/`` (topics, qrels, ``plan.json``),
-``ranks/`` (exact whole-pool ranks by :func:`hybrid_tevatron.eval.ranks.rank_plan`: scores at 6 decimals,
+``ranks/`` (exact whole-pool ranks by :func:`hybrid_tevatron.eval.pipeline.ranks.rank_plan`: scores at 6 decimals,
 trec_eval's order and ties; the metrics come from these), ``runs/`` (``python -m pyserini.search.faiss`` top-10
 runs), ``trec_eval/`` (Pyserini's trec_eval on the runs and on the full rankings of a seeded sample of queries) and
 ``results/``: ``results.json``, ``results.md`` and ``crosscheck.json`` (our metrics must equal trec_eval's on the
@@ -30,10 +30,10 @@ import os
 import numpy as np
 
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
-from hybrid_tevatron.eval.metrics import KEYS, macro, mean, query_metrics
-from hybrid_tevatron.eval.metrics import MEASURES as TREC_MEASURES
-from hybrid_tevatron.eval.plan import PLAN_FORMAT, write_plan
-from hybrid_tevatron.eval.ranks import SAMPLE_LINES
+from hybrid_tevatron.eval.pipeline.ranks import SAMPLE_LINES
+from hybrid_tevatron.eval.pipeline.search_plan import PLAN_FORMAT, write_plan
+from hybrid_tevatron.eval.reports.metrics import KEYS, macro, mean, query_metrics
+from hybrid_tevatron.eval.reports.metrics import MEASURES as TREC_MEASURES
 from hybrid_tevatron.eval.runner import StepError
 from hybrid_tevatron.logs import get_logger
 
@@ -129,7 +129,7 @@ def per_query_metrics(ranks: dict[str, list[int]], relevant: dict[str, int], ran
 
 def score(plan: dict, ranks_dir: str, languages: list[str]) -> tuple:
     """``(results.json's content, {search: per-query metrics})``: per search, per language, macro averages."""
-    from hybrid_tevatron.eval.metrics import read_qrels
+    from hybrid_tevatron.eval.reports.metrics import read_qrels
 
     searches, per_query = {}, {}
     for s in plan["searches"]:
@@ -168,12 +168,12 @@ def evaluate(model: str, image_data: str, output_dir: str, image_index: str | No
              batch_size: int = 64, name: str | None = None, overwrite: bool = False,
              sample_lines: int = SAMPLE_LINES) -> str:
     """The whole evaluation (module docstring) into ``output_dir``; returns its path."""
-    from hybrid_tevatron.eval.evaluate import crosscheck
     from hybrid_tevatron.eval.output import OutputFolder
-    from hybrid_tevatron.eval.ranks import rank_plan, read_index
+    from hybrid_tevatron.eval.pipeline.ranks import rank_plan, read_index
+    from hybrid_tevatron.eval.pipeline.scoring import oracle
+    from hybrid_tevatron.eval.pipeline.search import search
+    from hybrid_tevatron.eval.reports.evaluate import crosscheck
     from hybrid_tevatron.eval.runner import Cli, CliRunner
-    from hybrid_tevatron.eval.scoring import oracle
-    from hybrid_tevatron.eval.search import search
     from hybrid_tevatron.images.data import read_image_data
     from hybrid_tevatron.images.model import HEAD_FILE, CaptionEncoder
 

@@ -56,7 +56,7 @@ class ImageCaptionSource(ParallelCorpus):
 def image_source(data, index, name: str = DEFAULT_SOURCE_NAME, negatives: int = DEFAULT_NEGATIVES,
                  seed: int = 0, languages: Sequence[str] | None = None) -> ImageCaptionSource:
     """The source of an :class:`~hybrid_tevatron.images.data.ImageData` and the tower's index
-    (:class:`~hybrid_tevatron.eval.ranks.Vectors`); every image of the data must be in the index."""
+    (:class:`~hybrid_tevatron.eval.pipeline.ranks.Vectors`); every image of the data must be in the index."""
     langs = [lang for lang in (languages or data.languages) if lang in data.languages]
     if not langs:
         raise DataError(f"{data.folder}: none of the languages {list(languages or [])} (it has {data.languages})")

@@ -2,7 +2,7 @@
 index) and write the top-k runs people open: ``runs/{search}.trec``, ``hits`` lines per query.
 
 The runs are for reading and for trec_eval; the full-pool metrics come from the exact ranks
-(:mod:`hybrid_tevatron.eval.ranks`), not from the runs.
+(:mod:`hybrid_tevatron.eval.pipeline.ranks`), not from the runs.
 
 **One Pyserini call per index.** The searches of a pool plan that share an index (LAReQA and caption pools: every
 query language against ``lang/Y``; every query language against ``all``) run as one call: their topics are written
@@ -18,7 +18,7 @@ import os
 import time
 
 from hybrid_tevatron.atomic import atomic_path, atomic_write_text
-from hybrid_tevatron.eval.plan import select
+from hybrid_tevatron.eval.pipeline.search_plan import select
 from hybrid_tevatron.eval.runner import CliRunner, StepError
 from hybrid_tevatron.logs import get_logger
 
@@ -74,7 +74,7 @@ def split_run(src: str, targets: dict[str, tuple], hits: int) -> dict[str, int]:
     """Write the lines of the run ``src`` into the run of each query's search: ``targets`` {qid: (file, excluded
     docid or None)}; at most ``hits`` lines per query after dropping its excluded docid, ranks renumbered.
     Returns the lines written per file."""
-    from hybrid_tevatron.eval.metrics import run_lines
+    from hybrid_tevatron.eval.reports.metrics import run_lines
 
     written: dict[str, int] = {}
     handles = {}
@@ -106,7 +106,7 @@ def search(plan: dict, index_root: str, queries_root: str, runs_dir: str, runner
            threads: int = 1, batch_size: int = SEARCH_BATCH, only=None) -> list[dict]:
     """Run ``python -m pyserini.search.faiss`` for the searches of the plan: MIRACL's one by one, a pool plan's
     (``"ranks": true``) one call per index (module docstring)."""
-    from hybrid_tevatron.eval.ranks import read_exclusions
+    from hybrid_tevatron.eval.pipeline.ranks import read_exclusions
 
     os.makedirs(runs_dir, exist_ok=True)
     root = plan["root"]

@@ -1,8 +1,8 @@
 """MIRACL -> Pyserini inputs (corpus JSONL, topics TSV, qrels, search plan) and the nDCG@10 / R@100 report.
 
-    python -m hybrid_tevatron.eval.miracl prepare --languages de yo --output_dir miracl/inputs \\
+    python -m hybrid_tevatron.eval.benchmarks.miracl prepare --languages de yo --output_dir miracl/inputs \\
         [--split dev] [--topics PATTERN] [--qrels PATTERN] [--corpus SOURCE]
-    python -m hybrid_tevatron.eval.miracl report --inputs miracl/inputs --trec_eval_dir E --output_dir R
+    python -m hybrid_tevatron.eval.benchmarks.miracl report --inputs miracl/inputs --trec_eval_dir E --output_dir R
 
 Sources (``{lang}`` and ``{split}`` are filled in per language):
 
@@ -25,7 +25,7 @@ Output layout (paths in ``manifest.json`` / ``plan.json`` are relative to the ou
     topics/{lang}.tsv      qid \\t query
     qrels/{lang}.txt       TREC qrels as given
     manifest.json          languages, sources, counts
-    plan.json              search plan (``hybrid_tevatron.eval.plan``; top 100 per query; trec_eval
+    plan.json              search plan (``hybrid_tevatron.eval.pipeline.search_plan``; top 100 per query; trec_eval
                            ``-c -M 100 -m ndcg_cut.10`` and ``-c -m recall.100``)
 
 The output folder is written to a temporary folder beside it and renamed into place at the end.
@@ -44,7 +44,7 @@ import sys
 
 from hybrid_tevatron.atomic import atomic_dir, atomic_write_json, atomic_write_text
 from hybrid_tevatron.errors import HybridTevatronError, first_line, report_errors
-from hybrid_tevatron.eval.plan import PLAN_FORMAT
+from hybrid_tevatron.eval.pipeline.search_plan import PLAN_FORMAT
 from hybrid_tevatron.jsonfiles import read_format
 from hybrid_tevatron.logs import get_logger
 
@@ -140,8 +140,9 @@ def load_qrels(source: str) -> tuple[str, str]:
 
 
 def read_qrels(path: str) -> list[tuple[str, str, int]]:
-    """``(qid, docid, relevance)`` rows of a TREC qrels file (:func:`hybrid_tevatron.eval.metrics.read_qrels`)."""
-    from hybrid_tevatron.eval.metrics import read_qrels as read
+    """``(qid, docid, relevance)`` rows of a TREC qrels file
+    (:func:`hybrid_tevatron.eval.reports.metrics.read_qrels`)."""
+    from hybrid_tevatron.eval.reports.metrics import read_qrels as read
 
     return [(q, d, rel) for q, docs in read(path).items() for d, rel in docs.items()]
 
@@ -286,7 +287,7 @@ def _prepare_into(languages, root, split, topics_pattern, qrels_pattern, corpus_
 
 def report(inputs: str, trec_eval_dir: str, output_dir: str, name: str | None = None) -> dict:
     """nDCG@10 and R@100 per language (from the trec_eval outputs) -> results.json + results.md."""
-    from hybrid_tevatron.eval.metrics import parse_trec_eval
+    from hybrid_tevatron.eval.reports.metrics import parse_trec_eval
 
     manifest = read_format(inputs, "manifest.json", MANIFEST_FORMAT, MiraclError, "manifest")
     per_lang = {}
@@ -324,7 +325,8 @@ def report(inputs: str, trec_eval_dir: str, output_dir: str, name: str | None = 
 
 @report_errors
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m hybrid_tevatron.eval.miracl", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m hybrid_tevatron.eval.benchmarks.miracl",
+                                description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     pr = sub.add_parser("prepare", help="topics, qrels and corpus -> Pyserini inputs + search plan")
     pr.add_argument("--languages", nargs="+", required=True, help=f"MIRACL languages ({' '.join(LANGUAGES)})")

@@ -1,7 +1,7 @@
-"""Tables and plots of LAReQA results (``results.json`` from ``hybrid_tevatron.eval.evaluate``).
+"""Tables and plots of LAReQA results (``results.json`` from ``hybrid_tevatron.eval.reports.evaluate``).
 
-    python -m hybrid_tevatron.eval.report --headline A/results.json
-    python -m hybrid_tevatron.eval.report --compare A/results.json B/results.json --names zero-shot hybrid \\
+    python -m hybrid_tevatron.eval.reports.report --headline A/results.json
+    python -m hybrid_tevatron.eval.reports.report --compare A/results.json B/results.json --names zero-shot hybrid \\
         --output reports/compare
 
 writes ``compare.md`` (the paper's layout: one row per run, per dataset: mono / cross / multilingual mAP, rank
@@ -237,10 +237,11 @@ def write_compare(paths: list[str], names: list[str] | None, output_dir: str) ->
 
 @report_errors
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m hybrid_tevatron.eval.report", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m hybrid_tevatron.eval.reports.report",
+                                description=__doc__.split("\n")[0])
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--compare", nargs="+", metavar="RESULTS",
-                      help="results.json files (or their folders) from hybrid_tevatron.eval.evaluate")
+                      help="results.json files (or their folders) from hybrid_tevatron.eval.reports.evaluate")
     what.add_argument("--headline", metavar="RESULTS", help="print one results.json's headline row and "
                       "seen/unseen table")
     p.add_argument("--names", nargs="+", help="one row name per results file (default: the name inside each)")

@@ -1,9 +1,9 @@
 """The reproduction's numbers: aggregate per-seed ``results.json`` files into ``summary.json`` and write the tables of
 docs/reproduction.md from it (numbers are never typed by hand).
 
-    python -m hybrid_tevatron.eval.reproduction start --root runs/reproduce --seeds 1 2 3 < config.json
-    python -m hybrid_tevatron.eval.reproduction summarize --root runs/reproduce      # -> runs/reproduce/summary.json
-    python -m hybrid_tevatron.eval.reproduction doc --summary runs/reproduce/summary.json --doc docs/reproduction.md
+    python -m hybrid_tevatron.studies.reproduction start --root runs/reproduce --seeds 1 2 3 < config.json
+    python -m hybrid_tevatron.studies.reproduction summarize --root runs/reproduce      # -> runs/reproduce/summary.json
+    python -m hybrid_tevatron.studies.reproduction doc --summary runs/reproduce/summary.json --doc docs/reproduction.md
 
 Layout under ``--root`` (what recipes/reproduce.sh writes): ``eval/{dataset}/{run}/results/results.json`` (the
 output folder of recipes/eval_lareqa.sh; a plain ``{run}/results.json`` is read too) with ``run`` =
@@ -15,7 +15,7 @@ summary keys (``mono.map``, ``cross.recall_1``, ``rank_distance``…) and seen/u
 
 ``start`` records a run's ``config.json`` (the settings, JSON on stdin; an existing different one is refused: one
 configuration per root), ``plan.json`` and ``hardware.json``. ``summarize`` also puts the first seed's runs side by
-side in ``compare/{dataset}/`` (``hybrid_tevatron.eval.report --compare``).
+side in ``compare/{dataset}/`` (``hybrid_tevatron.eval.reports.report --compare``).
 
 ``doc`` replaces the blocks between ``<!-- BEGIN GENERATED: name -->`` and ``<!-- END GENERATED: name -->`` in
 the doc (names: config, hardware, status, xquad-r, mlqa-r, seen-unseen, paper, claims) and leaves the prose alone.
@@ -32,7 +32,7 @@ import sys
 
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
 from hybrid_tevatron.errors import HybridTevatronError, report_errors
-from hybrid_tevatron.eval.study_records import (
+from hybrid_tevatron.studies.records import (
     config_block,
     fmt_stat,
     hardware_block,
@@ -138,7 +138,7 @@ def start(root: str, config: dict, seeds, regimes, mlqa_seeds, zero_shot: bool) 
 
 def write_compares(root: str) -> list:
     """The zero-shot row and the first seed's runs of ``plan.json``, side by side per dataset."""
-    from hybrid_tevatron.eval.report import write_compare
+    from hybrid_tevatron.eval.reports.report import write_compare
 
     written = []
     for dataset, runs in (read_record(os.path.join(root, "plan.json")) or {}).items():

@@ -1,6 +1,6 @@
 """LAReQA (XQuAD-R, MLQA-R) -> Pyserini inputs: corpora, topics, qrels and a manifest.
 
-    python -m hybrid_tevatron.eval.lareqa --data_dir ../shared/data/xquad-r --output_dir lareqa/xquad-r
+    python -m hybrid_tevatron.eval.benchmarks.lareqa --data_dir ../shared/data/xquad-r --output_dir lareqa/xquad-r
 
 Candidates are the sentences of every paragraph (``sentences``); a question's gold sentence in language Y is the
 sentence of its Y paragraph whose ``sentence_breaks`` span holds ``answers[0].answer_start`` of file Y. Settings
@@ -412,7 +412,8 @@ def load_manifest(path: str) -> dict:
 
 @report_errors
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m hybrid_tevatron.eval.lareqa", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m hybrid_tevatron.eval.benchmarks.lareqa",
+                                description=__doc__.split("\n")[0])
     p.add_argument("--data_dir", required=True, help="folder with {lang}.json LAReQA files (xquad-r/ or mlqa-r/)")
     p.add_argument("--output_dir", required=True)
     p.add_argument("--dataset", default="auto", help="xquad-r, mlqa-r or auto (from the folder name); "

@@ -1,4 +1,4 @@
-"""What both studies (:mod:`~hybrid_tevatron.eval.reproduction`, :mod:`~hybrid_tevatron.eval.domain_study`) share:
+"""What both studies (:mod:`~hybrid_tevatron.studies.reproduction`, :mod:`~hybrid_tevatron.studies.domain_study`) share:
 reading a study root's records (results, timings, optional JSON), seed statistics, and the markdown of their docs'
 generated blocks (``<!-- BEGIN GENERATED: name -->`` ... ``<!-- END GENERATED: name -->``, rewritten from a summary;
 the prose around them is left alone).

@@ -2,7 +2,7 @@
 
 - MIRACL (:func:`trec_eval`): one call per run and argument set; its scores are the results.
 - Pool plans (:func:`oracle`, LAReQA and caption pools, whose scores come from the exact ranks): Pyserini's
-  bundled trec_eval (``python -m hybrid_tevatron.eval.trec_eval``: the wrapper's binary without its pandas pass
+  bundled trec_eval (``python -m hybrid_tevatron.eval.pipeline.trec_eval``: the wrapper's binary without its pandas pass
   over million-line runs) scores
   (1) the full rankings of the cross-check sample that the ranks stage wrote (``ranks/sample.trec``: every query
   on small pools, a seeded sample on large ones), every measure, which the evaluate stage requires our values to
@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 
 from hybrid_tevatron.atomic import atomic_path, atomic_write_json, atomic_write_text
-from hybrid_tevatron.eval.plan import select
+from hybrid_tevatron.eval.pipeline.search_plan import select
 from hybrid_tevatron.eval.runner import CliRunner, StepError
 from hybrid_tevatron.logs import get_logger
 
@@ -36,7 +36,7 @@ def _expected_measures(args: list[str]) -> list[str]:
 
 def trec_eval(plan: dict, runs_dir: str, output_dir: str, runner: CliRunner, only=None) -> dict:
     """``python -m pyserini.eval.trec_eval ARGS QRELS RUN`` per search and argument set -> ``{name}.txt``."""
-    from hybrid_tevatron.eval.metrics import parse_trec_eval
+    from hybrid_tevatron.eval.reports.metrics import parse_trec_eval
 
     os.makedirs(output_dir, exist_ok=True)
     root = plan["root"]
@@ -73,7 +73,7 @@ SEP = ":"  # chunk query ids: {search}:{qid} (as the ranks stage's sample)
 
 def cutoff_measures(depth: int) -> list[str]:
     """The measures of ``metrics.MEASURES`` that a run ``depth`` deep decides (a cutoff of at most ``depth``)."""
-    from hybrid_tevatron.eval.metrics import MEASURES
+    from hybrid_tevatron.eval.reports.metrics import MEASURES
 
     return [m for m in MEASURES if "." in m and int(m.rsplit(".", 1)[1]) <= depth]
 
@@ -88,8 +88,9 @@ def _measure_args(measures) -> list[str]:
 
 
 def _run_trec_eval(runner: CliRunner, args: list[str], qrels: str, run: str, output: str) -> None:
-    out = runner.run("hybrid_tevatron.eval.trec_eval", [*args, runner.rel(qrels), runner.rel(run)], capture=True)
-    from hybrid_tevatron.eval.metrics import parse_trec_eval
+    out = runner.run("hybrid_tevatron.eval.pipeline.trec_eval", [*args, runner.rel(qrels), runner.rel(run)],
+                     capture=True)
+    from hybrid_tevatron.eval.reports.metrics import parse_trec_eval
 
     lacking = [m for m in _expected_measures(args) if m not in parse_trec_eval(out).get("all", {})]
     if lacking:
@@ -100,8 +101,8 @@ def _run_trec_eval(runner: CliRunner, args: list[str], qrels: str, run: str, out
 def oracle(plan: dict, runs_dir: str, ranks_dir: str, output_dir: str, runner: CliRunner, only=None) -> dict:
     """trec_eval on the cross-check sample and on the top-k runs of a pool plan (module docstring); returns what
     ``oracle.json`` says."""
-    from hybrid_tevatron.eval.metrics import MEASURES
-    from hybrid_tevatron.eval.ranks import SAMPLE_QRELS, SAMPLE_RUN
+    from hybrid_tevatron.eval.pipeline.ranks import SAMPLE_QRELS, SAMPLE_RUN
+    from hybrid_tevatron.eval.reports.metrics import MEASURES
 
     os.makedirs(output_dir, exist_ok=True)
     root = plan["root"]

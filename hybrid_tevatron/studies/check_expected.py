@@ -1,10 +1,10 @@
 """Check measured scores against expected ones, Pyserini two-click-reproduction style: OK / OKish / FAIL per row.
 
-    python -m hybrid_tevatron.eval.check_expected recipes/expected/me5_small_xquad_r.yaml [--results results.json]
-    python -m hybrid_tevatron.eval.check_expected --write recipes/expected/me5_small_xquad_r.yaml \\
+    python -m hybrid_tevatron.studies.check_expected recipes/expected/me5_small_xquad_r.yaml [--results results.json]
+    python -m hybrid_tevatron.studies.check_expected --write recipes/expected/me5_small_xquad_r.yaml \\
         --results results.json --select 'xquad-r/*/multi.map' ... [--meta command="bash recipes/reproduce.sh"] \\
         [--config config.json]
-    python -m hybrid_tevatron.eval.check_expected --matches_config recipes/expected/reproduce.yaml < config.json
+    python -m hybrid_tevatron.studies.check_expected --matches_config recipes/expected/reproduce.yaml < config.json
 
 Expected file (YAML)::
 
@@ -182,7 +182,7 @@ def snapshot(results: dict, select: list[str], tol: dict = DEFAULTS, relative: l
 
 def write_expected(path: str, rows: list[dict], title: str, results_path: str, meta: dict) -> None:
     doc = {"title": title, "results": results_path, "meta": meta, "rows": rows}
-    text = ("# Written by `python -m hybrid_tevatron.eval.check_expected --write` from a results file; "
+    text = ("# Written by `python -m hybrid_tevatron.studies.check_expected --write` from a results file; "
             "do not edit numbers by hand.\n" + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=120))
     atomic_write_text(path, text)
 

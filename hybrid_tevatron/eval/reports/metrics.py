@@ -7,8 +7,8 @@ Conventions (the same as ``trec_eval -c``):
   ``strcmp``; Python's ``str`` order is the same for UTF-8). The rank column of a run file is ignored.
 - **Queries**: every query of the qrels counts; one with no ranking, or no relevant docid, scores 0 on every
   measure (``-c``). Queries without qrels are ignored.
-- **mAP** is over the full ranking of the pool (:mod:`hybrid_tevatron.eval.ranks` gives every relevant docid its
-  rank there).
+- **mAP** is over the full ranking of the pool (:mod:`hybrid_tevatron.eval.pipeline.ranks` gives every relevant
+  docid its rank there).
 
 **Rank distance** (KD-SPD, arXiv 2305.09025): per query, the largest minus the smallest rank among its relevant
 passages (queries with fewer than 2 relevant passages are left out); the mean over queries, then over query

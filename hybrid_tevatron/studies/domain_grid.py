@@ -1,5 +1,5 @@
 """The domain-adaptation study as data: training sources, cells (domain × regime), evaluation sets, language groups,
-the effects the study reports and the "aim high" target. :mod:`hybrid_tevatron.eval.domain_study` runs it;
+the effects the study reports and the "aim high" target. :mod:`hybrid_tevatron.studies.domain_study` runs it;
 docs/domain_adaptation.md explains it. Caption pools are a caption proxy (captions of the same image in other
 languages stand in for the image), never image retrieval.
 

@@ -1,5 +1,5 @@
 """The domain-adaptation study's tables (markdown) from its ``summary.json``
-(:func:`hybrid_tevatron.eval.domain_study.summarize`): one table per evaluation set, X→en R@10 per XTD10
+(:func:`hybrid_tevatron.studies.domain_study.summarize`): one table per evaluation set, X→en R@10 per XTD10
 language, the effects the study asks about (a − b against the seed noise) and the "aim high" target, reached or
 not. ``render`` fills the ``<!-- BEGIN GENERATED: name -->`` blocks of docs/domain_adaptation.md (names:
 :data:`BLOCKS`) and leaves the prose alone. Caption numbers are a caption proxy, never image retrieval.
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 
-from hybrid_tevatron.eval import domain_grid as G
-from hybrid_tevatron.eval.study_records import config_block, fmt_stat, hardware_block, md_table, render_blocks
+from hybrid_tevatron.studies import domain_grid as G
+from hybrid_tevatron.studies.records import config_block, fmt_stat, hardware_block, md_table, render_blocks
 
 PROXY = ("Caption retrieval here is a **caption proxy**: a caption must find the captions of the same image in "
          "other languages (X→en stands in for text→image); no images are involved. It is not image retrieval.")

@@ -1,17 +1,17 @@
 """Evaluate one model on a pool benchmark (LAReQA, caption pools): mono / cross / multilingual metrics and rank
 distance, from the exact whole-pool ranks.
 
-    python -m hybrid_tevatron.eval.evaluate --manifest inputs --ranks_dir ranks --output_dir results \\
+    python -m hybrid_tevatron.eval.reports.evaluate --manifest inputs --ranks_dir ranks --output_dir results \\
         [--runs_dir runs] [--name hybrid] [--seen_languages en de ...] [--trec_eval_dir trec_eval]
 
-Reads ``{ranks_dir}/{search}.tsv`` (:mod:`hybrid_tevatron.eval.ranks`: the rank of every relevant docid in the
+Reads ``{ranks_dir}/{search}.tsv`` (:mod:`hybrid_tevatron.eval.pipeline.ranks`: the rank of every relevant docid in the
 search's whole pool) for every search of the manifest, computes each query's metrics from those ranks
-(:func:`hybrid_tevatron.eval.metrics.query_metrics`, trec_eval's definitions) and writes ``results.json``,
+(:func:`hybrid_tevatron.eval.reports.metrics.query_metrics`, trec_eval's definitions) and writes ``results.json``,
 ``results.md`` (paper layout + per-language tables + the X->Y matrix) and ``cross_map.png`` (X->Y mAP heatmap,
 diagonal = mono). Averages: per search over its queries (``trec_eval -c``), then cross over the pool languages of
 each query language, then every setting macro over query languages. Rank distance: multilingual searches only.
 
-With ``--trec_eval_dir`` (the oracle stage's outputs, :func:`hybrid_tevatron.eval.scoring.oracle`) it writes
+With ``--trec_eval_dir`` (the oracle stage's outputs, :func:`hybrid_tevatron.eval.pipeline.scoring.oracle`) it writes
 ``crosscheck.json``: every value of the full-ranking sample must equal trec_eval's to ``CROSSCHECK_TOLERANCE``
 (else an error); the top-k runs' R@1, R@10 and nDCG@10 as trec_eval scores them are compared with ours and
 reported (Pyserini's float32 search can order two items differently where their scores tie to the sixth decimal).
@@ -26,8 +26,8 @@ import sys
 
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
 from hybrid_tevatron.errors import report_errors
-from hybrid_tevatron.eval.lareqa import MANIFEST_FORMAT, LareqaError
-from hybrid_tevatron.eval.metrics import (
+from hybrid_tevatron.eval.benchmarks.lareqa import MANIFEST_FORMAT, LareqaError
+from hybrid_tevatron.eval.reports.metrics import (
     KEYS,
     MEASURES,
     EvalError,
@@ -38,7 +38,7 @@ from hybrid_tevatron.eval.metrics import (
     query_metrics,
     read_qrels,
 )
-from hybrid_tevatron.eval.report import RESULTS_FORMAT, detail_markdown, fmt, plot_heatmap
+from hybrid_tevatron.eval.reports.report import RESULTS_FORMAT, detail_markdown, fmt, plot_heatmap
 from hybrid_tevatron.jsonfiles import read_format, read_json
 from hybrid_tevatron.logs import get_logger
 
@@ -61,7 +61,7 @@ def read_ranks(path: str) -> dict[str, list[tuple[str, int]]]:
     """``qid docid rank score`` lines -> ``{qid: [(docid, rank), ...]}``."""
     out: dict[str, list[tuple[str, int]]] = {}
     if not os.path.isfile(path):
-        raise EvalError(f"{path}: ranks not found (run python -m hybrid_tevatron.eval.ranks)")
+        raise EvalError(f"{path}: ranks not found (run python -m hybrid_tevatron.eval.pipeline.ranks)")
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             parts = line.split("\t")
@@ -92,7 +92,7 @@ def evaluate_lareqa(manifest_path: str, ranks_dir: str, settings=SETTINGS, seen_
                     trec_eval_dir: str | None = None, runs_dir: str | None = None) -> dict:
     """All metrics of the ranks in ``ranks_dir`` for the searches of ``manifest_path``; returns the results dict
     (with ``crosscheck`` against the oracle's trec_eval outputs in ``trec_eval_dir`` when given)."""
-    from hybrid_tevatron.eval.ranks import RANKS_FILE, RANKS_FORMAT
+    from hybrid_tevatron.eval.pipeline.ranks import RANKS_FILE, RANKS_FORMAT
 
     manifest = load_pool_manifest(manifest_path)
     root = manifest["root"]
@@ -197,7 +197,7 @@ def evaluate_lareqa(manifest_path: str, ranks_dir: str, settings=SETTINGS, seen_
 def crosscheck(per_query: dict[str, dict], ranked: dict, trec_eval_dir: str) -> dict:
     """Our per-query values vs trec_eval's on the full-ranking sample (must agree) and on the top-k runs
     (reported)."""
-    from hybrid_tevatron.eval.scoring import ORACLE_FILE, SEP
+    from hybrid_tevatron.eval.pipeline.scoring import ORACLE_FILE, SEP
 
     oracle = read_json(os.path.join(trec_eval_dir, ORACLE_FILE), EvalError, "oracle")
     check: dict = {"tolerance": CROSSCHECK_TOLERANCE, "sample": None, "top_k": None, "problems": []}
@@ -315,8 +315,10 @@ def write_reports(results: dict, output_dir: str) -> dict[str, str]:
 
 @report_errors
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m hybrid_tevatron.eval.evaluate", description=__doc__.split("\n")[0])
-    p.add_argument("--manifest", required=True, help="manifest.json from hybrid_tevatron.eval.lareqa (or its folder)")
+    p = argparse.ArgumentParser(prog="python -m hybrid_tevatron.eval.reports.evaluate",
+                                description=__doc__.split("\n")[0])
+    p.add_argument("--manifest", required=True,
+                   help="manifest.json from hybrid_tevatron.eval.benchmarks.lareqa (or its folder)")
     p.add_argument("--ranks_dir", required=True, help="the ranks stage's folder ({search}.tsv, ranks.json)")
     p.add_argument("--runs_dir", help="the top-k runs ({search}.trec), named in results.json")
     p.add_argument("--output_dir", required=True)

@@ -1,8 +1,8 @@
-"""The domain-adaptation study (grid: :mod:`hybrid_tevatron.eval.domain_grid`): run it, summarise it, write its doc.
+"""The domain-adaptation study (grid: :mod:`hybrid_tevatron.studies.domain_grid`): run it, summarise it, write its doc.
 
-    bash recipes/domain_adaptation.sh [OUT]      # = config_json | python -m hybrid_tevatron.eval.domain_study run
-    python -m hybrid_tevatron.eval.domain_study summarize --root runs/domain_adaptation
-    python -m hybrid_tevatron.eval.domain_study doc --summary runs/domain_adaptation/summary.json \\
+    bash recipes/domain_adaptation.sh [OUT]      # = config_json | python -m hybrid_tevatron.studies.domain_study run
+    python -m hybrid_tevatron.studies.domain_study summarize --root runs/domain_adaptation
+    python -m hybrid_tevatron.studies.domain_study doc --summary runs/domain_adaptation/summary.json \\
         --doc docs/domain_adaptation.md
 
 ``run`` reads the recipe's settings (JSON on stdin, as recipes/_common.sh's ``config_json`` prints them) and its
@@ -23,7 +23,7 @@ root: ``data/{source}/``, ``models/{cell}-s{seed}/`` (deleted once its evaluatio
 ``summary.json``: ``{set: {cell: {metric: {mean, std, n, values, seeds}}}}`` plus ``meta`` and ``cells`` (status
 of every cell of the grid, degenerate ones with their reason). Caption metrics: the evaluator's summary keys,
 ``to_en.recall_10@X`` / ``multi.map@X`` per language, and ``...@group:G`` (mean over the group's languages,
-:data:`~hybrid_tevatron.eval.domain_grid.LANGUAGE_GROUPS`). Caption numbers are a caption proxy, not image
+:data:`~hybrid_tevatron.studies.domain_grid.LANGUAGE_GROUPS`). Caption numbers are a caption proxy, not image
 retrieval.
 """
 
@@ -41,11 +41,11 @@ import time
 
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
 from hybrid_tevatron.errors import HybridTevatronError, Interrupted, report_errors, signals_interrupt
-from hybrid_tevatron.eval import domain_grid as G
-from hybrid_tevatron.eval.domain_tables import markdown, render, run_name
-from hybrid_tevatron.eval.study_records import read_record, read_timings, results_path, seed_stats
 from hybrid_tevatron.locks import FolderLock
 from hybrid_tevatron.logs import get_logger
+from hybrid_tevatron.studies import domain_grid as G
+from hybrid_tevatron.studies.domain_tables import markdown, render, run_name
+from hybrid_tevatron.studies.records import read_record, read_timings, results_path, seed_stats
 
 log = get_logger(__name__)
 
@@ -93,7 +93,7 @@ def plan(seeds: list[int], cells: list[str] | None = None, sets: list[str] | Non
 
 
 def eval_minutes(eval_set: str, images: int | None, questions: int | None) -> float:
-    """Estimated minutes of one evaluation on 2 CPU cores (:data:`~hybrid_tevatron.eval.domain_grid.MINUTES`)."""
+    """Estimated minutes of one evaluation on 2 CPU cores (:data:`~hybrid_tevatron.studies.domain_grid.MINUTES`)."""
     es, m = G.EVAL_SET[eval_set], G.MINUTES
     if es.family == "lareqa":
         n = min(questions or G.QUESTIONS[eval_set], G.QUESTIONS[eval_set])
@@ -279,8 +279,8 @@ def choose(root: str, the_plan: dict) -> str | None:
     candidate (and the guard's reference cell, when planned) has its validation results.
 
     Candidates whose Wikipedia validation score stays within the guard's tolerance of the reference cell's come
-    first (:data:`~hybrid_tevatron.eval.domain_grid.CHOICE_GUARD`), then the higher Multi30K val score
-    (:data:`~hybrid_tevatron.eval.domain_grid.CHOICE`); ties go to the earlier candidate of the grid."""
+    first (:data:`~hybrid_tevatron.studies.domain_grid.CHOICE_GUARD`), then the higher Multi30K val score
+    (:data:`~hybrid_tevatron.studies.domain_grid.CHOICE`); ties go to the earlier candidate of the grid."""
     seed, (eval_set, key), (guard_set, guard_key, reference, tol) = the_plan["seeds"][0], G.CHOICE, G.CHOICE_GUARD
     candidates = the_plan["candidates"]
 
@@ -352,7 +352,7 @@ def summarize(root: str) -> dict:
 
 @report_errors
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m hybrid_tevatron.eval.domain_study",
+    ap = argparse.ArgumentParser(prog="python -m hybrid_tevatron.studies.domain_study",
                                  description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name, text in (("run", "record the configuration (JSON on stdin), train, evaluate, summarize"),

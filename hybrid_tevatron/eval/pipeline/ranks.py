@@ -1,7 +1,8 @@
 """Exact whole-pool ranks from the vectors: the rank of every relevant item of every query in its search's whole pool,
 without writing or parsing full rankings.
 
-    python -m hybrid_tevatron.eval.ranks --plan inputs --index_dir index --queries_dir queries --output_dir ranks
+    python -m hybrid_tevatron.eval.pipeline.ranks --plan inputs --index_dir index --queries_dir queries \\
+        --output_dir ranks
 
 The rank of a relevant item is one plus the number of pool items ordered before it, in trec_eval's order on the
 scores a run file states:
@@ -44,7 +45,7 @@ import numpy as np
 
 from hybrid_tevatron.atomic import atomic_path, atomic_write_json
 from hybrid_tevatron.errors import report_errors
-from hybrid_tevatron.eval.plan import load_plan, select
+from hybrid_tevatron.eval.pipeline.search_plan import load_plan, select
 from hybrid_tevatron.eval.runner import StepError
 from hybrid_tevatron.logs import get_logger
 
@@ -180,7 +181,7 @@ class _SearchState:
     (``relevant``: padded with -1), their excluded column (-1: none), and what was found."""
 
     def __init__(self, s: dict, root: str, queries: Vectors, host: Pool, start: int, end: int):
-        from hybrid_tevatron.eval.metrics import read_qrels
+        from hybrid_tevatron.eval.reports.metrics import read_qrels
 
         self.name, self.host, self.start, self.end = s["name"], host, start, end
         self.qrels = read_qrels(os.path.join(root, s["qrels"]))
@@ -211,7 +212,8 @@ class _SearchState:
 
 @report_errors
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m hybrid_tevatron.eval.ranks", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m hybrid_tevatron.eval.pipeline.ranks",
+                                description=__doc__.split("\n")[0])
     p.add_argument("--plan", required=True, help="the search plan (plan.json or its folder)")
     p.add_argument("--index_dir", required=True, help="folder of the plan's Faiss indexes (index/KEY)")
     p.add_argument("--queries_dir", required=True, help="folder of the encoded queries (queries/KEY/embedding.pkl)")

@@ -1,6 +1,6 @@
 """trec_eval as Pyserini runs it, without the wrapper's pandas pass over the run.
 
-    python -m hybrid_tevatron.eval.trec_eval -c -q -m map -m recall.1,10 QRELS RUN
+    python -m hybrid_tevatron.eval.pipeline.trec_eval -c -q -m map -m recall.1,10 QRELS RUN
 
 ``python -m pyserini.eval.trec_eval`` reads the whole run and the qrels with pandas' Python parser (for options we
 do not use: ``-remove-unjudged``, ``judged.k``, MS MARCO runs) and then shells out to ``java -cp PYSERINI_JAR
@@ -46,7 +46,7 @@ def command(argv) -> list[str]:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) < 2:
-        raise StepError("usage: python -m hybrid_tevatron.eval.trec_eval [trec_eval options] QRELS RUN")
+        raise StepError("usage: python -m hybrid_tevatron.eval.pipeline.trec_eval [trec_eval options] QRELS RUN")
     for path, what in ((argv[-2], "qrels"), (argv[-1], "run")):
         if not os.path.isfile(path):
             raise StepError(f"trec_eval: {what} file not found: {path}")
