@@ -44,7 +44,7 @@ import sys
 
 from hybrid_tevatron.errors import HybridTevatronError
 from hybrid_tevatron.eval.output import Interrupted, OutputFolder
-from hybrid_tevatron.eval.pipeline.encode import Dtype, Encoder, Encoding, resolve
+from hybrid_tevatron.eval.pipeline.encode import Dtype, Encoder, EncodeStage, resolve
 from hybrid_tevatron.eval.pipeline.ranks import SAMPLE_LINES
 from hybrid_tevatron.eval.pipeline.scoring import oracle, trec_eval
 from hybrid_tevatron.eval.pipeline.search import search
@@ -241,7 +241,7 @@ class Evaluation:
         device = args.device or _default_device()
         if args.encode_processes > 1 and args.encoder is not Encoder.OURS:
             raise StepError("--encode_processes needs --encoder ours")
-        self.encoding = Encoding(enc, model_arg, self.runner, device, args.batch_size, args.encode_processes)
+        self.encoding = EncodeStage(enc, model_arg, self.runner, device, args.batch_size, args.encode_processes)
         log.info(f"model {model}: {enc['model_type']}, dim {enc['hidden_size']}, pooling {enc['pooling']}, "
                  f"normalize {int(enc['normalize'])}, query prefix '{enc['query_prefix']}' (max "
                  f"{enc['query_max_len']}), passage prefix '{enc['passage_prefix']}' (max {enc['passage_max_len']}); "

@@ -54,7 +54,7 @@ class StudyError(HybridTevatronError):
     """A study root that cannot take this run (another configuration, a missing setting or data folder)."""
 
 
-def _words(name: str) -> list[str] | None:
+def _env_words(name: str) -> list[str] | None:
     value = os.environ.get(name, "").replace(",", " ").split()
     return value or None
 
@@ -216,7 +216,7 @@ class Study:
         fill = dict(self.dirs)
         argv = [model, *[a.format(**fill) for a in es.args], out] if es.family == "lareqa" else \
             [model, out, *[a.format(**fill) for a in es.args]]
-        langs = [x for x in es.languages if x in (_words("EVAL_LANGUAGES") or es.languages)]
+        langs = [x for x in es.languages if x in (_env_words("EVAL_LANGUAGES") or es.languages)]
         if langs != list(es.languages):
             argv += ["--languages", *langs]
         images, questions = pool_caps(e)
@@ -366,7 +366,7 @@ def main(argv=None) -> int:
         doc.add_argument(flag, required=flag != "--source")
     args = ap.parse_args(argv)
     if args.cmd == "plan":
-        the_plan = plan(_seeds(), _words("CELLS"), _words("EVAL_SETS"))
+        the_plan = plan(_seeds(), _env_words("CELLS"), _env_words("EVAL_SETS"))
         for r in the_plan["runs"]:
             print(f"{run_name(r['cell'], r['seed'])}: {' '.join(r['evals'])}")
         print(json.dumps({k: round(v, 1) for k, v in estimate(the_plan, *pool_caps(os.environ)).items()}))
@@ -402,7 +402,7 @@ def pool_caps(env) -> tuple:
 
 
 def _seeds() -> list[int]:
-    return [int(x) for x in (_words("SEEDS") or G.DEFAULT_SEEDS)]
+    return [int(x) for x in (_env_words("SEEDS") or G.DEFAULT_SEEDS)]
 
 
 def run(root: str, config: dict) -> None:
@@ -413,7 +413,7 @@ def run(root: str, config: dict) -> None:
     if missing:
         raise StudyError(f"environment lacks {', '.join(missing)} (run bash recipes/domain_adaptation.sh)")
     seeds = _seeds()
-    the_plan = plan(seeds, _words("CELLS"), _words("EVAL_SETS"))
+    the_plan = plan(seeds, _env_words("CELLS"), _env_words("EVAL_SETS"))
     study = Study(root, env)
     for k in ("xtd10", "multi30k", "multi30k_task2", "xquad_r"):
         if not os.path.isdir(study.dirs[k]):

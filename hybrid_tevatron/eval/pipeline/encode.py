@@ -67,7 +67,7 @@ def resolve(model: str, overrides: dict, encoder: Encoder, dtype: Dtype) -> dict
             "encoder": encoder.value, "dtype": dtype.value, "source": source}
 
 
-class Encoding:
+class EncodeStage:
     """The encode stage of one evaluation: ``model_arg`` is what Pyserini sees (``model``, a link in the work
     folder, for a local model; else the Hub id)."""
 
