@@ -106,53 +106,102 @@ def search(plan: dict, index_root: str, queries_root: str, runs_dir: str, runner
            threads: int = 1, batch_size: int = SEARCH_BATCH, only=None) -> list[dict]:
     """Run ``python -m pyserini.search.faiss`` for the searches of the plan: MIRACL's one by one, a pool plan's
     (``"ranks": true``) one call per index (module docstring)."""
-    from hybrid_tevatron.eval.pipeline.ranks import read_exclusions
-
     os.makedirs(runs_dir, exist_ok=True)
-    root = plan["root"]
     searches = select(plan, only)
-    rel = runner.rel
-    t0 = time.time()
-
-    def pyserini_search(index: str, topics_file: str, queries: str, hits: int, output: str) -> None:
-        runner.run("pyserini.search.faiss", [
-            "--index", rel(index), "--topics", rel(topics_file), "--encoded-queries", rel(queries),
-            "--output", rel(output), "--hits", hits, "--batch-size", batch_size, "--threads", threads])
-
     for s in searches:
         for path, what in ((os.path.join(index_root, s["index"]), "index"),
                            (os.path.join(queries_root, s["queries"]), "encoded queries"),
-                           (os.path.join(root, s["topics"]), "topics")):
+                           (os.path.join(plan["root"], s["topics"]), "topics")):
             if not os.path.exists(path):
                 raise StepError(f"search {s['name']}: {what} not found: {path}")
-    done = []
-    singles = [s for s in searches if not s.get("ranks")]
-    for i, s in enumerate(singles, 1):
-        run = os.path.join(runs_dir, s.get("run", s["name"] + ".trec"))
-        topics = os.path.join(root, s["topics"])
-        start = time.time()
-        with atomic_path(run) as raw:
-            pyserini_search(os.path.join(index_root, s["index"]), topics, os.path.join(queries_root, s["queries"]),
-                            int(s["hits"]), raw)
-            lines = check_run(raw, read_qids(topics))
-        log.info(f"search [{i}/{len(singles)}] {s['name']}: {lines} hits ({time.time() - start:.1f}s)")
-        done.append({"name": s["name"], "run": run})
+    searcher = _Searcher(runner, plan["root"], index_root, queries_root, runs_dir, threads, batch_size)
+    done = searcher.singles([s for s in searches if not s.get("ranks")])
     by_index: dict[str, list[dict]] = {}
     for s in searches:
         if s.get("ranks"):
             by_index.setdefault(s["index"], []).append(s)
-    if not by_index:
+    return done + searcher.pooled(by_index) if by_index else done
+
+
+class _Searcher:
+    """One evaluation's Pyserini searches: the folders, the runner and the search settings."""
+
+    def __init__(self, runner: CliRunner, root: str, index_root: str, queries_root: str, runs_dir: str,
+                 threads: int, batch_size: int):
+        self.runner, self.root, self.index_root, self.queries_root = runner, root, index_root, queries_root
+        self.runs_dir, self.threads, self.batch_size = runs_dir, threads, batch_size
+        self.t0 = time.time()
+
+    def run_path(self, s: dict) -> str:
+        return os.path.join(self.runs_dir, s.get("run", s["name"] + ".trec"))
+
+    def pyserini_search(self, index: str, topics_file: str, queries: str, hits: int, output: str) -> None:
+        rel = self.runner.rel
+        self.runner.run("pyserini.search.faiss", [
+            "--index", rel(index), "--topics", rel(topics_file), "--encoded-queries", rel(queries),
+            "--output", rel(output), "--hits", hits, "--batch-size", self.batch_size, "--threads", self.threads])
+
+    def singles(self, singles: list[dict]) -> list[dict]:
+        """One search per call, its run checked against its topics."""
+        done = []
+        for i, s in enumerate(singles, 1):
+            run = self.run_path(s)
+            topics = os.path.join(self.root, s["topics"])
+            start = time.time()
+            with atomic_path(run) as raw:
+                self.pyserini_search(os.path.join(self.index_root, s["index"]), topics,
+                                     os.path.join(self.queries_root, s["queries"]), int(s["hits"]), raw)
+                lines = check_run(raw, read_qids(topics))
+            log.info(f"search [{i}/{len(singles)}] {s['name']}: {lines} hits ({time.time() - start:.1f}s)")
+            done.append({"name": s["name"], "run": run})
         return done
-    combined = None
-    if any(len({s["queries"] for s in group}) > 1 for group in by_index.values()):
-        combined = combine_queries(queries_root, {s["queries"] for g in by_index.values() for s in g})
-    for i, (index, group) in enumerate(by_index.items(), 1):
-        start = time.time()
+
+    def pooled(self, by_index: dict[str, list[dict]]) -> list[dict]:
+        """One call per index for all its searches (their topics together, deep enough for an excluded own
+        caption), split back into one run per search."""
+        combined = None
+        if any(len({s["queries"] for s in group}) > 1 for group in by_index.values()):
+            combined = combine_queries(self.queries_root, {s["queries"] for g in by_index.values() for s in g})
+        done = []
+        for i, (index, group) in enumerate(by_index.items(), 1):
+            start = time.time()
+            targets, topic_lines = self.group_topics(index, group)
+            hits = max(int(s["hits"]) for s in group)
+            deep = hits + (1 if any(s.get("exclude") for s in group) else 0)
+            deep = min(deep, max(int(s.get("pool_size", deep)) for s in group))
+            queries = os.path.join(self.queries_root, group[0]["queries"]) if len(group) == 1 or combined is None \
+                else combined
+            topics = os.path.join(self.runs_dir, "topics", index.replace("/", "_") + ".tsv")  # commands.sh reads it
+            os.makedirs(os.path.dirname(topics), exist_ok=True)
+            atomic_write_text(topics, "".join(topic_lines))
+            raw = os.path.join(self.runs_dir, f".{index.replace('/', '_')}.raw.tmp")
+            try:
+                self.pyserini_search(os.path.join(self.index_root, index), topics, queries, deep, raw)
+                check_run(raw, list(targets))
+                tmp_targets = {q: (t[0] + ".tmp", t[1]) for q, t in targets.items()}
+                written = split_run(raw, tmp_targets, hits)
+                for path in written:
+                    os.replace(path, path[:-len(".tmp")])
+            finally:
+                for path in [raw] + [t[0] + ".tmp" for t in targets.values()]:
+                    if os.path.exists(path):
+                        os.remove(path)
+            log.info(f"search [{i}/{len(by_index)}] index {index}: {len(group)} searches, {len(targets)} queries, "
+                     f"{sum(written.values())} hits kept ({time.time() - start:.1f}s, "
+                     f"{time.time() - self.t0:.0f}s so far)")
+            done += [{"name": s["name"], "run": self.run_path(s)} for s in group]
+        return done
+
+    def group_topics(self, index: str, group: list[dict]) -> tuple[dict, list[str]]:
+        """``qid -> (run file, excluded docid)`` and the topic lines of the searches of one index; a query searched
+        twice on one index is an error."""
+        from hybrid_tevatron.eval.pipeline.ranks import read_exclusions
+
         targets, topic_lines = {}, []
         for s in group:
-            run = os.path.join(runs_dir, s.get("run", s["name"] + ".trec"))
-            exclude = read_exclusions(os.path.join(root, s["exclude"])) if s.get("exclude") else {}
-            with open(os.path.join(root, s["topics"]), encoding="utf-8") as f:
+            run = self.run_path(s)
+            exclude = read_exclusions(os.path.join(self.root, s["exclude"])) if s.get("exclude") else {}
+            with open(os.path.join(self.root, s["topics"]), encoding="utf-8") as f:
                 for line in f:
                     if not line.strip():
                         continue
@@ -162,28 +211,4 @@ def search(plan: dict, index_root: str, queries_root: str, runs_dir: str, runner
                                         f"index {index}")
                     targets[qid] = (run, exclude.get(qid))
                     topic_lines.append(line if line.endswith("\n") else line + "\n")
-        hits = max(int(s["hits"]) for s in group)
-        deep = hits + (1 if any(s.get("exclude") for s in group) else 0)
-        deep = min(deep, max(int(s.get("pool_size", deep)) for s in group))
-        queries = os.path.join(queries_root, group[0]["queries"]) if len(group) == 1 or combined is None \
-            else combined
-        topics = os.path.join(runs_dir, "topics", index.replace("/", "_") + ".tsv")  # kept: commands.sh reads it
-        os.makedirs(os.path.dirname(topics), exist_ok=True)
-        atomic_write_text(topics, "".join(topic_lines))
-        raw = os.path.join(runs_dir, f".{index.replace('/', '_')}.raw.tmp")
-        try:
-            pyserini_search(os.path.join(index_root, index), topics, queries, deep, raw)
-            check_run(raw, list(targets))
-            tmp_targets = {q: (t[0] + ".tmp", t[1]) for q, t in targets.items()}
-            written = split_run(raw, tmp_targets, hits)
-            for path in written:
-                os.replace(path, path[:-len(".tmp")])
-        finally:
-            for path in [raw] + [t[0] + ".tmp" for t in targets.values()]:
-                if os.path.exists(path):
-                    os.remove(path)
-        log.info(f"search [{i}/{len(by_index)}] index {index}: {len(group)} searches, {len(targets)} queries, "
-                 f"{sum(written.values())} hits kept ({time.time() - start:.1f}s, {time.time() - t0:.0f}s so far)")
-        done += [{"name": s["name"], "run": os.path.join(runs_dir, s.get("run", s["name"] + ".trec"))}
-                 for s in group]
-    return done
+        return targets, topic_lines

@@ -92,10 +92,42 @@ def evaluate_lareqa(manifest_path: str, ranks_dir: str, settings=SETTINGS, seen_
                     trec_eval_dir: str | None = None, runs_dir: str | None = None) -> dict:
     """All metrics of the ranks in ``ranks_dir`` for the searches of ``manifest_path``; returns the results dict
     (with ``crosscheck`` against the oracle's trec_eval outputs in ``trec_eval_dir`` when given)."""
+    manifest = load_pool_manifest(manifest_path)
+    searches, ranked = _ranked_searches(manifest, manifest_path, ranks_dir, settings)
+    per_search, search_info, per_query_all = _score_searches(manifest["root"], searches, ranked, ranks_dir, runs_dir)
+    out_settings = _by_setting(searches, per_search, search_info, settings, manifest["languages"])
+    results = {
+        "format": RESULTS_FORMAT,
+        "name": name or os.path.basename(os.path.normpath(runs_dir or ranks_dir)),
+        "dataset": manifest["dataset"],
+        "manifest": os.path.join(os.path.dirname(manifest_path) if manifest_path.endswith(".json") else manifest_path,
+                                 "manifest.json"),
+        "ranks_dir": ranks_dir,
+        "runs_dir": runs_dir,
+        "languages": manifest["languages"],
+        "selection": manifest.get("selection"),
+        "summary": _summary(out_settings),
+        "settings": out_settings,
+        "searches": search_info,
+        "notes": _notes(search_info),
+    }
+    if manifest.get("proxy"):
+        results["proxy"] = manifest["proxy"]
+        for key in ("relation", "relation_note"):  # translation / description / mixed: never pooled together
+            if manifest.get(key):
+                results[key] = manifest[key]
+        _pivot(results, manifest.get("pivot", PIVOT))
+    if seen_languages:
+        results["seen_unseen"] = seen_unseen(results, seen_languages)
+    if trec_eval_dir is not None:
+        results["crosscheck"] = crosscheck(per_query_all, ranked, trec_eval_dir)
+    return results
+
+
+def _ranked_searches(manifest: dict, manifest_path: str, ranks_dir: str, settings) -> tuple[list[dict], dict]:
+    """The manifest's searches of ``settings`` and the ranks file of ``ranks_dir``, which must rank every one."""
     from hybrid_tevatron.eval.pipeline.ranks import RANKS_FILE, RANKS_FORMAT
 
-    manifest = load_pool_manifest(manifest_path)
-    root = manifest["root"]
     searches = [s for s in manifest["searches"] if s["setting"] in settings]
     if not searches:
         raise EvalError(f"{manifest_path}: no searches for settings {list(settings)}")
@@ -106,8 +138,13 @@ def evaluate_lareqa(manifest_path: str, ranks_dir: str, settings=SETTINGS, seen_
     if missing:
         raise EvalError(f"{ranks_dir}: no ranks for {len(missing)} of {len(searches)} searches, e.g. "
                         f"{', '.join(missing[:5])} (choose --settings to evaluate fewer settings)")
+    return searches, ranked
 
-    per_search, search_info, notes, per_query_all = {}, {}, [], {}
+
+def _score_searches(root: str, searches: list[dict], ranked: dict, ranks_dir: str,
+                    runs_dir: str | None) -> tuple[dict, dict, dict]:
+    """Per search: its mean metrics, what results.json says of it, and its per-query values."""
+    per_search, search_info, per_query_all = {}, {}, {}
     for i, s in enumerate(searches, 1):
         info = ranked["searches"][s["name"]]
         if info["pool_size"] != s["pool_size"]:
@@ -128,8 +165,12 @@ def evaluate_lareqa(manifest_path: str, ranks_dir: str, settings=SETTINGS, seen_
         log.info(f"[{i}/{len(searches)}] {s['name']}: {len(pq)} queries, mAP {per_search[s['name']]['map']:.4f}"
                  + (f", rank distance {fmt(per_search[s['name']]['rank_distance'], 'rank_distance')}"
                     if s["setting"] == "multi" else ""))
+    return per_search, search_info, per_query_all
 
-    langs = manifest["languages"]
+
+def _by_setting(searches: list[dict], per_search: dict, search_info: dict, settings, langs: list[str]) -> dict:
+    """results.json's ``settings``: mono per language, cross per query language and pair, multi per language, each
+    with its macro average."""
     out_settings: dict = {}
     by_setting = {st: [s for s in searches if s["setting"] == st] for st in settings}
     if by_setting.get("mono"):
@@ -150,14 +191,23 @@ def evaluate_lareqa(manifest_path: str, ranks_dir: str, settings=SETTINGS, seen_
             per_lang[s["query_lang"]]["unretrieved_relevant"] = search_info[s["name"]]["unretrieved_relevant"]
         out_settings["multi"] = {"macro": _aggregate(list(per_lang.values()), METRIC_KEYS + ("rank_distance",)),
                                  "per_language": per_lang}
+    return out_settings
 
+
+def _summary(out_settings: dict) -> dict:
+    """``{setting}.{metric}`` macro values and the multilingual rank distance."""
     summary = {}
     for st, body in out_settings.items():
         for k in METRIC_KEYS:
             summary[f"{st}.{k}"] = body["macro"][k]
     if "multi" in out_settings:
         summary["rank_distance"] = out_settings["multi"]["macro"]["rank_distance"]
+    return summary
 
+
+def _notes(search_info: dict) -> list[str]:
+    """What a reader must know about the counts: relevant items outside their pool, queries never ranked."""
+    notes = []
     outside = sum(info["unretrieved_relevant"] for info in search_info.values())
     if outside:
         notes.append(f"{outside} relevant docids of the qrels are not in their search's pool; they count as "
@@ -165,33 +215,7 @@ def evaluate_lareqa(manifest_path: str, ranks_dir: str, settings=SETTINGS, seen_
     unranked = sum(info["queries_missing"] for info in search_info.values())
     if unranked:
         notes.append(f"{unranked} queries of the qrels have no topic or no encoding; they score 0 (trec_eval -c)")
-
-    results = {
-        "format": RESULTS_FORMAT,
-        "name": name or os.path.basename(os.path.normpath(runs_dir or ranks_dir)),
-        "dataset": manifest["dataset"],
-        "manifest": os.path.join(os.path.dirname(manifest_path) if manifest_path.endswith(".json") else manifest_path,
-                                 "manifest.json"),
-        "ranks_dir": ranks_dir,
-        "runs_dir": runs_dir,
-        "languages": langs,
-        "selection": manifest.get("selection"),
-        "summary": summary,
-        "settings": out_settings,
-        "searches": search_info,
-        "notes": notes,
-    }
-    if manifest.get("proxy"):
-        results["proxy"] = manifest["proxy"]
-        for key in ("relation", "relation_note"):  # translation / description / mixed: never pooled together
-            if manifest.get(key):
-                results[key] = manifest[key]
-        _pivot(results, manifest.get("pivot", PIVOT))
-    if seen_languages:
-        results["seen_unseen"] = seen_unseen(results, seen_languages)
-    if trec_eval_dir is not None:
-        results["crosscheck"] = crosscheck(per_query_all, ranked, trec_eval_dir)
-    return results
+    return notes
 
 
 def crosscheck(per_query: dict[str, dict], ranked: dict, trec_eval_dir: str) -> dict:
