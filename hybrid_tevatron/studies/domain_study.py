@@ -1,23 +1,18 @@
 """The domain-adaptation study (grid: :mod:`hybrid_tevatron.studies.domain_grid`): run it, summarise it, write its doc.
 
-    bash recipes/domain_adaptation.sh [OUT]      # = config_json | python -m hybrid_tevatron.studies.domain_study run
+    bash recipes/domain_adaptation.sh [OUT]      # = python -m hybrid_tevatron.studies.domain_study run --root OUT
     python -m hybrid_tevatron.studies.domain_study summarize --root runs/domain_adaptation
     python -m hybrid_tevatron.studies.domain_study doc --summary runs/domain_adaptation/summary.json \\
         --doc docs/domain_adaptation.md
 
-``run`` reads the recipe's settings (JSON on stdin, as recipes/_common.sh's ``config_json`` prints them) and its
-environment (MODEL, STEPS, BATCH, ... exported by the recipe; SEEDS, CELLS, EVAL_SETS, EVAL_IMAGES,
-EVAL_QUESTIONS, EVAL_LANGUAGES, FLICKR_IMAGES, KEEP_MODELS, XQUAD_R, MULTI30K, MULTI30K_TASK2, XTD10), records
-``config.json`` (a
-different configuration in the same root is refused), ``plan.json`` and ``hardware.json``, then prepares the
-sources, trains and evaluates every planned (cell, seed) — each step one ``python -m`` subprocess, appended to
-``commands.sh`` before it runs and to ``timings.tsv`` when it succeeded — chooses the aim candidate on the
-validation sets (``choice.json``) and writes ``summary.{json,md}``.
-Resumable: a model with ``DONE`` and an evaluation with ``results/results.json`` are skipped. One study per root at
-a time: ``run`` holds :class:`hybrid_tevatron.locks.FolderLock` on the root until it ends (a second ``run`` on the
-same root is refused at once with one line naming the holder); Ctrl-C or SIGTERM stops the running step and ends
-with one line saying what was kept and that the same command resumes. Layout under the
-root: ``data/{source}/``, ``models/{cell}-s{seed}/`` (deleted once its evaluations exist, unless KEEP_MODELS=1),
+``run`` reads its settings from the environment: the budget (:mod:`hybrid_tevatron.studies.budget`: MODEL, STEPS,
+BATCH, ...), SEEDS, CELLS, EVAL_SETS, EVAL_IMAGES, EVAL_QUESTIONS, EVAL_LANGUAGES, FLICKR_IMAGES, KEEP_MODELS,
+XQUAD_R, MULTI30K, MULTI30K_TASK2, XTD10. On the shared study core (:mod:`hybrid_tevatron.studies.core`: one run per
+root, held by a lock; another configuration refused; every step one replayable ``python -m`` subprocess in
+``commands.sh``, its time in ``timings.tsv``; ``models/RUN/DONE``; models deleted once evaluated unless
+KEEP_MODELS=1; Ctrl-C ends with one line saying what was kept; the same command resumes) it prepares the sources,
+trains and evaluates every planned (cell, seed), chooses the aim candidate on the validation sets (``choice.json``)
+and writes ``summary.{json,md}``. Layout under the root: ``data/{source}/``, ``models/{cell}-s{seed}/``,
 ``eval/{set}/{cell}-s{seed}/results/`` (or ``eval/{set}/zero-shot/``), ``choice.json``.
 
 ``summary.json``: ``{set: {cell: {metric: {mean, std, n, values, seeds}}}}`` plus ``meta`` and ``cells`` (status
@@ -30,33 +25,21 @@ retrieval.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import shlex
-import shutil
-import subprocess
 import sys
-import time
+from collections.abc import Mapping
 
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
-from hybrid_tevatron.errors import HybridTevatronError, Interrupted, report_errors, signals_interrupt
-from hybrid_tevatron.locks import FolderLock
+from hybrid_tevatron.errors import report_errors
 from hybrid_tevatron.logs import get_logger
 from hybrid_tevatron.studies import domain_grid as G
+from hybrid_tevatron.studies.budget import Budget
+from hybrid_tevatron.studies.core import StudyError, StudyRoot, env_words
 from hybrid_tevatron.studies.domain_tables import markdown, render, run_name
 from hybrid_tevatron.studies.records import read_record, read_timings, results_path, seed_stats
 
 log = get_logger(__name__)
-
-
-class StudyError(HybridTevatronError):
-    """A study root that cannot take this run (another configuration, a missing setting or data folder)."""
-
-
-def _env_words(name: str) -> list[str] | None:
-    value = os.environ.get(name, "").replace(",", " ").split()
-    return value or None
 
 
 # ------------------------------------------------------------------------------------------------------ the plan
@@ -112,53 +95,20 @@ def estimate(the_plan: dict, images: int | None, questions: int | None) -> dict:
     return {"train_runs": len(trained), "train_min": train, "eval_min": evals, "total_min": train + evals}
 
 
-def start(root: str, config: dict, the_plan: dict) -> None:
-    from hybrid_tevatron.hardware import hardware
-
-    path = os.path.join(root, "config.json")
-    old = read_record(path)
-    if old is not None and old != config:
-        keys = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-        raise StudyError(f"{root} holds results of another configuration (see {path}; differs in "
-                         f"{', '.join(keys)}); choose another OUT")
-    os.makedirs(root, exist_ok=True)
-    if old is None:
-        atomic_write_json(path, config)
-    atomic_write_json(os.path.join(root, "plan.json"), the_plan)
-    atomic_write_json(os.path.join(root, "hardware.json"), hardware())
-
-
 # ------------------------------------------------------------------------------------------------------ running
 
-class Study:
-    def __init__(self, root: str, env: dict[str, str]):
-        self.root, self.env = os.path.abspath(root), env
-        self.python = env.get("PYTHON") or sys.executable
-        self.dirs = {k: env.get(k.upper()) or os.path.normpath(os.path.join(_ROOT, "..", "shared", "data", folder))
-                     for k, folder in (("xtd10", "xtd10"), ("multi30k", "multi30k"),
-                                       ("multi30k_task2", "multi30k-task2"))}
-        self.dirs.update(xquad_r=env.get("XQUAD_R", ""), wiki=os.path.join(self.root, "data", "wiki"))
+class Study(StudyRoot):
+    """The domain study on the shared core: its data folders, sources, trainings and evaluations."""
 
-    def step(self, stage: str, module: str, argv: list[str]) -> None:
-        """``python -m module argv`` as a logged, replayable step: commands.sh first, timings.tsv on success."""
-        cmd = [self.python, "-m", module, *map(str, argv)]
-        with open(os.path.join(self.root, "commands.sh"), "a", encoding="utf-8") as f:
-            f.write(shlex.join(["python", "-m", module, *map(str, argv)]) + "\n")
-        log.info(f"{stage}: {shlex.join(cmd[1:])}")
-        t0 = time.time()
-        proc = subprocess.Popen(cmd, env=self.env)
-        try:
-            proc.wait()
-        except Interrupted as err:
-            _stop(proc, err.signum)
-            raise
-        if proc.returncode != 0:
-            raise StudyError(f"{stage} failed (exit {proc.returncode}): {shlex.join(cmd[1:])}")
-        with open(os.path.join(self.root, "timings.tsv"), "a", encoding="utf-8") as f:
-            f.write(f"{stage}\t{time.time() - t0:.0f}\n")
+    def __init__(self, root: str, env: Mapping[str, str]):
+        super().__init__(root, env, "the domain study")
+        self.budget = Budget.from_env(self.env)
+        self.dirs = {k: self.env.get(k.upper()) or os.path.normpath(os.path.join(_ROOT, "..", "shared", "data", d))
+                     for k, d in (("xtd10", "xtd10"), ("multi30k", "multi30k"), ("multi30k_task2", "multi30k-task2"))}
+        self.dirs.update(xquad_r=self.env.get("XQUAD_R", ""), wiki=self.path("data", "wiki"))
 
     def prepare(self, source: str) -> str:
-        out = os.path.join(self.root, "data", source)
+        out = self.path("data", source)
         if os.path.isfile(os.path.join(out, "stats.json")):
             return out
         if source == "wiki":
@@ -174,101 +124,58 @@ class Study:
                    *(["--max_examples", n] if n else [])])
         return out
 
-    def model_dir(self, cell: str, seed: int) -> str:
-        return os.path.join(self.root, "models", run_name(cell, seed))
-
     def train(self, cell: G.Cell, seed: int) -> str:
-        out = self.model_dir(cell.name, seed)
-        if os.path.isfile(os.path.join(out, "DONE")):
-            return out
+        run = run_name(cell.name, seed)
+        return self.trained(run, lambda out: self.step(f"train:{run}", "hybrid_tevatron.driver.train",
+                                                       self.train_argv(cell, seed, out)))
+
+    def train_argv(self, cell: G.Cell, seed: int, out: str) -> list[str]:
+        """The budget's training flags on the cell's sources: the first is ``--train_files``, the others
+        ``--extra_sources``; translation sources are cross-only; the cell's step weights."""
         dirs = [self.prepare(s) for s in cell.sources]
         langs = list(dict.fromkeys(x for s in cell.sources for x in G.SOURCES[s].languages))
-        e = self.env
-        argv = ["--model_name_or_path", e["MODEL"], "--pooling", "mean", "--normalize", "--temperature",
-                e["TEMPERATURE"], "--query_prefix", "query: ", "--passage_prefix", "passage: ",
-                "--train_files", dirs[0]]
-        argv += [x for s, d in zip(cell.sources[1:], dirs[1:]) for x in ("--extra_sources", f"{s}:{d}")]
-        argv += ["--languages", *langs, "--regime", cell.regime, "--alpha", e["ALPHA"]]
+        sources = [x for s, d in zip(cell.sources[1:], dirs[1:]) for x in ("--extra_sources", f"{s}:{d}")]
         cross_only = [s for s in cell.sources if G.SOURCES[s].cross_only]
         if cross_only:
-            argv += ["--cross_only_sources", ",".join(cross_only)]
+            sources += ["--cross_only_sources", ",".join(cross_only)]
         if cell.weights:
-            argv += ["--source_weights", ",".join(f"{s}={w}" for s, w in zip(cell.sources, cell.weights))]
-        argv += ["--train_group_size", e["GROUP_SIZE"], "--query_max_len", e["QUERY_MAX_LEN"],
-                 "--passage_max_len", e["PASSAGE_MAX_LEN"], "--output_dir", out, "--overwrite_output_dir",
-                 "--per_device_train_batch_size", e["BATCH"], "--max_steps", e["STEPS"], "--optim", "adamw_torch",
-                 "--learning_rate", e["LR"], "--weight_decay", "0.01", "--warmup_ratio", e["WARMUP_RATIO"],
-                 "--seed", seed, "--dataloader_drop_last", "--save_strategy", "no", "--logging_steps", "10",
-                 "--report_to", "none"]
-        self.step(f"train:{run_name(cell.name, seed)}", "hybrid_tevatron.driver.train", argv)
-        atomic_write_text(os.path.join(out, "DONE"), "")
-        return out
-
-    def eval_dir(self, eval_set: str, cell: str, seed: int | None) -> str:
-        return os.path.join(self.root, "eval", eval_set, run_name(cell, seed))
+            sources += ["--source_weights", ",".join(f"{s}={w}" for s, w in zip(cell.sources, cell.weights))]
+        return self.budget.train_argv([dirs[0]], langs, cell.regime, seed, out, sources)
 
     def evaluate(self, model: str, eval_set: str, cell: str, seed: int | None) -> None:
-        out, es, e = self.eval_dir(eval_set, cell, seed), G.EVAL_SET[eval_set], self.env
+        run, es = run_name(cell, seed), G.EVAL_SET[eval_set]
+        out = self.eval_dir(eval_set, run)
         if results_path(out):
             return
         if es.family == "lareqa":
             self.prepare("wiki")  # its {test,val}_articles.txt select the articles
-        fill = dict(self.dirs)
-        argv = [model, *[a.format(**fill) for a in es.args], out] if es.family == "lareqa" else \
-            [model, out, *[a.format(**fill) for a in es.args]]
-        langs = [x for x in es.languages if x in (_env_words("EVAL_LANGUAGES") or es.languages)]
+        args = [a.format(**self.dirs) for a in es.args]
+        positional = [model, *args, out] if es.family == "lareqa" else [model, out, *args]
+        extra = []
+        langs = [x for x in es.languages if x in (env_words(self.env, "EVAL_LANGUAGES") or es.languages)]
         if langs != list(es.languages):
-            argv += ["--languages", *langs]
-        images, questions = pool_caps(e)
+            extra += ["--languages", *langs]
+        images, questions = pool_caps(self.env)
         cap = questions if es.family == "lareqa" else images
         if cap:
-            argv += ["--max_questions" if es.family == "lareqa" else "--max_images", cap]
-        argv += ["--name", run_name(cell, seed), "--pooling", "mean", "--normalize", "--query_prefix", "query: ",
-                 "--passage_prefix", "passage: ", "--query_max_len", e["EVAL_QUERY_MAX_LEN"], "--passage_max_len",
-                 e["EVAL_PASSAGE_MAX_LEN"], "--threads", str(os.cpu_count() or 1), "--overwrite"]
-        self.step(f"eval:{eval_set}:{run_name(cell, seed)}", "hybrid_tevatron.eval", [es.family, *argv])
+            extra += ["--max_questions" if es.family == "lareqa" else "--max_images", str(cap)]
+        self.step(f"eval:{eval_set}:{run}", "hybrid_tevatron.eval",
+                  self.budget.eval_argv(es.family, positional, run, extra))
 
     def run(self, the_plan: dict) -> None:
-        for r in the_plan["runs"]:
-            self._one(r["cell"], r["seed"], r["evals"], the_plan["runs"])
+        runs = the_plan["runs"]
+        for r in runs:
+            cell, seed = G.CELL[r["cell"]], r["seed"]
+            todo = [s for s in r["evals"] if not self.has_results(s, run_name(cell.name, seed))]
+            if not todo:
+                log.info(f"{run_name(cell.name, seed)}: done (results exist)")
+            for s in todo:
+                model = self.budget.model if cell.regime == "zero-shot" else self.train(cell, seed)
+                self.evaluate(model, s, cell.name, seed)
+            self.cleanup(run_name(q["cell"], q["seed"]) for q in runs
+                         if any(not self.has_results(s, run_name(q["cell"], q["seed"])) for s in q["evals"]))
         if the_plan["candidates"]:
             choose(self.root, the_plan)
-
-    def _one(self, cell_name: str, seed: int | None, evals: list[str], runs: list[dict]) -> None:
-        cell = G.CELL[cell_name]
-        todo = [s for s in evals if not results_path(self.eval_dir(s, cell_name, seed))]
-        if not todo:
-            log.info(f"{run_name(cell_name, seed)}: done (results exist)")
-        for s in todo:
-            model = self.env["MODEL"] if cell.regime == "zero-shot" else self.train(cell, seed)
-            self.evaluate(model, s, cell_name, seed)
-        self._cleanup(runs)
-
-    def _cleanup(self, runs: list[dict]) -> None:
-        """Delete every model whose planned evaluations all exist (KEEP_MODELS=1 keeps them)."""
-        models = os.path.join(self.root, "models")
-        if self.env.get("KEEP_MODELS") == "1" or not os.path.isdir(models):
-            return
-        needed = {run_name(r["cell"], r["seed"]) for r in runs
-                  if any(not results_path(self.eval_dir(s, r["cell"], r["seed"])) for s in r["evals"])}
-        for name in os.listdir(models):
-            if name not in needed:
-                shutil.rmtree(os.path.join(models, name))
-
-
-def _stop(proc: subprocess.Popen, signum: int) -> None:
-    """Let a step that got the signal too (Ctrl-C reaches the whole process group) end by itself; forward it to one
-    that did not; kill it only if it still runs a minute later."""
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(signum)
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -355,7 +262,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hybrid_tevatron.studies.domain_study",
                                  description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name, text in (("run", "record the configuration (JSON on stdin), train, evaluate, summarize"),
+    for name, text in (("run", "record the configuration, train, evaluate, summarize (settings from the environment)"),
                        ("summarize", "eval/*/*/results.json -> summary.json + summary.md")):
         sub.add_parser(name, help=text).add_argument("--root", required=True)
     sub.add_parser("plan", help="print the planned runs (SEEDS, CELLS, EVAL_SETS, EVAL_IMAGES, EVAL_QUESTIONS "
@@ -366,13 +273,13 @@ def main(argv=None) -> int:
         doc.add_argument(flag, required=flag != "--source")
     args = ap.parse_args(argv)
     if args.cmd == "plan":
-        the_plan = plan(_seeds(), _env_words("CELLS"), _env_words("EVAL_SETS"))
+        the_plan = plan(_seeds(), env_words(os.environ, "CELLS"), env_words(os.environ, "EVAL_SETS"))
         for r in the_plan["runs"]:
             print(f"{run_name(r['cell'], r['seed'])}: {' '.join(r['evals'])}")
         print(json.dumps({k: round(v, 1) for k, v in estimate(the_plan, *pool_caps(os.environ)).items()}))
         return 0
     if args.cmd == "run":
-        run(args.root, json.load(sys.stdin))
+        run(args.root)
     if args.cmd in ("run", "summarize"):
         summary = summarize(args.root)
         atomic_write_json(os.path.join(args.root, "summary.json"), summary)
@@ -402,35 +309,26 @@ def pool_caps(env) -> tuple:
 
 
 def _seeds() -> list[int]:
-    return [int(x) for x in (_env_words("SEEDS") or G.DEFAULT_SEEDS)]
+    return [int(x) for x in (env_words(os.environ, "SEEDS") or G.DEFAULT_SEEDS)]
 
 
-def run(root: str, config: dict) -> None:
+def run(root: str) -> None:
     env = dict(os.environ)
-    missing = [k for k in ("MODEL", "STEPS", "BATCH", "GROUP_SIZE", "QUERY_MAX_LEN", "PASSAGE_MAX_LEN", "LR",
-                           "WARMUP_RATIO", "TEMPERATURE", "ALPHA", "EVAL_QUERY_MAX_LEN", "EVAL_PASSAGE_MAX_LEN",
-                           "XQUAD_R") if not env.get(k)]
-    if missing:
-        raise StudyError(f"environment lacks {', '.join(missing)} (run bash recipes/domain_adaptation.sh)")
     seeds = _seeds()
-    the_plan = plan(seeds, _env_words("CELLS"), _env_words("EVAL_SETS"))
+    the_plan = plan(seeds, env_words(env, "CELLS"), env_words(env, "EVAL_SETS"))
     study = Study(root, env)
     for k in ("xtd10", "multi30k", "multi30k_task2", "xquad_r"):
         if not os.path.isdir(study.dirs[k]):
-            raise StudyError(f"{k} data folder not found: {study.dirs[k]} (set {k.upper()})")
+            raise StudyError(f"{k} data folder not found: {study.dirs[k]!r} (set {k.upper()})")
     images, questions = pool_caps(env)
-    config = dict(config, seeds=seeds, cells=the_plan["cells"], eval_sets=the_plan["test_sets"],
+    config = dict(study.budget.config(), seeds=seeds, cells=the_plan["cells"], eval_sets=the_plan["test_sets"],
                   eval_images=images or "all", eval_questions=questions or "all",
                   wiki_validation=f"training article j is validation when j % {G.WIKI_VAL_EVERY} == "
                                   f"{G.WIKI_VAL_EVERY - 1} (xquad_train --val_every)",
                   **{k.lower(): env.get(k, "") for k in ("EVAL_LANGUAGES", "FLICKR_IMAGES")})
-    with FolderLock(study.root, "the domain study"), signals_interrupt():
-        try:
-            start(study.root, config, the_plan)
-            study.run(the_plan)
-        except Interrupted as err:
-            raise Interrupted(err.signum, f"kept in {study.root}: the finished trainings (models/*/DONE) and "
-                              "evaluations (eval/*/*/results); rerun the same command to resume") from None
+    with study.running():
+        study.start(config, the_plan)
+        study.run(the_plan)
 
 
 if __name__ == "__main__":

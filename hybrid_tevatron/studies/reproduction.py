@@ -1,21 +1,26 @@
-"""The reproduction's numbers: aggregate per-seed ``results.json`` files into ``summary.json`` and write the tables of
-docs/reproduction.md from it (numbers are never typed by hand).
+"""The reproduction of the paper's comparison: run it, aggregate per-seed ``results.json`` files into
+``summary.json``, and write the tables of docs/reproduction.md from it (numbers are never typed by hand).
 
-    python -m hybrid_tevatron.studies.reproduction start --root runs/reproduce --seeds 1 2 3 < config.json
+    bash recipes/reproduce.sh [OUT]                 # = python -m hybrid_tevatron.studies.reproduction run --root OUT
     python -m hybrid_tevatron.studies.reproduction summarize --root runs/reproduce      # -> runs/reproduce/summary.json
     python -m hybrid_tevatron.studies.reproduction doc --summary runs/reproduce/summary.json --doc docs/reproduction.md
 
-Layout under ``--root`` (what recipes/reproduce.sh writes): ``eval/{dataset}/{run}/results/results.json`` (the
-output folder of recipes/eval_lareqa.sh; a plain ``{run}/results.json`` is read too) with ``run`` =
-``zero-shot`` or ``{regime}-s{seed}``; ``config.json`` (the recipe's settings), ``plan.json`` (the runs it intends
-to make), ``timings.tsv`` (stage, seconds) and ``hardware.json``. Per dataset and regime, ``summary.json`` holds for
-every metric ``{"mean", "std" (sample, 0 for one seed), "n", "values", "seeds"}``. Metric names: the evaluator's
-summary keys (``mono.map``, ``cross.recall_1``, ``rank_distance``…) and seen/unseen breakdowns
-``mono.map@seen``, ``multi.rank_distance@unseen``, ``cross.map@seen-unseen`` (query group - pool group).
+``run`` reads its settings from the environment: the budget (:mod:`hybrid_tevatron.studies.budget`: MODEL, STEPS,
+BATCH, ...), XQUAD_R and MLQA_R (folders), SEEDS [1 2 3], REGIMES [mono cross hybrid], MLQA_SEEDS [the first seed;
+empty: none], ZERO_SHOT [1], KEEP_MODELS [0]. On the shared study core (:mod:`hybrid_tevatron.studies.core`: one run
+per root, another configuration refused, every step a replayable ``python -m`` line in ``commands.sh``, its time in
+``timings.tsv``, ``models/RUN/DONE``, models deleted once evaluated, resumable) it prepares the XQuAD-R training
+articles, evaluates the zero-shot model, trains every (regime, seed) at the same budget and evaluates it on the
+held-out XQuAD-R articles (and MLQA-R for MLQA_SEEDS), then summarises.
 
-``start`` records a run's ``config.json`` (the settings, JSON on stdin; an existing different one is refused: one
-configuration per root), ``plan.json`` and ``hardware.json``. ``summarize`` also puts the first seed's runs side by
-side in ``compare/{dataset}/`` (``hybrid_tevatron.eval.reports.report --compare``).
+Layout under ``--root``: ``eval/{dataset}/{run}/results/results.json`` (a plain ``{run}/results.json`` is read too)
+with ``run`` = ``zero-shot`` or ``{regime}-s{seed}``; ``config.json`` (the settings), ``plan.json`` (the runs it
+intends to make), ``timings.tsv`` (stage, seconds) and ``hardware.json``. Per dataset and regime, ``summary.json``
+holds for every metric ``{"mean", "std" (sample, 0 for one seed), "n", "values", "seeds"}``. Metric names: the
+evaluator's summary keys (``mono.map``, ``cross.recall_1``, ``rank_distance``…) and seen/unseen breakdowns
+``mono.map@seen``, ``multi.rank_distance@unseen``, ``cross.map@seen-unseen`` (query group - pool group).
+``summarize`` also puts the first seed's runs side by side in ``compare/{dataset}/``
+(``hybrid_tevatron.eval.reports.report --compare``).
 
 ``doc`` replaces the blocks between ``<!-- BEGIN GENERATED: name -->`` and ``<!-- END GENERATED: name -->`` in
 the doc (names: config, hardware, status, xquad-r, mlqa-r, seen-unseen, paper, claims) and leaves the prose alone.
@@ -31,7 +36,11 @@ import re
 import sys
 
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
-from hybrid_tevatron.errors import HybridTevatronError, report_errors
+from hybrid_tevatron.data.languages import TRAIN_LANGUAGES
+from hybrid_tevatron.errors import report_errors
+from hybrid_tevatron.logs import get_logger
+from hybrid_tevatron.studies.budget import Budget, xquad_train_files
+from hybrid_tevatron.studies.core import StudyError, StudyRoot, env_words
 from hybrid_tevatron.studies.records import (
     config_block,
     fmt_stat,
@@ -43,6 +52,8 @@ from hybrid_tevatron.studies.records import (
     results_path,
     seed_stats,
 )
+
+log = get_logger(__name__)
 
 REGIMES = ("mono", "cross", "hybrid")
 RUN_ORDER = ("zero-shot",) + REGIMES
@@ -111,29 +122,65 @@ def summarize(root: str) -> dict:
     return summary
 
 
-class ReproductionError(HybridTevatronError):
-    """A reproduction root that cannot take this run (another configuration)."""
+ReproductionError = StudyError  # the name this module used; the core's error
 
 
-def start(root: str, config: dict, seeds, regimes, mlqa_seeds, zero_shot: bool) -> dict:
-    """Record ``config.json`` (refusing another configuration), ``plan.json`` and ``hardware.json``; the plan."""
-    from hybrid_tevatron.hardware import hardware
-
-    path = os.path.join(root, "config.json")
-    old = read_record(path)
-    if old is not None and old != config:
-        diff = [f"  {k}: {old.get(k)!r} there, {config.get(k)!r} now" for k in sorted(set(old) | set(config))
-                if old.get(k) != config.get(k)]
-        raise ReproductionError(f"{root} holds results of another configuration (see {path}); choose another "
-                                "OUT\n" + "\n".join(diff))
-    if old is None:
-        atomic_write_json(path, config)
+def plan(seeds, regimes, mlqa_seeds, zero_shot: bool) -> dict[str, list[str]]:
+    """The runs evaluated per dataset (``plan.json``): the zero-shot row, then ``{regime}-s{seed}``."""
     zero = ["zero-shot"] if zero_shot else []
-    plan = {"xquad-r": zero + [f"{r}-s{s}" for s in seeds for r in regimes],
+    return {"xquad-r": zero + [f"{r}-s{s}" for s in seeds for r in regimes],
             "mlqa-r": zero + [f"{r}-s{s}" for s in mlqa_seeds for r in regimes]}
-    atomic_write_json(os.path.join(root, "plan.json"), plan)
-    atomic_write_json(os.path.join(root, "hardware.json"), hardware())
-    return plan
+
+
+def run(root: str, env) -> None:
+    """Train and evaluate every planned run (module docstring); finished steps are skipped."""
+    budget = Budget.from_env(env)
+    seeds = env_words(env, "SEEDS") or ["1", "2", "3"]
+    regimes = env_words(env, "REGIMES") or list(REGIMES)
+    unknown = [r for r in regimes if r not in REGIMES]
+    if unknown:
+        raise StudyError(f"REGIMES: unknown {unknown} (choose from {' '.join(REGIMES)})")
+    mlqa_seeds = seeds[:1] if env.get("MLQA_SEEDS") is None else (env_words(env, "MLQA_SEEDS") or [])
+    zero_shot = env.get("ZERO_SHOT", "1") == "1"
+    the_plan = plan(seeds, regimes, mlqa_seeds, zero_shot)
+    dirs = {"xquad-r": env.get("XQUAD_R", ""), "mlqa-r": env.get("MLQA_R", "")}
+    for dataset, runs in the_plan.items():
+        if runs and not os.path.isdir(dirs[dataset]):
+            variable = dataset.upper().replace("-", "_")
+            raise StudyError(f"{dataset} data folder not found: {dirs[dataset]!r} (set {variable})")
+    study = StudyRoot(root, env, "the reproduction")
+    with study.running():
+        study.start(budget.config(), the_plan)
+        data = study.path("data", "xquad-train")
+        if not os.path.isfile(os.path.join(data, "stats.json")):
+            study.step("data:xquad-train", "hybrid_tevatron.data.xquad_train",
+                       ["--xquad_dir", dirs["xquad-r"], "--output_dir", data])
+
+        def evaluate(model: str, dataset: str, name: str) -> None:
+            extra = ["--seen_languages", *TRAIN_LANGUAGES]
+            if dataset == "xquad-r":  # the held-out articles only; MLQA-R whole
+                extra += ["--articles", f"@{os.path.join(data, 'test_articles.txt')}"]
+            study.step(f"eval:{dataset}:{name}", "hybrid_tevatron.eval", budget.eval_argv(
+                "lareqa", [model, dirs[dataset], study.eval_dir(dataset, name)], name, extra))
+
+        def pending(name: str) -> list[str]:
+            return [d for d, runs in the_plan.items() if name in runs and not study.has_results(d, name)]
+
+        for dataset in pending("zero-shot"):
+            evaluate(budget.model, dataset, "zero-shot")
+        trained = [f"{r}-s{s}" for s in seeds for r in regimes]
+        for name in trained:
+            todo = pending(name)
+            if not todo:
+                log.info(f"{name}: done (results exist)")
+                continue
+            regime, seed = name.rsplit("-s", 1)
+            model = study.trained(name, lambda out, regime=regime, seed=seed, name=name: study.step(
+                f"train:{name}", "hybrid_tevatron.driver.train",
+                budget.train_argv(xquad_train_files(data), TRAIN_LANGUAGES, regime, seed, out)))
+            for dataset in todo:
+                evaluate(model, dataset, name)
+            study.cleanup(n for n in trained if pending(n))
 
 
 def write_compares(root: str) -> list:
@@ -280,11 +327,31 @@ def render_doc(text: str, summary: dict, source: str) -> str:
     return render_blocks(text, summary, source, BLOCKS)
 
 
+def write_summary(root: str, output: str | None = None) -> None:
+    """``summary.json`` and ``summary.md`` (tables) from the root's results, and ``compare/`` (first seed)."""
+    summary = summarize(root)
+    out = output or os.path.join(root, "summary.json")
+    atomic_write_json(out, summary)
+    md = os.path.splitext(out)[0] + ".md"
+    atomic_write_text(md, "\n".join(
+        f"## {ds}\n\n" + results_table(summary, ds) + "\n" + seen_unseen_table(summary, ds)
+        for ds in summary if ds != "meta") + "\n## Against the paper\n\n" + paper_table(summary)
+        + "\n## The paper's orderings on our numbers\n\n" + claims_table(summary))
+    print(open(md, encoding="utf-8").read())
+    print(f"summary: {os.path.abspath(out)}\ntables: {os.path.abspath(md)}")
+    for dataset in write_compares(root):
+        print(f"side by side (first seed): {os.path.join(os.path.abspath(root), 'compare', dataset)}")
+
+
 @report_errors
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m hybrid_tevatron.studies.reproduction",
+                                 description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    st = sub.add_parser("start", help="record config.json (JSON on stdin), plan.json and hardware.json")
+    sub.add_parser("run", help="train, evaluate and summarise (settings from the environment)").add_argument(
+        "--root", required=True)
+    st = sub.add_parser("start", help="record config.json (JSON on stdin), plan.json and hardware.json (kept one "
+                        "release: run does it)")
     st.add_argument("--root", required=True)
     st.add_argument("--seeds", nargs="*", default=[])
     st.add_argument("--regimes", nargs="+", default=list(REGIMES))
@@ -299,22 +366,13 @@ def main(argv=None) -> int:
     d.add_argument("--source", help="how to name the summary in the doc (default: the --summary path)")
     args = ap.parse_args(argv)
     if args.cmd == "start":
-        os.makedirs(args.root, exist_ok=True)
-        start(args.root, json.load(sys.stdin), args.seeds, args.regimes, args.mlqa_seeds, bool(args.zero_shot))
+        StudyRoot(args.root, os.environ, "the reproduction").start(
+            json.load(sys.stdin), plan(args.seeds, args.regimes, args.mlqa_seeds, bool(args.zero_shot)))
         return 0
-    if args.cmd == "summarize":
-        summary = summarize(args.root)
-        out = args.output or os.path.join(args.root, "summary.json")
-        atomic_write_json(out, summary)
-        md = os.path.splitext(out)[0] + ".md"
-        atomic_write_text(md, "\n".join(
-            f"## {ds}\n\n" + results_table(summary, ds) + "\n" + seen_unseen_table(summary, ds)
-            for ds in summary if ds != "meta") + "\n## Against the paper\n\n" + paper_table(summary)
-            + "\n## The paper's orderings on our numbers\n\n" + claims_table(summary))
-        print(open(md, encoding="utf-8").read())
-        print(f"summary: {os.path.abspath(out)}\ntables: {os.path.abspath(md)}")
-        for dataset in write_compares(args.root):
-            print(f"side by side (first seed): {os.path.join(os.path.abspath(args.root), 'compare', dataset)}")
+    if args.cmd == "run":
+        run(args.root, os.environ)
+    if args.cmd in ("run", "summarize"):
+        write_summary(args.root, getattr(args, "output", None))
         return 0
     with open(args.summary, encoding="utf-8") as f:
         summary = json.load(f)
