@@ -115,15 +115,16 @@ def _lines(lines: list[str], crlf: bool = False) -> str:
 MLQA_LANGUAGES = ("ar", "de", "en", "es", "hi", "vi", "zh")
 
 
-def write_mlqa(out: str, paragraphs: int = 48) -> None:
+def write_mlqa(out: str, paragraphs: int = 64) -> None:
     """SQuAD-style ``{lang}.json`` like MLQA-R's: every question id is in en and in 1-3 other languages (so a
     question has 2-4 gold sentences across the pool); each language has its own articles/paragraphs (titles in
     its language), 3-6 sentences a paragraph, 1-3 questions; answer = a word span of the gold sentence."""
     rng = random.Random("mlqa-r")
     files: dict[str, list] = {lang: [] for lang in MLQA_LANGUAGES}
     others = [lang for lang in MLQA_LANGUAGES if lang != "en"]
+    pairs = [[a, b] for i, a in enumerate(others) for b in others[i + 1:]]  # every cross pair shares questions
     for p in range(paragraphs):
-        langs = ["en"] + sorted(rng.sample(others, rng.choice((1, 1, 2, 2, 3))))
+        langs = ["en"] + sorted(rng.sample(others, rng.choice((1, 2, 2, 3, 3))) if p % 4 or not pairs else pairs.pop())
         article = p // 3  # three paragraphs an article
         sentences = [[rng.randrange(300) for _ in range(rng.randint(5, 12))] for _ in range(rng.randint(3, 6))]
         qas = []
@@ -281,7 +282,7 @@ def _cut(paras: dict[str, dict], qi: int) -> dict[str, int]:
 def slice_xquad(src: str) -> dict[str, dict]:
     """``{lang: json}``: every article, in file order; 4 of its paragraphs (1 for a held-out article), in their
     order, with one question each: the (paragraph, question) pairs that keep the fewest bytes over the 11
-    languages (article 0 keeps paragraph 0 with its first question, LAReQA's example); each language's context
+    languages, preferring answers inside their gold sentence in every language (article 0 keeps paragraph 0 with its first question, LAReQA's example); each language's context
     and sentences cut after the sentence holding the answer's last character."""
     data = {}
     for lang in XQUAD_LANGUAGES:
@@ -300,6 +301,9 @@ def slice_xquad(src: str) -> dict[str, dict]:
                 ends = _cut(paras, qi)
                 cost = sum(len(paras[lang]["context"][:paras[lang]["sentence_breaks"][k - 1][1]].encode())
                            for lang, k in ends.items())
+                if any(p["qas"][qi]["answers"][0]["text"] not in p["sentences"][_sentence_at(
+                        p, p["qas"][qi]["answers"][0]["answer_start"])] for p in paras.values()):
+                    cost += 10**6  # an answer that runs past its gold sentence somewhere: only if nothing else
                 picks.append((-1 if (ai, pi) == (0, 0) else cost, pi, qi, ends))
         best: dict[int, tuple] = {}
         for _cost, pi, qi, ends in sorted(picks):
