@@ -44,15 +44,30 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "data: uses the data root (shared_data): ../shared/data or tests/resources/data")
 
 
+    config.addinivalue_line("markers", "shared_only: checks of the real ../shared/data itself; deselected where it "
+                                       "is absent (a plain clone)")
+
+
 def pytest_collection_modifyitems(config, items):
-    """Every test that reads the data root is marked ``data`` (CI reruns ``-m data`` on tests/resources/data)."""
+    """Every test that reads the data root is marked ``data`` (CI reruns ``-m data`` on tests/resources/data).
+    Checks of the real files themselves (``real_data``, ``shared_only``) are deselected on a plain clone."""
+    keep, dropped = [], []
     for item in items:
-        if {"shared_data", "real_data"} & set(getattr(item, "fixturenames", ())):
+        names = set(getattr(item, "fixturenames", ()))
+        if {"shared_data", "real_data"} & names:
             item.add_marker(pytest.mark.data)
+        real = "real_data" in names or item.get_closest_marker("shared_only")
+        (dropped if real and not os.path.isdir(SHARED_DATA) else keep).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 def pytest_report_header(config):
-    return f"test data: {DATA_ROOT} ({DATA_KIND})"
+    line = f"test data: {DATA_ROOT} ({DATA_KIND})"
+    if not os.path.isdir(SHARED_DATA):
+        line += f"; {SHARED_DATA} absent: checks of the real files deselected"
+    return line
 
 
 @pytest.fixture(scope="session")
