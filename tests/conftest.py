@@ -21,6 +21,53 @@ def recipe_env(**extra) -> dict:
 
 
 SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+RESOURCE_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "resources", "data")
+DATA_ENV = "HYBRID_TEVATRON_TEST_DATA"  # "resources": tests/resources/data even where ../shared/data exists
+
+
+def data_root() -> tuple[str, str]:
+    """(folder, kind): ``../shared/data`` ("shared") when it exists, else ``tests/resources/data`` ("resources",
+    a real XQuAD-R slice and generated look-alikes, see its README); $HYBRID_TEVATRON_TEST_DATA=resources forces
+    the latter."""
+    choice = os.environ.get(DATA_ENV, "").strip()
+    if choice not in ("", "resources", "shared"):
+        raise pytest.UsageError(f"{DATA_ENV} must be 'resources' or 'shared', got {choice!r}")
+    if choice == "resources" or (not choice and not os.path.isdir(SHARED_DATA)):
+        return RESOURCE_DATA, "resources"
+    return SHARED_DATA, "shared"
+
+
+DATA_ROOT, DATA_KIND = data_root()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "data: uses the data root (shared_data): ../shared/data or tests/resources/data")
+
+
+    config.addinivalue_line("markers", "shared_only: checks of the real ../shared/data itself; deselected where it "
+                                       "is absent (a plain clone)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that reads the data root is marked ``data`` (CI reruns ``-m data`` on tests/resources/data).
+    Checks of the real files themselves (``real_data``, ``shared_only``) are deselected on a plain clone."""
+    keep, dropped = [], []
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if {"shared_data", "real_data"} & names:
+            item.add_marker(pytest.mark.data)
+        real = "real_data" in names or item.get_closest_marker("shared_only")
+        (dropped if real and not os.path.isdir(SHARED_DATA) else keep).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+def pytest_report_header(config):
+    line = f"test data: {DATA_ROOT} ({DATA_KIND})"
+    if not os.path.isdir(SHARED_DATA):
+        line += f"; {SHARED_DATA} absent: checks of the real files deselected"
+    return line
 
 
 @pytest.fixture(scope="session")
@@ -42,9 +89,24 @@ def parallel_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def shared_data():
-    if not os.path.isdir(SHARED_DATA):
-        pytest.skip(f"shared data not found at {SHARED_DATA}")
-    return SHARED_DATA
+    """The data root: ``../shared/data`` when present (and not overridden), else ``tests/resources/data``."""
+    if DATA_KIND == "shared" and not os.path.isdir(SHARED_DATA):
+        pytest.fail(f"{DATA_ENV}=shared but {SHARED_DATA} does not exist")
+    return DATA_ROOT
+
+
+@pytest.fixture(scope="session")
+def data_kind(shared_data):
+    """"shared" (the real, whole files) or "resources" (the slice and look-alikes)."""
+    return DATA_KIND
+
+
+@pytest.fixture(scope="session")
+def real_data(shared_data):
+    """The real, whole ../shared/data, for checks that only make sense on it (benchmark-sized runs)."""
+    if DATA_KIND != "shared":
+        pytest.skip(f"needs the real data at {SHARED_DATA} (now on {RESOURCE_DATA})")
+    return shared_data
 
 
 BACKENDS = ["pypi", "main"]

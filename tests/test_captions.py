@@ -1,4 +1,5 @@
-"""Caption converters (hybrid_tevatron.data.captions): the real shared files' shapes, validation, training JSONL,
+"""Caption converters (hybrid_tevatron.data.captions): the data root's files (../shared/data or the look-alikes in
+tests/resources/data: the same shapes, fewer lines), validation, training JSONL,
 evaluation pools, and a real training run on a caption source mixed with a question/passage source."""
 
 import gzip
@@ -49,16 +50,20 @@ def read_jsonl(path):
 
 # ------------------------------------------------------------------------------------------------ real files
 def test_multi30k_shapes_and_training_jsonl(shared_data, tmp_path):
-    """val: 1,014 images in en/de/fr/cs; the converted files load as one parallel source, query == positive."""
+    """val (1,014 images in the real files) in en/de/fr/cs; the converted files load as one parallel source,
+    query == positive."""
     files = multi30k_files(os.path.join(shared_data, "multi30k"), "val")
     assert list(files) == ["cs", "de", "en", "fr"]
+    with gzip.open(files["en"], "rt", encoding="utf-8") as f:
+        n_images = len(f.read().splitlines())  # 1,014 in the real files
+    examples = 300 if n_images > 300 else n_images * 2 // 3
     captions = load_caption_files("multi30k-val", files, id_prefix="val-")
-    assert len(captions) == 1014 and captions.image_ids[:2] == ["val-1", "val-2"]
-    stats = write_training(captions, str(tmp_path / "train"), negatives=5, seed=1, max_examples=300)
-    assert stats["queries"] == 300 and stats["images_in_files"] == 1014 and stats["min_negatives"] == 5
+    assert len(captions) == n_images and captions.image_ids[:2] == ["val-1", "val-2"]
+    stats = write_training(captions, str(tmp_path / "train"), negatives=5, seed=1, max_examples=examples)
+    assert stats["queries"] == examples and stats["images_in_files"] == n_images and stats["min_negatives"] == 5
     assert stats["relation"] == "translation"  # task 2's descriptions: tests/test_descriptions.py
     source = load_jsonl_source("flickr", {l: str(tmp_path / "train" / f"{l}.jsonl") for l in files}, group_size=6)
-    assert len(source) == 300
+    assert len(source) == examples
     rows = {l: read_jsonl(tmp_path / "train" / f"{l}.jsonl") for l in files}
     for records in rows.values():
         for r in records:
@@ -84,14 +89,16 @@ def test_multi30k_missing_language_file(shared_data):
         multi30k_files(os.path.join(shared_data, "multi30k"), "test_2017_mscoco", ["en", "cs"])
 
 
-def test_xtd10_pool_on_the_real_files(shared_data, tmp_path):
+def test_xtd10_pool_on_the_files(shared_data, tmp_path):
     folder = os.path.join(shared_data, "xtd10")
+    with open(os.path.join(folder, "test_image_names.txt"), encoding="utf-8") as f:
+        names = f.read().split()  # 1,000 in the real files, the first COCO_train2014_000000061844.jpg
     files = xtd10_files(folder)
     assert len(files) == 11 and "jp" in files
     captions = load_xtd10(folder)
-    assert captions.paths == files and len(captions) == 1000 and captions.image_ids[0] == "COCO_train2014_000000061844"
+    assert captions.paths == files and len(captions) == len(names) and captions.image_ids[0] == names[0][:-4]
     manifest = write_pool(captions, str(tmp_path / "pool"))
-    assert manifest["format"] == POOL_FORMAT and manifest["counts"]["pool_all"] == 11_000
+    assert manifest["format"] == POOL_FORMAT and manifest["counts"]["pool_all"] == 11 * len(names)
     assert manifest["relation"] == "mixed" and "jp (STAIR)" in manifest["relation_note"]
     assert len([s for s in manifest["searches"] if s["setting"] == "cross"]) == 110
     assert len([s for s in manifest["searches"] if s["setting"] == "multi"]) == 11

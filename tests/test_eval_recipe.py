@@ -203,8 +203,8 @@ def _check_trec_eval_agreement(out: str, manifest: dict, top_k_differing: float 
         assert set(run) == set(qrels) and all(len(hits) == 10 for hits in run.values()), s["name"]
     top = crosscheck["top_k"]
     assert top["queries"] == sum(s["queries"] for s in manifest["searches"])
-    # near-ties and ties cut at the 10th hit only
-    assert top["queries_differing"] <= top["queries"] * top_k_differing, top["examples"]
+    # near-ties and ties cut at the 10th hit only (one question's near-tie shows in its mono, cross and multi runs)
+    assert top["queries_differing"] <= max(top["queries"] * top_k_differing, 3), top["examples"]
 
 
 def test_lareqa_recipe_xquad_r(xquad_eval):
@@ -234,19 +234,20 @@ def test_lareqa_recipe_xquad_r(xquad_eval):
 
 
 def test_exact_ranks_are_the_places_in_a_full_pyserini_ranking(xquad_eval, tmp_path):
-    """One multilingual search again with the plain CLI over the whole pool (3678 hits per query): every relevant
-    sentence's rank is its place in trec_eval's order of that run, but where float32 search and the float64 sum
-    round a score to different sixth decimals (a near-tie)."""
+    """One multilingual search again with the plain CLI over the whole pool (3678 hits per query on the real files):
+    every relevant sentence's rank is its place in trec_eval's order of that run, but where float32 search and the
+    float64 sum round a score to different sixth decimals (a near-tie)."""
     from hybrid_tevatron.eval.reports.evaluate import read_ranks
 
     proc, out = xquad_eval
     assert proc.returncode == 0, proc.stderr[-5000:]
+    pool = json.load(open(os.path.join(out, "inputs", "manifest.json"), encoding="utf-8"))["counts"]["pool_all"]
     full = tmp_path / "multi.de.full.trec"
     subprocess.run([sys.executable, "-m", "pyserini.search.faiss", "--index", "index/all", "--topics",
                     "inputs/topics/de.tsv", "--encoded-queries", "queries/de", "--output", str(full), "--hits",
-                    "3678", "--batch-size", "64"], cwd=out, env=recipe_env(), check=True, capture_output=True)
+                    str(pool), "--batch-size", "64"], cwd=out, env=recipe_env(), check=True, capture_output=True)
     run = M.read_run(str(full))
-    assert len(run) == 20 and all(len(hits) == 3678 for hits in run.values())
+    assert len(run) == 20 and all(len(hits) == pool for hits in run.values())
     ranks = read_ranks(os.path.join(out, "ranks", "multi.de.tsv"))
     places = [(order[d], r, run[q][d]) for q, found in ranks.items()
               for order in [{d: i + 1 for i, d in enumerate(M.trec_order(run[q]))}] for d, r in found]
@@ -290,7 +291,8 @@ def test_our_encoder_writes_what_pyserini_encoders_write(xquad_eval, tmp_path):
     theirs = faiss.read_index(str(tmp_path / "index" / "index"))
     ours = faiss.read_index(os.path.join(out, "index", "lang", "de", "index"))
     assert (tmp_path / "index" / "docid").read_text() == open(os.path.join(out, "index", "lang", "de", "docid")).read()
-    assert ours.ntotal == theirs.ntotal == 1276
+    sentences = json.load(open(os.path.join(out, "inputs", "manifest.json"), encoding="utf-8"))["counts"]["sentences"]
+    assert ours.ntotal == theirs.ntotal == sentences["de"]  # 1276 in the real files
     np.testing.assert_allclose(ours.reconstruct_n(0, ours.ntotal), theirs.reconstruct_n(0, theirs.ntotal), atol=1e-5)
     q_theirs = pd.read_pickle(tmp_path / "embedding.pkl")
     q_ours = pd.read_pickle(os.path.join(out, "queries", "de", "embedding.pkl"))
@@ -307,14 +309,14 @@ def test_one_process_per_command_gives_the_same_run(xquad_eval, tmp_path):
     assert (runs / "cross.en-de.trec").read_bytes() == open(os.path.join(out, "runs", "cross.en-de.trec"), "rb").read()
 
 
-def test_lareqa_recipe_mlqa_r(mlqa_eval):
+def test_lareqa_recipe_mlqa_r(mlqa_eval, data_kind):
     proc, out = mlqa_eval
     assert proc.returncode == 0, proc.stderr[-5000:]
     manifest, results = _check_outputs(out, "mlqa-r", ["de", "en", "es"])
     assert manifest["parallel"] is False
     # unnormalised cls embeddings of the tiny model score 31.9999..: many float32 ties, which Pyserini's top 10
-    # cuts by Faiss id, not by trec_eval's docid order
-    _check_trec_eval_agreement(out, manifest, top_k_differing=0.1)
+    # cuts by Faiss id, not by trec_eval's docid order (more of them on the look-alike's short pseudo-word sentences)
+    _check_trec_eval_agreement(out, manifest, top_k_differing=0.1 if data_kind == "shared" else 0.25)
     enc = json.load(open(os.path.join(out, "encoding.json"), encoding="utf-8"))
     assert (enc["pooling"], enc["normalize"], enc["query_max_len"], enc["passage_max_len"]) == ("cls", False, 24, 128)
     commands = open(os.path.join(out, "commands.sh"), encoding="utf-8").read()
@@ -406,9 +408,10 @@ def test_existing_output_is_kept_without_overwrite(trained_model, shared_data, t
 
 
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
-def test_signal_during_search_stops_and_keeps_old_results(trained_model, shared_data, tmp_path, signame):
+def test_signal_during_search_stops_and_keeps_old_results(trained_model, shared_data, data_kind, tmp_path, signame):
     """Ctrl-C or SIGTERM to the whole process group while the search stage starts Pyserini (JVM start, class
-    loading): the evaluation stops within seconds, removes its work folder and leaves the old results alone."""
+    loading): the evaluation stops within seconds, removes its work folder and leaves the old results alone.
+    (On tests/resources/data the whole search takes about a second: the signal goes at once.)"""
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("old results", encoding="utf-8")
@@ -418,7 +421,7 @@ def test_signal_during_search_stops_and_keeps_old_results(trained_model, shared_
     try:
         for line in proc.stderr:
             if "== 4/6 search" in line:
-                time.sleep(3)  # inside Pyserini's import and the JVM's start
+                time.sleep(3 if data_kind == "shared" else 0)  # inside Pyserini's import and the JVM's start
                 break
         os.killpg(proc.pid, getattr(signal, signame))
         sent = time.time()

@@ -465,7 +465,7 @@ def _images_named(folder, names):
 
 
 def test_xtd10_captions_with_mscoco_images(shared_data, tmp_path):
-    """The real XTD10 caption files and image list; generated stand-ins for the 1,000 MSCOCO images."""
+    """The XTD10 caption files and image list of the data root; generated stand-ins for its (1,000) MSCOCO images."""
     from hybrid_tevatron.images.data import main, read_image_data
 
     xtd10 = os.path.join(shared_data, "xtd10")
@@ -474,7 +474,7 @@ def test_xtd10_captions_with_mscoco_images(shared_data, tmp_path):
     assert main(["--xtd10", xtd10, "--images", str(tmp_path / "coco"), "--languages", "en", "jp", "de",
                  "--output_dir", str(tmp_path / "out")]) == 0
     data = read_image_data(str(tmp_path / "out"))
-    assert len(data) == 1000 and data.image_ids[0] == names[0].rsplit(".", 1)[0]
+    assert len(data) == len(names) and data.image_ids[0] == names[0].rsplit(".", 1)[0]
     assert data.image_paths[1] == str(tmp_path / "coco" / names[1]) and data.languages == ["en", "jp", "de"]
     english = open(os.path.join(xtd10, "test_1kcaptions_en.txt"), encoding="utf-8").read().splitlines()
     assert data.captions["en"][1] == english[1].strip()
@@ -482,10 +482,18 @@ def test_xtd10_captions_with_mscoco_images(shared_data, tmp_path):
 
 
 def test_multi30k_captions_with_flickr_image_splits(shared_data, tmp_path):
-    """The real Multi30K test_2016_flickr captions; an image_splits folder listing 1,000 Flickr-style names."""
+    """The data root's Multi30K test_2016_flickr captions; an image_splits folder listing as many (1,000 in the
+    real files) Flickr-style names."""
+    import gzip
+
     from hybrid_tevatron.images.data import main, read_image_data
 
-    names = [f"{1000092795 + i}.jpg" for i in range(1000)]
+    def count(split):
+        with gzip.open(os.path.join(shared_data, "multi30k", f"{split}.en.gz"), "rt", encoding="utf-8") as f:
+            return len(f.read().splitlines())
+
+    n_test, n_val = count("test_2016_flickr"), count("val")  # 1,000 and 1,014 in the real files
+    names = [f"{1000092795 + i}.jpg" for i in range(n_test)]
     splits = tmp_path / "image_splits"
     splits.mkdir()
     (splits / "test_2016_flickr.txt").write_text("".join(n + "\n" for n in names))
@@ -494,12 +502,13 @@ def test_multi30k_captions_with_flickr_image_splits(shared_data, tmp_path):
             str(splits), "--images", str(tmp_path / "flickr")]
     assert main(argv + ["--output_dir", str(tmp_path / "out")]) == 0
     data = read_image_data(str(tmp_path / "out"))
-    assert len(data) == 1000 and data.languages == ["cs", "de", "en", "fr"] and data.image_ids[5] == "1000092800"
+    assert len(data) == n_test and data.languages == ["cs", "de", "en", "fr"] and data.image_ids[5] == "1000092800"
     # the wrong split's list: a count mismatch naming the list file
     (splits / "val.txt").write_text("".join(n + "\n" for n in names))
     proc = run_cli("hybrid_tevatron.images.data", *argv[:3], "val", *argv[4:], "--output_dir", str(tmp_path / "val"))
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
-    assert str(splits / "val.txt") in proc.stderr and "1000 image names" in proc.stderr and "1014" in proc.stderr
+    assert str(splits / "val.txt") in proc.stderr and f"{n_test} image names" in proc.stderr
+    assert str(n_val) in proc.stderr
 
 
 # ------------------------------------------------------------------------------------------------ the recipe

@@ -1,4 +1,5 @@
-"""LAReQA builder: counts on the real XQuAD-R / MLQA-R files, gold-sentence logic, selections, bad inputs."""
+"""LAReQA builder: counts on the XQuAD-R / MLQA-R files (the real ones in ../shared/data, or tests/resources/data's
+slice and look-alike), gold-sentence logic, selections, bad inputs."""
 
 import collections
 import json
@@ -9,11 +10,31 @@ import pytest
 from hybrid_tevatron.eval.benchmarks import lareqa
 from hybrid_tevatron.eval.benchmarks.lareqa import LareqaError, build, load_lareqa, load_manifest
 
-XQUAD_SENTENCES = {"ar": 1222, "de": 1276, "el": 1234, "en": 1180, "es": 1215, "hi": 1244, "ru": 1219, "th": 852,
-                   "tr": 1167, "vi": 1209, "zh": 1196}
-MLQA_QUESTIONS = {"ar": 517, "de": 512, "en": 1148, "es": 500, "hi": 507, "vi": 511, "zh": 504}
-MLQA_SENTENCES = {"ar": 2545, "de": 2362, "en": 6264, "es": 1787, "hi": 2426, "vi": 2828, "zh": 2322}
+# the counts of the data root's files: the real files (LAReQA's README) or tests/resources/data
+COUNTS = {
+    "shared": {
+        "xquad_sentences": {"ar": 1222, "de": 1276, "el": 1234, "en": 1180, "es": 1215, "hi": 1244, "ru": 1219,
+                            "th": 852, "tr": 1167, "vi": 1209, "zh": 1196},
+        "xquad_questions": 1190, "xquad_pool": 13014,
+        "mlqa_questions": {"ar": 517, "de": 512, "en": 1148, "es": 500, "hi": 507, "vi": 511, "zh": 504},
+        "mlqa_sentences": {"ar": 2545, "de": 2362, "en": 6264, "es": 1787, "hi": 2426, "vi": 2828, "zh": 2322},
+        "mlqa_pool": 20534, "mlqa_relevant": {4: 820, 3: 263, 2: 65}, "ar-de": 207, "es-zh": 161,
+    },
+    "resources": {
+        "xquad_sentences": {"ar": 162, "de": 161, "el": 161, "en": 161, "es": 161, "hi": 163, "ru": 161, "th": 164,
+                            "tr": 161, "vi": 162, "zh": 161},
+        "xquad_questions": 144, "xquad_pool": 1778,
+        "mlqa_questions": {"ar": 41, "de": 58, "en": 134, "es": 38, "hi": 45, "vi": 47, "zh": 60},
+        "mlqa_sentences": {"ar": 95, "de": 125, "en": 287, "es": 81, "hi": 93, "vi": 111, "zh": 121},
+        "mlqa_pool": 913, "mlqa_relevant": {4: 36, 3: 83, 2: 15}, "ar-de": 12, "es-zh": 8,
+    },
+}
+XQUAD_LANGUAGES = list(COUNTS["shared"]["xquad_sentences"])
 
+
+@pytest.fixture(scope="module")
+def counts(data_kind):
+    return COUNTS[data_kind]
 
 def _lines(path):
     with open(path, encoding="utf-8") as f:
@@ -45,69 +66,72 @@ def xquad(shared_data, tmp_path_factory):
     return data, build(data, out), out
 
 
-def test_xquad_r_counts_match_lareqa(xquad):
+def test_xquad_r_counts_match_lareqa(xquad, counts):
     data, manifest, out = xquad
     c = manifest["counts"]
+    n, sentences = counts["xquad_questions"], counts["xquad_sentences"]
     assert manifest["dataset"] == "xquad-r" and manifest["parallel"] is True
-    assert manifest["languages"] == list(XQUAD_SENTENCES)
-    assert c["questions"] == {lang: 1190 for lang in XQUAD_SENTENCES}
-    assert c["sentences"] == XQUAD_SENTENCES
-    assert c["pool_all"] == 13014 and c["unique_questions"] == 1190
-    assert c["articles"] == {lang: 48 for lang in XQUAD_SENTENCES}
+    assert manifest["languages"] == XQUAD_LANGUAGES
+    assert c["questions"] == {lang: n for lang in XQUAD_LANGUAGES}
+    assert c["sentences"] == sentences
+    assert c["pool_all"] == counts["xquad_pool"] == sum(sentences.values()) and c["unique_questions"] == n
+    assert c["articles"] == {lang: 48 for lang in XQUAD_LANGUAGES}  # the slice keeps every article
     assert c["pairs"] == 110 and len(manifest["pairs"]) == 110
     assert len(manifest["searches"]) == 11 + 110 + 11
-    assert c["queries"] == {"mono": 11 * 1190, "cross": 110 * 1190, "multi": 11 * 1190}
+    assert c["queries"] == {"mono": 11 * n, "cross": 110 * n, "multi": 11 * n}
     # files on disk agree with the manifest
-    all_ids = [json.loads(line)["id"] for lang in XQUAD_SENTENCES
+    all_ids = [json.loads(line)["id"] for lang in XQUAD_LANGUAGES
                for line in _lines(os.path.join(out, "corpus", f"{lang}.jsonl"))]
-    assert len(all_ids) == len(set(all_ids)) == 13014
-    for lang, n in XQUAD_SENTENCES.items():
-        assert len(_lines(os.path.join(out, "corpus", f"{lang}.jsonl"))) == n
-        assert len(_lines(os.path.join(out, "topics", f"{lang}.tsv"))) == 1190
+    assert len(all_ids) == len(set(all_ids)) == counts["xquad_pool"]
+    for lang, size in sentences.items():
+        assert len(_lines(os.path.join(out, "corpus", f"{lang}.jsonl"))) == size
+        assert len(_lines(os.path.join(out, "topics", f"{lang}.tsv"))) == n
     multi = _qrels(os.path.join(out, "qrels", "multi.en.txt"))
-    assert len(multi) == 1190 and all(len(v) == 11 for v in multi.values())
-    assert {d.split("-")[0] for d in multi["56beb4343aeaaa14008c925b-en"]} == set(XQUAD_SENTENCES)
+    assert len(multi) == n and all(len(v) == 11 for v in multi.values())
+    assert {d.split("-")[0] for d in multi["56beb4343aeaaa14008c925b-en"]} == set(XQUAD_LANGUAGES)
     # XQuAD-R is parallel: every cross search reuses the query language's full topic file
     assert all(s["topics"] == f"topics/{s['query_lang']}.tsv" for s in manifest["searches"])
     assert not [f for f in os.listdir(os.path.dirname(out)) if f.endswith(".tmp")]
 
 
-def test_xquad_r_gold_sentences_hold_the_answers(xquad, shared_data):
+def test_xquad_r_gold_sentences_hold_the_answers(xquad, shared_data, counts):
     data, manifest, out = xquad
+    n = counts["xquad_questions"]
     corpus = {}
-    for rec in (json.loads(line) for lang in XQUAD_SENTENCES
+    for rec in (json.loads(line) for lang in XQUAD_LANGUAGES
                 for line in _lines(os.path.join(out, "corpus", f"{lang}.jsonl"))):
         corpus[rec["id"]] = rec["contents"]
         assert "\t" not in rec["contents"] and "\n" not in rec["contents"] and "\ufeff" not in rec["contents"]
-    for lang in XQUAD_SENTENCES:
+    for lang in XQUAD_LANGUAGES:
         answers = _raw_answers(os.path.join(shared_data, "xquad-r", f"{lang}.json"))
         mono = _qrels(os.path.join(out, "qrels", f"mono.{lang}.txt"))
         inside = sum(answers[q.rsplit("-", 1)[0]].strip() in corpus[next(iter(d))] for q, d in mono.items())
-        # an answer can run past its sentence break (up to 20 per language); an off-by-one gold would fail badly
-        assert inside >= 1190 - 25, (lang, inside)
+        # an answer can run past its sentence break (up to 20 of 1190 per language); an off-by-one gold would fail
+        assert inside >= n - n * 25 // 1190, (lang, inside)
     assert "308" in corpus[next(iter(_qrels(os.path.join(out, "qrels", "mono.zh.txt"))["56beb4343aeaaa14008c925b-zh"]))]
 
 
-def test_mlqa_r_counts_match_lareqa(shared_data, tmp_path):
+def test_mlqa_r_counts_match_lareqa(shared_data, counts, tmp_path):
     data = load_lareqa(os.path.join(shared_data, "mlqa-r"))
     manifest = build(data, str(tmp_path / "mlqa-r"))
     c = manifest["counts"]
+    questions, sentences = counts["mlqa_questions"], counts["mlqa_sentences"]
     assert manifest["parallel"] is False
-    assert c["questions"] == MLQA_QUESTIONS and c["sentences"] == MLQA_SENTENCES
-    assert c["pool_all"] == 20534 and c["unique_questions"] == 1148
+    assert c["questions"] == questions and c["sentences"] == sentences
+    assert c["pool_all"] == counts["mlqa_pool"] == sum(sentences.values()) and c["unique_questions"] == questions["en"]
     assert c["pairs"] == 42
     multi = _qrels(str(tmp_path / "mlqa-r" / "qrels" / "multi.en.txt"))
-    assert collections.Counter(len(v) for v in multi.values()) == {4: 820, 3: 263, 2: 65}
+    assert collections.Counter(len(v) for v in multi.values()) == counts["mlqa_relevant"]
     cross = {s["name"]: s for s in manifest["searches"] if s["setting"] == "cross"}
-    assert cross["cross.ar-de"]["queries"] == 207 and cross["cross.es-zh"]["queries"] == 161
+    assert cross["cross.ar-de"]["queries"] == counts["ar-de"] and cross["cross.es-zh"]["queries"] == counts["es-zh"]
     assert cross["cross.ar-en"]["topics"] == "topics/ar.tsv"  # every ar question exists in en
     assert cross["cross.en-ar"]["topics"] == "topics/cross.en-ar.tsv"
-    assert len(_lines(str(tmp_path / "mlqa-r" / "topics" / "cross.en-ar.tsv"))) == 517
+    assert len(_lines(str(tmp_path / "mlqa-r" / "topics" / "cross.en-ar.tsv"))) == questions["ar"]
     first = manifest["searches"][0]
     assert len(manifest["searches"]) == 56 and {k: first[k] for k in ("name", "setting", "query_lang", "pool",
                                                                       "topics", "qrels", "pool_size")} == {
         "name": "mono.ar", "setting": "mono", "query_lang": "ar", "pool": "ar", "topics": "topics/ar.tsv",
-        "qrels": "qrels/mono.ar.txt", "pool_size": 2545}
+        "qrels": "qrels/mono.ar.txt", "pool_size": sentences["ar"]}
     assert load_manifest(str(tmp_path / "mlqa-r"))["root"] == str(tmp_path / "mlqa-r")
 
 
@@ -116,19 +140,20 @@ def test_max_questions_slice_is_consistent(shared_data, tmp_path):
     part = load_lareqa(os.path.join(shared_data, "xquad-r"), languages=["en", "de", "zh"], max_questions=30)
     ids = {lang: list(p.questions) for lang, p in part.pools.items()}
     assert ids["en"] == ids["de"] == ids["zh"] == list(full.pools["en"].questions)[:30]
+    held = {full.pools["en"].questions[q].article for q in ids["en"]}  # real files: article 0 holds all 30
     for lang, pool in part.pools.items():
         full_text = {c.docid: c.text for c in full.pools[lang].candidates}
-        assert {c.article for c in pool.candidates} == {0}  # only the article holding the 30 questions
+        assert {c.article for c in pool.candidates} == held  # only the articles holding the 30 questions
         assert all(full_text[c.docid] == c.text for c in pool.candidates)  # docids are never renumbered
     wide = load_lareqa(os.path.join(shared_data, "xquad-r"), languages=["en", "de"], max_questions=30, full_pool=True)
-    assert len(wide.pools["en"].candidates) == 1180
+    assert len(wide.pools["en"].candidates) == len(full.pools["en"].candidates)
     mlqa = load_lareqa(os.path.join(shared_data, "mlqa-r"), max_questions=70)
     union = {q for p in mlqa.pools.values() for q in p.questions}
     assert len(union) == 70 and all(p.questions for p in mlqa.pools.values())  # round-robin feeds every language
     assert build(mlqa, str(tmp_path / "m"))["selection"]["max_questions"] == 70
 
 
-def test_article_selection_by_title_index_and_file(shared_data, tmp_path):
+def test_article_selection_by_title_index_and_file(shared_data, counts, tmp_path):
     listing = tmp_path / "test_articles.txt"
     listing.write_text("# held out\nWarsaw\n\n2\n", encoding="utf-8")
     kept = load_lareqa(os.path.join(shared_data, "xquad-r"), languages=["en", "ar"], articles=[f"@{listing}"])
@@ -138,7 +163,8 @@ def test_article_selection_by_title_index_and_file(shared_data, tmp_path):
     dropped = load_lareqa(os.path.join(shared_data, "xquad-r"), languages=["en", "ar"],
                           exclude_articles=["Warsaw", "2"])
     n_kept, n_dropped = len(kept.pools["en"].questions), len(dropped.pools["en"].questions)
-    assert n_kept + n_dropped == 1190 and set(kept.pools["en"].questions).isdisjoint(dropped.pools["en"].questions)
+    assert n_kept + n_dropped == counts["xquad_questions"]
+    assert set(kept.pools["en"].questions).isdisjoint(dropped.pools["en"].questions)
     with pytest.raises(LareqaError, match="found in no language file: No_such_article"):
         load_lareqa(os.path.join(shared_data, "xquad-r"), languages=["en"], articles=["No_such_article"])
     with pytest.raises(LareqaError, match="found in no language file: 48"):

@@ -23,14 +23,14 @@ ME5 = os.environ.get("ME5_SMALL_DIR", "/tmp/models/me5-small")
 
 
 @pytest.mark.slow
-def test_me5_small_on_xquad_r(shared_data, tmp_path):
+def test_me5_small_on_xquad_r(real_data, tmp_path):
     if not os.path.isfile(os.path.join(ME5, "config.json")):
         pytest.skip(f"multilingual-e5-small not found at {ME5} (set ME5_SMALL_DIR; see the module docstring)")
     out = os.environ.get("ME5_EVAL_OUTPUT") or str(tmp_path / "me5-small")
     env = recipe_env()
     start = time.time()
     proc = subprocess.run(
-        ["bash", os.path.join(REPO, "recipes", "eval_lareqa.sh"), ME5, os.path.join(shared_data, "xquad-r"), out,
+        ["bash", os.path.join(REPO, "recipes", "eval_lareqa.sh"), ME5, os.path.join(real_data, "xquad-r"), out,
          "--pooling", "mean", "--normalize", "--query_prefix", "query: ", "--passage_prefix", "passage: ",
          "--query_max_len", "64", "--passage_max_len", "256", "--encoder", os.environ.get("ME5_ENCODER", "ours"),
          "--name", "multilingual-e5-small", "--overwrite"],

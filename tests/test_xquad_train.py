@@ -1,4 +1,5 @@
-"""XQuAD-R article split and parallel training conversion, on the real LAReQA files."""
+"""XQuAD-R article split and parallel training conversion, on the real LAReQA files or tests/resources/data's slice
+(every article, fewer questions: 128 training and 16 test questions instead of 816 and 374)."""
 
 import json
 import os
@@ -8,10 +9,17 @@ import pytest
 
 from hybrid_tevatron.data import xquad_train as xt
 
+QUESTIONS = {"shared": {"train": 816, "test": 374}, "resources": {"train": 128, "test": 16}}
+
 
 @pytest.fixture(scope="module")
 def xquad_dir(shared_data):
     return os.path.join(shared_data, "xquad-r")
+
+
+@pytest.fixture(scope="module")
+def questions(data_kind):
+    return QUESTIONS[data_kind]
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +65,12 @@ def test_validation_split_is_carved_from_training_articles(xquad_dir, tmp_path):
     assert held and not trained & held
 
 
-def test_train_files_counts_and_alignment(train_out):
+def test_train_files_counts_and_alignment(train_out, questions):
     out, stats = train_out
+    n = questions["train"]
     assert sorted(f for f in os.listdir(out) if f.endswith(".jsonl")) == [f"{l}.jsonl" for l in xt.TRAIN_LANGUAGES]
     assert not any(f.endswith(".tmp") for f in os.listdir(out))
-    assert stats["queries"] == 816 and stats["articles"] == 32
+    assert stats["queries"] == n and stats["articles"] == 32
     split = json.load(open(os.path.join(out, "split.json")))
     assert tuple(split["test"]) == xt.TEST_ARTICLES and split["written"] == "train"
     written = open(os.path.join(out, "test_articles.txt"), encoding="utf-8").read().split("\n")[:-1]
@@ -69,7 +78,7 @@ def test_train_files_counts_and_alignment(train_out):
     assert open(os.path.join(out, "train_articles.txt"), encoding="utf-8").read().split("\n")[:-1] == split["train"]
     rows = {lang: _read(os.path.join(out, f"{lang}.jsonl")) for lang in xt.TRAIN_LANGUAGES}
     ref = rows["en"]
-    assert len(ref) == 816 and len({r["query_id"] for r in ref}) == 816
+    assert len(ref) == n and len({r["query_id"] for r in ref}) == n
     for lang, rs in rows.items():
         assert [r["query_id"] for r in rs] == [r["query_id"] for r in ref], lang
         for r, e in zip(rs, ref):
@@ -99,7 +108,7 @@ def test_positives_are_gold_sentences_and_negatives_never_hold_them(train_out, x
         assert contained / len(rows) > 0.98, lang  # tr: 805 of 816
 
 
-def test_no_test_article_text_in_training_output(train_out, xquad_dir):
+def test_no_test_article_text_in_training_output(train_out, xquad_dir, questions):
     out, _ = train_out
     data = xt.load_xquad(xquad_dir, list(xt.ALL_LANGUAGES))
     test_text, test_ids = set(), set()
@@ -110,7 +119,7 @@ def test_no_test_article_text_in_training_output(train_out, xquad_dir):
                     test_text.update(p["sentences"])
                     test_text.update(q["question"] for q in p["qas"])
                     test_ids.update(q["id"] for q in p["qas"])
-    assert len(test_ids) == 374
+    assert len(test_ids) == questions["test"]
     for lang in xt.TRAIN_LANGUAGES:
         for r in _read(os.path.join(out, f"{lang}.jsonl")):
             assert r["query_id"] not in test_ids
@@ -121,9 +130,9 @@ def test_no_test_article_text_in_training_output(train_out, xquad_dir):
             assert not [d for d in docs if d.split("/p")[0] in xt.TEST_ARTICLES]
 
 
-def test_test_split_and_language_filter(xquad_dir, tmp_path):
+def test_test_split_and_language_filter(xquad_dir, questions, tmp_path):
     stats = xt.convert(xquad_dir, str(tmp_path), languages=["en", "el"], split="test")
-    assert stats["queries"] == 374 and stats["languages"] == ["en", "el"]
+    assert stats["queries"] == questions["test"] and stats["languages"] == ["en", "el"]
     assert sorted(f for f in os.listdir(tmp_path) if f.endswith(".jsonl")) == ["el.jsonl", "en.jsonl"]
     with pytest.raises(ValueError, match="unknown XQuAD-R languages"):
         xt.convert(xquad_dir, str(tmp_path), languages=["xx"])
