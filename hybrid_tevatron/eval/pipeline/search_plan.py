@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from hybrid_tevatron.atomic import atomic_write_json
 from hybrid_tevatron.eval.runner import StepError
@@ -40,7 +40,7 @@ class _Record:
     layout: tuple[str, ...] = field(default=(), repr=False, compare=False)
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    REQUIRED = ()  # keys a file must have
+    REQUIRED: ClassVar[tuple[str, ...]] = ()  # keys a file must have
 
     @classmethod
     def _fields(cls) -> tuple[str, ...]:
@@ -74,7 +74,7 @@ class Corpus(_Record):
     path: str
     size: int
 
-    REQUIRED = ("path", "size")
+    REQUIRED: ClassVar[tuple[str, ...]] = ("path", "size")
 
     @classmethod
     def from_json(cls, obj: dict, what: str = "corpus") -> Corpus:
@@ -101,7 +101,7 @@ class Search(_Record):
     run: str | None = None
     exclude: str | None = None
 
-    REQUIRED = ("name", "index", "queries", "topics", "qrels", "hits")
+    REQUIRED: ClassVar[tuple[str, ...]] = ("name", "index", "queries", "topics", "qrels", "hits")
 
     @property
     def run_file(self) -> str:
@@ -128,7 +128,7 @@ class SearchPlan(_Record):
     searches: tuple[Search, ...]
     root: str | None = None
 
-    REQUIRED = ("corpora", "queries", "trec_eval_args", "searches")
+    REQUIRED: ClassVar[tuple[str, ...]] = ("corpora", "queries", "trec_eval_args", "searches")
 
     def __post_init__(self):  # read-only sequences whatever the caller passed
         object.__setattr__(self, "merged", {k: tuple(v) for k, v in self.merged.items()})
