@@ -53,7 +53,7 @@ folder, out = sys.argv[1:]
 os.makedirs(out)
 runner = CliRunner("inprocess", None, folder)
 plan = plan_from_manifest(load_pool_manifest(os.path.join(folder, "inputs")))
-plan["root"] = os.path.join(folder, "inputs")
+plan = plan.at(os.path.join(folder, "inputs"))
 times = {}
 t = time.time()
 search(plan, os.path.join(folder, "index"), os.path.join(folder, "queries"), os.path.join(out, "runs"), runner)

@@ -17,6 +17,7 @@ import pytest
 from conftest import recipe_env
 
 from hybrid_tevatron.eval.pipeline.ranks import SAMPLE_QRELS, SAMPLE_RUN, rank_plan, sample_size, score_text
+from hybrid_tevatron.eval.pipeline.search_plan import SearchPlan
 from hybrid_tevatron.eval.reports import metrics as M
 from hybrid_tevatron.eval.reports.evaluate import read_ranks, search_metrics
 
@@ -81,14 +82,16 @@ def pools(tmp_path_factory):
     (inputs / "qrels" / "multi.a.txt").write_text("".join(multi), encoding="utf-8")
     (inputs / "exclude" / "multi.a.txt").write_text("".join(f"{q} a-{i}\n" for i, q in enumerate(qids)),
                                                      encoding="utf-8")
-    plan = {"root": str(inputs), "corpora": {"lang/a": {}, "lang/b": {}}, "merged": {"all": ["lang/a", "lang/b"]},
-            "queries": {"a": "topics/a.tsv"}, "trec_eval_args": [ARGS], "searches": [
-                {"name": "cross.a-b", "setting": "cross", "index": "lang/b", "queries": "a", "topics": "topics/a.tsv",
-                 "qrels": "qrels/cross.a-b.txt", "hits": 10, "pool_size": n, "ranks": True, "run": "cross.a-b.trec",
-                 "exclude": None},
-                {"name": "multi.a", "setting": "multi", "index": "all", "queries": "a", "topics": "topics/a.tsv",
-                 "qrels": "qrels/multi.a.txt", "hits": 10, "pool_size": 2 * n, "ranks": True, "run": "multi.a.trec",
-                 "exclude": "exclude/multi.a.txt"}]}
+    plan = SearchPlan.from_json({
+        "corpora": {"lang/a": {"path": "corpus/a.jsonl", "size": n}, "lang/b": {"path": "corpus/b.jsonl", "size": n}},
+        "merged": {"all": ["lang/a", "lang/b"]}, "queries": {"a": "topics/a.tsv"}, "trec_eval_args": [ARGS],
+        "searches": [
+            {"name": "cross.a-b", "setting": "cross", "index": "lang/b", "queries": "a", "topics": "topics/a.tsv",
+             "qrels": "qrels/cross.a-b.txt", "hits": 10, "pool_size": n, "ranks": True, "run": "cross.a-b.trec",
+             "exclude": None},
+            {"name": "multi.a", "setting": "multi", "index": "all", "queries": "a", "topics": "topics/a.tsv",
+             "qrels": "qrels/multi.a.txt", "hits": 10, "pool_size": 2 * n, "ranks": True, "run": "multi.a.trec",
+             "exclude": "exclude/multi.a.txt"}]}, root=str(inputs))
     meta = rank_plan(plan, str(root / "index"), str(root / "queries"), str(root / "ranks"))
     return root, plan, meta
 
@@ -102,12 +105,12 @@ def _pyserini(cwd, module, *args):
 
 def _full_run(root, search, hits, exclude=None):
     """Pyserini's Faiss search over the whole pool, the excluded docid dropped: the full ranking trec_eval sees."""
-    raw = root / f"{search['name']}.full.trec"
-    _pyserini(root, "pyserini.search.faiss", "--index", f"index/{search['index']}", "--topics", "inputs/topics/a.tsv",
+    raw = root / f"{search.name}.full.trec"
+    _pyserini(root, "pyserini.search.faiss", "--index", f"index/{search.index}", "--topics", "inputs/topics/a.tsv",
               "--encoded-queries", "queries/a", "--output", raw.name, "--hits", hits)
     lines = raw.read_text(encoding="utf-8").splitlines(keepends=True)
     kept = [line for line in lines if not exclude or exclude.get(line.split()[0]) != line.split()[2]]
-    out = root / f"{search['name']}.kept.trec"
+    out = root / f"{search.name}.kept.trec"
     out.write_text("".join(kept), encoding="utf-8")
     return out
 
@@ -116,27 +119,27 @@ def test_ranks_and_metrics_equal_trec_eval_on_full_rankings(pools):
     root, plan, meta = pools
     assert meta["searches"]["multi.a"]["host"] == "all" and meta["searches"]["cross.a-b"]["host"] == "all"
     assert meta["searches"]["cross.a-b"]["columns"] == [30, 60]  # lang/b read from the product with `all`
-    for s in plan["searches"]:
+    for s in plan.searches:
         exclude = None
-        if s["exclude"]:
-            exclude = dict(line.split() for line in open(root / "inputs" / s["exclude"], encoding="utf-8"))
-        run = _full_run(root, s, s["pool_size"], exclude)
-        qrels = M.read_qrels(str(root / "inputs" / s["qrels"]))
-        theirs = M.parse_trec_eval(_pyserini(root, "pyserini.eval.trec_eval", *ARGS, root / "inputs" / s["qrels"],
+        if s.exclude:
+            exclude = dict(line.split() for line in open(root / "inputs" / s.exclude, encoding="utf-8"))
+        run = _full_run(root, s, s.pool_size, exclude)
+        qrels = M.read_qrels(str(root / "inputs" / s.qrels))
+        theirs = M.parse_trec_eval(_pyserini(root, "pyserini.eval.trec_eval", *ARGS, root / "inputs" / s.qrels,
                                              run))
-        ranks = read_ranks(str(root / "ranks" / f"{s['name']}.tsv"))
-        ours = search_metrics(ranks, qrels, with_rank_distance=s["setting"] == "multi")
+        ranks = read_ranks(str(root / "ranks" / f"{s.name}.tsv"))
+        ours = search_metrics(ranks, qrels, with_rank_distance=s.setting == "multi")
         assert set(ours) == set(qrels) and len(ours) == 8
-        assert M.compare_with_trec_eval(ours, theirs, tol=1e-4) == [], s["name"]
+        assert M.compare_with_trec_eval(ours, theirs, tol=1e-4) == [], s.name
         # every rank is the relevant docid's place in trec_eval's order of the full run
         full = M.read_run(str(run))
         tied = sum(1 for qid, found in ranks.items() for d, _r in found
                    if sum(v == full[qid][d] for v in full[qid].values()) > 1)
-        assert tied >= 5, s["name"]  # relevant docids that share their score with another docid
+        assert tied >= 5, s.name  # relevant docids that share their score with another docid
         for qid, found in ranks.items():
             order = {d: i + 1 for i, d in enumerate(M.trec_order(full[qid]))}
-            assert all(order[d] == rank for d, rank in found), (s["name"], qid)
-            if s["setting"] == "multi":
+            assert all(order[d] == rank for d, rank in found), (s.name, qid)
+            if s.setting == "multi":
                 assert ours[qid]["rank_distance"] == max(r for _d, r in found) - min(r for _d, r in found)
     # the cases the pools were built for
     cross = read_ranks(str(root / "ranks" / "cross.a-b.tsv"))
@@ -151,15 +154,15 @@ def test_ranks_and_metrics_equal_trec_eval_on_full_rankings(pools):
 def test_the_sample_is_the_full_ranking_trec_eval_scores(pools):
     """Small pools: every query of the qrels is in the sample; its full rankings score like ours in trec_eval."""
     root, plan, meta = pools
-    for s in plan["searches"]:
-        assert meta["searches"][s["name"]]["sample"] == sorted(M.read_qrels(str(root / "inputs" / s["qrels"])))
+    for s in plan.searches:
+        assert meta["searches"][s.name]["sample"] == sorted(M.read_qrels(str(root / "inputs" / s.qrels)))
     theirs = M.parse_trec_eval(_pyserini(root, "pyserini.eval.trec_eval", *ARGS, root / "ranks" / SAMPLE_QRELS,
                                          root / "ranks" / SAMPLE_RUN))
-    for s in plan["searches"]:
-        qrels = M.read_qrels(str(root / "inputs" / s["qrels"]))
-        ours = search_metrics(read_ranks(str(root / "ranks" / f"{s['name']}.tsv")), qrels)
-        mine = {f"{s['name']}:{q}": v for q, v in ours.items()}
-        assert M.compare_with_trec_eval(mine, {q: v for q, v in theirs.items() if q.startswith(s["name"] + ":")},
+    for s in plan.searches:
+        qrels = M.read_qrels(str(root / "inputs" / s.qrels))
+        ours = search_metrics(read_ranks(str(root / "ranks" / f"{s.name}.tsv")), qrels)
+        mine = {f"{s.name}:{q}": v for q, v in ours.items()}
+        assert M.compare_with_trec_eval(mine, {q: v for q, v in theirs.items() if q.startswith(s.name + ":")},
                                         tol=1e-4) == []
     lines = (root / "ranks" / SAMPLE_RUN).read_text(encoding="utf-8").splitlines()
     multi_q0 = [line for line in lines if line.startswith("multi.a:q0 ")]

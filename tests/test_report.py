@@ -50,8 +50,8 @@ def _write_ranks(root, manifest, work, dim=256, settings=None):
             os.path.join(work, "queries", lang, "embedding.pkl"))
     _index(os.path.join(work, "index", "all"), every_ids, np.concatenate(every_vecs))
     plan = plan_from_manifest(manifest)
-    plan["root"] = root
-    only = [s["name"] for s in plan["searches"] if settings is None or s["setting"] in settings]
+    plan = plan.at(root)
+    only = [s.name for s in plan.searches if settings is None or s.setting in settings]
     rank_plan(plan, os.path.join(work, "index"), os.path.join(work, "queries"), os.path.join(work, "ranks"),
               only=only)
     return os.path.join(work, "ranks")

@@ -48,7 +48,7 @@ from hybrid_tevatron.eval.pipeline.encode import Dtype, Encoder, EncodeStage, re
 from hybrid_tevatron.eval.pipeline.ranks import SAMPLE_LINES
 from hybrid_tevatron.eval.pipeline.scoring import oracle, trec_eval
 from hybrid_tevatron.eval.pipeline.search import search
-from hybrid_tevatron.eval.pipeline.search_plan import RUN_DEPTH, load_plan, plan_from_manifest, write_plan
+from hybrid_tevatron.eval.pipeline.search_plan import RUN_DEPTH, SearchPlan, load_plan, plan_from_manifest, write_plan
 from hybrid_tevatron.eval.runner import Cli, CliRunner, StepError
 from hybrid_tevatron.logs import get_logger
 
@@ -257,7 +257,7 @@ class Evaluation:
 
         plan = plan_from_manifest(load_pool_manifest(self.path("inputs")), self.args.run_depth)
         write_plan(plan, self.path("inputs", "plan.json"))
-        plan["root"] = self.path("inputs")
+        plan = plan.at(self.path("inputs"))
         with self.out.stage("2/6 encode"):
             self.encoding.plan(plan, self.work, unit)
         with self.out.stage("3/6 ranks"):
@@ -278,7 +278,7 @@ class Evaluation:
                 f.write(summary)
         return summary
 
-    def run_stages(self, plan: dict, unit: str, prebuilt=None) -> None:
+    def run_stages(self, plan: SearchPlan, unit: str, prebuilt=None) -> None:
         """MIRACL: encode, top-k search, trec_eval on every run."""
         with self.out.stage("2/5 encode"):
             self.encoding.plan(plan, self.work, unit, prebuilt)

@@ -31,7 +31,7 @@ import numpy as np
 
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
 from hybrid_tevatron.eval.pipeline.ranks import SAMPLE_LINES
-from hybrid_tevatron.eval.pipeline.search_plan import PLAN_FORMAT, write_plan
+from hybrid_tevatron.eval.pipeline.search_plan import Search, SearchPlan, write_plan
 from hybrid_tevatron.eval.reports.metrics import KEYS, macro, mean, query_metrics
 from hybrid_tevatron.eval.reports.metrics import MEASURES as TREC_MEASURES
 from hybrid_tevatron.eval.runner import StepError
@@ -71,7 +71,7 @@ def _lines(path: str, lines) -> str:
     return atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
-def prepare(data, image_vectors: np.ndarray, caption_vectors: dict[str, np.ndarray], work: str) -> dict:
+def prepare(data, image_vectors: np.ndarray, caption_vectors: dict[str, np.ndarray], work: str) -> SearchPlan:
     """Indexes, queries, topics, qrels and the search plan of the module docstring under ``work``; the plan."""
     langs, images = data.languages, data.image_ids
     inputs = os.path.join(work, "inputs")
@@ -97,17 +97,21 @@ def prepare(data, image_vectors: np.ndarray, caption_vectors: dict[str, np.ndarr
            (f"{d} 0 {caption_id(lang, d)} 1" for d in images for lang in langs))
     searches.append(_search("i2t.multi", "image->text multilingual", "captions/all", IMAGES, queries[IMAGES],
                             len(all_ids)))
-    plan = {"format": PLAN_FORMAT, "kind": "images", "dataset": data.name, "corpora": {},
-            "merged": {"captions/all": [f"captions/{lang}" for lang in langs]}, "queries": queries,
-            "trec_eval_args": [], "searches": searches}
+    plan = SearchPlan(kind="images", dataset=data.name, corpora={},
+                      merged={"captions/all": [f"captions/{lang}" for lang in langs]}, queries=queries,
+                      trec_eval_args=[], searches=searches, root=inputs)
     write_plan(plan, os.path.join(inputs, "plan.json"))
-    return {**plan, "root": inputs}
+    return plan
 
 
-def _search(name: str, setting: str, index: str, queries: str, topics: str, pool_size: int) -> dict:
-    return {"name": name, "setting": setting, "index": index, "queries": queries, "topics": topics,
-            "qrels": f"qrels/{name}.txt", "pool_size": pool_size, "ranks": True, "hits": min(10, pool_size),
-            "run": f"{name}.trec", "exclude": None}
+# plan.json's search keys in file order (hits after ranks, unlike a pool plan's; "exclude" written as null)
+SEARCH_KEYS = ("name", "setting", "index", "queries", "topics", "qrels", "pool_size", "ranks", "hits", "run", "exclude")
+
+
+def _search(name: str, setting: str, index: str, queries: str, topics: str, pool_size: int) -> Search:
+    return Search(name=name, setting=setting, index=index, queries=queries, topics=topics, qrels=f"qrels/{name}.txt",
+                  pool_size=pool_size, ranks=True, hits=min(10, pool_size), run=f"{name}.trec", exclude=None,
+                  layout=SEARCH_KEYS)
 
 
 def read_ranks(path: str) -> dict[str, list[int]]:
@@ -127,20 +131,20 @@ def per_query_metrics(ranks: dict[str, list[int]], relevant: dict[str, int], ran
             for q, n in relevant.items()}
 
 
-def score(plan: dict, ranks_dir: str, languages: list[str]) -> tuple:
+def score(plan: SearchPlan, ranks_dir: str, languages: list[str]) -> tuple:
     """``(results.json's content, {search: per-query metrics})``: per search, per language, macro averages."""
     from hybrid_tevatron.eval.reports.metrics import read_qrels
 
     searches, per_query = {}, {}
-    for s in plan["searches"]:
-        qrels = read_qrels(os.path.join(plan["root"], s["qrels"]))
+    for s in plan.searches:
+        qrels = read_qrels(os.path.join(plan.root, s.qrels))
         relevant = {q: sum(1 for r in docs.values() if r > 0) for q, docs in qrels.items()}
-        multi = s["name"] == "i2t.multi"
-        pq = per_query[s["name"]] = per_query_metrics(read_ranks(os.path.join(ranks_dir, s["name"] + ".tsv")),
-                                                      relevant, multi)
+        multi = s.name == "i2t.multi"
+        pq = per_query[s.name] = per_query_metrics(read_ranks(os.path.join(ranks_dir, s.name + ".tsv")),
+                                                   relevant, multi)
         keys = [KEYS.get(m, m.replace(".", "_")) for m in MEASURES] + (["rank_distance"] if multi else [])
-        searches[s["name"]] = {"setting": s["setting"], "pool_size": s["pool_size"], "queries": len(pq),
-                               **{k: mean(pq, k) for k in keys}}
+        searches[s.name] = {"setting": s.setting, "pool_size": s.pool_size, "queries": len(pq),
+                            **{k: mean(pq, k) for k in keys}}
     average = {direction: {k: macro(searches[f"{direction}.{lang}"][k] for lang in languages)
                            for k in ("recall_1", "recall_5", "recall_10", "map")}
                for direction in ("t2i", "i2t")}

@@ -44,7 +44,7 @@ import sys
 
 from hybrid_tevatron.atomic import atomic_dir, atomic_write_json, atomic_write_text
 from hybrid_tevatron.errors import HybridTevatronError, first_line, report_errors
-from hybrid_tevatron.eval.pipeline.search_plan import PLAN_FORMAT
+from hybrid_tevatron.eval.pipeline.search_plan import Corpus, Search, SearchPlan, write_plan
 from hybrid_tevatron.jsonfiles import read_format
 from hybrid_tevatron.logs import get_logger
 
@@ -234,8 +234,7 @@ def _prepare_into(languages, root, split, topics_pattern, qrels_pattern, corpus_
         os.makedirs(os.path.join(root, sub))
     manifest = {"format": MANIFEST_FORMAT, "split": split, "languages": languages, "sources": {}, "counts": {},
                 "warnings": []}
-    plan = {"format": PLAN_FORMAT, "kind": "miracl", "corpora": {}, "merged": {},
-            "queries": {}, "trec_eval_args": TREC_EVAL_ARGS, "searches": []}
+    corpora, queries, searches = {}, {}, []
     for lang in languages:
         t_src, q_src, c_src = (_fill(p, lang, split) for p in (topics_pattern, qrels_pattern, corpus_pattern))
         topics, t_desc = load_topics(t_src)
@@ -269,15 +268,16 @@ def _prepare_into(languages, root, split, topics_pattern, qrels_pattern, corpus_
         manifest["sources"][lang] = {"topics": t_desc, "qrels": q_desc, "corpus": c_desc}
         manifest["counts"][lang] = {"topics": len(topics), "judged_queries": len(judged_queries),
                                     "relevant": len(relevant), "documents": n_docs}
-        plan["corpora"][lang] = {"path": f"corpus/{lang}.jsonl", "size": n_docs}
-        plan["queries"][lang] = f"topics/{lang}.tsv"
-        plan["searches"].append({"name": lang, "index": lang, "queries": lang, "topics": f"topics/{lang}.tsv",
-                                 "qrels": f"qrels/{lang}.txt", "hits": HITS, "compact": False,
-                                 "run": f"{lang}.trec"})
+        corpora[lang] = Corpus(path=f"corpus/{lang}.jsonl", size=n_docs)
+        queries[lang] = f"topics/{lang}.tsv"
+        searches.append(Search(name=lang, index=lang, queries=lang, topics=f"topics/{lang}.tsv",
+                               qrels=f"qrels/{lang}.txt", hits=HITS, compact=False, run=f"{lang}.trec"))
     for w in manifest["warnings"]:
         if log:
             log(f"warning: {w}")
-    atomic_write_json(os.path.join(root, "plan.json"), plan)
+    # plan.json's keys: those of the fields that are not None, in field order (no dataset, no pool keys)
+    write_plan(SearchPlan(kind="miracl", corpora=corpora, queries=queries, trec_eval_args=TREC_EVAL_ARGS,
+                          searches=searches), os.path.join(root, "plan.json"))
     atomic_write_json(os.path.join(root, "manifest.json"), manifest)
     return manifest
 

@@ -14,6 +14,7 @@ import enum
 import os
 
 from hybrid_tevatron.encoding import read_encoding
+from hybrid_tevatron.eval.pipeline.search_plan import SearchPlan
 from hybrid_tevatron.eval.runner import CliRunner, StepError
 from hybrid_tevatron.logs import get_logger
 
@@ -135,38 +136,38 @@ class EncodeStage:
                          self.runner.rel(os.path.join(os.path.dirname(parts[0]), "*")), "--output",
                          self.runner.rel(out)])
 
-    def plan(self, plan: dict, work: str, unit: str, prebuilt: dict | None = None) -> None:
+    def plan(self, plan: SearchPlan, work: str, unit: str, prebuilt: dict | None = None) -> None:
         """Encode every corpus of ``plan`` into ``work/index/KEY`` (or link the ``prebuilt`` index of KEY), build
         the merged indexes, encode every query set into ``work/queries/KEY``; check that each index holds its
         corpus (a merged one: all corpora) and each query file exists. ``unit``: what the log calls corpus items."""
         prebuilt = prebuilt or {}
-        unknown = sorted(set(prebuilt) - set(plan["corpora"]))
+        unknown = sorted(set(prebuilt) - set(plan.corpora))
         if unknown:
             raise StepError(f"--index names corpora this evaluation does not have: {', '.join(unknown)} "
-                            f"(it has {', '.join(plan['corpora'])})")
-        if not plan["corpora"] or not plan["queries"]:
+                            f"(it has {', '.join(plan.corpora)})")
+        if not plan.corpora or not plan.queries:
             raise StepError("the search plan lists no corpora or no queries")
-        root = plan["root"]
-        for key, c in plan["corpora"].items():
+        root = plan.root
+        for key, c in plan.corpora.items():
             index = os.path.join(work, "index", key)
             if key in prebuilt:
                 os.makedirs(os.path.dirname(index), exist_ok=True)
                 os.symlink(os.path.abspath(prebuilt[key]), index)
-                log.info(f"   corpus {key}: {c['size']} {unit}, prebuilt index {prebuilt[key]}")
+                log.info(f"   corpus {key}: {c.size} {unit}, prebuilt index {prebuilt[key]}")
                 continue
-            log.info(f"   corpus {key}: {c['size']} {unit}")
-            self.corpus(os.path.join(root, c["path"]), index)
-        for key, parts in plan.get("merged", {}).items():
+            log.info(f"   corpus {key}: {c.size} {unit}")
+            self.corpus(os.path.join(root, c.path), index)
+        for key, parts in plan.merged.items():
             self.merge(os.path.join(work, "index", key), [os.path.join(work, "index", p) for p in parts])
-        for key, path in plan["queries"].items():
+        for key, path in plan.queries.items():
             self.queries(os.path.join(root, path), os.path.join(work, "queries", key))
         total = 0
-        for key, c in plan["corpora"].items():
-            total += c["size"]
-            _check_index(work, f"index/{key}", c["size"], f"the {c['size']} {unit} of {c['path']}")
-        for key in plan.get("merged", {}):
+        for key, c in plan.corpora.items():
+            total += c.size
+            _check_index(work, f"index/{key}", c.size, f"the {c.size} {unit} of {c.path}")
+        for key in plan.merged:
             _check_index(work, f"index/{key}", total, f"all {total} {unit}")
-        for key in plan["queries"]:
+        for key in plan.queries:
             if not _nonempty(os.path.join(work, "queries", key, "embedding.pkl")):
                 raise StepError(f"query encoding wrote no queries/{key}/embedding.pkl")
 

@@ -45,7 +45,7 @@ import numpy as np
 
 from hybrid_tevatron.atomic import atomic_path, atomic_write_json
 from hybrid_tevatron.errors import report_errors
-from hybrid_tevatron.eval.pipeline.search_plan import load_plan, select
+from hybrid_tevatron.eval.pipeline.search_plan import Search, SearchPlan, load_plan, select
 from hybrid_tevatron.eval.runner import StepError
 from hybrid_tevatron.logs import get_logger
 
@@ -149,15 +149,15 @@ class Pool:
         self.column = vectors.rows()
 
 
-def _hosts(plan: dict, searches: list[dict], index_root: str) -> dict[str, tuple[str, int, int]]:
+def _hosts(plan: SearchPlan, searches: list[Search], index_root: str) -> dict[str, tuple[str, int, int]]:
     """For each searched index: ``(host index, start, end)``, the host a merged index searched by the plan whose
     columns start..end are this index, else the index itself."""
-    used = {s["index"] for s in searches}
+    used = {s.index for s in searches}
     docids = {key: read_docids(os.path.join(index_root, key)) for key in used}
     out = {}
     for key in used:
         out[key] = (key, 0, len(docids[key]))
-        for merged, parts in plan.get("merged", {}).items():
+        for merged, parts in plan.merged.items():
             if merged in used and key in parts and key != merged:
                 cols = docids[merged]
                 where = {d: i for i, d in enumerate(cols)}
@@ -180,13 +180,13 @@ class _SearchState:
     """One search while it is ranked: its queries (rows of the query set), their relevant columns of the host
     (``relevant``: padded with -1), their excluded column (-1: none), and what was found."""
 
-    def __init__(self, s: dict, root: str, queries: Vectors, host: Pool, start: int, end: int):
+    def __init__(self, s: Search, root: str, queries: Vectors, host: Pool, start: int, end: int):
         from hybrid_tevatron.eval.reports.metrics import read_qrels
 
-        self.name, self.host, self.start, self.end = s["name"], host, start, end
-        self.qrels = read_qrels(os.path.join(root, s["qrels"]))
-        topics = set(read_topic_ids(os.path.join(root, s["topics"])))
-        exclude = read_exclusions(os.path.join(root, s["exclude"])) if s.get("exclude") else {}
+        self.name, self.host, self.start, self.end = s.name, host, start, end
+        self.qrels = read_qrels(os.path.join(root, s.qrels))
+        topics = set(read_topic_ids(os.path.join(root, s.topics)))
+        exclude = read_exclusions(os.path.join(root, s.exclude)) if s.exclude else {}
         qrow = queries.rows()
         self.ranked = [q for q in self.qrels if q in topics and q in qrow]
         self.unranked = [q for q in self.qrels if q not in topics or q not in qrow]
@@ -231,7 +231,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def rank_plan(plan: dict, index_root: str, queries_root: str, out_dir: str, device: str = "cpu",
+def rank_plan(plan: SearchPlan, index_root: str, queries_root: str, out_dir: str, device: str = "cpu",
               sample_lines: int = SAMPLE_LINES, seed: int = SAMPLE_SEED, only=None) -> dict:
     """Exact ranks of every search of ``plan`` (module docstring); returns what ``ranks.json`` says."""
     import torch
@@ -239,7 +239,7 @@ def rank_plan(plan: dict, index_root: str, queries_root: str, out_dir: str, devi
     searches = select(plan, only)
     if not searches:
         raise StepError("the plan has no searches")
-    root = plan["root"]
+    root = plan.root
     os.makedirs(out_dir, exist_ok=True)
     hosts = _hosts(plan, searches, index_root)
     share = sample_lines // len(searches)
@@ -248,19 +248,19 @@ def rank_plan(plan: dict, index_root: str, queries_root: str, out_dir: str, devi
     with atomic_path(os.path.join(out_dir, SAMPLE_RUN)) as run_tmp, \
             atomic_path(os.path.join(out_dir, SAMPLE_QRELS)) as qrels_tmp, \
             open(run_tmp, "w", encoding="utf-8") as sample_run, open(qrels_tmp, "w", encoding="utf-8") as sample_qrels:
-        by_queries: dict[str, list[dict]] = {}
+        by_queries: dict[str, list[Search]] = {}
         for s in searches:
-            by_queries.setdefault(s["queries"], []).append(s)
+            by_queries.setdefault(s.queries, []).append(s)
         for qkey, group in by_queries.items():
             queries = read_queries(os.path.join(queries_root, qkey))
             states: dict[str, list[_SearchState]] = {}
             for s in group:
-                host_key, start, end = hosts[s["index"]]
+                host_key, start, end = hosts[s.index]
                 if host_key not in pools:
                     pools[host_key] = Pool(host_key, read_index(os.path.join(index_root, host_key)))
                 host = pools[host_key]
                 if host.vectors.matrix.shape[1] != queries.matrix.shape[1]:
-                    raise StepError(f"search {s['name']}: queries/{qkey} has dimension {queries.matrix.shape[1]} "
+                    raise StepError(f"search {s.name}: queries/{qkey} has dimension {queries.matrix.shape[1]} "
                                     f"but index/{host_key} {host.vectors.matrix.shape[1]}")
                 st = _SearchState(s, root, queries, host, start, end)
                 _choose_sample(st, share, seed)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 
 from hybrid_tevatron.atomic import atomic_path, atomic_write_json, atomic_write_text
-from hybrid_tevatron.eval.pipeline.search_plan import select
+from hybrid_tevatron.eval.pipeline.search_plan import SearchPlan, select
 from hybrid_tevatron.eval.runner import CliRunner, StepError
 from hybrid_tevatron.logs import get_logger
 
@@ -34,21 +34,21 @@ def _expected_measures(args: list[str]) -> list[str]:
     return names
 
 
-def trec_eval(plan: dict, runs_dir: str, output_dir: str, runner: CliRunner, only=None) -> dict:
+def trec_eval(plan: SearchPlan, runs_dir: str, output_dir: str, runner: CliRunner, only=None) -> dict:
     """``python -m pyserini.eval.trec_eval ARGS QRELS RUN`` per search and argument set -> ``{name}.txt``."""
     from hybrid_tevatron.eval.reports.metrics import parse_trec_eval
 
     os.makedirs(output_dir, exist_ok=True)
-    root = plan["root"]
+    root = plan.root
     searches = select(plan, only)
     summary = {}
     for i, s in enumerate(searches, 1):
-        run = os.path.join(runs_dir, s.get("run", s["name"] + ".trec"))
+        run = os.path.join(runs_dir, s.run_file)
         if not os.path.isfile(run):
-            raise StepError(f"trec_eval {s['name']}: run not found: {run}")
-        qrels = os.path.join(root, s["qrels"])
+            raise StepError(f"trec_eval {s.name}: run not found: {run}")
+        qrels = os.path.join(root, s.qrels)
         texts, values = [], {}
-        for args in plan["trec_eval_args"]:
+        for args in plan.trec_eval_args:
             out = runner.run("pyserini.eval.trec_eval", [*args, runner.rel(qrels), runner.rel(run)], capture=True)
             parsed = parse_trec_eval(out)
             wanted = _expected_measures(args)
@@ -57,9 +57,9 @@ def trec_eval(plan: dict, runs_dir: str, output_dir: str, runner: CliRunner, onl
                 raise StepError(f"trec_eval on {run} printed no {', '.join(lacking)}; output:\n{out[-2000:]}")
             values.update({m: parsed["all"][m] for m in wanted})
             texts.append(out.rstrip("\n") + "\n")
-        atomic_write_text(os.path.join(output_dir, s["name"] + ".txt"), "".join(texts))
-        summary[s["name"]] = values
-        log.info(f"trec_eval [{i}/{len(searches)}] {s['name']}: "
+        atomic_write_text(os.path.join(output_dir, s.name + ".txt"), "".join(texts))
+        summary[s.name] = values
+        log.info(f"trec_eval [{i}/{len(searches)}] {s.name}: "
             + ", ".join(f"{k} {v:.4f}" for k, v in values.items()))
     atomic_write_json(os.path.join(output_dir, "summary.json"), summary)
     return summary
@@ -98,15 +98,15 @@ def _run_trec_eval(runner: CliRunner, args: list[str], qrels: str, run: str, out
     atomic_write_text(output, out.rstrip("\n") + "\n")
 
 
-def oracle(plan: dict, runs_dir: str, ranks_dir: str, output_dir: str, runner: CliRunner, only=None) -> dict:
+def oracle(plan: SearchPlan, runs_dir: str, ranks_dir: str, output_dir: str, runner: CliRunner, only=None) -> dict:
     """trec_eval on the cross-check sample and on the top-k runs of a pool plan (module docstring); returns what
     ``oracle.json`` says."""
     from hybrid_tevatron.eval.pipeline.ranks import SAMPLE_QRELS, SAMPLE_RUN
     from hybrid_tevatron.eval.reports.metrics import MEASURES
 
     os.makedirs(output_dir, exist_ok=True)
-    root = plan["root"]
-    searches = [s for s in select(plan, only) if s.get("ranks")]
+    root = plan.root
+    searches = [s for s in select(plan, only) if s.ranks]
     full_args = ["-c", "-q", *_measure_args(MEASURES)]
     out: dict = {"sample": None, "top_k": None}
     sample_run, sample_qrels = os.path.join(ranks_dir, SAMPLE_RUN), os.path.join(ranks_dir, SAMPLE_QRELS)
@@ -114,13 +114,13 @@ def oracle(plan: dict, runs_dir: str, ranks_dir: str, output_dir: str, runner: C
         _run_trec_eval(runner, full_args, sample_qrels, sample_run, os.path.join(output_dir, SAMPLE_OUTPUT))
         out["sample"] = {"run": sample_run, "qrels": sample_qrels, "output": SAMPLE_OUTPUT, "args": full_args}
         log.info("trec_eval: the full rankings of the cross-check sample")
-    depth = min((int(s["hits"]) for s in searches), default=0)
+    depth = min((int(s.hits) for s in searches), default=0)
     measures = cutoff_measures(depth)
     if searches and measures:
         args = ["-c", "-q", *_measure_args(measures)]
         chunks, current, queries = [], [], 0
         for s in searches:
-            with open(os.path.join(root, s["qrels"]), encoding="utf-8") as f:
+            with open(os.path.join(root, s.qrels), encoding="utf-8") as f:
                 n = len({line.split(None, 1)[0] for line in f if line.strip()})
             if current and queries + n > TOPK_CHUNK_QUERIES:
                 chunks.append(current)
@@ -134,17 +134,17 @@ def oracle(plan: dict, runs_dir: str, ranks_dir: str, output_dir: str, runner: C
             with atomic_path(run) as run_tmp, atomic_path(qrels) as qrels_tmp, \
                     open(run_tmp, "w", encoding="utf-8") as r, open(qrels_tmp, "w", encoding="utf-8") as q:
                 for s in chunk:
-                    path = os.path.join(runs_dir, s.get("run", s["name"] + ".trec"))
+                    path = os.path.join(runs_dir, s.run_file)
                     if not os.path.isfile(path):
-                        raise StepError(f"trec_eval {s['name']}: run not found: {path}")
-                    prefix = s["name"] + SEP
+                        raise StepError(f"trec_eval {s.name}: run not found: {path}")
+                    prefix = s.name + SEP
                     with open(path, encoding="utf-8") as f:
                         r.writelines(prefix + line for line in f if line.strip())
-                    with open(os.path.join(root, s["qrels"]), encoding="utf-8") as f:
+                    with open(os.path.join(root, s.qrels), encoding="utf-8") as f:
                         q.writelines(prefix + line for line in f if line.strip())
             _run_trec_eval(runner, args, qrels, run, os.path.join(output_dir, f"topk.{i}.txt"))
             listed.append({"run": f"topk.{i}.trec", "qrels": f"topk.{i}.qrels", "output": f"topk.{i}.txt",
-                           "searches": [s["name"] for s in chunk]})
+                           "searches": [s.name for s in chunk]})
             log.info(f"trec_eval [{i + 1}/{len(chunks)}] top-{depth} runs of {len(chunk)} searches")
         out["top_k"] = {"depth": depth, "measures": measures, "args": args, "chunks": listed}
     atomic_write_json(os.path.join(output_dir, ORACLE_FILE), out)

@@ -18,7 +18,7 @@ import os
 import time
 
 from hybrid_tevatron.atomic import atomic_path, atomic_write_text
-from hybrid_tevatron.eval.pipeline.search_plan import select
+from hybrid_tevatron.eval.pipeline.search_plan import Search, SearchPlan, select
 from hybrid_tevatron.eval.runner import CliRunner, StepError
 from hybrid_tevatron.logs import get_logger
 
@@ -102,24 +102,24 @@ def split_run(src: str, targets: dict[str, tuple], hits: int) -> dict[str, int]:
     return written
 
 
-def search(plan: dict, index_root: str, queries_root: str, runs_dir: str, runner: CliRunner,
+def search(plan: SearchPlan, index_root: str, queries_root: str, runs_dir: str, runner: CliRunner,
            threads: int = 1, batch_size: int = SEARCH_BATCH, only=None) -> list[dict]:
     """Run ``python -m pyserini.search.faiss`` for the searches of the plan: MIRACL's one by one, a pool plan's
     (``"ranks": true``) one call per index (module docstring)."""
     os.makedirs(runs_dir, exist_ok=True)
     searches = select(plan, only)
     for s in searches:
-        for path, what in ((os.path.join(index_root, s["index"]), "index"),
-                           (os.path.join(queries_root, s["queries"]), "encoded queries"),
-                           (os.path.join(plan["root"], s["topics"]), "topics")):
+        for path, what in ((os.path.join(index_root, s.index), "index"),
+                           (os.path.join(queries_root, s.queries), "encoded queries"),
+                           (os.path.join(plan.root, s.topics), "topics")):
             if not os.path.exists(path):
-                raise StepError(f"search {s['name']}: {what} not found: {path}")
-    searcher = _Searcher(runner, plan["root"], index_root, queries_root, runs_dir, threads, batch_size)
-    done = searcher.singles([s for s in searches if not s.get("ranks")])
-    by_index: dict[str, list[dict]] = {}
+                raise StepError(f"search {s.name}: {what} not found: {path}")
+    searcher = _Searcher(runner, plan.root, index_root, queries_root, runs_dir, threads, batch_size)
+    done = searcher.singles([s for s in searches if not s.ranks])
+    by_index: dict[str, list[Search]] = {}
     for s in searches:
-        if s.get("ranks"):
-            by_index.setdefault(s["index"], []).append(s)
+        if s.ranks:
+            by_index.setdefault(s.index, []).append(s)
     return done + searcher.pooled(by_index) if by_index else done
 
 
@@ -132,8 +132,8 @@ class _Searcher:
         self.runs_dir, self.threads, self.batch_size = runs_dir, threads, batch_size
         self.t0 = time.time()
 
-    def run_path(self, s: dict) -> str:
-        return os.path.join(self.runs_dir, s.get("run", s["name"] + ".trec"))
+    def run_path(self, s: Search) -> str:
+        return os.path.join(self.runs_dir, s.run_file)
 
     def pyserini_search(self, index: str, topics_file: str, queries: str, hits: int, output: str) -> None:
         rel = self.runner.rel
@@ -141,35 +141,35 @@ class _Searcher:
             "--index", rel(index), "--topics", rel(topics_file), "--encoded-queries", rel(queries),
             "--output", rel(output), "--hits", hits, "--batch-size", self.batch_size, "--threads", self.threads])
 
-    def singles(self, singles: list[dict]) -> list[dict]:
+    def singles(self, singles: list[Search]) -> list[dict]:
         """One search per call, its run checked against its topics."""
         done = []
         for i, s in enumerate(singles, 1):
             run = self.run_path(s)
-            topics = os.path.join(self.root, s["topics"])
+            topics = os.path.join(self.root, s.topics)
             start = time.time()
             with atomic_path(run) as raw:
-                self.pyserini_search(os.path.join(self.index_root, s["index"]), topics,
-                                     os.path.join(self.queries_root, s["queries"]), int(s["hits"]), raw)
+                self.pyserini_search(os.path.join(self.index_root, s.index), topics,
+                                     os.path.join(self.queries_root, s.queries), int(s.hits), raw)
                 lines = check_run(raw, read_qids(topics))
-            log.info(f"search [{i}/{len(singles)}] {s['name']}: {lines} hits ({time.time() - start:.1f}s)")
-            done.append({"name": s["name"], "run": run})
+            log.info(f"search [{i}/{len(singles)}] {s.name}: {lines} hits ({time.time() - start:.1f}s)")
+            done.append({"name": s.name, "run": run})
         return done
 
-    def pooled(self, by_index: dict[str, list[dict]]) -> list[dict]:
+    def pooled(self, by_index: dict[str, list[Search]]) -> list[dict]:
         """One call per index for all its searches (their topics together, deep enough for an excluded own
         caption), split back into one run per search."""
         combined = None
-        if any(len({s["queries"] for s in group}) > 1 for group in by_index.values()):
-            combined = combine_queries(self.queries_root, {s["queries"] for g in by_index.values() for s in g})
+        if any(len({s.queries for s in group}) > 1 for group in by_index.values()):
+            combined = combine_queries(self.queries_root, {s.queries for g in by_index.values() for s in g})
         done = []
         for i, (index, group) in enumerate(by_index.items(), 1):
             start = time.time()
             targets, topic_lines = self.group_topics(index, group)
-            hits = max(int(s["hits"]) for s in group)
-            deep = hits + (1 if any(s.get("exclude") for s in group) else 0)
-            deep = min(deep, max(int(s.get("pool_size", deep)) for s in group))
-            queries = os.path.join(self.queries_root, group[0]["queries"]) if len(group) == 1 or combined is None \
+            hits = max(int(s.hits) for s in group)
+            deep = hits + (1 if any(s.exclude for s in group) else 0)
+            deep = min(deep, max(deep if s.pool_size is None else int(s.pool_size) for s in group))
+            queries = os.path.join(self.queries_root, group[0].queries) if len(group) == 1 or combined is None \
                 else combined
             topics = os.path.join(self.runs_dir, "topics", index.replace("/", "_") + ".tsv")  # commands.sh reads it
             os.makedirs(os.path.dirname(topics), exist_ok=True)
@@ -189,10 +189,10 @@ class _Searcher:
             log.info(f"search [{i}/{len(by_index)}] index {index}: {len(group)} searches, {len(targets)} queries, "
                      f"{sum(written.values())} hits kept ({time.time() - start:.1f}s, "
                      f"{time.time() - self.t0:.0f}s so far)")
-            done += [{"name": s["name"], "run": self.run_path(s)} for s in group]
+            done += [{"name": s.name, "run": self.run_path(s)} for s in group]
         return done
 
-    def group_topics(self, index: str, group: list[dict]) -> tuple[dict, list[str]]:
+    def group_topics(self, index: str, group: list[Search]) -> tuple[dict, list[str]]:
         """``qid -> (run file, excluded docid)`` and the topic lines of the searches of one index; a query searched
         twice on one index is an error."""
         from hybrid_tevatron.eval.pipeline.ranks import read_exclusions
@@ -200,14 +200,14 @@ class _Searcher:
         targets, topic_lines = {}, []
         for s in group:
             run = self.run_path(s)
-            exclude = read_exclusions(os.path.join(self.root, s["exclude"])) if s.get("exclude") else {}
-            with open(os.path.join(self.root, s["topics"]), encoding="utf-8") as f:
+            exclude = read_exclusions(os.path.join(self.root, s.exclude)) if s.exclude else {}
+            with open(os.path.join(self.root, s.topics), encoding="utf-8") as f:
                 for line in f:
                     if not line.strip():
                         continue
                     qid = line.split("\t", 1)[0].strip()
                     if qid in targets:
-                        raise StepError(f"search {s['name']}: query {qid} is also searched by another search of "
+                        raise StepError(f"search {s.name}: query {qid} is also searched by another search of "
                                         f"index {index}")
                     targets[qid] = (run, exclude.get(qid))
                     topic_lines.append(line if line.endswith("\n") else line + "\n")
