@@ -259,32 +259,7 @@ class BatchPlan:
         self._cumulative: list[np.ndarray] = []
         self._query_cumulative: list[np.ndarray | None] = []  # pivot runs: Lq weights over non-pivots
         for source in self.sources:
-            langs = [l for l in (languages or source.languages) if l in source.languages]
-            weights = np.array([weight_of.get(l, 1.0) for l in langs], dtype=float)
-            langs = [l for l, w in zip(langs, weights) if w > 0]
-            weights = weights[weights > 0]
-            if not langs:
-                raise ValueError(f"source {source.name!r} has none of the languages {list(languages or [])}")
-            weights = weights / weights.sum()
-            can_cross = len(langs) > 1 and (not pivot_language or pivot_language in langs)
-            if not can_cross and regime in (CROSS, XX):
-                why = (f"only one language ({langs[0]})" if len(langs) == 1
-                       else f"no text in the pivot language {pivot_language!r}")
-                raise ValueError(
-                    f"source {source.name!r} has {why}: it can feed mono steps only, not the {regime} regime"
-                )
-            if len(source) < batch_size:
-                raise ValueError(
-                    f"source {source.name!r} has {len(source)} queries, fewer than one step ({batch_size})"
-                )
-            self.languages.append(langs)
-            self.weights.append(weights)
-            self.can_cross.append(can_cross)
-            self._cumulative.append(np.cumsum(weights))
-            query_weights = weights * np.array([l != pivot_language for l in langs]) if pivot_language else None
-            self._query_cumulative.append(
-                np.cumsum(query_weights / query_weights.sum()) if pivot_language and can_cross else None
-            )
+            self._add_source(source, languages, weight_of)
         if pivot_language and not any(self.can_cross):
             raise ValueError(f"pivot language {pivot_language!r} is not a language of any multilingual source")
         self.cross_only = self._check_cross_only(parse_cross_only(cross_only_sources))
@@ -299,6 +274,36 @@ class BatchPlan:
         self._last: StepPlan | None = None
         # per source, the item of every doc (a list, for fast lookups) if it is an item source, else None
         self._doc_items = [None if (items := s.doc_items()) is None else items.tolist() for s in self.sources]
+
+    def _add_source(self, source, languages: Sequence[str] | None, weight_of: Mapping[str, float]) -> None:
+        """The languages a source's steps use (those asked for that it has, weight > 0), their normalised weights and
+        cumulative tables, and whether it can feed cross steps; a source that cannot serve the regime is refused."""
+        langs = [l for l in (languages or source.languages) if l in source.languages]
+        weights = np.array([weight_of.get(l, 1.0) for l in langs], dtype=float)
+        langs = [l for l, w in zip(langs, weights) if w > 0]
+        weights = weights[weights > 0]
+        if not langs:
+            raise ValueError(f"source {source.name!r} has none of the languages {list(languages or [])}")
+        weights = weights / weights.sum()
+        can_cross = len(langs) > 1 and (not self.pivot_language or self.pivot_language in langs)
+        if not can_cross and self.regime in (CROSS, XX):
+            why = (f"only one language ({langs[0]})" if len(langs) == 1
+                   else f"no text in the pivot language {self.pivot_language!r}")
+            raise ValueError(
+                f"source {source.name!r} has {why}: it can feed mono steps only, not the {self.regime} regime"
+            )
+        if len(source) < self.batch_size:
+            raise ValueError(
+                f"source {source.name!r} has {len(source)} queries, fewer than one step ({self.batch_size})"
+            )
+        self.languages.append(langs)
+        self.weights.append(weights)
+        self.can_cross.append(can_cross)
+        self._cumulative.append(np.cumsum(weights))
+        query_weights = weights * np.array([l != self.pivot_language for l in langs]) if self.pivot_language else None
+        self._query_cumulative.append(
+            np.cumsum(query_weights / query_weights.sum()) if self.pivot_language and can_cross else None
+        )
 
     @property
     def names(self) -> list[str]:

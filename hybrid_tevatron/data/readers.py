@@ -258,179 +258,218 @@ def build_corpus(name: str, languages: Sequence[str], records: dict[str, tuple[R
         raise DataError(f"source {name!r}: no languages")
     if len(set(languages)) != len(languages):
         raise DataError(f"source {name!r}: duplicate languages {languages}")
-    sep = passage_field_separator
-    errors = _Errors(name, max_errors)
-    bad_qids: set = set()  # ids of records that failed (no cascading "missing" errors for them)
-    unnamed_failures = {lang: 0 for lang in languages}  # failed records whose query id is unknown (idem, per file)
-    qindex: dict[str, int] = {}
-    query_ids: list[str] = []
-    dindex: dict[str, int] = {}
-    doc_ids: list[str] = []
-    pos_offsets, pos_flat = array("q", [0]), array("q")
-    neg_offsets, neg_flat = array("q", [0]), array("q")
-    pos_extra: dict[int, list[int]] = {}
-    neg_extra: dict[int, list[int]] = {}
-    same_offsets, same_flat = array("q", [0]), array("q")  # same_item_docids (kept only if some record has them)
-    same_extra: dict[int, list[int]] = {}
-    queries: dict[str, list[str | None]] = {}
-    passages: dict[str, list[str | None]] = {}
-    query_line: dict[str, array] = {}  # lang -> record index of each query (for messages)
-    first_lang = languages[0]
+    builder = _CorpusBuilder(name, languages, records, labels, passage_field_separator, max_errors)
+    for lang in languages:
+        builder.read_language(lang)
+    builder.errors.raise_if_any()
+    return builder.finish(group_size)
 
-    def add_docs(q: int, docs: list[int], offsets: array, flat: array, extra: dict[int, list[int]]) -> None:
-        known = flat[offsets[q] : offsets[q + 1]].tolist()
+
+class _DocLists:
+    """Per-query docid lists: the first language's in flat arrays (``offsets``, ``flat``), docids only a later
+    language lists in a sparse per-query overflow (``extra``), merged into CSR arrays by :meth:`merge`."""
+
+    def __init__(self):
+        self.offsets, self.flat, self.extra = array("q", [0]), array("q"), {}
+
+    def append(self, docs: list[int]) -> None:
+        """The next query's list (first language)."""
+        self.flat.extend(docs)
+        self.offsets.append(len(self.flat))
+
+    def add(self, q: int, docs: list[int]) -> None:
+        """Docids a later language lists for query ``q`` that the first did not."""
+        known = self.flat[self.offsets[q] : self.offsets[q + 1]].tolist()
         if docs == known:
             return
-        seen = set(known) | set(extra.get(q, ()))
+        seen = set(known) | set(self.extra.get(q, ()))
         new = [d for d in docs if d not in seen]
         if new:
-            extra.setdefault(q, []).extend(new)
+            self.extra.setdefault(q, []).extend(new)
 
-    for lang in languages:
-        first = lang == first_lang
-        records_of, where = records[lang]
-        qtext: list[str | None] = [None] * len(query_ids)
-        qline = array("q", [-1]) * len(query_ids)
-        ptext: list[str | None] = passages.setdefault(lang, [None] * len(doc_ids))
-        dline = array("q", [-1]) * len(ptext)  # record index where each doc's text in ``lang`` was first seen
+    def __bool__(self) -> bool:
+        return bool(len(self.flat) or self.extra)
+
+    def merge(self) -> tuple[np.ndarray, np.ndarray]:
+        return _merge_extras(self.offsets, self.flat, self.extra)
+
+
+class _CorpusBuilder:
+    """The state of :func:`build_corpus`: interned query and doc ids, each language's query and passage texts and
+    where each was read (for messages), the positive / negative / same-item lists, the errors so far."""
+
+    def __init__(self, name: str, languages: list[str], records: dict[str, tuple[Records, Locator]],
+                 labels: dict[str, str], sep: str, max_errors: int):
+        self.name, self.languages, self.records, self.labels, self.sep = name, languages, records, labels, sep
+        self.first_lang = languages[0]
+        self.errors = _Errors(name, max_errors)
+        self.bad_qids: set = set()  # ids of records that failed (no cascading "missing" errors for them)
+        self.unnamed_failures = {lang: 0 for lang in languages}  # failed records whose query id is unknown
+        self.qindex: dict[str, int] = {}
+        self.query_ids: list[str] = []
+        self.dindex: dict[str, int] = {}
+        self.doc_ids: list[str] = []
+        self.pos, self.neg, self.same = _DocLists(), _DocLists(), _DocLists()  # same: same_item_docids
+        self.queries: dict[str, list[str | None]] = {}
+        self.passages: dict[str, list[str | None]] = {}
+        self.query_line: dict[str, array] = {}  # lang -> record index of each query (for messages)
+
+    # ---- reading, one language at a time
+    def read_language(self, lang: str) -> None:
+        records_of, where = self.records[lang]
+        self.qtext: list[str | None] = [None] * len(self.query_ids)
+        self.qline = array("q", [-1]) * len(self.query_ids)
+        self.ptext: list[str | None] = self.passages.setdefault(lang, [None] * len(self.doc_ids))
+        self.dline = array("q", [-1]) * len(self.ptext)  # record index where each doc's text was first seen
         seen_any = False
         for i, record, parse_error in records_of():
             seen_any = True
-            if errors.full:
+            if self.errors.full:
                 break
-            if parse_error:
-                errors.add(f"{where(i)}: {parse_error}")
-                qid = record.get("query_id") if isinstance(record, dict) else None
-                if type(qid) is str and qid:
-                    bad_qids.add(qid)
-                else:
-                    unnamed_failures[lang] += 1
-                continue
-            try:
-                qid, query, positives, negatives, same_item = _parse(record, sep)
-            except _BadRecord as e:
-                errors.add(f"{where(i)}: {e}")
-                if e.qid is not None:
-                    bad_qids.add(e.qid)
-                else:
-                    unnamed_failures[lang] += 1
-                continue
-            q = qindex.get(qid)
-            if q is None:
-                if not first:
-                    if qid not in bad_qids and not unnamed_failures[first_lang]:
-                        errors.add(f"{where(i)}: query id {qid!r} is in language {lang!r} but missing in language "
-                                   f"{first_lang!r} ({labels[first_lang]})")
-                    continue
-                if not positives:
-                    errors.add(f"{where(i)}: no positive passage for query id {qid!r}")
-                    bad_qids.add(qid)
-                    continue
-                q = qindex[qid] = len(query_ids)
-                query_ids.append(qid)
-                qtext.append(None)
-                qline.append(-1)
-            elif qtext[q] is not None:
-                errors.add(f"{where(i)}: duplicate query id {qid!r} (first at {where(qline[q])})")
-                continue
-            qtext[q] = query
-            qline[q] = i
-            pos_docs, neg_docs = [], []
-            for docs, items in ((pos_docs, positives), (neg_docs, negatives)):
-                for docid, text in items:
-                    d = dindex.get(docid)
-                    if d is None:  # a new doc: every language's text list grows with doc_ids (others padded later)
-                        d = dindex[docid] = len(doc_ids)
-                        doc_ids.append(docid)
-                        ptext.append(None)
-                        dline.append(-1)
-                    old = ptext[d]
-                    if old is None:
-                        ptext[d] = text
-                        dline[d] = i
-                    elif old != text:
-                        errors.add(f"{where(i)}: docid {docid!r} has a different text in language {lang!r} than "
-                                   f"at {where(dline[d])} (query id {qid!r})")
-                    docs.append(d)
-            same_docs = []
-            for docid in same_item:  # no text: a same-item doc gets its text from the records that list it as a passage
-                d = dindex.get(docid)
-                if d is None:
-                    d = dindex[docid] = len(doc_ids)
-                    doc_ids.append(docid)
-                    ptext.append(None)
-                    dline.append(-1)
-                same_docs.append(d)
-            pos_docs, neg_docs, same_docs = _unique(pos_docs), _unique(neg_docs), _unique(same_docs)
-            if first:
-                pos_flat.extend(pos_docs)
-                pos_offsets.append(len(pos_flat))
-                neg_flat.extend(neg_docs)
-                neg_offsets.append(len(neg_flat))
-                same_flat.extend(same_docs)
-                same_offsets.append(len(same_flat))
-            else:
-                add_docs(q, pos_docs, pos_offsets, pos_flat, pos_extra)
-                add_docs(q, neg_docs, neg_offsets, neg_flat, neg_extra)
-                add_docs(q, same_docs, same_offsets, same_flat, same_extra)
+            parsed = self._fields(lang, i, where, record, parse_error)
+            if parsed is not None:
+                self._add_record(lang, i, where, *parsed)
         if not seen_any:
-            errors.add(f"{labels[lang]}: empty (no records) for language {lang!r} of source {name!r}")
-        missing = [q for q, t in enumerate(qtext) if t is None and query_ids[q] not in bad_qids]
-        if missing and not errors.full and not unnamed_failures[lang]:
-            first_where = records[first_lang][1](query_line[first_lang][missing[0]])
-            examples = [query_ids[q] for q in missing[1:6]]
+            self.errors.add(f"{self.labels[lang]}: empty (no records) for language {lang!r} of source {self.name!r}")
+        self._check_missing(lang)
+        self.queries[lang] = self.qtext
+        self.query_line[lang] = self.qline
+        self.dline = array("q")  # freed before the next language
+
+    def _fields(self, lang: str, i: int, where: Locator, record, parse_error) -> tuple | None:
+        """The record's fields, or None after reporting why it failed."""
+        if parse_error:
+            self.errors.add(f"{where(i)}: {parse_error}")
+            qid = record.get("query_id") if isinstance(record, dict) else None
+            if type(qid) is str and qid:
+                self.bad_qids.add(qid)
+            else:
+                self.unnamed_failures[lang] += 1
+            return None
+        try:
+            return _parse(record, self.sep)
+        except _BadRecord as e:
+            self.errors.add(f"{where(i)}: {e}")
+            if e.qid is not None:
+                self.bad_qids.add(e.qid)
+            else:
+                self.unnamed_failures[lang] += 1
+            return None
+
+    def _add_record(self, lang: str, i: int, where: Locator, qid: str, query: str, positives, negatives,
+                    same_item) -> None:
+        first = lang == self.first_lang
+        q = self.qindex.get(qid)
+        if q is None:
+            if not first:
+                if qid not in self.bad_qids and not self.unnamed_failures[self.first_lang]:
+                    self.errors.add(f"{where(i)}: query id {qid!r} is in language {lang!r} but missing in language "
+                                    f"{self.first_lang!r} ({self.labels[self.first_lang]})")
+                return
+            if not positives:
+                self.errors.add(f"{where(i)}: no positive passage for query id {qid!r}")
+                self.bad_qids.add(qid)
+                return
+            q = self.qindex[qid] = len(self.query_ids)
+            self.query_ids.append(qid)
+            self.qtext.append(None)
+            self.qline.append(-1)
+        elif self.qtext[q] is not None:
+            self.errors.add(f"{where(i)}: duplicate query id {qid!r} (first at {where(self.qline[q])})")
+            return
+        self.qtext[q] = query
+        self.qline[q] = i
+        pos_docs, neg_docs = [], []
+        for docs, items in ((pos_docs, positives), (neg_docs, negatives)):
+            for docid, text in items:
+                d = self._doc(docid)
+                old = self.ptext[d]
+                if old is None:
+                    self.ptext[d] = text
+                    self.dline[d] = i
+                elif old != text:
+                    self.errors.add(f"{where(i)}: docid {docid!r} has a different text in language {lang!r} than "
+                                    f"at {where(self.dline[d])} (query id {qid!r})")
+                docs.append(d)
+        # no text: a same-item doc gets its text from the records that list it as a passage
+        same_docs = [self._doc(docid) for docid in same_item]
+        for lists, docs in ((self.pos, pos_docs), (self.neg, neg_docs), (self.same, same_docs)):
+            if first:
+                lists.append(_unique(docs))
+            else:
+                lists.add(q, _unique(docs))
+
+    def _doc(self, docid: str) -> int:
+        """The interned index of ``docid``; a new doc grows this language's text list (others padded later)."""
+        d = self.dindex.get(docid)
+        if d is None:
+            d = self.dindex[docid] = len(self.doc_ids)
+            self.doc_ids.append(docid)
+            self.ptext.append(None)
+            self.dline.append(-1)
+        return d
+
+    def _check_missing(self, lang: str) -> None:
+        """A query of the first language that this language lacks (one error, with examples)."""
+        missing = [q for q, t in enumerate(self.qtext) if t is None and self.query_ids[q] not in self.bad_qids]
+        if missing and not self.errors.full and not self.unnamed_failures[lang]:
+            first_where = self.records[self.first_lang][1](self.query_line[self.first_lang][missing[0]])
+            examples = [self.query_ids[q] for q in missing[1:6]]
             more = f" (and {len(missing) - 1} more, e.g. {examples})" if len(missing) > 1 else ""
-            errors.add(f"{labels[lang]}: query id {query_ids[missing[0]]!r} (at {first_where}) is missing in "
-                       f"language {lang!r}{more}")
-        queries[lang] = qtext
-        query_line[lang] = qline
-        del dline
-    errors.raise_if_any()
+            self.errors.add(f"{self.labels[lang]}: query id {self.query_ids[missing[0]]!r} (at {first_where}) is "
+                            f"missing in language {lang!r}{more}")
 
-    for lang in languages:
-        passages[lang].extend([None] * (len(doc_ids) - len(passages[lang])))
-    pos_off, pos_docs = _merge_extras(pos_offsets, pos_flat, pos_extra)
-    neg_off, neg_docs = _merge_extras(neg_offsets, neg_flat, neg_extra)
-    has_same = bool(len(same_flat) or same_extra)
-    same_off, same_docs = _merge_extras(same_offsets, same_flat, same_extra) if has_same else (None, None)
-    del pos_flat, neg_flat, pos_extra, neg_extra, same_flat, same_extra
-    num_q, num_d = len(query_ids), len(doc_ids)
+    # ---- the union over languages
+    def finish(self, group_size: int) -> ParallelCorpus:
+        """CSR arrays of the union over languages, checked (conflicts, missing texts, empty negative groups)."""
+        for lang in self.languages:
+            self.passages[lang].extend([None] * (len(self.doc_ids) - len(self.passages[lang])))
+        pos_off, pos_docs = self.pos.merge()
+        neg_off, neg_docs = self.neg.merge()
+        same_off, same_docs = self.same.merge() if self.same else (None, None)
+        self.pos = self.neg = self.same = None  # the flat arrays and overflows, freed
+        self._check_union(pos_off, pos_docs, neg_off, neg_docs, same_off, same_docs, group_size)
+        self.errors.raise_if_any()
+        return ParallelCorpus(
+            name=self.name, languages=self.languages, query_ids=self.query_ids, doc_ids=self.doc_ids,
+            queries=self.queries,  # type: ignore[arg-type]
+            passages=self.passages, pos_offsets=pos_off, pos_docs=pos_docs, neg_offsets=neg_off, neg_docs=neg_docs,
+            same_offsets=same_off, same_docs=same_docs,
+        )
 
-    def at(lang: str, q: int) -> str:
-        return records[lang][1](query_line[lang][q])
+    def _at(self, lang: str, q: int) -> str:
+        return self.records[lang][1](self.query_line[lang][q])
 
-    query_of_pos = np.repeat(np.arange(num_q, dtype=np.int64), np.diff(pos_off))
-    for q, d in _positive_negative_conflicts(pos_off, pos_docs, neg_off, neg_docs)[: errors.limit]:
-        errors.add(f"{at(first_lang, q)}: docid {doc_ids[d]!r} is both positive and negative for query id "
-                   f"{query_ids[q]!r} (in the union over languages)")
-    if has_same:
-        for q in np.flatnonzero(np.diff(same_off) > 0):
-            same = set(same_docs[same_off[q] : same_off[q + 1]].tolist())
-            for kind, off, docs in (("positive", pos_off, pos_docs), ("negative", neg_off, neg_docs)):
-                for d in sorted(same & set(docs[off[q] : off[q + 1]].tolist()))[:1]:
-                    errors.add(f"{at(first_lang, int(q))}: docid {doc_ids[d]!r} is both a {kind} and a same-item "
-                               f"docid of query id {query_ids[q]!r} (in the union over languages)")
-            if errors.full:
-                break
-    has_text = {lang: np.fromiter((t is not None for t in passages[lang]), bool, num_d) for lang in languages}
-    for lang in languages:
-        for k in np.flatnonzero(~has_text[lang][pos_docs])[: errors.limit]:
-            q = int(query_of_pos[k])
-            errors.add(f"{at(lang, q)}: positive docid {doc_ids[int(pos_docs[k])]!r} of query id {query_ids[q]!r} "
-                       f"has no text in language {lang!r}")
-    if group_size > 1:
-        for lang in languages:
-            kept_before = np.concatenate([[0], np.cumsum(has_text[lang][neg_docs], dtype=np.int64)])
-            empty = np.flatnonzero(kept_before[neg_off[1:]] == kept_before[neg_off[:-1]])
-            for q in empty[: errors.limit]:
-                errors.add(f"{at(lang, int(q))}: query id {query_ids[int(q)]!r} has no negative passage with text in "
-                           f"language {lang!r}, but train_group_size is {group_size}")
-    errors.raise_if_any()
-    return ParallelCorpus(
-        name=name, languages=languages, query_ids=query_ids, doc_ids=doc_ids, queries=queries,  # type: ignore[arg-type]
-        passages=passages, pos_offsets=pos_off, pos_docs=pos_docs, neg_offsets=neg_off, neg_docs=neg_docs,
-        same_offsets=same_off, same_docs=same_docs,
-    )
+    def _check_union(self, pos_off, pos_docs, neg_off, neg_docs, same_off, same_docs, group_size: int) -> None:
+        errors, doc_ids, query_ids, first_lang = self.errors, self.doc_ids, self.query_ids, self.first_lang
+        num_q, num_d = len(query_ids), len(doc_ids)
+        query_of_pos = np.repeat(np.arange(num_q, dtype=np.int64), np.diff(pos_off))
+        for q, d in _positive_negative_conflicts(pos_off, pos_docs, neg_off, neg_docs)[: errors.limit]:
+            errors.add(f"{self._at(first_lang, q)}: docid {doc_ids[d]!r} is both positive and negative for query id "
+                       f"{query_ids[q]!r} (in the union over languages)")
+        if same_off is not None:
+            for q in np.flatnonzero(np.diff(same_off) > 0):
+                same = set(same_docs[same_off[q] : same_off[q + 1]].tolist())
+                for kind, off, docs in (("positive", pos_off, pos_docs), ("negative", neg_off, neg_docs)):
+                    for d in sorted(same & set(docs[off[q] : off[q + 1]].tolist()))[:1]:
+                        errors.add(f"{self._at(first_lang, int(q))}: docid {doc_ids[d]!r} is both a {kind} and a "
+                                   f"same-item docid of query id {query_ids[q]!r} (in the union over languages)")
+                if errors.full:
+                    break
+        has_text = {lang: np.fromiter((t is not None for t in self.passages[lang]), bool, num_d)
+                    for lang in self.languages}
+        for lang in self.languages:
+            for k in np.flatnonzero(~has_text[lang][pos_docs])[: errors.limit]:
+                q = int(query_of_pos[k])
+                errors.add(f"{self._at(lang, q)}: positive docid {doc_ids[int(pos_docs[k])]!r} of query id "
+                           f"{query_ids[q]!r} has no text in language {lang!r}")
+        if group_size > 1:
+            for lang in self.languages:
+                kept_before = np.concatenate([[0], np.cumsum(has_text[lang][neg_docs], dtype=np.int64)])
+                empty = np.flatnonzero(kept_before[neg_off[1:]] == kept_before[neg_off[:-1]])
+                for q in empty[: errors.limit]:
+                    errors.add(f"{self._at(lang, int(q))}: query id {query_ids[int(q)]!r} has no negative passage "
+                               f"with text in language {lang!r}, but train_group_size is {group_size}")
 
 
 # ------------------------------------------------------------------------------------------------ public readers
