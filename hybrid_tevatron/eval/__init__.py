@@ -32,8 +32,8 @@ MOVED = {
 
 
 class _MovedLoader(importlib.abc.Loader):
-    def __init__(self, old: str, new: str):
-        self.old, self.new = old, new
+    def __init__(self, new: str):
+        self.new = new
 
     def create_module(self, spec):
         return importlib.import_module(self.new)
@@ -57,7 +57,7 @@ class _MovedFinder(importlib.abc.MetaPathFinder):
         if fullname not in _NOTED:
             _NOTED.add(fullname)
             print(f"note: {fullname} is now {new}; the old name goes in the next release", file=sys.stderr)
-        return importlib.util.spec_from_loader(fullname, _MovedLoader(fullname, new),
+        return importlib.util.spec_from_loader(fullname, _MovedLoader(new),
                                                origin=importlib.util.find_spec(new).origin)
 
 

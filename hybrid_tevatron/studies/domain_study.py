@@ -144,9 +144,9 @@ class Study(StudyRoot):
 
     def evaluate(self, model: str, eval_set: str, cell: str, seed: int | None) -> None:
         run, es = run_name(cell, seed), G.EVAL_SET[eval_set]
-        out = self.eval_dir(eval_set, run)
-        if results_path(out):
+        if self.has_results(eval_set, run):
             return
+        out = self.eval_dir(eval_set, run)
         if es.family == "lareqa":
             self.prepare("wiki")  # its {test,val}_articles.txt select the articles
         args = [a.format(**self.dirs) for a in es.args]

@@ -122,9 +122,6 @@ def summarize(root: str) -> dict:
     return summary
 
 
-ReproductionError = StudyError  # the name this module used; the core's error
-
-
 def plan(seeds, regimes, mlqa_seeds, zero_shot: bool) -> dict[str, list[str]]:
     """The runs evaluated per dataset (``plan.json``): the zero-shot row, then ``{regime}-s{seed}``."""
     zero = ["zero-shot"] if zero_shot else []
