@@ -71,6 +71,7 @@ PLAN_LOG = "plan_log.rank{rank}.jsonl"
 CHECKPOINT_PREFIX = "checkpoint"  # transformers' PREFIX_CHECKPOINT_DIR: checkpoint-N
 CHECKPOINT_STAGING = ".checkpoint-saving"  # in output_dir: a checkpoint-N being written, renamed when complete
 TRAINER_STATE = "trainer_state.json"  # written last into a checkpoint by transformers
+TRAIN_SUMMARY = "train_summary.json"  # in output_dir after a finished training: what it trained, in short
 
 
 class SetupError(HybridTevatronError, ValueError):
@@ -535,7 +536,36 @@ def train(backend, model_args, data_args, training_args, callbacks: list | None 
         trainer = (build or build_trainer)(backend, model_args, data_args, training_args, callbacks)
         trainer.train(resume_from_checkpoint=resume)
         trainer.save_model()
+        if trainer.is_world_process_zero():
+            write_train_summary(trainer, training_args.output_dir)
     return trainer
+
+
+def write_train_summary(trainer, output_dir: str) -> str:
+    """``output_dir/train_summary.json`` (atomically): optimizer steps, plan steps and examples per mode and per
+    source (from the plan log), the seconds of ``trainer.train``, the final training loss and the last logged loss
+    of each mode. Small on purpose: a study keeps it as the record of the training."""
+    from hybrid_tevatron.atomic import atomic_write_json
+
+    history = trainer.state.log_history
+    end = next((h for h in reversed(history) if "train_runtime" in h), {})
+    losses = {m: next((h[f"loss_{m}"] for h in reversed(history) if f"loss_{m}" in h), None) for m in MODES}
+    steps: dict[str, dict[str, int]] = {"mode": {}, "source": {}}
+    log_path = os.path.join(output_dir, PLAN_LOG.format(rank=0))
+    if os.path.isfile(log_path):
+        with open(log_path, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    entry = json.loads(line)
+                    for key in steps:
+                        value = str(entry.get(key))
+                        steps[key][value] = steps[key].get(value, 0) + 1
+    examples = sum(steps["mode"].values()) * trainer.args.per_device_train_batch_size * trainer.args.world_size
+    return atomic_write_json(os.path.join(output_dir, TRAIN_SUMMARY), {
+        "global_step": trainer.state.global_step, "plan_steps": sum(steps["mode"].values()), "examples": examples,
+        "plan_steps_by_mode": steps["mode"], "plan_steps_by_source": steps["source"],
+        "seconds": end.get("train_runtime"), "train_loss": end.get("train_loss"),
+        "final_loss_by_mode": {m: v for m, v in losses.items() if v is not None}})
 
 
 def kept_after_stop(output_dir: str) -> str:
