@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Domain adaptation of hybrid batch training, scored by caption proxy (captions of the same image in other
 # languages stand in for the image; not image retrieval). Cells, time, outputs: docs/domain_adaptation.md.
-#   bash recipes/domain_adaptation.sh [OUT]     # default runs/domain_adaptation; resumable; another config refused
+#   bash recipes/domain_adaptation.sh [OUT] [--stop_after MINUTES] [--accept_changed_code]
+# OUT (default runs/domain_adaptation) holds data, models and evaluations; what lasts is recorded in RECORDS (default:
+# this checkout's results/domain_adaptation, tracked), and the same command resumes from the records on any machine.
 # Environment: the budget (python -m hybrid_tevatron.studies.budget: MODEL, STEPS, BATCH, ...), SEEDS [1 2: headline
 # cells; the others the first], CELLS, EVAL_SETS [xtd10 m30k-desc m30k-2016 xquad-r], EVAL_IMAGES [all], EVAL_QUESTIONS [all],
 # EVAL_LANGUAGES, FLICKR_IMAGES [all], KEEP_MODELS [0], XQUAD_R, MULTI30K, MULTI30K_TASK2, XTD10
@@ -9,10 +11,12 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/recipes/_common.sh"
-OUT=${1:-${OUT:-runs/domain_adaptation}}
+OUT=${OUT:-runs/domain_adaptation}
+if [[ $# -gt 0 && $1 != --* ]]; then OUT=$1; shift; fi
 XQUAD_R=$(lareqa_dir xquad-r "${XQUAD_R:-}")
 export XQUAD_R
-"$PYTHON" -m hybrid_tevatron.studies.domain_study run --root "$OUT"
+"$PYTHON" -m hybrid_tevatron.studies.domain_study run --root "$OUT" --records "${RECORDS:-$ROOT/results/domain_adaptation}" "$@"
+[[ -f "$OUT/summary.json" ]] || exit 0  # stopped at the deadline: the line above says what is left
 EXPECTED=$ROOT/recipes/expected/domain_adaptation.yaml
 CHECK=("$PYTHON" -m hybrid_tevatron.studies.check_expected)
 if [[ -f "$EXPECTED" ]] && "${CHECK[@]}" --matches_config "$EXPECTED" < "$OUT/config.json"; then

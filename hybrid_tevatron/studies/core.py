@@ -72,8 +72,9 @@ class StudyRoot:
         atomic_write_json(self.path("plan.json"), plan)
         atomic_write_json(self.path("hardware.json"), hardware())
 
-    def step(self, stage: str, module: str, argv: Iterable) -> None:
-        """``python -m module argv`` as a logged, replayable step: commands.sh first, timings.tsv on success."""
+    def step(self, stage: str, module: str, argv: Iterable) -> float:
+        """``python -m module argv`` as a logged, replayable step: commands.sh first, timings.tsv on success;
+        returns its seconds."""
         argv = [str(a) for a in argv]
         with open(self.path("commands.sh"), "a", encoding="utf-8") as f:
             f.write(shlex.join(["python", "-m", module, *argv]) + "\n")
@@ -87,8 +88,10 @@ class StudyRoot:
             raise
         if proc.returncode != 0:
             raise StudyError(f"{stage} failed (exit {proc.returncode}): python -m {module} {shlex.join(argv)}")
+        seconds = time.time() - t0
         with open(self.path("timings.tsv"), "a", encoding="utf-8") as f:
-            f.write(f"{stage}\t{time.time() - t0:.0f}\n")
+            f.write(f"{stage}\t{seconds:.0f}\n")
+        return seconds
 
     def model_dir(self, run: str) -> str:
         return self.path("models", run)

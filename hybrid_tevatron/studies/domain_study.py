@@ -28,16 +28,19 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Mapping
 
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
 from hybrid_tevatron.errors import report_errors
+from hybrid_tevatron.locks import FolderLock
 from hybrid_tevatron.logs import get_logger
 from hybrid_tevatron.studies import domain_grid as G
 from hybrid_tevatron.studies.budget import Budget
-from hybrid_tevatron.studies.core import StudyError, StudyRoot, env_words
+from hybrid_tevatron.studies.core import DONE, StudyError, StudyRoot, env_words
 from hybrid_tevatron.studies.domain_tables import markdown, render, run_name
-from hybrid_tevatron.studies.records import read_record, read_timings, results_path, seed_stats
+from hybrid_tevatron.studies.record_folder import RecordFolder, machine, machine_name, read_json
+from hybrid_tevatron.studies.records import read_record, read_timings, seed_stats
 
 log = get_logger(__name__)
 
@@ -71,8 +74,10 @@ def plan(seeds: list[int], cells: list[str] | None = None, sets: list[str] | Non
             elif first and candidates and cell.name == reference:
                 evals.append(guard_set)
             runs.append({"cell": cell.name, "seed": seed, "evals": evals})
+    grid = {c.name: {"sources": list(c.sources), "weights": list(c.weights), "regime": c.regime}
+            for c in chosen if c.trained}
     return {"seeds": seeds, "cells": [c.name for c in chosen], "test_sets": test_sets, "later_seed_sets": later,
-            "runs": runs, "candidates": candidates}
+            "runs": runs, "candidates": candidates, "grid": grid}
 
 
 def eval_minutes(eval_set: str, images: int | None, questions: int | None) -> float:
@@ -98,14 +103,22 @@ def estimate(the_plan: dict, images: int | None, questions: int | None) -> dict:
 # ------------------------------------------------------------------------------------------------------ running
 
 class Study(StudyRoot):
-    """The domain study on the shared core: its data folders, sources, trainings and evaluations."""
+    """The domain study on the shared core: its data folders, sources, trainings and evaluations. What lasts goes
+    into ``records`` (:class:`~hybrid_tevatron.studies.record_folder.RecordFolder`) the moment a step ends; a step
+    with a complete record is never redone."""
 
-    def __init__(self, root: str, env: Mapping[str, str]):
+    def __init__(self, root: str, env: Mapping[str, str], records: str):
         super().__init__(root, env, "the domain study")
         self.budget = Budget.from_env(self.env)
         self.dirs = {k: self.env.get(k.upper()) or os.path.normpath(os.path.join(_ROOT, "..", "shared", "data", d))
                      for k, d in (("xtd10", "xtd10"), ("multi30k", "multi30k"), ("multi30k_task2", "multi30k-task2"))}
         self.dirs.update(xquad_r=self.env.get("XQUAD_R", ""), wiki=self.path("data", "wiki"))
+        variables = {os.path.abspath(self.dirs[k]): k.upper() for k in ("xtd10", "multi30k", "multi30k_task2",
+                                                                        "xquad_r") if self.dirs[k]}
+        variables[self.root] = "OUT"
+        if os.path.isabs(self.budget.model):
+            variables[self.budget.model] = "MODEL"
+        self.records = RecordFolder(records, variables)
 
     def prepare(self, source: str) -> str:
         out = self.path("data", source)
@@ -126,15 +139,28 @@ class Study(StudyRoot):
 
     def train(self, cell: G.Cell, seed: int) -> str:
         run = run_name(cell.name, seed)
-        return self.trained(run, lambda out: self.step(f"train:{run}", "hybrid_tevatron.driver.train",
-                                                       self.train_argv(cell, seed, out)))
+
+        def train(out: str) -> None:
+            from hybrid_tevatron.training import TRAIN_SUMMARY
+
+            for source in cell.sources:
+                self.prepare(source)
+            argv = self.train_argv(cell, seed, out)
+            seconds = self.step(f"train:{run}", "hybrid_tevatron.driver.train", argv)
+            summary = read_json(os.path.join(out, TRAIN_SUMMARY))
+            if not isinstance(summary, dict):
+                raise StudyError(f"{out}/{TRAIN_SUMMARY}: the training left no summary")
+            self.records.record_train(run, summary, ["python", "-m", "hybrid_tevatron.driver.train", *argv], seconds)
+
+        return self.trained(run, train)
 
     def train_argv(self, cell: G.Cell, seed: int, out: str) -> list[str]:
         """The budget's training flags on the cell's sources: the first is ``--train_files``, the others
         ``--extra_sources``; translation sources are cross-only; the cell's step weights."""
-        dirs = [self.prepare(s) for s in cell.sources]
+        dirs = [self.path("data", s) for s in cell.sources]
         langs = list(dict.fromkeys(x for s in cell.sources for x in G.SOURCES[s].languages))
-        sources = [x for s, d in zip(cell.sources[1:], dirs[1:]) for x in ("--extra_sources", f"{s}:{d}")]
+        sources = ["--extra_sources", *[f"{s}:{d}" for s, d in zip(cell.sources[1:], dirs[1:])]] \
+            if len(dirs) > 1 else []
         cross_only = [s for s in cell.sources if G.SOURCES[s].cross_only]
         if cross_only:
             sources += ["--cross_only_sources", ",".join(cross_only)]
@@ -142,13 +168,9 @@ class Study(StudyRoot):
             sources += ["--source_weights", ",".join(f"{s}={w}" for s, w in zip(cell.sources, cell.weights))]
         return self.budget.train_argv([dirs[0]], langs, cell.regime, seed, out, sources)
 
-    def evaluate(self, model: str, eval_set: str, cell: str, seed: int | None) -> None:
-        run, es = run_name(cell, seed), G.EVAL_SET[eval_set]
-        if self.has_results(eval_set, run):
-            return
+    def eval_argv(self, model: str, eval_set: str, run: str) -> list[str]:
+        es = G.EVAL_SET[eval_set]
         out = self.eval_dir(eval_set, run)
-        if es.family == "lareqa":
-            self.prepare("wiki")  # its {test,val}_articles.txt select the articles
         args = [a.format(**self.dirs) for a in es.args]
         positional = [model, *args, out] if es.family == "lareqa" else [model, out, *args]
         extra = []
@@ -159,52 +181,120 @@ class Study(StudyRoot):
         cap = questions if es.family == "lareqa" else images
         if cap:
             extra += ["--max_questions" if es.family == "lareqa" else "--max_images", str(cap)]
-        self.step(f"eval:{eval_set}:{run}", "hybrid_tevatron.eval",
-                  self.budget.eval_argv(es.family, positional, run, extra))
+        return self.budget.eval_argv(es.family, positional, run, extra)
 
-    def run(self, the_plan: dict) -> None:
+    def evaluate(self, model: str, eval_set: str, cell: str, seed: int | None) -> None:
+        run = run_name(cell, seed)
+        if self.records.has_eval(eval_set, run):
+            return
+        if G.EVAL_SET[eval_set].family == "lareqa":
+            self.prepare("wiki")  # its {test,val}_articles.txt select the articles
+        argv = self.eval_argv(model, eval_set, run)
+        seconds = self.step(f"eval:{eval_set}:{run}", "hybrid_tevatron.eval", argv)
+        self.records.record_eval(eval_set, run, os.path.join(self.eval_dir(eval_set, run), "results"),
+                                 ["python", "-m", "hybrid_tevatron.eval", *argv], seconds)
+
+    def todo(self, r: dict) -> list[str]:
+        return [s for s in r["evals"] if not self.records.has_eval(s, run_name(r["cell"], r["seed"]))]
+
+    def run(self, the_plan: dict, deadline: float | None = None) -> bool:
+        """Every planned step without a record, in the plan's order; with ``deadline`` (a ``time.time()``), no
+        (cell, seed) whose estimate would end past it is started: then one line says what is left and False is
+        returned."""
         runs = the_plan["runs"]
+        clock = Clock(self.records)
         for r in runs:
             cell, seed = G.CELL[r["cell"]], r["seed"]
-            todo = [s for s in r["evals"] if not self.has_results(s, run_name(cell.name, seed))]
+            todo = self.todo(r)
             if not todo:
-                log.info(f"{run_name(cell.name, seed)}: done (results exist)")
+                log.info(f"{run_name(cell.name, seed)}: done (recorded in {self.records.folder})")
+                continue
+            if deadline is not None and time.time() + 60 * self.minutes(r, todo, clock) > deadline:
+                self.say_left(the_plan, clock)
+                return False
             for s in todo:
                 model = self.budget.model if cell.regime == "zero-shot" else self.train(cell, seed)
                 self.evaluate(model, s, cell.name, seed)
-            self.cleanup(run_name(q["cell"], q["seed"]) for q in runs
-                         if any(not self.has_results(s, run_name(q["cell"], q["seed"])) for s in q["evals"]))
+            self.cleanup(run_name(q["cell"], q["seed"]) for q in runs if self.todo(q))
         if the_plan["candidates"]:
-            choose(self.root, the_plan)
+            choose(self.records, the_plan)
+        return True
+
+    def minutes(self, r: dict, todo: list[str], clock: Clock) -> float:
+        """Estimated minutes of the rest of one (cell, seed): its training (unless its model is here) and ``todo``."""
+        run = run_name(r["cell"], r["seed"])
+        images, questions = pool_caps(self.env)
+        trained = G.CELL[r["cell"]].trained and not os.path.isfile(os.path.join(self.model_dir(run), DONE))
+        return (clock.minutes("train", G.MINUTES["train"]) if trained else 0.0) + sum(
+            clock.minutes(f"eval:{s}", eval_minutes(s, images, questions)) for s in todo)
+
+    def say_left(self, the_plan: dict, clock: Clock) -> None:
+        steps = recorded = trainings = evals = 0
+        minutes = 0.0
+        for r in the_plan["runs"]:
+            todo, trained = self.todo(r), G.CELL[r["cell"]].trained
+            steps += len(r["evals"]) + trained
+            recorded += len(r["evals"]) - len(todo) + (trained and (not todo or bool(self.records.training(
+                run_name(r["cell"], r["seed"])))))
+            if todo:
+                trainings += trained
+                evals += len(todo)
+                minutes += self.minutes(r, todo, clock)
+        print(f"deadline: {recorded} of {steps} planned steps recorded in {self.records.folder}; left: {trainings} "
+              f"trainings and {evals} evaluations, about {_hours(minutes)} on this machine; continue with: bash "
+              f"recipes/domain_adaptation.sh {self.root} --stop_after MINUTES", flush=True)
+
+
+class Clock:
+    """Minutes per stage kind: the median of the records' times on this machine when there are any, else the
+    grid's estimate for 2 CPU cores."""
+
+    def __init__(self, records: RecordFolder):
+        here = machine_name(machine())
+        self.times: dict[str, list[float]] = {}
+        for t in read_timings(records.path("timings.tsv")):
+            if t.get("machine") == here:
+                self.times.setdefault(t["stage"].rsplit(":", 1)[0], []).append(t["seconds"] / 60)
+
+    def minutes(self, kind: str, default: float) -> float:
+        values = sorted(self.times.get(kind, []))
+        return values[len(values) // 2] if values else default
+
+
+def _hours(minutes: float) -> str:
+    return f"{int(minutes // 60)} h {round(minutes % 60):02d} min" if minutes >= 60 else f"{round(minutes)} min"
 
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def choose(root: str, the_plan: dict) -> str | None:
+def choose(records: RecordFolder, the_plan: dict) -> str | None:
     """The aim candidate chosen on the validation sets (first seed), recorded in ``choice.json``; None until every
     candidate (and the guard's reference cell, when planned) has its validation results.
 
     Candidates whose Wikipedia validation score stays within the guard's tolerance of the reference cell's come
-    first (:data:`~hybrid_tevatron.studies.domain_grid.CHOICE_GUARD`), then the higher Multi30K val score
-    (:data:`~hybrid_tevatron.studies.domain_grid.CHOICE`); ties go to the earlier candidate of the grid."""
-    seed, (eval_set, key), (guard_set, guard_key, reference, tol) = the_plan["seeds"][0], G.CHOICE, G.CHOICE_GUARD
+    first (:data:`~hybrid_tevatron.studies.domain_grid.CHOICE_GUARD`), then the higher mean of the caption
+    relations' validation scores (:data:`~hybrid_tevatron.studies.domain_grid.CHOICE`); ties go to the earlier
+    candidate of the grid."""
+    seed, (guard_set, guard_key, reference, tol) = the_plan["seeds"][0], G.CHOICE_GUARD
     candidates = the_plan["candidates"]
 
     def score(cell: str, where: str, what: str) -> float | None:
-        path = results_path(os.path.join(root, "eval", where, run_name(cell, seed)))
-        return None if path is None else float(read_record(path)["summary"][what])
+        results = records.results(where, run_name(cell, seed))
+        return None if results is None else float(results["summary"][what])
 
-    scores = {c: score(c, eval_set, key) for c in candidates}
+    by = {f"{s} {k}": {c: score(c, s, k) for c in candidates} for s, k in G.CHOICE}
     guard = {c: score(c, guard_set, guard_key) for c in candidates}
     ref = score(reference, guard_set, guard_key) if reference in the_plan["cells"] else None
-    if None in scores.values() or None in guard.values() or (reference in the_plan["cells"] and ref is None):
+    missing = [v for scores in by.values() for v in scores.values()] + list(guard.values())
+    if None in missing or (reference in the_plan["cells"] and ref is None):
         return None
+    scores = {c: sum(v[c] for v in by.values()) / len(by) for c in candidates}
     bound = None if ref is None else ref - tol
     within = {c: bound is None or guard[c] >= bound for c in candidates}
     best = max(candidates, key=lambda c: (within[c], scores[c], -candidates.index(c)))
-    atomic_write_json(os.path.join(root, "choice.json"), {
-        "chosen": best, "by": f"{eval_set} {key}", "seed": seed, "scores": scores,
+    atomic_write_json(records.path("choice.json"), {
+        "chosen": best, "by": "mean of " + ", ".join(by), "seed": seed, "scores": scores, "scores_by_set": by,
         "guard": f"{guard_set} {guard_key} >= {reference} - {tol}" if bound is not None else "not run",
         "guard_bound": bound, "guard_scores": guard, "within_guard": within})
     return best
@@ -232,22 +322,26 @@ def metrics(results: dict, eval_set: str) -> dict[str, float]:
     return out
 
 
-def summarize(root: str) -> dict:
-    summary: dict = {"meta": {k: read_record(os.path.join(root, f"{k}.json"), {})
-                              for k in ("config", "hardware", "plan", "choice")}}
-    summary["meta"]["timings"] = read_timings(os.path.join(root, "timings.tsv"))
-    chosen = summary["meta"]["choice"].get("chosen")
+def summarize(records: RecordFolder) -> dict:
+    """``summary.json`` from the record folder alone: config, plan, choice, machines, timings and every complete
+    evaluation record (mean ± std over seeds per cell and metric)."""
+    meta = {k: read_json(records.path(f"{k}.json")) or {} for k in ("config", "plan", "choice")}
+    meta["hardware"] = {f"machine {i}": f"{name} ({n} recorded steps)"
+                        for i, (name, n) in enumerate(records.machines().items(), 1)}
+    meta["timings"] = read_timings(records.path("timings.tsv"))
+    summary: dict = {"meta": meta}
+    chosen = meta["choice"].get("chosen")
     summary["cells"] = {c.name: {"status": c.degenerate or ("chosen aim candidate" if c.name == chosen else
                                                            "aim candidate" if c.candidate else "trained"),
                                  "domain": c.domain, "regime": c.regime} for c in G.CELLS}
     for es in G.EVAL_SETS:
-        folder = os.path.join(root, "eval", es.name)
+        folder = records.path("eval", es.name)
         groups: dict[str, list] = {}
         for run in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-            path = results_path(os.path.join(folder, run))
             cell, _, seed = run.rpartition("-s") if run != "zero-shot" else (run, "", "")
-            if path and cell in G.CELL:
-                groups.setdefault(cell, []).append((int(seed) if seed else None, metrics(read_record(path), es.name)))
+            results = records.results(es.name, run) if cell in G.CELL else None
+            if results is not None:
+                groups.setdefault(cell, []).append((int(seed) if seed else None, metrics(results, es.name)))
         summary[es.name] = {}
         for cell in [c.name for c in G.CELLS if c.name in groups]:
             runs = sorted(groups[cell], key=lambda x: x[0] or 0)
@@ -257,14 +351,26 @@ def summarize(root: str) -> dict:
     return summary
 
 
+RECORDS = os.path.join("results", "domain_adaptation")  # the default record folder (the recipe: the checkout's)
+
+
 @report_errors
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hybrid_tevatron.studies.domain_study",
                                  description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name, text in (("run", "record the configuration, train, evaluate, summarize (settings from the environment)"),
-                       ("summarize", "eval/*/*/results.json -> summary.json + summary.md")):
-        sub.add_parser(name, help=text).add_argument("--root", required=True)
+    run_p = sub.add_parser("run", help="record the configuration, train, evaluate, summarize (settings from the "
+                           "environment)")
+    run_p.add_argument("--root", required=True, help="the study's local folder (data, models, evaluations)")
+    run_p.add_argument("--stop_after", type=float, metavar="MINUTES",
+                       help="start no (cell, seed) whose estimate would end more than MINUTES after the start; then "
+                            "say what is left and exit 0")
+    run_p.add_argument("--accept_changed_code", action="store_true",
+                       help="take records made by other number-deciding code as they are (recorded in accepted.json)")
+    summ = sub.add_parser("summarize", help="the records -> summary.json + summary.md in --out")
+    summ.add_argument("--out", required=True)
+    for p in (run_p, summ):
+        p.add_argument("--records", default=RECORDS, help=f"the record folder (default: {RECORDS})")
     sub.add_parser("plan", help="print the planned runs (SEEDS, CELLS, EVAL_SETS, EVAL_IMAGES, EVAL_QUESTIONS "
                    "from the environment) and their estimated minutes on 2 CPU cores")
     doc = sub.add_parser("doc", help="rewrite the generated blocks of --doc (docs/domain_adaptation.md) from "
@@ -278,15 +384,16 @@ def main(argv=None) -> int:
             print(f"{run_name(r['cell'], r['seed'])}: {' '.join(r['evals'])}")
         print(json.dumps({k: round(v, 1) for k, v in estimate(the_plan, *pool_caps(os.environ)).items()}))
         return 0
-    if args.cmd == "run":
-        run(args.root)
     if args.cmd in ("run", "summarize"):
-        summary = summarize(args.root)
-        atomic_write_json(os.path.join(args.root, "summary.json"), summary)
-        atomic_write_text(os.path.join(args.root, "summary.md"), markdown(summary))
+        out = args.root if args.cmd == "run" else args.out
+        if args.cmd == "run" and not run(args.root, args.records, args.stop_after, args.accept_changed_code):
+            return 0
+        summary = summarize(RecordFolder(args.records))
+        atomic_write_json(os.path.join(out, "summary.json"), summary)
+        atomic_write_text(os.path.join(out, "summary.md"), markdown(summary))
         print(markdown(summary))
-        print(f"summary: {os.path.abspath(os.path.join(args.root, 'summary.json'))}\n"
-              f"tables: {os.path.abspath(os.path.join(args.root, 'summary.md'))}")
+        print(f"summary: {os.path.abspath(os.path.join(out, 'summary.json'))}\n"
+              f"tables: {os.path.abspath(os.path.join(out, 'summary.md'))}")
         return 0
     if not os.path.isfile(args.summary):
         raise StudyError(f"{args.summary}: no summary (run bash recipes/domain_adaptation.sh first)")
@@ -312,23 +419,33 @@ def _seeds() -> list[int]:
     return [int(x) for x in (env_words(os.environ, "SEEDS") or G.DEFAULT_SEEDS)]
 
 
-def run(root: str) -> None:
+def run(root: str, records: str = RECORDS, stop_after: float | None = None, accept_changed_code: bool = False) -> bool:
+    """Run the study into ``root``, recording into ``records``; False when ``stop_after`` minutes stopped it."""
+    deadline = None if stop_after is None else time.time() + 60 * stop_after
     env = dict(os.environ)
     seeds = _seeds()
     the_plan = plan(seeds, env_words(env, "CELLS"), env_words(env, "EVAL_SETS"))
-    study = Study(root, env)
+    study = Study(root, env, records)
     for k in ("xtd10", "multi30k", "multi30k_task2", "xquad_r"):
         if not os.path.isdir(study.dirs[k]):
             raise StudyError(f"{k} data folder not found: {study.dirs[k]!r} (set {k.upper()})")
     images, questions = pool_caps(env)
-    config = dict(study.budget.config(), seeds=seeds, cells=the_plan["cells"], eval_sets=the_plan["test_sets"],
-                  eval_images=images or "all", eval_questions=questions or "all",
-                  wiki_validation=f"training article j is validation when j % {G.WIKI_VAL_EVERY} == "
-                                  f"{G.WIKI_VAL_EVERY - 1} (xquad_train --val_every)",
-                  **{k.lower(): env.get(k, "") for k in ("EVAL_LANGUAGES", "FLICKR_IMAGES")})
-    with study.running():
-        study.start(config, the_plan)
-        study.run(the_plan)
+    settings = dict(study.budget.config(), eval_images=images or "all", eval_questions=questions or "all",
+                    wiki_validation=f"training article j is validation when j % {G.WIKI_VAL_EVERY} == "
+                                    f"{G.WIKI_VAL_EVERY - 1} (xquad_train --val_every)",
+                    **{k.lower(): env.get(k, "") for k in ("EVAL_LANGUAGES", "FLICKR_IMAGES")})
+    settings["model"] = _under_home(settings["model"])  # the same model on another machine of the same layout
+    with study.running(), FolderLock(study.records.folder, "the domain study's records"):
+        if os.path.isfile(study.path("summary.json")):  # written again when every planned step is recorded
+            os.remove(study.path("summary.json"))
+        study.start(dict(settings, seeds=seeds, cells=the_plan["cells"], eval_sets=the_plan["test_sets"]), the_plan)
+        study.records.start(settings, the_plan, accept_changed_code)  # seeds, cells and sets: the plan's check
+        return study.run(the_plan, deadline)
+
+
+def _under_home(path: str) -> str:
+    home = os.path.expanduser("~")
+    return "~" + path[len(home):] if home != "/" and path.startswith(home + os.sep) else path
 
 
 if __name__ == "__main__":

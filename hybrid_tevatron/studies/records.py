@@ -52,9 +52,10 @@ def read_timings(path: str) -> list[dict]:
     rows = []
     with open(path, encoding="utf-8") as f:
         for line in f:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) == 2:
-                rows.append({"stage": parts[0], "seconds": float(parts[1])})
+            parts = line.rstrip("\n").split("\t")  # stage, seconds[, machine]
+            if len(parts) in (2, 3):
+                rows.append({"stage": parts[0], "seconds": float(parts[1]), **({"machine": parts[2]} if
+                                                                               len(parts) == 3 else {})})
     return rows
 
 
