@@ -37,10 +37,20 @@ from hybrid_tevatron.locks import FolderLock
 from hybrid_tevatron.logs import get_logger
 from hybrid_tevatron.studies import domain_grid as G
 from hybrid_tevatron.studies.budget import Budget
+from hybrid_tevatron.studies.check_expected import snapshot, write_expected
 from hybrid_tevatron.studies.core import DONE, StudyError, StudyRoot, env_words
-from hybrid_tevatron.studies.domain_tables import markdown, render, run_name
+from hybrid_tevatron.studies.domain_tables import (
+    BLOCKS,
+    EXPECTED_SELECT,
+    FIGURE,
+    README_BLOCKS,
+    figure,
+    markdown,
+    progress,
+    run_name,
+)
 from hybrid_tevatron.studies.record_folder import RecordFolder, machine, machine_name, read_json
-from hybrid_tevatron.studies.records import read_record, read_timings, seed_stats
+from hybrid_tevatron.studies.records import read_timings, render_blocks, seed_stats
 
 log = get_logger(__name__)
 
@@ -373,10 +383,12 @@ def main(argv=None) -> int:
         p.add_argument("--records", default=RECORDS, help=f"the record folder (default: {RECORDS})")
     sub.add_parser("plan", help="print the planned runs (SEEDS, CELLS, EVAL_SETS, EVAL_IMAGES, EVAL_QUESTIONS "
                    "from the environment) and their estimated minutes on 2 CPU cores")
-    doc = sub.add_parser("doc", help="rewrite the generated blocks of --doc (docs/domain_adaptation.md) from "
-                         "--summary; --source names the summary in the doc (default: its path)")
-    for flag in ("--summary", "--doc", "--source"):
-        doc.add_argument(flag, required=flag != "--source")
+    doc = sub.add_parser("doc", help="from the records alone: the generated blocks of --doc and --readme, the "
+                         "figure and (once every planned evaluation is recorded) the expected scores")
+    doc.add_argument("--records", default=RECORDS, help=f"the record folder (default: {RECORDS})")
+    for flag, default in (("--doc", "docs/domain_adaptation.md"), ("--readme", "README.md"), ("--figure", FIGURE),
+                          ("--expected", "recipes/expected/domain_adaptation.yaml")):
+        doc.add_argument(flag, default=default, help=f"default: {default}")
     args = ap.parse_args(argv)
     if args.cmd == "plan":
         the_plan = plan(_seeds(), env_words(os.environ, "CELLS"), env_words(os.environ, "EVAL_SETS"))
@@ -395,12 +407,33 @@ def main(argv=None) -> int:
         print(f"summary: {os.path.abspath(os.path.join(out, 'summary.json'))}\n"
               f"tables: {os.path.abspath(os.path.join(out, 'summary.md'))}")
         return 0
-    if not os.path.isfile(args.summary):
-        raise StudyError(f"{args.summary}: no summary (run bash recipes/domain_adaptation.sh first)")
-    with open(args.doc, encoding="utf-8") as f:
-        atomic_write_text(args.doc, render(f.read(), read_record(args.summary), args.source or args.summary))
-    print(f"{args.doc}: generated blocks rewritten from {args.summary}")
+    write_docs(args.records, args.doc, args.readme, args.figure, args.expected)
     return 0
+
+
+def write_docs(records: str, doc: str, readme: str, figure_path: str, expected: str) -> None:
+    """The doc's and the README's generated blocks, the figure and the expected scores, from ``records`` alone."""
+    folder = RecordFolder(records)
+    if not os.path.isfile(folder.path("plan.json")):
+        raise StudyError(f"{records}: no plan.json, so no records (run bash recipes/domain_adaptation.sh first)")
+    summary = summarize(folder)
+    source = os.path.relpath(folder.folder) if not os.path.isabs(records) else records
+    for path, blocks in ((doc, BLOCKS), (readme, README_BLOCKS)):
+        with open(path, encoding="utf-8") as f:
+            atomic_write_text(path, render_blocks(f.read(), summary, source, blocks))
+        print(f"{path}: generated blocks rewritten from {source}")
+    if figure(summary, figure_path):
+        print(f"{figure_path}: X→en R@10 per XTD10 language")
+    if progress(summary)["complete"]:
+        sets = summary["meta"]["plan"]["test_sets"]
+        rows = snapshot(summary, [p for p in EXPECTED_SELECT if p.split("/")[0] in sets])
+        write_expected(expected, rows, "Domain adaptation of hybrid batch training, caption proxy (whole test sets)",
+                       "runs/domain_adaptation/summary.json", {"command": "bash recipes/domain_adaptation.sh",
+                                                               "records": source, "config": summary["meta"]["config"]})
+        print(f"{expected}: {len(rows)} rows")
+    else:
+        print(f"{expected}: not written ({progress(summary)['recorded']} of {progress(summary)['planned']} "
+              "planned evaluations recorded)")
 
 
 def pool_caps(env) -> tuple:
