@@ -34,9 +34,10 @@ is refused by name, and ``--overwrite`` re-encodes it.
 
 Before anything is encoded the model folder passes the check training and evaluation run
 (:func:`hybrid_tevatron.model_files.check_model_loads`: config, weights, a tokenizer that loads and knows words),
-and the corpus must exist and parse: a malformed line is named by file and line. Expected failures end with one
-``error:`` line and exit status 2. The merged index
-equals the one-process index: same docids in the same order, the same vectors up to fp32 rounding.
+and the corpus must exist and parse: a malformed line is named by file and line; a one-index encoding refuses a
+corpus that repeats a docid (naming the ids and their lines), as the merge refuses such shards. Expected failures
+end with one ``error:`` line and exit status 2. The merged index equals the one-process index: same docids in the
+same order, the same vectors up to fp32 rounding.
 """
 
 from __future__ import annotations
@@ -54,7 +55,16 @@ from hybrid_tevatron._pyserini_env import configure
 from hybrid_tevatron.atomic import atomic_dir, atomic_path
 from hybrid_tevatron.errors import HybridTevatronError, exit_error
 from hybrid_tevatron.logs import get_logger
-from hybrid_tevatron.pyserini.shards import ShardError, ShardInfo, process_shards, shard_name, shard_range
+from hybrid_tevatron.pyserini.shards import (
+    ShardError,
+    ShardInfo,
+    describe_repeats,
+    part_of,
+    process_shards,
+    repeated_ids,
+    shard_name,
+    shard_range,
+)
 
 log = get_logger(__name__)
 
@@ -185,6 +195,25 @@ def read_corpus(corpus: str, fields, docid_field, delimiter: str):
                           f"{str(err).splitlines()[0] if str(err) else ''})") from None
 
 
+def check_unique_docids(corpus: str, docids: list[str]) -> None:
+    """:class:`EncodeError` naming the first docids the corpus rows ``docids`` repeat, by file and line (Pyserini
+    reads one row per line, the files in :func:`corpus_files` order; the lines are counted only then)."""
+    repeats = repeated_ids(docids)
+    if not repeats:
+        return
+    files, ends = corpus_files(corpus), []
+    for path in files:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            ends.append((ends[-1] if ends else 0) + sum(1 for _ in f))
+
+    def line(row: int) -> str:
+        part, offset = part_of(ends, row)
+        name = os.path.relpath(files[part], corpus) if os.path.isdir(corpus) else os.path.basename(files[part])
+        return f"{name}:{offset + 1}"
+
+    raise EncodeError(f"{corpus}: {describe_repeats(repeats, line)}; a docid must name one document")
+
+
 def default_device(device: str | None, env=None) -> str | None:
     """``--device``, or under ``torchrun`` on a GPU machine the process's own GPU (``cuda:LOCAL_RANK``)."""
     env = os.environ if env is None else env
@@ -219,7 +248,8 @@ def encode_corpus(args) -> dict:
     log.info(f"{n} documents of {args.corpus}: pooling {encoder.pooling}, normalize {encoder.l2_norm}, "
          f"prefix {encoder.prefix!r}, max_len {encoder.max_length}, device {encoder.device}, "
          f"dtype {encoder.engine.autocast_dtype or 'fp32'}, batch {args.batch_size}")
-    if sharding is None:
+    if sharding is None:  # sharded, the merge checks the docids of all shards together
+        check_unique_docids(args.corpus, collection.all_info["id"][:n])
         return write_index(encoder, collection.all_info, args, 0, n, out)
     num_shards, shards = sharding
     settings = {
