@@ -316,6 +316,35 @@ def test_one_index_encoding_refuses_duplicate_docids_naming_their_lines(tiny_mod
     assert docids(out) == ids and hidden(tmp_path) == []
 
 
+def test_encode_checks_the_topics_first_naming_file_and_line(tiny_model_dir, tmp_path):
+    """A topics TSV line without a tab, or a missing topics file: one line naming it (not Pyserini's traceback),
+    exit 2, no output; checked before the model loads. Lines Anserini's reader fails on or reads as an empty query
+    are named too."""
+    from hybrid_tevatron.pyserini.encode import main as encode_main
+
+    topics, out = tmp_path / "topics.tsv", tmp_path / "queries"
+    topics.write_text("q0\tthe cat\nq1\tder hund\nq2 no tab here\nq3\tel perro\n", encoding="utf-8")
+    line = one_error(encode("--model", tiny_model_dir, "--topics", topics, "--output", out))
+    assert line == f"error: {topics}:3: no tab (every line is qid<TAB>text)"
+    assert not out.exists() and hidden(tmp_path) == []
+    line = one_error(encode("--model", tiny_model_dir, "--topics", tmp_path / "none.tsv", "--output", out))
+    assert line == f"error: topics file not found: {tmp_path / 'none.tsv'} (nor a Pyserini topics name)"
+    assert not out.exists() and hidden(tmp_path) == []
+
+    for text, problem in [("q0\tthe cat\n\nq2\tel perro\n", "2: an empty line"),
+                          ("q0\tthe cat\nq1\t  \n", "2: an empty query id or text"),
+                          ("q0\t\tthe cat\n", "1: an empty query id or text"),
+                          ("q0\tthe cat\n\tel perro\n", "2: an empty query id or text")]:
+        topics.write_text(text, encoding="utf-8")
+        with pytest.raises(SystemExit, match=re.escape(f"{topics}:{problem} (every line is qid<TAB>text)")) as err:
+            encode_main(["--model", str(tmp_path / "no-model"), "--topics", str(topics), "--output",
+                         str(out / "q.pkl"), *ENCODING])  # the topics are named, not the missing model
+        assert err.value.code == 2 and not out.exists() and hidden(tmp_path) == []
+    with pytest.raises(SystemExit, match=re.escape(f"error: {tmp_path}: a folder, not a topics file")):
+        encode_main(["--model", tiny_model_dir, "--topics", str(tmp_path), "--output", str(out), *ENCODING])
+    assert not out.exists() and hidden(tmp_path) == []
+
+
 # ------------------------------------------------------------------------------------------------ OUTPUT
 def test_output_trailing_slash_is_the_same_folder_and_the_same_lock(tmp_path):
     with OutputFolder(f"{tmp_path}/ev/") as out:
