@@ -1,6 +1,6 @@
 """Nothing silently wrong (issue 22): locks for training, the study and evaluation outputs; a model-folder check and
-shard records for ``pyserini.encode``; duplicate docids refused by the merge; one ``error:`` line and exit status 2
-for every expected failure, one line and 128 + N for a signal.
+shard records for ``pyserini.encode``; duplicate docids refused by the merge and by a one-index encoding (issue 27);
+one ``error:`` line and exit status 2 for every expected failure, one line and 128 + N for a signal.
 
 The commands run as they are given to users (``python -m ...`` as processes, or their ``main`` in-process), with the
 tiny local model; concurrent cases are real concurrent processes started together. Each case asserts the one line,
@@ -9,6 +9,7 @@ the exit status, and that nothing half-written is left (no lock file, no ``.tmp`
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -282,6 +283,66 @@ def test_merge_refuses_duplicate_docids_naming_them(tiny_model_dir, tmp_path):
                        r"shard-00001-of-00002\)") as err:
         merge(["--shards", str(tmp_path / "shards"), "--output", str(tmp_path / "merged")])
     assert err.value.code == 2 and not (tmp_path / "merged").exists() and hidden(tmp_path) == []
+
+
+def test_one_index_encoding_refuses_duplicate_docids_naming_their_lines(tiny_model_dir, tmp_path):
+    """20 rows, 10 distinct ids: refused before anything is encoded (as the merge refuses such shards), naming the
+    first ids and their lines; a corpus folder names the file. ``--limit 10`` encodes only unique rows: it runs."""
+    from hybrid_tevatron.pyserini.encode import main as encode_main
+
+    corpus = tmp_path / "c.jsonl"
+    ids = write_corpus(corpus, 10)
+    lines = corpus.read_text(encoding="utf-8").splitlines()
+    corpus.write_text("\n".join(lines + lines) + "\n", encoding="utf-8")  # rows 10..19 repeat rows 0..9's ids
+    out = tmp_path / "out"
+    line = one_error(encode("--model", tiny_model_dir, "--corpus", corpus, "--output", out))
+    assert line == (f"error: {corpus}: 10 docids occur more than once ({ids[0]} in c.jsonl:1 and c.jsonl:11; "
+                    f"{ids[1]} in c.jsonl:2 and c.jsonl:12; {ids[2]} in c.jsonl:3 and c.jsonl:13; {ids[3]} in "
+                    f"c.jsonl:4 and c.jsonl:14; {ids[4]} in c.jsonl:5 and c.jsonl:15 and 5 more); a docid must name "
+                    "one document")
+    assert not out.exists() and hidden(tmp_path) == []
+
+    folder = tmp_path / "corpus"  # a folder corpus: the rows run on across its files
+    folder.mkdir()
+    (folder / "part.jsonl").write_text("\n".join(lines + [lines[0]] * 3) + "\n", encoding="utf-8")
+    expected = f"{folder}: 1 docids occur more than once ({ids[0]} in part.jsonl:1 and part.jsonl:11 and " \
+               "part.jsonl:12 (4 times))"
+    with pytest.raises(SystemExit, match=re.escape(expected)) as err:
+        encode_main(["--model", tiny_model_dir, "--corpus", str(folder), "--output", str(out), *ENCODING])
+    assert err.value.code == 2 and not out.exists() and hidden(tmp_path) == []
+
+    encode_main(["--model", tiny_model_dir, "--corpus", str(corpus), "--output", str(out), "--limit", "10",
+                 *ENCODING])
+    assert docids(out) == ids and hidden(tmp_path) == []
+
+
+def test_encode_checks_the_topics_first_naming_file_and_line(tiny_model_dir, tmp_path):
+    """A topics TSV line without a tab, or a missing topics file: one line naming it (not Pyserini's traceback),
+    exit 2, no output; checked before the model loads. Lines Anserini's reader fails on or reads as an empty query
+    are named too."""
+    from hybrid_tevatron.pyserini.encode import main as encode_main
+
+    topics, out = tmp_path / "topics.tsv", tmp_path / "queries"
+    topics.write_text("q0\tthe cat\nq1\tder hund\nq2 no tab here\nq3\tel perro\n", encoding="utf-8")
+    line = one_error(encode("--model", tiny_model_dir, "--topics", topics, "--output", out))
+    assert line == f"error: {topics}:3: no tab (every line is qid<TAB>text)"
+    assert not out.exists() and hidden(tmp_path) == []
+    line = one_error(encode("--model", tiny_model_dir, "--topics", tmp_path / "none.tsv", "--output", out))
+    assert line == f"error: topics file not found: {tmp_path / 'none.tsv'} (nor a Pyserini topics name)"
+    assert not out.exists() and hidden(tmp_path) == []
+
+    for text, problem in [("q0\tthe cat\n\nq2\tel perro\n", "2: an empty line"),
+                          ("q0\tthe cat\nq1\t  \n", "2: an empty query id or text"),
+                          ("q0\t\tthe cat\n", "1: an empty query id or text"),
+                          ("q0\tthe cat\n\tel perro\n", "2: an empty query id or text")]:
+        topics.write_text(text, encoding="utf-8")
+        with pytest.raises(SystemExit, match=re.escape(f"{topics}:{problem} (every line is qid<TAB>text)")) as err:
+            encode_main(["--model", str(tmp_path / "no-model"), "--topics", str(topics), "--output",
+                         str(out / "q.pkl"), *ENCODING])  # the topics are named, not the missing model
+        assert err.value.code == 2 and not out.exists() and hidden(tmp_path) == []
+    with pytest.raises(SystemExit, match=re.escape(f"error: {tmp_path}: a folder, not a topics file")):
+        encode_main(["--model", tiny_model_dir, "--topics", str(tmp_path), "--output", str(out), *ENCODING])
+    assert not out.exists() and hidden(tmp_path) == []
 
 
 # ------------------------------------------------------------------------------------------------ OUTPUT

@@ -242,13 +242,41 @@ def test_warmup_ratio_maps_to_warmup_steps(backend, tmp_path):
     assert parse_args(base + ["--warmup_ratio", "0.25", "--warmup_steps", "5"])[3].warmup_steps == 5
 
 
+def test_a_repeated_list_flag_keeps_every_occurrence(backend, tmp_path):
+    """``--extra_sources a:X --extra_sources b:Y`` is ``--extra_sources a:X b:Y`` (argparse alone keeps the last),
+    for every list flag, in order, in the ``--flag v`` and ``--flag=v`` forms and under the dashed alias."""
+    base = ["--backend", backend, "--model_name_or_path", "m", "--output_dir", str(tmp_path)]
+    _, _, data_args, training_args = parse_args(base + [
+        "--extra_sources", "a:X", "--languages", "en", "de", "--extra_sources=b:Y", "--language_weights", "1",
+        "--extra-sources", "c:Z", "d:W", "--language_weights=2", "--label_names", "x", "--label_names", "y"])
+    assert data_args.extra_sources == ["a:X", "b:Y", "c:Z", "d:W"]
+    assert (data_args.languages, data_args.language_weights) == (["en", "de"], [1.0, 2.0])
+    assert training_args.label_names == ["x", "y"]
+    _, _, data_args, _ = parse_args(base + ["--extra_sources", "a:X"])  # once: the value replaces the default
+    assert data_args.extra_sources == ["a:X"]
+    assert parse_args(base)[2].extra_sources == []
+
+
+def test_training_draws_from_every_repeated_extra_source(backend, tiny_model_dir, parallel_dir, tmp_path):
+    """The real command with ``--extra_sources`` given twice trains on both sources (round robin: one step each)."""
+    from hybrid_tevatron.testing import write_parallel_jsonl
+
+    for name in ("a", "b"):
+        write_parallel_jsonl(str(tmp_path / name), languages=["en", "de"], n_queries=8, seed=ord(name))
+    out = tmp_path / "out"
+    main(argv(tiny_model_dir, parallel_dir, out, backend, "--extra_sources", f"a:{tmp_path / 'a'}",
+              "--extra_sources", f"b:{tmp_path / 'b'}", "--source_sampling", "round_robin", "--max_steps", "3",
+              "--train_group_size", "2"))
+    assert [r["source"] for r in plan_log(out)] == [os.path.basename(parallel_dir), "a", "b"]
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
         (["--regime", "mixed"], "--regime must be one of"),
         (["--pooling", "max"], "--pooling must be one of"),
         (["--temperature", "0"], "--temperature must be positive"),
-        (["--train_files", "en=/nonexistent/en.jsonl"], "/nonexistent/en.jsonl"),
+        (["--extra_sources", "x:en=/nonexistent/en.jsonl"], "/nonexistent/en.jsonl"),
         (["--languages", "en", "fr"], "fr"),
         (["--per_device_train_batch_size", "64"], "64"),
         (["--resume_from_checkpoint", "last"], "no complete checkpoint"),

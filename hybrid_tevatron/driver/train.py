@@ -2,9 +2,10 @@
 
 Flags: the backend's model flags (Tevatron's, plus ``--pooling``/``--normalize``/``--temperature``), our data flags
 (:class:`~hybrid_tevatron.arguments.HybridDataArguments`), the backend's training flags (HF ``TrainingArguments``
-+ Tevatron's), and ``--backend auto|pypi|main``. A single ``.json`` argument holds the same flags as keys
-(``"backend"`` included). Under ``torchrun`` every process runs this same command. A Tevatron flag the backend
-does not offer is refused by name (:mod:`hybrid_tevatron.backends.flags`).
++ Tevatron's), and ``--backend auto|pypi|main``. A list flag given more than once keeps every occurrence's values,
+in order (``--extra_sources a:X --extra_sources b:Y`` is ``--extra_sources a:X b:Y``). A single ``.json`` argument
+holds the same flags as keys (``"backend"`` included). Under ``torchrun`` every process runs this same command. A
+Tevatron flag the backend does not offer is refused by name (:mod:`hybrid_tevatron.backends.flags`).
 
 Expected failures (bad flags, a malformed ``.json`` config, a missing or incomplete model folder, bad data, an
 unusable output dir, an output dir another run holds) end the process with one ``error: ...`` line and exit status 2
@@ -42,6 +43,26 @@ def build_parser(backend) -> HfArgumentParser:
         description="Hybrid (monolingual + cross-lingual) batch training of a shared bi-encoder with Tevatron.",
     )
     parser.add_argument("--backend", default="auto", choices=BACKEND_NAMES, help=BACKEND_HELP)
+    return merge_repeated_lists(parser)
+
+
+class _ExtendRepeated(argparse._StoreAction):
+    """A list flag's store action that adds up repeated occurrences, in order. The first occurrence replaces the
+    default: argparse puts the default object itself into the namespace, so identity tells the two apart."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        current = getattr(namespace, self.dest, None)
+        first = current is None or current is self.default
+        setattr(namespace, self.dest, list(values) if first else [*current, *values])
+
+
+def merge_repeated_lists(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Every list flag of ``parser`` (nargs ``+`` or ``*``, of every dataclass) merges its repeated occurrences:
+    ``--extra_sources a:X --extra_sources=b:Y`` is ``--extra_sources a:X b:Y`` (argparse's store would silently
+    keep only the last). A ``.json`` config gives lists directly and does not pass here."""
+    for action in parser._actions:
+        if action.nargs in ("+", "*") and type(action) is argparse._StoreAction:
+            action.__class__ = _ExtendRepeated
     return parser
 
 

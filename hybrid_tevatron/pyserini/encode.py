@@ -34,15 +34,18 @@ is refused by name, and ``--overwrite`` re-encodes it.
 
 Before anything is encoded the model folder passes the check training and evaluation run
 (:func:`hybrid_tevatron.model_files.check_model_loads`: config, weights, a tokenizer that loads and knows words),
-and the corpus must exist and parse: a malformed line is named by file and line. Expected failures end with one
-``error:`` line and exit status 2. The merged index
-equals the one-process index: same docids in the same order, the same vectors up to fp32 rounding.
+and the corpus must exist and parse: a malformed line is named by file and line (so must topics: a file, or a
+Pyserini topics name; a TSV holds ``qid<TAB>text`` on every line); a one-index encoding refuses a corpus that
+repeats a docid (naming the ids and their lines), as the merge refuses such shards. Expected failures end with one
+``error:`` line and exit status 2. The merged index equals the one-process index: same docids in the same order,
+the same vectors up to fp32 rounding.
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
+import gzip
 import hashlib
 import json
 import os
@@ -52,14 +55,25 @@ import time
 
 from hybrid_tevatron._pyserini_env import configure
 from hybrid_tevatron.atomic import atomic_dir, atomic_path
-from hybrid_tevatron.errors import HybridTevatronError, exit_error
+from hybrid_tevatron.errors import HybridTevatronError, exit_error, first_line
 from hybrid_tevatron.logs import get_logger
-from hybrid_tevatron.pyserini.shards import ShardError, ShardInfo, process_shards, shard_name, shard_range
+from hybrid_tevatron.pyserini.shards import (
+    ShardError,
+    ShardInfo,
+    describe_repeats,
+    part_of,
+    process_shards,
+    repeated_ids,
+    shard_name,
+    shard_range,
+)
 
 log = get_logger(__name__)
 
 # files of a model folder that do not decide its vectors (left out of its digest): the trainer's state and logs
 MODEL_FILES_NOT_HASHED = ("training_args.bin", "trainer_state.json", "DONE", "README.md")
+TSV_TOPICS = (".tsv", ".tsv.gz", ".txt", ".txt.gz")  # read by Anserini's TSV topic reader (see topics_are_tsv)
+JAVA_BLANK = "".join(map(chr, range(33)))  # what Java's String.trim() strips
 
 
 class EncodeError(HybridTevatronError):
@@ -185,6 +199,25 @@ def read_corpus(corpus: str, fields, docid_field, delimiter: str):
                           f"{str(err).splitlines()[0] if str(err) else ''})") from None
 
 
+def check_unique_docids(corpus: str, docids: list[str]) -> None:
+    """:class:`EncodeError` naming the first docids the corpus rows ``docids`` repeat, by file and line (Pyserini
+    reads one row per line, the files in :func:`corpus_files` order; the lines are counted only then)."""
+    repeats = repeated_ids(docids)
+    if not repeats:
+        return
+    files, ends = corpus_files(corpus), []
+    for path in files:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            ends.append((ends[-1] if ends else 0) + sum(1 for _ in f))
+
+    def line(row: int) -> str:
+        part, offset = part_of(ends, row)
+        name = os.path.relpath(files[part], corpus) if os.path.isdir(corpus) else os.path.basename(files[part])
+        return f"{name}:{offset + 1}"
+
+    raise EncodeError(f"{corpus}: {describe_repeats(repeats, line)}; a docid must name one document")
+
+
 def default_device(device: str | None, env=None) -> str | None:
     """``--device``, or under ``torchrun`` on a GPU machine the process's own GPU (``cuda:LOCAL_RANK``)."""
     env = os.environ if env is None else env
@@ -219,7 +252,8 @@ def encode_corpus(args) -> dict:
     log.info(f"{n} documents of {args.corpus}: pooling {encoder.pooling}, normalize {encoder.l2_norm}, "
          f"prefix {encoder.prefix!r}, max_len {encoder.max_length}, device {encoder.device}, "
          f"dtype {encoder.engine.autocast_dtype or 'fp32'}, batch {args.batch_size}")
-    if sharding is None:
+    if sharding is None:  # sharded, the merge checks the docids of all shards together
+        check_unique_docids(args.corpus, collection.all_info["id"][:n])
         return write_index(encoder, collection.all_info, args, 0, n, out)
     num_shards, shards = sharding
     settings = {
@@ -287,9 +321,64 @@ def write_index(encoder, corpus: dict, args, start: int, stop: int, out: str,
     return {"count": count, "seconds": seconds, "output": out}
 
 
+def topics_are_tsv(path: str) -> bool:
+    """Whether Pyserini's ``DefaultQueryIterator.from_topics`` reads the file ``path`` as ``qid<TAB>text`` lines
+    (its own choice of reader, in its order)."""
+    if path.endswith(".json"):
+        return False
+    return "beir" in path or ("cacm" not in path and path.endswith(TSV_TOPICS))
+
+
+def check_topics(path: str) -> None:
+    """:class:`EncodeError` unless ``path`` is a topics file (or a Pyserini topics name) and, read as TSV, holds
+    ``qid<TAB>text`` on every line: Anserini's reader fails on an empty line or a line without a tab, and takes
+    ``qid<TAB><TAB>text`` for an empty query. Names the file and line."""
+    if os.path.isdir(path):
+        raise EncodeError(f"{path}: a folder, not a topics file")
+    if not os.path.exists(path):
+        from pyserini.search import _base
+
+        if path not in _base.topics_mapping:
+            raise EncodeError(f"topics file not found: {path} (nor a Pyserini topics name)")
+        return
+    if not topics_are_tsv(path):
+        return
+    lineno = 0
+    try:
+        with (gzip.open if path.endswith(".gz") else open)(path, "rt", encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                trimmed = line.strip(JAVA_BLANK)  # as Anserini, which then reads the first two tab-separated fields
+                _, tab, rest = trimmed.partition("\t")
+                problem = ("an empty line" if not trimmed else "no tab" if "\t" not in line
+                           else "an empty query id or text" if not tab or not rest.split("\t")[0].strip(JAVA_BLANK)
+                           else None)
+                if problem:
+                    raise EncodeError(f"{path}:{lineno}: {problem} (every line is qid<TAB>text)")
+    except UnicodeDecodeError as bad:
+        raise EncodeError(f"{path}:{lineno + 1}: not UTF-8 ({bad.reason})") from None
+    except (OSError, EOFError) as bad:  # unreadable, a broken .gz
+        raise EncodeError(f"{path}: cannot read the topics ({first_line(bad)})") from None
+
+
+def read_topics(path: str, limit: int | None) -> tuple[list, list[str]]:
+    """``(ids, texts)`` of the topics, as Pyserini's ``DefaultQueryIterator`` reads them (checked first)."""
+    from pyserini.query_iterator import DefaultQueryIterator
+
+    check_topics(path)
+    ids, texts = [], []
+    try:
+        for qid, text in DefaultQueryIterator.from_topics(path):
+            ids.append(qid)
+            texts.append(text)
+            if limit is not None and len(ids) >= limit:
+                break
+    except (ValueError, NotImplementedError) as err:  # a format Pyserini does not know, a file its reader refuses
+        raise EncodeError(f"{path}: Pyserini cannot read these topics ({first_line(err)})") from None
+    return ids, texts
+
+
 def encode_topics(args) -> dict:
     import pandas as pd
-    from pyserini.query_iterator import DefaultQueryIterator
 
     from hybrid_tevatron.model_files import check_model_loads
     from hybrid_tevatron.pyserini.encoders import HybridQueryEncoder
@@ -297,18 +386,13 @@ def encode_topics(args) -> dict:
     out = os.path.abspath(args.output)
     target = out if out.endswith(".pkl") else os.path.join(out, "embedding.pkl")
     check_target(target, args.overwrite)
+    ids, texts = read_topics(args.topics, args.limit)  # before the model loads
     check_model_loads(args.model)
     encoder = HybridQueryEncoder(args.model, device=args.device, pooling=args.pooling, l2_norm=args.normalize,
                                  prefix=args.prefix, max_length=args.max_len, batch_size=args.batch_size,
                                  dtype=args.dtype)
     if args.dimension is not None and args.dimension != encoder.dimension:
         raise EncodeError(f"--dimension {args.dimension} but {args.model} embeds in {encoder.dimension}")
-    ids, texts = [], []
-    for qid, text in DefaultQueryIterator.from_topics(args.topics):
-        ids.append(qid)
-        texts.append(text)
-        if args.limit is not None and len(ids) >= args.limit:
-            break
     t0 = time.perf_counter()
     vectors = encoder.encode_batch(texts)
     seconds = time.perf_counter() - t0

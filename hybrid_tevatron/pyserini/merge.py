@@ -31,7 +31,16 @@ from collections import defaultdict
 from hybrid_tevatron.atomic import atomic_dir, atomic_path
 from hybrid_tevatron.errors import exit_error
 from hybrid_tevatron.logs import get_logger
-from hybrid_tevatron.pyserini.shards import ShardError, ShardInfo, find_shards, shard_glob, shard_name
+from hybrid_tevatron.pyserini.shards import (
+    ShardError,
+    ShardInfo,
+    describe_repeats,
+    find_shards,
+    part_of,
+    repeated_ids,
+    shard_glob,
+    shard_name,
+)
 
 INDEX_FILES = ("index", "docid")
 PYSERINI_MERGE = "pyserini.encode.merge_faiss_index"
@@ -94,21 +103,19 @@ def check_shards(root: str) -> list[tuple[str, ShardInfo]]:
 def check_unique_docids(root: str, folders: list[str]) -> None:
     """:class:`ShardError` naming the first docids that occur twice among the ``docid`` files of ``folders`` (and
     the shards holding them)."""
-    where: dict[str, list[str]] = {}
-    duplicates: list[str] = []
+    ids: list[str] = []
+    ends: list[int] = []
     for folder in folders:
         with open(os.path.join(folder, "docid"), encoding="utf-8") as f:
-            for line in f:
-                docid = line.rstrip("\n")
-                seen = where.setdefault(docid, [])
-                if seen and len(seen) == 1:
-                    duplicates.append(docid)
-                seen.append(os.path.basename(folder))
-    if duplicates:
-        shown = "; ".join(f"{d} in {' and '.join(where[d])}" for d in duplicates[:5])
-        more = f" and {len(duplicates) - 5} more" if len(duplicates) > 5 else ""
-        raise ShardError(f"{root}: {len(duplicates)} docids occur more than once ({shown}{more}); the shards do not "
-                         "come from one corpus, or the corpus repeats ids: re-encode them with --overwrite")
+            ids.extend(line.rstrip("\n") for line in f)
+        ends.append(len(ids))
+    repeats = repeated_ids(ids)
+    if repeats:
+        def shard(position: int) -> str:
+            return os.path.basename(folders[part_of(ends, position)[0]])
+
+        raise ShardError(f"{root}: {describe_repeats(repeats, shard)}; the shards do not come from one corpus, or "
+                         "the corpus repeats ids: re-encode them with --overwrite")
 
 
 def merge_index(root: str, output: str, overwrite: bool = False) -> dict:

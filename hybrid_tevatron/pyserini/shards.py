@@ -15,15 +15,18 @@ Invariants (what :mod:`hybrid_tevatron.pyserini.encode` writes and :mod:`hybrid_
   encoding settings, among them ``corpus_digest`` (SHA-256 of the corpus' bytes) and ``model_digest`` (of the model
   folder's files), so a rerun can tell a finished shard of the same encoding of the same corpus (skipped) from any
   other (an error naming the difference), and the merge never mixes two versions of a corpus.
-* **Unique docids.** The merge refuses docids that occur in more than one shard (or twice in one), naming them.
+* **Unique docids.** The merge refuses docids that occur in more than one shard (or twice in one), naming them;
+  a one-index encoding refuses a corpus that repeats a docid, naming its lines (one check: :func:`repeated_ids`).
 """
 
 from __future__ import annotations
 
+import bisect
 import glob
 import json
 import os
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 from hybrid_tevatron.errors import HybridTevatronError
@@ -54,6 +57,41 @@ def check_shard_id(shard_id: int, num_shards: int) -> None:
     if not 0 <= shard_id < num_shards:
         raise ShardError(f"--shard_id {shard_id} is out of range for --num_shards {num_shards} "
                          f"(0..{num_shards - 1})")
+
+
+def repeated_ids(ids: Sequence[str]) -> dict[str, list[int]]:
+    """The ids that occur more than once in ``ids``, in the order of their first repeat, each with its positions
+    (a set pass; the positions only when some id repeats)."""
+    seen: set[str] = set()
+    repeats: dict[str, list[int]] = {}
+    for docid in ids:
+        if docid in seen:
+            repeats.setdefault(docid, [])
+        else:
+            seen.add(docid)
+    if repeats:
+        for position, docid in enumerate(ids):
+            if docid in repeats:
+                repeats[docid].append(position)
+    return repeats
+
+
+def describe_repeats(repeats: dict[str, list[int]], where: Callable[[int], str], shown: int = 5) -> str:
+    """``N docids occur more than once (ID in A and B; ...)`` for :func:`repeated_ids`, ``where(position)`` naming
+    a position (a shard, a file and line); the first ``shown`` ids, each at its first three positions."""
+    def places(positions: list[int]) -> str:
+        more = f" ({len(positions)} times)" if len(positions) > 3 else ""
+        return " and ".join(where(p) for p in positions[:3]) + more
+
+    listed = "; ".join(f"{docid} in {places(positions)}" for docid, positions in list(repeats.items())[:shown])
+    more = f" and {len(repeats) - shown} more" if len(repeats) > shown else ""
+    return f"{len(repeats)} docids occur more than once ({listed}{more})"
+
+
+def part_of(ends: list[int], position: int) -> tuple[int, int]:
+    """``(part, offset)`` of ``position`` in parts that end at the cumulative counts ``ends``."""
+    part = bisect.bisect_right(ends, position)
+    return part, position - (ends[part - 1] if part else 0)
 
 
 def shard_name(shard_id: int, num_shards: int) -> str:
