@@ -110,7 +110,8 @@ def test_a_changed_number_deciding_file_is_refused_unless_accepted(tmp_path):
     with open(os.path.join(package, "eval", "reports", "metrics.py"), "a") as f:
         f.write("# changed\n")
     with pytest.raises(RecordError, match=r"records made by other number-deciding code \(1 eval record\(s\) made at "
-                                          r"\S+: eval/reports/metrics.py\); check out that commit"):
+                                          r"\S+: eval/reports/metrics.py\); continue from a checkout of that "
+                                          r"commit \(git worktree add ../study \S+\)"):
         RecordFolder(rec, package_dir=package).check_code()
     RecordFolder(rec, package_dir=package).check_code(accept=True)
     accepted = json.load(open(os.path.join(rec, "accepted.json")))

@@ -229,9 +229,10 @@ class RecordFolder:
             files = sorted(f for f in set(recorded) | set(now) if recorded.get(f) != now.get(f)) or ["(unknown)"]
             parts.append(f"{info['n']} {kind} record(s) made at {str(info['commit'])[:12]}: {', '.join(files)}")
         if not accept:
-            raise RecordError(f"{self.folder}: records made by other number-deciding code ({'; '.join(parts)}); check "
-                              "out that commit to continue, or pass --accept_changed_code to take the records as they "
-                              "are (recorded in accepted.json)")
+            commits = sorted({str(i["commit"]).split("+")[0][:12] for i in changed.values()})
+            raise RecordError(f"{self.folder}: records made by other number-deciding code ({'; '.join(parts)}); "
+                              f"continue from a checkout of that commit (git worktree add ../study {commits[0]}), or "
+                              "pass --accept_changed_code to take the records as they are (recorded in accepted.json)")
         for (kind, fp), info in changed.items():
             accepted.append({"kind": kind, "recorded": fp, "now": self.code(kind)["fingerprint"],
                              "recorded_commit": info["commit"], "now_commit": self.code(kind)["commit"],
