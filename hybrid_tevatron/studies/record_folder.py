@@ -79,12 +79,13 @@ def read_json(path: str):
 
 
 def complete_results(path: str) -> dict | None:
-    """``path``'s evaluation results when they are complete (a JSON object with a non-empty numeric ``summary``),
-    else None."""
+    """``path``'s evaluation results when they are complete (a JSON object whose ``summary`` maps metrics to numbers,
+    or to null where a metric is undefined, e.g. the rank distance of a two-language pool), else None."""
     results = read_json(path)
-    if not isinstance(results, dict) or not isinstance(results.get("summary"), dict) or not results["summary"]:
+    summary = results.get("summary") if isinstance(results, dict) else None
+    if not isinstance(summary, dict) or not any(isinstance(v, (int, float)) for v in summary.values()):
         return None
-    if not all(isinstance(v, (int, float)) for v in results["summary"].values()):
+    if not all(v is None or isinstance(v, (int, float)) for v in summary.values()):
         return None
     return results
 
