@@ -609,3 +609,37 @@ def test_images_sharing_a_caption_never_meet_in_a_step(image_set, image_index):
     assert any(met)  # one of them is often in a step, never both
     plain = image_source(read_image_data(image_set), read_index(image_index), negatives=6)
     assert plain.doc_items() is None  # without duplicates: the plain doc rule
+
+
+# ------------------------------------------------------------------------------------------------ which tower
+@pytest.fixture(scope="session")
+def text_model_with_image_processor(tiny_model_dir, tiny_clip, tmp_path_factory):
+    """A text model folder with a CLIP image processor beside it: loads as an image processor, has no vision part."""
+    import shutil
+
+    folder = str(tmp_path_factory.mktemp("text-as-tower") / "xlmr")
+    shutil.copytree(tiny_model_dir, folder)
+    shutil.copy(os.path.join(tiny_clip, "preprocessor_config.json"), folder)
+    return folder
+
+
+def _one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+def test_text_model_as_image_tower_is_refused_at_load(text_model_with_image_processor, image_set, image_index,
+                                                      trained_image_model, tmp_path, capsys):
+    from hybrid_tevatron.eval.program import main
+
+    folder = text_model_with_image_processor
+    out = tmp_path / "index"
+    proc = run_cli("hybrid_tevatron.images.encode", "--tower", folder, "--corpus", image_set, "--output", str(out))
+    line = _one_error_line(proc.stderr)
+    assert proc.returncode == 2 and f"{folder}: its XLMRobertaModel (xlm-roberta) has no vision part" in line
+    assert "CLIP/SigLIP model with a vision part" in line and "vision-only CLIP" in line
+    assert not out.exists() and "Traceback" not in proc.stderr
+    ev = tmp_path / "ev"
+    assert main(["images", trained_image_model, str(ev), "--image_data", image_set, "--tower", folder]) == 2
+    assert "has no vision part" in _one_error_line(capsys.readouterr().err) and not ev.exists()

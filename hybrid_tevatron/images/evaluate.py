@@ -191,6 +191,11 @@ def evaluate(model: str, image_data: str, output_dir: str, image_index: str | No
             raise StepError(f"--max_images must be >= 1, got {max_images}")
         data.image_ids, data.image_paths = data.image_ids[:max_images], data.image_paths[:max_images]
         data.captions = {lang: c[:max_images] for lang, c in data.captions.items()}
+    image_tower = None
+    if tower is not None:  # loaded before any output: a folder that is no image tower is one error line
+        from hybrid_tevatron.images.tower import ImageTower
+
+        image_tower = ImageTower(tower, device=device, batch_size=batch_size)
     with OutputFolder(output_dir, overwrite) as out:
         with out.stage("1/3 encode"):
             if image_index is not None:
@@ -201,9 +206,7 @@ def evaluate(model: str, image_data: str, output_dir: str, image_index: str | No
                     raise StepError(f"{image_index}: image {missing[0]!r} of {image_data} is not in the index")
                 image_vectors = index.matrix[[rows[d] for d in data.image_ids]]
             else:
-                from hybrid_tevatron.images.tower import ImageTower
-
-                image_vectors = ImageTower(tower, device=device, batch_size=batch_size).encode(data.image_paths)
+                image_vectors = image_tower.encode(data.image_paths)
             encoder = CaptionEncoder.from_checkpoint(model, device=device, batch_size=batch_size)
             if encoder.dimension != image_vectors.shape[1]:
                 raise StepError(f"{model}: its head maps to {encoder.dimension} dimensions but the images have "

@@ -5,11 +5,14 @@ images (paths or PIL images, converted to RGB) to float32 rows of :attr:`ImageTo
 (CLIP and SigLIP score by cosine), in input order. Which embedding: a two-tower model's ``get_image_features``
 (the projected image embedding); a vision-only checkpoint's ``image_embeds`` (``CLIPVisionModelWithProjection``)
 or else its ``pooler_output``. The class is the one the checkpoint's ``config.json`` names in ``architectures``
-(else ``AutoModel``), so a ``CLIPVisionModelWithProjection`` folder keeps its projection.
+(else ``AutoModel``'s for its config), so a ``CLIPVisionModelWithProjection`` folder keeps its projection; a class
+whose ``forward`` takes no ``pixel_values`` (a text model, even one with an image processor beside it) is refused
+before its weights load.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Sequence
 
@@ -41,7 +44,11 @@ class ImageTower:
             raise TowerError(f"{name_or_path}: cannot load the tower's config or image processor "
                              f"({str(err).splitlines()[0]})") from None
         arch = next((a for a in (config.architectures or []) if hasattr(transformers, a)), None)
-        cls = getattr(transformers, arch) if arch else AutoModel
+        cls = getattr(transformers, arch) if arch else _auto_class(config, AutoModel)
+        if cls is not AutoModel and "pixel_values" not in inspect.signature(cls.forward).parameters:
+            raise TowerError(f"{name_or_path}: its {cls.__name__} ({config.model_type}) has no vision part, so it "
+                             "cannot embed images; an image tower is a CLIP/SigLIP model with a vision part "
+                             "(CLIPModel, SiglipModel) or a vision-only CLIP (CLIPVisionModelWithProjection)")
         try:
             self.model = cls.from_pretrained(name_or_path, dtype=torch.float32).to(self.device).eval()
         except (OSError, ValueError, RuntimeError) as err:
@@ -70,6 +77,16 @@ class ImageTower:
         for lo in range(0, len(images), self.batch_size):
             out.append(self._embed([load_rgb(x) for x in images[lo : lo + self.batch_size]]))
         return np.concatenate(out) if out else np.zeros((0, self.dimension), dtype=np.float32)
+
+
+def _auto_class(config, default):
+    """The class ``AutoModel`` would build for ``config`` (``default`` when it knows none: it fails on loading)."""
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+    try:
+        return MODEL_MAPPING[type(config)]
+    except (KeyError, ValueError):
+        return default
 
 
 def load_rgb(image):
