@@ -125,6 +125,8 @@ def test_tower_embeds_distinct_normalised_rows(tiny_clip, image_set):
 
 
 def test_image_index_is_searched_by_pyserini(image_index, tiny_clip, image_set):
+    import hashlib
+
     import faiss
     from pyserini.search.faiss import FaissSearcher
 
@@ -137,6 +139,11 @@ def test_image_index_is_searched_by_pyserini(image_index, tiny_clip, image_set):
     assert index.ntotal == N_IMAGES and index.d == 12
     record = json.load(open(os.path.join(image_index, "tower.json"), encoding="utf-8"))
     assert record["tower"] == os.path.abspath(tiny_clip) and record["dimension"] == 12
+    weights_file = os.path.join(tiny_clip, "model.safetensors")
+    with open(weights_file, "rb") as f:
+        weights = {"size": os.path.getsize(weights_file), "sha256": hashlib.sha256(f.read()).hexdigest()}
+    assert record["tower_digest"]["weights"] == {"model.safetensors": weights}
+    assert len(record["tower_digest"]["config_sha256"]) == 64
     vectors = ImageTower(tiny_clip, device="cpu").encode(read_image_data(image_set).image_paths)
     searcher = FaissSearcher(image_index, None)
     for i in (0, 7):
@@ -643,3 +650,29 @@ def test_text_model_as_image_tower_is_refused_at_load(text_model_with_image_proc
     ev = tmp_path / "ev"
     assert main(["images", trained_image_model, str(ev), "--image_data", image_set, "--tower", folder]) == 2
     assert "has no vision part" in _one_error_line(capsys.readouterr().err) and not ev.exists()
+
+
+def test_tower_records_tell_towers_apart(tiny_clip, tmp_path, monkeypatch):
+    """A copy elsewhere is the same tower; other weights of the same shape, or another config, are not."""
+    import shutil
+
+    from hybrid_tevatron.images.tower import describe_tower, tower_differences, tower_record
+
+    ours = tower_record(tiny_clip)
+    copy = shutil.copytree(tiny_clip, tmp_path / "copy")
+    assert tower_record(str(copy))["tower_digest"] == ours["tower_digest"] and tower_differences(
+        ours, tower_record(str(copy))) == []
+    reseeded = img_testing.build_tiny_clip(str(tmp_path / "reseeded"), seed=1)  # the same config, other weights
+    assert tower_differences(ours, tower_record(reseeded)) == ["weights"]
+    patches = img_testing.build_tiny_clip(str(tmp_path / "patches"), image_size=16)  # the same size, other config
+    assert tower_differences(ours, tower_record(patches)) == ["config", "weights"]
+    assert tower_differences({**ours, "dimension": 12}, {**tower_record(patches), "dimension": 16})[0] == \
+        "embedding size"
+    # records without digests (older ones) compare by name; a relative path is recorded absolute
+    assert tower_differences({"tower": tiny_clip}, ours) == [] and tower_differences({"tower": "x"}, ours) == [
+        "name (no config digest on both sides to compare)"]
+    monkeypatch.chdir(tmp_path)
+    assert tower_record("copy")["tower"] == str(copy)
+    digest = ours["tower_digest"]
+    assert describe_tower({**ours, "dimension": 12}) == (f"{tiny_clip} (12 dimensions, config "
+        f"{digest['config_sha256'][:12]}, weights {digest['weights']['model.safetensors']['sha256'][:12]})")
