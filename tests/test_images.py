@@ -676,3 +676,54 @@ def test_tower_records_tell_towers_apart(tiny_clip, tmp_path, monkeypatch):
     digest = ours["tower_digest"]
     assert describe_tower({**ours, "dimension": 12}) == (f"{tiny_clip} (12 dimensions, config "
         f"{digest['config_sha256'][:12]}, weights {digest['weights']['model.safetensors']['sha256'][:12]})")
+
+
+@pytest.fixture(scope="session")
+def other_clip(tmp_path_factory):
+    """Another tower of tiny_clip's shape and embedding size (12): the same config, other weights."""
+    return img_testing.build_tiny_clip(str(tmp_path_factory.mktemp("other-clip") / "clip"), seed=1)
+
+
+def _train_error(argv) -> str:
+    from hybrid_tevatron.images.train import main
+
+    with pytest.raises(SystemExit) as err:
+        main(argv)
+    assert err.value.code == 2, err.value.code
+    message = str(err.value)
+    assert message.startswith("error: ") and "\n" not in message, message
+    return message
+
+
+def test_image_training_checks_the_tower_against_the_index(tiny_model_dir, tiny_clip, other_clip,
+                                                          text_model_with_image_processor, image_set, image_index,
+                                                          tmp_path, monkeypatch):
+    """--image_tower must be the index's tower (tower.json: config and weights digests) and of its size;
+    --allow_other_tower takes another of the same size and says so in hybrid_tevatron.json."""
+    siglip = img_testing.build_tiny_tower(str(tmp_path / "siglip"), "siglip")  # 16 dimensions; the index has 12
+    out = tmp_path / "model"
+    image = ["--image_data", image_set, "--image_index", image_index, "--image_negatives", "4"]
+
+    message = _train_error([*image, "--image_tower", siglip, *_train_argv(tiny_model_dir, out)])
+    assert f"--image_tower {siglip} (16 dimensions, config " in message and "embeds in 16 dimensions" in message
+    assert f"--image_index {image_index} holds 12-dimension vectors (its tower.json: {tiny_clip} (12 dim" in message
+    message = _train_error([*image, "--image_tower", other_clip, *_train_argv(tiny_model_dir, out)])
+    assert message.startswith(f"error: --image_index {image_index} was encoded with tower {tiny_clip} (12 dim")
+    assert f"but --image_tower is {other_clip} (12 dimensions" in message and "they differ in weights;" in message
+    assert "--allow_other_tower" in message
+    message = _train_error([*image, "--image_tower", text_model_with_image_processor,
+                            *_train_argv(tiny_model_dir, out)])
+    assert f"{text_model_with_image_processor}: its XLMRobertaModel (xlm-roberta) has no vision part" in message
+    assert not out.exists()
+
+    # the override: recorded, with the tower as an absolute path (given relative)
+    from hybrid_tevatron.images.train import main
+
+    monkeypatch.chdir(os.path.dirname(other_clip))
+    main([*image, "--image_tower", os.path.basename(other_clip), "--allow_other_tower",
+          *_train_argv(tiny_model_dir, out, "--max_steps", "1")])
+    entry = json.load(open(out / "hybrid_tevatron.json", encoding="utf-8"))["image_tower"]
+    assert entry["tower"] == other_clip and entry["tower_digest"]["weights"]
+    check = entry["tower_check"]
+    assert check["status"] == "other tower allowed" and check["differences"] == ["weights"]
+    assert check["index_tower"]["tower"] == tiny_clip
