@@ -574,6 +574,9 @@ def test_image_evaluation_can_encode_the_images_itself(trained_image_model, imag
     for name in ("t2i.en", "i2t.multi"):
         ranks_a, ranks_b = (open(os.path.join(d, "ranks", f"{name}.tsv")).read() for d in (a, b))
         assert ranks_a == ranks_b
+    for d in (a, b):  # the model's tower, checked by its digests
+        check = json.load(open(os.path.join(d, "results", "results.json"), encoding="utf-8"))["tower_check"]
+        assert check["status"] == "same" and check["model_tower"]["tower"] == tiny_clip
 
 
 def test_image_training_flags_from_a_json_config(tiny_model_dir, image_set, image_index, tmp_path):
@@ -631,9 +634,11 @@ def text_model_with_image_processor(tiny_model_dir, tiny_clip, tmp_path_factory)
 
 
 def _one_error_line(err: str) -> str:
+    """The one ``error:`` line, the last of stderr (transformers' weight-loading progress bar may come before it)."""
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0] and "Traceback" not in err, err
+    return errors[0]
 
 
 def test_text_model_as_image_tower_is_refused_at_load(text_model_with_image_processor, image_set, image_index,
@@ -700,6 +705,8 @@ def test_image_training_checks_the_tower_against_the_index(tiny_model_dir, tiny_
                                                           tmp_path, monkeypatch):
     """--image_tower must be the index's tower (tower.json: config and weights digests) and of its size;
     --allow_other_tower takes another of the same size and says so in hybrid_tevatron.json."""
+    import shutil
+
     siglip = img_testing.build_tiny_tower(str(tmp_path / "siglip"), "siglip")  # 16 dimensions; the index has 12
     out = tmp_path / "model"
     image = ["--image_data", image_set, "--image_index", image_index, "--image_negatives", "4"]
@@ -714,6 +721,14 @@ def test_image_training_checks_the_tower_against_the_index(tiny_model_dir, tiny_
     message = _train_error([*image, "--image_tower", text_model_with_image_processor,
                             *_train_argv(tiny_model_dir, out)])
     assert f"{text_model_with_image_processor}: its XLMRobertaModel (xlm-roberta) has no vision part" in message
+    merged = tmp_path / "merged"  # an index without tower.json (sharded, then merged): the size is still checked
+    merged.mkdir()
+    for name in ("index", "docid"):
+        shutil.copy(os.path.join(image_index, name), merged)
+    message = _train_error(["--image_data", image_set, "--image_index", str(merged), "--image_tower", siglip,
+                            *_train_argv(tiny_model_dir, out)])
+    assert message.endswith(f"embeds in 16 dimensions but --image_index {merged} holds 12-dimension vectors; "
+                            "give the tower that encoded the index")
     assert not out.exists()
 
     # the override: recorded, with the tower as an absolute path (given relative)
@@ -727,3 +742,65 @@ def test_image_training_checks_the_tower_against_the_index(tiny_model_dir, tiny_
     check = entry["tower_check"]
     assert check["status"] == "other tower allowed" and check["differences"] == ["weights"]
     assert check["index_tower"]["tower"] == tiny_clip
+
+
+@pytest.fixture(scope="session")
+def other_index(other_clip, image_set, tmp_path_factory):
+    from hybrid_tevatron.images.encode import encode_images
+
+    out = str(tmp_path_factory.mktemp("other-index") / "index")
+    encode_images(other_clip, image_set, out, batch_size=5)
+    return out
+
+
+def test_image_evaluation_refuses_another_tower(trained_image_model, tiny_clip, other_clip, other_index, image_set,
+                                                tmp_path, capsys):
+    """CLIP ViT-B/32 and ViT-B/16 both embed in 512 dimensions: the digests tell them apart, not the size."""
+    from hybrid_tevatron.eval.program import main
+
+    siglip = img_testing.build_tiny_tower(str(tmp_path / "towers" / "siglip"), "siglip")  # 16 dimensions
+    capsys.readouterr()  # the fixtures' progress bars
+    out = tmp_path / "ev"
+    model = f"{trained_image_model} was trained against tower {tiny_clip} (12 dimensions, config "
+    for images, says in ((["--image_index", other_index], f"but --image_index {other_index} was encoded with tower "
+                                                          f"{other_clip} (12 dimensions, config "),
+                         (["--tower", other_clip], f"but --tower is {other_clip} (12 dimensions, config ")):
+        assert main(["images", trained_image_model, str(out), "--image_data", image_set, *images]) == 2
+        line = _one_error_line(capsys.readouterr().err)
+        assert model in line and says in line and "they differ in weights; " in line, line
+        assert line.endswith("or give --allow_other_tower to score anyway (recorded in results.json)")
+        assert sorted(os.listdir(tmp_path)) == ["towers"]  # no OUTPUT, no work folder, no lock
+    # another embedding size: no override
+    assert main(["images", trained_image_model, str(out), "--image_data", image_set, "--tower", siglip,
+                 "--allow_other_tower"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert f"but --tower is {siglip} (16 dimensions" in line and "they differ in embedding size, config, weights;" \
+        in line and line.endswith("evaluate with the model's tower") and not out.exists()
+    # the override scores, and results.json says so
+    assert main(["images", trained_image_model, str(out), "--image_data", image_set, "--image_index", other_index,
+                 "--allow_other_tower"]) == 0
+    check = json.load(open(out / "results" / "results.json", encoding="utf-8"))["tower_check"]
+    assert check["status"] == "other tower allowed" and check["differences"] == ["weights"]
+    assert check["model_tower"]["tower"] == tiny_clip and check["images_tower"]["tower"] == other_clip
+
+
+def test_image_evaluation_says_when_it_cannot_check_the_tower(trained_image_model, image_index, image_set, tmp_path,
+                                                              caplog):
+    """An index without tower.json (sharded, then merged) cannot be checked: the evaluation runs, warns, and
+    results.json says unchecked."""
+    import logging
+    import shutil
+
+    from hybrid_tevatron.eval.program import main
+
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    for name in ("index", "docid"):
+        shutil.copy(os.path.join(image_index, name), merged)
+    out = tmp_path / "ev"
+    with caplog.at_level(logging.WARNING):
+        assert main(["images", trained_image_model, str(out), "--image_data", image_set, "--image_index",
+                     str(merged)]) == 0
+    check = json.load(open(out / "results" / "results.json", encoding="utf-8"))["tower_check"]
+    assert check == {"status": "unchecked", "reason": f"{merged} has no tower.json"}
+    assert f"not checked against the model's: {merged} has no tower.json" in caplog.text
