@@ -125,6 +125,8 @@ def test_tower_embeds_distinct_normalised_rows(tiny_clip, image_set):
 
 
 def test_image_index_is_searched_by_pyserini(image_index, tiny_clip, image_set):
+    import hashlib
+
     import faiss
     from pyserini.search.faiss import FaissSearcher
 
@@ -137,6 +139,11 @@ def test_image_index_is_searched_by_pyserini(image_index, tiny_clip, image_set):
     assert index.ntotal == N_IMAGES and index.d == 12
     record = json.load(open(os.path.join(image_index, "tower.json"), encoding="utf-8"))
     assert record["tower"] == os.path.abspath(tiny_clip) and record["dimension"] == 12
+    weights_file = os.path.join(tiny_clip, "model.safetensors")
+    with open(weights_file, "rb") as f:
+        weights = {"size": os.path.getsize(weights_file), "sha256": hashlib.sha256(f.read()).hexdigest()}
+    assert record["tower_digest"]["weights"] == {"model.safetensors": weights}
+    assert len(record["tower_digest"]["config_sha256"]) == 64
     vectors = ImageTower(tiny_clip, device="cpu").encode(read_image_data(image_set).image_paths)
     searcher = FaissSearcher(image_index, None)
     for i in (0, 7):
@@ -567,6 +574,9 @@ def test_image_evaluation_can_encode_the_images_itself(trained_image_model, imag
     for name in ("t2i.en", "i2t.multi"):
         ranks_a, ranks_b = (open(os.path.join(d, "ranks", f"{name}.tsv")).read() for d in (a, b))
         assert ranks_a == ranks_b
+    for d in (a, b):  # the model's tower, checked by its digests
+        check = json.load(open(os.path.join(d, "results", "results.json"), encoding="utf-8"))["tower_check"]
+        assert check["status"] == "same" and check["model_tower"]["tower"] == tiny_clip
 
 
 def test_image_training_flags_from_a_json_config(tiny_model_dir, image_set, image_index, tmp_path):
@@ -609,3 +619,188 @@ def test_images_sharing_a_caption_never_meet_in_a_step(image_set, image_index):
     assert any(met)  # one of them is often in a step, never both
     plain = image_source(read_image_data(image_set), read_index(image_index), negatives=6)
     assert plain.doc_items() is None  # without duplicates: the plain doc rule
+
+
+# ------------------------------------------------------------------------------------------------ which tower
+@pytest.fixture(scope="session")
+def text_model_with_image_processor(tiny_model_dir, tiny_clip, tmp_path_factory):
+    """A text model folder with a CLIP image processor beside it: loads as an image processor, has no vision part."""
+    import shutil
+
+    folder = str(tmp_path_factory.mktemp("text-as-tower") / "xlmr")
+    shutil.copytree(tiny_model_dir, folder)
+    shutil.copy(os.path.join(tiny_clip, "preprocessor_config.json"), folder)
+    return folder
+
+
+def _one_error_line(err: str) -> str:
+    """The one ``error:`` line, the last of stderr (transformers' weight-loading progress bar may come before it)."""
+    lines = err.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0] and "Traceback" not in err, err
+    return errors[0]
+
+
+def test_text_model_as_image_tower_is_refused_at_load(text_model_with_image_processor, image_set, image_index,
+                                                      trained_image_model, tmp_path, capsys):
+    from hybrid_tevatron.eval.program import main
+
+    folder = text_model_with_image_processor
+    out = tmp_path / "index"
+    proc = run_cli("hybrid_tevatron.images.encode", "--tower", folder, "--corpus", image_set, "--output", str(out))
+    line = _one_error_line(proc.stderr)
+    assert proc.returncode == 2 and f"{folder}: its XLMRobertaModel (xlm-roberta) has no vision part" in line
+    assert "CLIP/SigLIP model with a vision part" in line and "vision-only CLIP" in line
+    assert not out.exists() and "Traceback" not in proc.stderr
+    ev = tmp_path / "ev"
+    assert main(["images", trained_image_model, str(ev), "--image_data", image_set, "--tower", folder]) == 2
+    assert "has no vision part" in _one_error_line(capsys.readouterr().err) and not ev.exists()
+
+
+def test_tower_records_tell_towers_apart(tiny_clip, tmp_path, monkeypatch):
+    """A copy elsewhere is the same tower; other weights of the same shape, or another config, are not."""
+    import shutil
+
+    from hybrid_tevatron.images.tower import describe_tower, tower_differences, tower_record
+
+    ours = tower_record(tiny_clip)
+    copy = shutil.copytree(tiny_clip, tmp_path / "copy")
+    assert tower_record(str(copy))["tower_digest"] == ours["tower_digest"] and tower_differences(
+        ours, tower_record(str(copy))) == []
+    reseeded = img_testing.build_tiny_clip(str(tmp_path / "reseeded"), seed=1)  # the same config, other weights
+    assert tower_differences(ours, tower_record(reseeded)) == ["weights"]
+    patches = img_testing.build_tiny_clip(str(tmp_path / "patches"), image_size=16)  # the same size, other config
+    assert tower_differences(ours, tower_record(patches)) == ["config", "weights"]
+    assert tower_differences({**ours, "dimension": 12}, {**tower_record(patches), "dimension": 16})[0] == \
+        "embedding size"
+    # records without digests (older ones) compare by name; a relative path is recorded absolute
+    assert tower_differences({"tower": tiny_clip}, ours) == [] and tower_differences({"tower": "x"}, ours) == [
+        "name (no config digest on both sides to compare)"]
+    monkeypatch.chdir(tmp_path)
+    assert tower_record("copy")["tower"] == str(copy)
+    digest = ours["tower_digest"]
+    assert describe_tower({**ours, "dimension": 12}) == (f"{tiny_clip} (12 dimensions, config "
+        f"{digest['config_sha256'][:12]}, weights {digest['weights']['model.safetensors']['sha256'][:12]})")
+
+
+@pytest.fixture(scope="session")
+def other_clip(tmp_path_factory):
+    """Another tower of tiny_clip's shape and embedding size (12): the same config, other weights."""
+    return img_testing.build_tiny_clip(str(tmp_path_factory.mktemp("other-clip") / "clip"), seed=1)
+
+
+def _train_error(argv) -> str:
+    from hybrid_tevatron.images.train import main
+
+    with pytest.raises(SystemExit) as err:
+        main(argv)
+    assert err.value.code == 2, err.value.code
+    message = str(err.value)
+    assert message.startswith("error: ") and "\n" not in message, message
+    return message
+
+
+def test_image_training_checks_the_tower_against_the_index(tiny_model_dir, tiny_clip, other_clip,
+                                                          text_model_with_image_processor, image_set, image_index,
+                                                          tmp_path, monkeypatch):
+    """--image_tower must be the index's tower (tower.json: config and weights digests) and of its size;
+    --allow_other_tower takes another of the same size and says so in hybrid_tevatron.json."""
+    import shutil
+
+    siglip = img_testing.build_tiny_tower(str(tmp_path / "siglip"), "siglip")  # 16 dimensions; the index has 12
+    out = tmp_path / "model"
+    image = ["--image_data", image_set, "--image_index", image_index, "--image_negatives", "4"]
+
+    message = _train_error([*image, "--image_tower", siglip, *_train_argv(tiny_model_dir, out)])
+    assert f"--image_tower {siglip} (16 dimensions, config " in message and "embeds in 16 dimensions" in message
+    assert f"--image_index {image_index} holds 12-dimension vectors (its tower.json: {tiny_clip} (12 dim" in message
+    message = _train_error([*image, "--image_tower", other_clip, *_train_argv(tiny_model_dir, out)])
+    assert message.startswith(f"error: --image_index {image_index} was encoded with tower {tiny_clip} (12 dim")
+    assert f"but --image_tower is {other_clip} (12 dimensions" in message and "they differ in weights;" in message
+    assert "--allow_other_tower" in message
+    message = _train_error([*image, "--image_tower", text_model_with_image_processor,
+                            *_train_argv(tiny_model_dir, out)])
+    assert f"{text_model_with_image_processor}: its XLMRobertaModel (xlm-roberta) has no vision part" in message
+    merged = tmp_path / "merged"  # an index without tower.json (sharded, then merged): the size is still checked
+    merged.mkdir()
+    for name in ("index", "docid"):
+        shutil.copy(os.path.join(image_index, name), merged)
+    message = _train_error(["--image_data", image_set, "--image_index", str(merged), "--image_tower", siglip,
+                            *_train_argv(tiny_model_dir, out)])
+    assert message.endswith(f"embeds in 16 dimensions but --image_index {merged} holds 12-dimension vectors; "
+                            "give the tower that encoded the index")
+    assert not out.exists()
+
+    # the override: recorded, with the tower as an absolute path (given relative)
+    from hybrid_tevatron.images.train import main
+
+    monkeypatch.chdir(os.path.dirname(other_clip))
+    main([*image, "--image_tower", os.path.basename(other_clip), "--allow_other_tower",
+          *_train_argv(tiny_model_dir, out, "--max_steps", "1")])
+    entry = json.load(open(out / "hybrid_tevatron.json", encoding="utf-8"))["image_tower"]
+    assert entry["tower"] == other_clip and entry["tower_digest"]["weights"]
+    check = entry["tower_check"]
+    assert check["status"] == "other tower allowed" and check["differences"] == ["weights"]
+    assert check["index_tower"]["tower"] == tiny_clip
+
+
+@pytest.fixture(scope="session")
+def other_index(other_clip, image_set, tmp_path_factory):
+    from hybrid_tevatron.images.encode import encode_images
+
+    out = str(tmp_path_factory.mktemp("other-index") / "index")
+    encode_images(other_clip, image_set, out, batch_size=5)
+    return out
+
+
+def test_image_evaluation_refuses_another_tower(trained_image_model, tiny_clip, other_clip, other_index, image_set,
+                                                tmp_path, capsys):
+    """CLIP ViT-B/32 and ViT-B/16 both embed in 512 dimensions: the digests tell them apart, not the size."""
+    from hybrid_tevatron.eval.program import main
+
+    siglip = img_testing.build_tiny_tower(str(tmp_path / "towers" / "siglip"), "siglip")  # 16 dimensions
+    capsys.readouterr()  # the fixtures' progress bars
+    out = tmp_path / "ev"
+    model = f"{trained_image_model} was trained against tower {tiny_clip} (12 dimensions, config "
+    for images, says in ((["--image_index", other_index], f"but --image_index {other_index} was encoded with tower "
+                                                          f"{other_clip} (12 dimensions, config "),
+                         (["--tower", other_clip], f"but --tower is {other_clip} (12 dimensions, config ")):
+        assert main(["images", trained_image_model, str(out), "--image_data", image_set, *images]) == 2
+        line = _one_error_line(capsys.readouterr().err)
+        assert model in line and says in line and "they differ in weights; " in line, line
+        assert line.endswith("or give --allow_other_tower to score anyway (recorded in results.json)")
+        assert sorted(os.listdir(tmp_path)) == ["towers"]  # no OUTPUT, no work folder, no lock
+    # another embedding size: no override
+    assert main(["images", trained_image_model, str(out), "--image_data", image_set, "--tower", siglip,
+                 "--allow_other_tower"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert f"but --tower is {siglip} (16 dimensions" in line and "they differ in embedding size, config, weights;" \
+        in line and line.endswith("evaluate with the model's tower") and not out.exists()
+    # the override scores, and results.json says so
+    assert main(["images", trained_image_model, str(out), "--image_data", image_set, "--image_index", other_index,
+                 "--allow_other_tower"]) == 0
+    check = json.load(open(out / "results" / "results.json", encoding="utf-8"))["tower_check"]
+    assert check["status"] == "other tower allowed" and check["differences"] == ["weights"]
+    assert check["model_tower"]["tower"] == tiny_clip and check["images_tower"]["tower"] == other_clip
+
+
+def test_image_evaluation_says_when_it_cannot_check_the_tower(trained_image_model, image_index, image_set, tmp_path,
+                                                              caplog):
+    """An index without tower.json (sharded, then merged) cannot be checked: the evaluation runs, warns, and
+    results.json says unchecked."""
+    import logging
+    import shutil
+
+    from hybrid_tevatron.eval.program import main
+
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    for name in ("index", "docid"):
+        shutil.copy(os.path.join(image_index, name), merged)
+    out = tmp_path / "ev"
+    with caplog.at_level(logging.WARNING):
+        assert main(["images", trained_image_model, str(out), "--image_data", image_set, "--image_index",
+                     str(merged)]) == 0
+    check = json.load(open(out / "results" / "results.json", encoding="utf-8"))["tower_check"]
+    assert check == {"status": "unchecked", "reason": f"{merged} has no tower.json"}
+    assert f"not checked against the model's: {merged} has no tower.json" in caplog.text

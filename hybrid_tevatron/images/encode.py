@@ -10,7 +10,9 @@ multimodal rows ``docid``/``image``). The index is what the text encoding writes
 (:mod:`hybrid_tevatron.pyserini.encode`, whose writer and shard logic this module reuses): ``INDEX/index``, a flat
 inner-product Faiss index of L2-normalised image embeddings in corpus order, and ``INDEX/docid``, so
 ``python -m pyserini.search.faiss --index INDEX`` searches it; written whole or not at all, with
-:data:`TOWER_RECORD` (which tower, the size, the corpus) beside it, which training records in the checkpoint.
+:data:`TOWER_RECORD` beside it (which tower: its absolute path or Hub id and the SHA-256 digests of its config and
+weights files, :func:`~hybrid_tevatron.images.tower.tower_record`; the size, the corpus), which training checks
+``--image_tower`` against and records in the checkpoint, and the evaluation checks the checkpoint's against.
 Sharding is the text encoding's (``--num_shards``/``--shard_id``, or one shard per ``torchrun`` process;
 ``shard.json`` records the corpus file's and the tower folder's digests, so a rerun skips finished shards and
 refuses stale ones; image files changed in place under the same path are not detected). Expected failures are one
@@ -39,7 +41,7 @@ from hybrid_tevatron.pyserini.encode import (
 )
 from hybrid_tevatron.pyserini.shards import ShardInfo, process_shards, shard_name, shard_range
 
-TOWER_RECORD = "tower.json"  # beside index + docid (unsharded): the tower, the embedding size, the corpus
+TOWER_RECORD = "tower.json"  # beside index + docid (unsharded): the tower and its digests, the size, the corpus
 
 
 class _TowerWriterAdapter:
@@ -50,6 +52,22 @@ class _TowerWriterAdapter:
 
     def encode(self, paths, titles=None):
         return self.tower.encode(list(paths))
+
+
+def read_tower_record(index: str) -> dict | None:
+    """The :data:`TOWER_RECORD` of the index folder ``index``; None when it has none (a sharded encoding merged by
+    ``pyserini.merge``)."""
+    path = os.path.join(index, TOWER_RECORD)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError) as err:
+        raise EncodeError(f"{path}: unreadable ({str(err).splitlines()[0]})") from None
+    if not isinstance(record, dict):
+        raise EncodeError(f"{path}: expected a JSON object")
+    return record
 
 
 def corpus_file(corpus: str) -> str:
@@ -77,7 +95,7 @@ def read_image_corpus(path: str) -> tuple[list[str], list[str]]:
 
 def encode_images(tower: str, corpus: str, output: str, batch_size: int = 32, device=None, overwrite: bool = False,
                   num_shards=None, shard_id=None) -> dict:
-    from hybrid_tevatron.images.tower import ImageTower
+    from hybrid_tevatron.images.tower import ImageTower, tower_name, tower_record
 
     sharding = process_shards(num_shards, shard_id)
     out = os.path.abspath(output)
@@ -88,11 +106,11 @@ def encode_images(tower: str, corpus: str, output: str, batch_size: int = 32, de
     encoder = _TowerWriterAdapter(ImageTower(tower, device=default_device(device), batch_size=batch_size))
     rows = {"id": ids, "text": images}
     args = SimpleNamespace(sort_window=max(batch_size, 1) * 8, fields=["text"])
-    record = {"tower": os.path.abspath(tower) if os.path.isdir(tower) else tower, "dimension": encoder.dimension,
-              "corpus": path, "kind": "image"}
+    record = {"tower": tower_name(tower), "dimension": encoder.dimension, "corpus": path, "kind": "image"}
     if sharding is None:
+        identity = tower_record(tower)  # the config's and weights' digests, before anything is written
         result = write_index(encoder, rows, args, 0, len(ids), out)
-        atomic_write_json(os.path.join(out, TOWER_RECORD), record)
+        atomic_write_json(os.path.join(out, TOWER_RECORD), {**identity, **record})
         return result
     total, shards = sharding
     settings = {**record, "corpus_digest": corpus_digest(path), "model_digest": model_digest(tower)}

@@ -3,7 +3,12 @@
 MODEL is a checkpoint of :mod:`hybrid_tevatron.images.train` (text encoder + head); ``--image_data`` an image data
 set folder (:mod:`hybrid_tevatron.images.data`: XTD10 + MSCOCO, Multi30K + Flickr30k, ...); the images' vectors
 come from ``--image_index`` (the frozen tower's index, :mod:`hybrid_tevatron.images.encode`; every image of the data
-must be in it) or are encoded here with ``--tower``. Searches, all over whole pools:
+must be in it) or are encoded here with ``--tower``. That tower must be the one the model was trained against
+(:func:`check_towers`: the checkpoint's ``image_tower`` against ``--tower`` or the index's ``tower.json``, by the
+digests of the tower's config and weights and its embedding size), else one ``error:`` line names both before
+anything is written; ``--allow_other_tower`` scores another tower of the same size anyway, and ``results.json``'s
+``tower_check`` says which it was (``same``, ``other tower allowed``, ``unchecked`` where a side records no tower).
+Searches, all over whole pools:
 
 * **text->image** ``t2i.X``: each caption in language X searches every image; one relevant image (its own).
   R@1, R@5, R@10 (and mAP = MRR) per language, macro-averaged;
@@ -167,10 +172,60 @@ def markdown(results: dict, name: str) -> str:
     return "\n".join(rows)
 
 
+def trained_tower(model: str) -> dict | None:
+    """The tower the checkpoint ``model`` was trained against (its ``hybrid_tevatron.json``'s ``image_tower``:
+    ``tower``, ``tower_digest``, ``dimension``); None when it records none."""
+    import json
+
+    from hybrid_tevatron.encoding import ENCODING_FILE
+
+    path = os.path.join(model, ENCODING_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+    except (OSError, ValueError) as err:
+        raise StepError(f"{path}: unreadable ({str(err).splitlines()[0]})") from None
+    entry = saved.get("image_tower") if isinstance(saved, dict) else None
+    if not isinstance(entry, dict) or not entry.get("tower"):
+        return None
+    return {k: entry.get(k) for k in ("tower", "tower_digest", "dimension")}
+
+
+def check_towers(model: str, trained: dict | None, images: dict | None, images_are: str, unrecorded: str,
+                 allow_other_tower: bool = False) -> dict:
+    """Whether the images' tower (``images``: a :func:`~hybrid_tevatron.images.tower.tower_record` with
+    ``dimension``, None when not recorded) is the one ``model`` was trained against (``trained``, from
+    :func:`trained_tower`); the ``tower_check`` of ``results.json``: ``same``, ``other tower allowed`` (with
+    ``--allow_other_tower``; never for another embedding size) or ``unchecked`` (a side records no tower; its reason,
+    ``unrecorded`` for the images', is logged). Another tower is a :class:`StepError` naming both; ``images_are``
+    introduces the images' tower in it (``--tower is``, ``--image_index DIR was encoded with tower``)."""
+    from hybrid_tevatron.images.tower import describe_tower, tower_differences
+
+    if trained is None or images is None:
+        reason = f"{model} records no image tower" if trained is None else unrecorded
+        log.warning("the images' tower is not checked against the model's: %s", reason)
+        return {"status": "unchecked", "reason": reason}
+    differences = tower_differences(trained, images)
+    if not differences:
+        return {"status": "same", "model_tower": trained, "images_tower": images}
+    said = (f"{model} was trained against tower {describe_tower(trained)} but {images_are} {describe_tower(images)}: "
+            f"they differ in {', '.join(differences)}")
+    if "embedding size" in differences:
+        raise StepError(f"{said}; evaluate with the model's tower")
+    if not allow_other_tower:
+        raise StepError(f"{said}; evaluate with the model's tower, or give --allow_other_tower to score anyway "
+                        "(recorded in results.json)")
+    log.warning("--allow_other_tower: %s", said)
+    return {"status": "other tower allowed", "differences": differences, "model_tower": trained,
+            "images_tower": images}
+
+
 def evaluate(model: str, image_data: str, output_dir: str, image_index: str | None = None,
              tower: str | None = None, languages=None, max_images: int | None = None, device: str | None = None,
              batch_size: int = 64, name: str | None = None, overwrite: bool = False,
-             sample_lines: int = SAMPLE_LINES) -> str:
+             sample_lines: int = SAMPLE_LINES, allow_other_tower: bool = False) -> str:
     """The whole evaluation (module docstring) into ``output_dir``; returns its path."""
     from hybrid_tevatron.eval.output import OutputFolder
     from hybrid_tevatron.eval.pipeline.ranks import rank_plan, read_index
@@ -180,6 +235,7 @@ def evaluate(model: str, image_data: str, output_dir: str, image_index: str | No
     from hybrid_tevatron.eval.runner import Cli, CliRunner
     from hybrid_tevatron.images.data import read_image_data
     from hybrid_tevatron.images.model import HEAD_FILE, CaptionEncoder
+    from hybrid_tevatron.images.tower import ImageTower, tower_name, tower_record
 
     if (image_index is None) == (tower is None):
         raise StepError("give exactly one of --image_index DIR (the tower's index) and --tower T (encode here)")
@@ -191,6 +247,20 @@ def evaluate(model: str, image_data: str, output_dir: str, image_index: str | No
             raise StepError(f"--max_images must be >= 1, got {max_images}")
         data.image_ids, data.image_paths = data.image_ids[:max_images], data.image_paths[:max_images]
         data.captions = {lang: c[:max_images] for lang, c in data.captions.items()}
+    image_tower = None
+    if tower is not None:  # loaded before any output: a folder that is no image tower is one error line
+        image_tower = ImageTower(tower, device=device, batch_size=batch_size)
+        tower_check = check_towers(model, trained_tower(model), {**tower_record(tower),
+                                   "dimension": image_tower.dimension}, "--tower is", "", allow_other_tower)
+    else:
+        from hybrid_tevatron.images.encode import TOWER_RECORD, read_tower_record
+
+        indexed = read_tower_record(image_index)
+        tower_check = check_towers(
+            model, trained_tower(model),
+            indexed and {k: indexed.get(k) for k in ("tower", "tower_digest", "dimension")},
+            f"--image_index {image_index} was encoded with tower", f"{image_index} has no {TOWER_RECORD}",
+            allow_other_tower)
     with OutputFolder(output_dir, overwrite) as out:
         with out.stage("1/3 encode"):
             if image_index is not None:
@@ -201,9 +271,7 @@ def evaluate(model: str, image_data: str, output_dir: str, image_index: str | No
                     raise StepError(f"{image_index}: image {missing[0]!r} of {image_data} is not in the index")
                 image_vectors = index.matrix[[rows[d] for d in data.image_ids]]
             else:
-                from hybrid_tevatron.images.tower import ImageTower
-
-                image_vectors = ImageTower(tower, device=device, batch_size=batch_size).encode(data.image_paths)
+                image_vectors = image_tower.encode(data.image_paths)
             encoder = CaptionEncoder.from_checkpoint(model, device=device, batch_size=batch_size)
             if encoder.dimension != image_vectors.shape[1]:
                 raise StepError(f"{model}: its head maps to {encoder.dimension} dimensions but the images have "
@@ -228,7 +296,8 @@ def evaluate(model: str, image_data: str, output_dir: str, image_index: str | No
                                 + "; ".join(check["problems"][:3]))
             results.update(model=os.path.abspath(model) if os.path.isdir(model) else model,
                            image_data=os.path.abspath(image_data), images=len(data),
-                           image_index=image_index and os.path.abspath(image_index), tower=tower)
+                           image_index=image_index and os.path.abspath(image_index),
+                           tower=tower and tower_name(tower), tower_check=tower_check)
             atomic_write_json(os.path.join(out.work, "results", "results.json"), results)
             table = markdown(results, name or os.path.basename(out.path))
             atomic_write_text(os.path.join(out.work, "results", "results.md"), table)
@@ -250,6 +319,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--image_index", help="the frozen tower's index of these images (python -m "
                    "hybrid_tevatron.images.encode)")
     p.add_argument("--tower", help="instead of --image_index: encode the images with this tower here")
+    p.add_argument("--allow_other_tower", action="store_true", help="score even though the images' tower (--tower, "
+                   "or --image_index's tower.json) is not the one the model was trained against (same embedding "
+                   "size only); recorded in results.json as tower_check")
     p.add_argument("--languages", nargs="+", help="caption languages (default: all of the data set)")
     p.add_argument("--max_images", type=int, help="the first N images only (a quick look; whole pools are the "
                    "measure)")
@@ -264,4 +336,5 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args) -> str:
     return evaluate(args.model, args.image_data, args.output_dir, args.image_index, args.tower, args.languages,
-                    args.max_images, args.device, args.batch_size, args.name, args.overwrite, args.sample_lines)
+                    args.max_images, args.device, args.batch_size, args.name, args.overwrite, args.sample_lines,
+                    args.allow_other_tower)
