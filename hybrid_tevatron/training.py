@@ -55,6 +55,7 @@ from hybrid_tevatron.collator import HybridBatch
 from hybrid_tevatron.distributed import check_sharded_training
 from hybrid_tevatron.errors import HybridTevatronError
 from hybrid_tevatron.model_files import (
+    TRAIN_SUMMARY,
     ModelFolderError,
     check_model,
     check_tokenizer_loads,
@@ -71,7 +72,6 @@ PLAN_LOG = "plan_log.rank{rank}.jsonl"
 CHECKPOINT_PREFIX = "checkpoint"  # transformers' PREFIX_CHECKPOINT_DIR: checkpoint-N
 CHECKPOINT_STAGING = ".checkpoint-saving"  # in output_dir: a checkpoint-N being written, renamed when complete
 TRAINER_STATE = "trainer_state.json"  # written last into a checkpoint by transformers
-TRAIN_SUMMARY = "train_summary.json"  # in output_dir after a finished training: what it trained, in short
 
 
 class SetupError(HybridTevatronError, ValueError):

@@ -180,7 +180,7 @@ def test_study_resumes_from_records_in_a_temporary_repository(tiny_model_dir, sh
     assert redo.returncode == 0 and _stages(rec) == stages + ["eval:xtd10:zero-shot"], redo.stderr[-3000:]
     assert "zero-shot: incomplete or unreadable record (results.json / step.json); redone" in redo.stderr
     # another configuration is refused by name
-    other = _study(repo, dict(env, STEPS="3"), *run)
+    other = _study(repo, dict(env, STEPS="3"), "run", "--root", str(tmp_path / "out2"), "--records", rec)
     assert other.returncode == 2 and "another configuration (steps: '2' recorded, '3' now)" in other.stderr
     # a committed change to a number-deciding file: refused, naming it; accepted by the flag, into the records
     with open(os.path.join(repo, "hybrid_tevatron", "eval", "reports", "metrics.py"), "a") as f:

@@ -30,6 +30,7 @@ from types import SimpleNamespace
 from hybrid_tevatron.atomic import atomic_write_json
 from hybrid_tevatron.errors import HybridTevatronError, exit_error
 from hybrid_tevatron.images.data import CORPUS
+from hybrid_tevatron.jsonfiles import read_json
 from hybrid_tevatron.pyserini.encode import (
     EncodeError,
     check_target,
@@ -60,11 +61,7 @@ def read_tower_record(index: str) -> dict | None:
     path = os.path.join(index, TOWER_RECORD)
     if not os.path.isfile(path):
         return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            record = json.load(f)
-    except (OSError, ValueError) as err:
-        raise EncodeError(f"{path}: unreadable ({str(err).splitlines()[0]})") from None
+    record = read_json(path, EncodeError, "tower record")
     if not isinstance(record, dict):
         raise EncodeError(f"{path}: expected a JSON object")
     return record

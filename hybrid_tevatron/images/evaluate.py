@@ -175,18 +175,13 @@ def markdown(results: dict, name: str) -> str:
 def trained_tower(model: str) -> dict | None:
     """The tower the checkpoint ``model`` was trained against (its ``hybrid_tevatron.json``'s ``image_tower``:
     ``tower``, ``tower_digest``, ``dimension``); None when it records none."""
-    import json
-
     from hybrid_tevatron.encoding import ENCODING_FILE
+    from hybrid_tevatron.jsonfiles import read_json
 
     path = os.path.join(model, ENCODING_FILE)
     if not os.path.isfile(path):
         return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            saved = json.load(f)
-    except (OSError, ValueError) as err:
-        raise StepError(f"{path}: unreadable ({str(err).splitlines()[0]})") from None
+    saved = read_json(path, StepError)
     entry = saved.get("image_tower") if isinstance(saved, dict) else None
     if not isinstance(entry, dict) or not entry.get("tower"):
         return None

@@ -57,6 +57,7 @@ from hybrid_tevatron._pyserini_env import configure
 from hybrid_tevatron.atomic import atomic_dir, atomic_path
 from hybrid_tevatron.errors import HybridTevatronError, exit_error, first_line
 from hybrid_tevatron.logs import get_logger
+from hybrid_tevatron.model_files import TRAIN_SUMMARY
 from hybrid_tevatron.pyserini.shards import (
     ShardError,
     ShardInfo,
@@ -71,7 +72,7 @@ from hybrid_tevatron.pyserini.shards import (
 log = get_logger(__name__)
 
 # files of a model folder that do not decide its vectors (left out of its digest): the trainer's state and logs
-MODEL_FILES_NOT_HASHED = ("training_args.bin", "trainer_state.json", "DONE", "README.md")
+MODEL_FILES_NOT_HASHED = ("training_args.bin", "trainer_state.json", TRAIN_SUMMARY, "DONE", "README.md")
 TSV_TOPICS = (".tsv", ".tsv.gz", ".txt", ".txt.gz")  # read by Anserini's TSV topic reader (see topics_are_tsv)
 JAVA_BLANK = "".join(map(chr, range(33)))  # what Java's String.trim() strips
 

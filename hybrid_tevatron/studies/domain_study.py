@@ -35,6 +35,7 @@ from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
 from hybrid_tevatron.errors import report_errors
 from hybrid_tevatron.locks import FolderLock
 from hybrid_tevatron.logs import get_logger
+from hybrid_tevatron.model_files import TRAIN_SUMMARY
 from hybrid_tevatron.studies import domain_grid as G
 from hybrid_tevatron.studies.budget import Budget
 from hybrid_tevatron.studies.check_expected import snapshot, write_expected
@@ -49,7 +50,7 @@ from hybrid_tevatron.studies.domain_tables import (
     progress,
     run_name,
 )
-from hybrid_tevatron.studies.record_folder import RecordFolder, machine, machine_name, read_json
+from hybrid_tevatron.studies.record_folder import RecordFolder, machine, machine_name, read_or_none
 from hybrid_tevatron.studies.records import read_timings, render_blocks, seed_stats
 
 log = get_logger(__name__)
@@ -151,13 +152,11 @@ class Study(StudyRoot):
         run = run_name(cell.name, seed)
 
         def train(out: str) -> None:
-            from hybrid_tevatron.training import TRAIN_SUMMARY
-
             for source in cell.sources:
                 self.prepare(source)
             argv = self.train_argv(cell, seed, out)
             seconds = self.step(f"train:{run}", "hybrid_tevatron.driver.train", argv)
-            summary = read_json(os.path.join(out, TRAIN_SUMMARY))
+            summary = read_or_none(os.path.join(out, TRAIN_SUMMARY))
             if not isinstance(summary, dict):
                 raise StudyError(f"{out}/{TRAIN_SUMMARY}: the training left no summary")
             self.records.record_train(run, summary, ["python", "-m", "hybrid_tevatron.driver.train", *argv], seconds)
@@ -335,7 +334,7 @@ def metrics(results: dict, eval_set: str) -> dict[str, float]:
 def summarize(records: RecordFolder) -> dict:
     """``summary.json`` from the record folder alone: config, plan, choice, machines, timings and every complete
     evaluation record (mean ± std over seeds per cell and metric)."""
-    meta = {k: read_json(records.path(f"{k}.json")) or {} for k in ("config", "plan", "choice")}
+    meta = {k: read_or_none(records.path(f"{k}.json")) or {} for k in ("config", "plan", "choice")}
     meta["hardware"] = {f"machine {i}": f"{name} ({n} recorded steps)"
                         for i, (name, n) in enumerate(records.machines().items(), 1)}
     meta["timings"] = read_timings(records.path("timings.tsv"))

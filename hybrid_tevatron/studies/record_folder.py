@@ -40,6 +40,7 @@ from collections.abc import Iterable, Mapping
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
 from hybrid_tevatron.errors import HybridTevatronError
 from hybrid_tevatron.hardware import cpu_model
+from hybrid_tevatron.jsonfiles import read_json
 from hybrid_tevatron.logs import get_logger
 
 log = get_logger(__name__)
@@ -69,19 +70,18 @@ class RecordError(HybridTevatronError):
 
 # ------------------------------------------------------------------------------------------------- reading
 
-def read_json(path: str):
+def read_or_none(path: str):
     """The JSON value of ``path``; None when it is absent, unreadable or not JSON (the caller says what it means)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return read_json(path, ValueError)
+    except (OSError, ValueError):
         return None
 
 
 def complete_results(path: str) -> dict | None:
     """``path``'s evaluation results when they are complete (a JSON object whose ``summary`` maps metrics to numbers,
     or to null where a metric is undefined, e.g. the rank distance of a two-language pool), else None."""
-    results = read_json(path)
+    results = read_or_none(path)
     summary = results.get("summary") if isinstance(results, dict) else None
     if not isinstance(summary, dict) or not any(isinstance(v, (int, float)) for v in summary.values()):
         return None
@@ -182,7 +182,7 @@ class RecordFolder:
         path = self.path(name)
         if not os.path.exists(path):
             return None
-        value = read_json(path)
+        value = read_or_none(path)
         if not isinstance(value, dict):
             raise RecordError(f"{path}: unreadable (not a JSON object); restore it from git (git checkout -- {path}) "
                               "or remove it to start the records over")
@@ -201,11 +201,11 @@ class RecordFolder:
         """``(kind, record path, step)`` of every readable record."""
         out = []
         for path in sorted(glob.glob(self.path("eval", "*", "*", "step.json"))):
-            step = read_json(path)
+            step = read_or_none(path)
             if isinstance(step, dict):
                 out.append(("eval", path, step))
         for path in sorted(glob.glob(self.path("train", "*.json"))):
-            record = read_json(path)
+            record = read_or_none(path)
             if isinstance(record, dict) and isinstance(record.get("step"), dict):
                 out.append(("train", path, record["step"]))
         return out
@@ -213,7 +213,7 @@ class RecordFolder:
     def check_code(self, accept: bool = False) -> None:
         """Every recorded step must come from this checkout's number-deciding files of its kind, or from code whose
         change was accepted; ``accept`` accepts the differences found now (recorded in ``accepted.json``)."""
-        accepted = read_json(self.path("accepted.json")) or []
+        accepted = read_or_none(self.path("accepted.json")) or []
         taken = {(a["kind"], a["recorded"], a["now"]) for a in accepted if isinstance(a, dict)}
         changed: dict[tuple[str, str], dict] = {}
         for kind, _, step in self._steps():
@@ -225,7 +225,7 @@ class RecordFolder:
             return
         parts = []
         for (kind, fp), info in changed.items():
-            recorded = (read_json(self.path("code", f"{fp}.json")) or {}).get("files", {})
+            recorded = (read_or_none(self.path("code", f"{fp}.json")) or {}).get("files", {})
             now = self.code(kind)["files"]
             files = sorted(f for f in set(recorded) | set(now) if recorded.get(f) != now.get(f)) or ["(unknown)"]
             parts.append(f"{info['n']} {kind} record(s) made at {str(info['commit'])[:12]}: {', '.join(files)}")
@@ -259,7 +259,7 @@ class RecordFolder:
         if not os.path.isdir(folder):
             return None
         results = complete_results(os.path.join(folder, "results.json"))
-        step = read_json(os.path.join(folder, "step.json"))
+        step = read_or_none(os.path.join(folder, "step.json"))
         if results is None or not isinstance(step, dict) or "fingerprint" not in step:
             self._say(folder, f"{folder}: incomplete or unreadable record (results.json / step.json); redone")
             return None
@@ -274,7 +274,7 @@ class RecordFolder:
         results = complete_results(os.path.join(results_dir, "results.json"))
         if results is None:
             raise RecordError(f"{results_dir}/results.json: the evaluation left no complete results")
-        check = read_json(os.path.join(results_dir, "crosscheck.json"))
+        check = read_or_none(os.path.join(results_dir, "crosscheck.json"))
         step = self._step("eval", command, seconds)
         if check is not None:
             atomic_write_json(os.path.join(folder, "crosscheck.json"), check)
@@ -284,7 +284,7 @@ class RecordFolder:
 
     # ---- trainings
     def training(self, run: str) -> dict | None:
-        record = read_json(self.path("train", f"{run}.json"))
+        record = read_or_none(self.path("train", f"{run}.json"))
         return record if isinstance(record, dict) and isinstance(record.get("step"), dict) else None
 
     def record_train(self, run: str, summary: dict, command: list[str], seconds: float) -> None:
