@@ -93,12 +93,13 @@ def _interrupt_in(pid: int):
 
 
 @contextlib.contextmanager
-def signals_interrupt():
-    """Within the block SIGTERM and SIGINT raise :class:`Interrupted` (so ``finally`` blocks and context managers
-    run, and the caller prints one line instead of a traceback); the previous handlers are restored after."""
+def signals_interrupt(signums=(signal.SIGTERM, signal.SIGINT)):
+    """Within the block SIGTERM and SIGINT (or ``signums``) raise :class:`Interrupted` (so ``finally`` blocks and
+    context managers run, and the caller prints one line instead of a traceback); the previous handlers are restored
+    after."""
     old, handler = {}, _interrupt_in(os.getpid())
     try:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in signums:
             old[signum] = signal.signal(signum, handler)
         yield
     finally:

@@ -7,13 +7,16 @@ local model; each case asserts the message, the exit status and that nothing hal
 """
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import recipe_env
-from test_locks_and_records import hidden, one_error
+from test_locks_and_records import error_lines, hidden, one_error
 
 PY = sys.executable
 
@@ -59,3 +62,99 @@ def test_message_text_caps_lists_only():
     assert message_text(ValueError("first\nsecond")) == "first"  # not ours: its first line
     err = HybridTevatronError("3 problems:\n" + "\n".join(f"  - {i}" for i in range(12)))
     assert message_text(err).splitlines() == ["3 problems:", *[f"  - {i}" for i in range(10)], "  ... and 2 more"]
+
+
+# ------------------------------------------------------------------------------------------------ interrupts
+def _study_processes(root) -> list[str]:
+    """Command lines of the processes still running with ``root`` in them (the study's steps)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(root) in cmd:
+            found.append(f"{pid}: {cmd}")
+    return found
+
+
+def _start_reproduction(tiny_model_dir, tmp_path, **extra):
+    """``reproduction run`` in its own process group (a terminal's job: the group gets the terminal's signals)
+    whose first step is a training, started once ``commands.sh`` exists."""
+    root = tmp_path / "repro"
+    (root / "data" / "xquad-train").mkdir(parents=True)
+    (root / "data" / "xquad-train" / "stats.json").write_text("{}", encoding="utf-8")  # the data step is done
+    (tmp_path / "xquad-r").mkdir()
+    env = recipe_env(MODEL=tiny_model_dir, XQUAD_R=str(tmp_path / "xquad-r"), SEEDS="1", REGIMES="mono",
+                     ZERO_SHOT="0", MLQA_SEEDS="", STEPS="2", BATCH="4", **extra)
+    proc = subprocess.Popen([PY, "-m", "hybrid_tevatron.studies.reproduction", "run", "--root", str(root)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                            process_group=0)
+    deadline = time.time() + 300
+    while not (root / "commands.sh").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read()[-3000:]
+    return root, proc
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "kill"])
+def test_interrupt_while_a_step_imports_is_the_study_s_one_line(tiny_model_dir, tmp_path, how):
+    """Ctrl-C (SIGINT to the terminal's process group) or ``kill`` (SIGTERM to the study) half a second into a
+    training step, while it still imports torch: the study's one line, no traceback of the step, and the step is
+    gone."""
+    root, proc = _start_reproduction(tiny_model_dir, tmp_path)
+    try:
+        time.sleep(0.5)
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=120)[1]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    signame, code = ("SIGINT", 130) if how == "ctrl-c" else ("SIGTERM", 143)
+    assert proc.returncode == code and "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
+    assert error_lines(err) == [f"error: stopped by {signame}; kept in {root}: the finished trainings "
+                                "(models/*/DONE) and evaluations (eval/*/*/results); rerun the same command to "
+                                "resume"], err[-3000:]
+    assert _study_processes(root) == []
+    assert not (root / "models" / "mono-s1" / "DONE").exists() and hidden(tmp_path) == []
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_ctrl_z_pauses_the_step_with_the_study(tmp_path):
+    """Ctrl-Z (SIGTSTP to the terminal's process group) stops the study and its step; SIGCONT (``fg``) continues
+    both; Ctrl-C then ends the study with its one line."""
+    from test_locks_and_records import study_env
+
+    root = tmp_path / "da"
+    proc = subprocess.Popen([PY, "-m", "hybrid_tevatron.studies.domain_study", "run", "--root", str(root)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=study_env(tmp_path, 120), process_group=0)  # a job: not orphaned, Ctrl-Z stops it
+    try:
+        deadline = time.time() + 120
+        while not (root / "commands.sh").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+            step = int(f.read().split()[0])
+        os.killpg(proc.pid, signal.SIGTSTP)
+        time.sleep(0.5)
+        assert (_state(proc.pid), _state(step)) == ("T", "T")
+        os.killpg(proc.pid, signal.SIGCONT)
+        time.sleep(0.5)
+        assert _state(proc.pid) != "T" and _state(step) != "T"
+        os.killpg(proc.pid, signal.SIGINT)
+        err = proc.communicate(timeout=120)[1]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
+    assert len(error_lines(err)) == 1 and error_lines(err)[0].startswith("error: stopped by SIGINT; kept in ")
+    assert _study_processes(root) == [] and hidden(tmp_path) == []
