@@ -59,7 +59,14 @@ class ErrorExit(SystemExit):
 
 def exit_error(message) -> NoReturn:
     """Print ``error: MESSAGE`` (:func:`message_text`: its first line, and its list capped) on stderr and end with
-    :data:`EXIT_ERROR`."""
+    :data:`EXIT_ERROR`. An :class:`Interrupted` (a ``main`` whose ``except HybridTevatronError`` caught a signal) is
+    no error: inside :func:`errors_propagate` it goes on to the caller, which reports it; otherwise it is printed and
+    the exit status is 128 + the signal."""
+    if isinstance(message, Interrupted):
+        if _PROPAGATE:
+            raise message
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        raise SystemExit(message.exit_code)
     message = message_text(message)
     print(f"error: {message}", file=sys.stderr, flush=True)
     raise ErrorExit(message)

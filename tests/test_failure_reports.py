@@ -9,6 +9,7 @@ local model; each case asserts the message, the exit status and that nothing hal
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import time
 
 import pytest
 from conftest import recipe_env
+from test_eval_recipe import TRAINING_SETTINGS
 from test_locks_and_records import error_lines, hidden, one_error
 
 PY = sys.executable
@@ -158,3 +160,44 @@ def test_ctrl_z_pauses_the_step_with_the_study(tmp_path):
     assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
     assert len(error_lines(err)) == 1 and error_lines(err)[0].startswith("error: stopped by SIGINT; kept in ")
     assert _study_processes(root) == [] and hidden(tmp_path) == []
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+@pytest.fixture(scope="module")
+def trained_model(tiny_model_dir, tmp_path_factory):
+    """The tiny model with the trainer's hybrid_tevatron.json (the evaluation needs no encoding flags)."""
+    path = tmp_path_factory.mktemp("models") / "tiny-trained"
+    shutil.copytree(tiny_model_dir, path)
+    (path / "hybrid_tevatron.json").write_text(json.dumps(TRAINING_SETTINGS), encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_interrupted_evaluation_says_what_was_kept(trained_model, shared_data, tmp_path, signame):
+    """Ctrl-C (to the process group) or SIGTERM while a corpus is encoded (our encode command, in-process): exit
+    128 + N and one line saying that nothing was written and that the same command starts again; no work folder,
+    no lock, no OUTPUT."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen([PY, "-m", "hybrid_tevatron.eval", "lareqa", trained_model,
+                             os.path.join(shared_data, "xquad-r"), str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=recipe_env(), process_group=0)
+    err = []
+    try:
+        for line in proc.stderr:
+            err.append(line)
+            if " documents of inputs/corpus/" in line:  # the encode command has read its corpus
+                break
+        if signame == "SIGINT":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGTERM)
+        err = "".join(err) + proc.communicate(timeout=120)[1]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 128 + getattr(signal, signame), err[-3000:]
+    assert "Traceback" not in err and "command failed" not in err, err[-3000:]
+    lines = [line for line in err.splitlines() if "error: " in line]
+    assert len(lines) == 1 and lines[0].endswith(f"error: stopped by {signame}; nothing was written to {out}; "
+                                                 "rerun the same command to evaluate again"), err[-3000:]
+    assert os.listdir(tmp_path) == [], os.listdir(tmp_path)
