@@ -201,3 +201,65 @@ def test_interrupted_evaluation_says_what_was_kept(trained_model, shared_data, t
     assert len(lines) == 1 and lines[0].endswith(f"error: stopped by {signame}; nothing was written to {out}; "
                                                  "rerun the same command to evaluate again"), err[-3000:]
     assert os.listdir(tmp_path) == [], os.listdir(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------ permissions
+def _modes(folder) -> dict[str, str]:
+    """``{relative path: octal mode}`` of ``folder`` and everything under it (symlinks left out)."""
+    out = {".": oct(os.stat(folder).st_mode & 0o7777)}
+    for parent, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            path = os.path.join(parent, name)
+            if not os.path.islink(path):
+                out[os.path.relpath(path, folder)] = oct(os.lstat(path).st_mode & 0o7777)
+    return out
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077], ids=["umask022", "umask077"])
+def test_outputs_get_a_plain_write_s_permissions(tiny_model_dir, parallel_dir, shared_data, tmp_path, umask):
+    """A training's model folder (weights, hybrid_tevatron.json, written atomically) and an evaluation's OUTPUT
+    (renamed from its work folder; encoding.json, indexes, results): files 0666 & ~umask, folders 0777 & ~umask, as
+    a plain write gives, not the 0600 / 0700 of temporary files."""
+    env = recipe_env(OMP_NUM_THREADS="1")
+    model, out = tmp_path / "model", tmp_path / "eval"
+    runs = [["hybrid_tevatron.driver.train", "--model_name_or_path", tiny_model_dir, "--train_files", parallel_dir,
+             "--output_dir", str(model), "--per_device_train_batch_size", "4", "--train_group_size", "2",
+             "--max_steps", "1", "--save_strategy", "no", "--report_to", "none", "--use_cpu", "--disable_tqdm",
+             "true"],
+            ["hybrid_tevatron.eval", "lareqa", str(model), os.path.join(shared_data, "xquad-r"), str(out),
+             "--languages", "de en", "--max_questions", "4"]]
+    for argv in runs:
+        proc = subprocess.run([PY, "-m", *argv], capture_output=True, text=True, timeout=600, env=env,
+                              preexec_fn=lambda: os.umask(umask))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    file_mode, folder_mode = oct(0o666 & ~umask), oct(0o777 & ~umask)
+    for folder in (model, out):
+        modes = _modes(folder)
+        wrong = {p: m for p, m in modes.items()
+                 if m != (folder_mode if os.path.isdir(os.path.join(folder, p)) else file_mode)}
+        assert wrong == {}, (file_mode, folder_mode, wrong)
+    assert {"model.safetensors", "hybrid_tevatron.json"} <= set(_modes(model))
+    assert {"encoding.json", "results/results.json", "index/lang/de/index"} <= set(_modes(out))
+    assert hidden(tmp_path) == []
+
+
+def test_atomic_writes_follow_the_umask(tmp_path):
+    """Under umask 027: 0640 files and 0750 folders, also where the writer replaces the temporary file by a private
+    one of its own (safetensors' save_file)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from hybrid_tevatron.atomic import atomic_dir, atomic_path, atomic_write_text, current_umask
+
+    old = os.umask(0o027)
+    try:
+        assert current_umask() == 0o027
+        atomic_write_text(str(tmp_path / "f.txt"), "x")
+        with atomic_dir(str(tmp_path / "d")) as tmp:
+            atomic_write_text(os.path.join(tmp, "g.txt"), "y")
+        with atomic_path(str(tmp_path / "w.safetensors")) as tmp:
+            save_file({"w": torch.zeros(2)}, tmp)
+    finally:
+        os.umask(old)
+    assert _modes(tmp_path) == {".": _modes(tmp_path)["."], "f.txt": "0o640", "d": "0o750", "d/g.txt": "0o640",
+                                "w.safetensors": "0o640"}
