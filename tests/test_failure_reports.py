@@ -136,7 +136,8 @@ def test_ctrl_z_pauses_the_step_with_the_study(tmp_path):
     from test_locks_and_records import study_env
 
     root = tmp_path / "da"
-    proc = subprocess.Popen([PY, "-m", "hybrid_tevatron.studies.domain_study", "run", "--root", str(root)],
+    proc = subprocess.Popen([PY, "-m", "hybrid_tevatron.studies.domain_study", "run", "--root", str(root),
+                             "--records", str(tmp_path / "records")],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=study_env(tmp_path, 120), process_group=0)  # a job: not orphaned, Ctrl-Z stops it
     try:
@@ -263,3 +264,88 @@ def test_atomic_writes_follow_the_umask(tmp_path):
         os.umask(old)
     assert _modes(tmp_path) == {".": _modes(tmp_path)["."], "f.txt": "0o640", "d": "0o750", "d/g.txt": "0o640",
                                 "w.safetensors": "0o640"}
+
+
+# ------------------------------------------------------------------------------------------------ study files
+def _study(module, *args, cwd, **env):
+    return subprocess.run([PY, "-m", f"hybrid_tevatron.studies.{module}", *map(str, args)], capture_output=True,
+                          text=True, timeout=600, env=recipe_env(**env), cwd=cwd)
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("", "config.json:1:1: not valid JSON (Expecting value)"),
+    ('{"model": "m",', "config.json:1:15: not valid JSON (Expecting property name enclosed in double quotes)"),
+    ("[1, 2]", "config.json: expected a JSON object, got a list"),
+], ids=["empty", "cut-off", "a-list"])
+def test_bad_config_json_of_a_study_root_is_one_line(tmp_path, text, problem):
+    """``reproduction run`` on a root whose config.json is empty, cut off or not an object: one line naming it,
+    exit 2, the file left as it was and nothing else written."""
+    root = tmp_path / "repro"
+    root.mkdir()
+    (root / "config.json").write_text(text, encoding="utf-8")
+    (tmp_path / "xquad-r").mkdir()
+    proc = _study("reproduction", "run", "--root", root, cwd=tmp_path, MODEL="m", XQUAD_R=str(tmp_path / "xquad-r"),
+                  MLQA_SEEDS="", ZERO_SHOT="0", SEEDS="1", REGIMES="mono")
+    assert one_error(proc) == f"error: {root}/{problem}; restore it, or choose another OUT"
+    assert os.listdir(root) == ["config.json"] and (root / "config.json").read_text(encoding="utf-8") == text
+    assert hidden(tmp_path) == []
+
+
+GOOD_STAT = {"mean": 0.5, "std": 0.0, "n": 1, "values": [0.5], "seeds": [1]}
+MAKE = "write it with: python -m hybrid_tevatron.studies.reproduction summarize --root ROOT"
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("", ":1:1: not valid JSON (Expecting value)"),
+    ('{"meta": ', ":1:10: not valid JSON (Expecting value)"),
+    ("[]", ": not a summary of this study (a list, not an object)"),
+    ("{}", ': not a summary of this study ("meta" is missing or not an object)'),
+    (json.dumps({"meta": {"plan": []}}), ": not a summary of this study (meta.plan is not an object)"),
+    (json.dumps({"meta": {"timings": [{"stage": "x"}]}}),
+     ': not a summary of this study (meta.timings is not a list of {"stage", "seconds"})'),
+    (json.dumps({"meta": {}, "xquad-r": {"mono": {"mono.map": 0.5}}}),
+     ': not a summary of this study ("xquad-r"."mono"."mono.map" is not {mean, std, n, values, seeds})'),
+], ids=["empty", "cut-off", "a-list", "no-meta", "bad-plan", "bad-timings", "bad-stat"])
+def test_bad_summary_for_the_doc_is_one_line(tmp_path, text, problem):
+    """``reproduction doc --summary BAD``: one line naming the summary and how to write it again, exit 2, the doc
+    left as it was."""
+    summary, doc = tmp_path / "summary.json", tmp_path / "doc.md"
+    summary.write_text(text, encoding="utf-8")
+    doc.write_text("prose\n<!-- BEGIN GENERATED: xquad-r -->\n<!-- END GENERATED: xquad-r -->\n", encoding="utf-8")
+    before = doc.read_text(encoding="utf-8")
+    proc = _study("reproduction", "doc", "--summary", summary, "--doc", doc, cwd=tmp_path)
+    assert one_error(proc) == f"error: {summary}{problem}; {MAKE}"
+    assert doc.read_text(encoding="utf-8") == before and hidden(tmp_path) == []
+
+
+def test_reproduction_files_are_one_line(tmp_path):
+    """A good summary is rendered; a missing summary or doc, results that are not an object and a root without
+    results are one line each."""
+    summary, doc = tmp_path / "summary.json", tmp_path / "doc.md"
+    summary.write_text(json.dumps({"meta": {}, "xquad-r": {"mono": {"mono.map": GOOD_STAT}}}), encoding="utf-8")
+    doc.write_text("<!-- BEGIN GENERATED: xquad-r -->\n<!-- END GENERATED: xquad-r -->\n", encoding="utf-8")
+    assert _study("reproduction", "doc", "--summary", summary, "--doc", doc, cwd=tmp_path).returncode == 0
+    assert "| mono (n=1) |" in doc.read_text(encoding="utf-8")
+    proc = _study("reproduction", "doc", "--summary", tmp_path / "none.json", "--doc", doc, cwd=tmp_path)
+    assert one_error(proc) == f"error: {tmp_path / 'none.json'}: no summary ({MAKE})"
+    proc = _study("reproduction", "doc", "--summary", summary, "--doc", tmp_path / "none.md", cwd=tmp_path)
+    assert one_error(proc) == f"error: {tmp_path / 'none.md'}: cannot read the doc (No such file or directory)"
+    root = tmp_path / "repro"
+    (root / "eval" / "xquad-r" / "mono-s1" / "results").mkdir(parents=True)
+    (root / "eval" / "xquad-r" / "mono-s1" / "results" / "results.json").write_text("[]", encoding="utf-8")
+    proc = _study("reproduction", "summarize", "--root", root, cwd=tmp_path)
+    assert one_error(proc) == (f"error: {root}/eval/xquad-r/mono-s1/results/results.json: expected a JSON object, "
+                               "got a list; evaluate the run again (remove its folder and rerun the study)")
+    proc = _study("reproduction", "summarize", "--root", tmp_path / "none", cwd=tmp_path)
+    assert one_error(proc) == f"error: {tmp_path / 'none'}/eval: no evaluation results yet (run recipes/reproduce.sh)"
+    assert not (root / "summary.json").exists() and hidden(tmp_path) == []
+
+
+def test_seeds_that_are_not_numbers_are_one_line(tmp_path):
+    message = "error: SEEDS must be whole numbers, space- or comma-separated (e.g. SEEDS=\"1 2 3\"), got '1 abc'"
+    assert one_error(_study("domain_study", "plan", cwd=tmp_path, SEEDS="1 abc")) == message
+    (tmp_path / "xquad-r").mkdir()
+    proc = _study("reproduction", "run", "--root", tmp_path / "repro", cwd=tmp_path, MODEL="m", SEEDS="1 abc",
+                  XQUAD_R=str(tmp_path / "xquad-r"), MLQA_SEEDS="")
+    assert one_error(proc) == message
+    assert os.listdir(tmp_path) == ["xquad-r"]

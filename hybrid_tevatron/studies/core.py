@@ -28,7 +28,7 @@ from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
 from hybrid_tevatron.errors import HybridTevatronError, Interrupted, signals_interrupt
 from hybrid_tevatron.locks import FolderLock
 from hybrid_tevatron.logs import get_logger
-from hybrid_tevatron.studies.records import read_record, results_path
+from hybrid_tevatron.studies.records import read_object, results_path
 
 log = get_logger(__name__)
 
@@ -69,7 +69,7 @@ class StudyRoot:
         from hybrid_tevatron.hardware import hardware
 
         path = self.path("config.json")
-        old = read_record(path)
+        old = read_object(path, fix="restore it, or choose another OUT")
         if old is not None and old != config:
             diff = [f"  {k}: {old.get(k)!r} there, {config.get(k)!r} now" for k in sorted(set(old) | set(config))
                     if old.get(k) != config.get(k)]
@@ -136,6 +136,17 @@ def env_words(env: Mapping[str, str], name: str) -> list[str] | None:
     """The words of an environment variable (space- or comma-separated); None when unset or empty."""
     value = env.get(name, "").replace(",", " ").split()
     return value or None
+
+
+def env_numbers(env: Mapping[str, str], name: str) -> list[int] | None:
+    """The whole numbers of an environment variable (:func:`env_words`: SEEDS); None when unset or empty; another
+    word is a :class:`StudyError` naming the variable."""
+    words = env_words(env, name)
+    try:
+        return None if words is None else [int(w) for w in words]
+    except ValueError:
+        raise StudyError(f"{name} must be whole numbers, space- or comma-separated (e.g. {name}=\"1 2 3\"), got "
+                         f"{env[name]!r}") from None
 
 
 def _signal_step(proc: subprocess.Popen, signum: int) -> None:
