@@ -1,7 +1,8 @@
 """The base of hybrid_tevatron's expected failures.
 
 An expected failure (bad input, a missing file, an unreachable model hub, a folder another run holds) is reported as
-one line naming the cause and the remedy; a traceback means a bug. Command-line entry points catch
+one line naming the cause and the remedy (a report of several problems, such as bad training data, lists them on the
+lines after it, at most :data:`MAX_LISTED`); a traceback means a bug. Command-line entry points catch
 :class:`HybridTevatronError` (every error class of the package derives from it) and print ``error: MESSAGE``.
 
 Exit codes, the same for every command: 0 success; :data:`EXIT_ERROR` (2, as argparse's usage errors) an expected
@@ -28,9 +29,25 @@ def first_line(err: BaseException) -> str:
     return lines[0] if lines else type(err).__name__
 
 
+MAX_LISTED = 10  # lines of a message's list (after its first line) that are printed
+
+
+def message_text(message) -> str:
+    """What ``error: ...`` prints of a message: an expected failure's (a ``str`` or :class:`HybridTevatronError`)
+    first line and the list after it (a data report's ``  - file:line: ...`` entries), at most :data:`MAX_LISTED` of
+    them and then ``  ... and N more``; any other exception's first line only."""
+    if not isinstance(message, (str, HybridTevatronError)):
+        return first_line(message)
+    lines = str(message).strip().splitlines() or [type(message).__name__]
+    head, rest = lines[0], lines[1:]
+    if len(rest) > MAX_LISTED:
+        rest = rest[:MAX_LISTED] + [f"  ... and {len(rest) - MAX_LISTED} more"]
+    return "\n".join([head, *rest])
+
+
 class ErrorExit(SystemExit):
-    """``SystemExit(EXIT_ERROR)`` after the ``error: MESSAGE`` line was printed (see :func:`exit_error`); ``str()``
-    is that line, so callers in-process can match it."""
+    """``SystemExit(EXIT_ERROR)`` after the ``error: MESSAGE`` line (and its list) was printed (see
+    :func:`exit_error`); ``str()`` is what was printed, so callers in-process can match it."""
 
     def __init__(self, message: str):
         super().__init__(EXIT_ERROR)
@@ -41,8 +58,16 @@ class ErrorExit(SystemExit):
 
 
 def exit_error(message) -> NoReturn:
-    """Print ``error: MESSAGE`` (its first line) on stderr and end with :data:`EXIT_ERROR`."""
-    message = message if isinstance(message, str) else first_line(message)
+    """Print ``error: MESSAGE`` (:func:`message_text`: its first line, and its list capped) on stderr and end with
+    :data:`EXIT_ERROR`. An :class:`Interrupted` (a ``main`` whose ``except HybridTevatronError`` caught a signal) is
+    no error: inside :func:`errors_propagate` it goes on to the caller, which reports it; otherwise it is printed and
+    the exit status is 128 + the signal."""
+    if isinstance(message, Interrupted):
+        if _PROPAGATE:
+            raise message
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        raise SystemExit(message.exit_code)
+    message = message_text(message)
     print(f"error: {message}", file=sys.stderr, flush=True)
     raise ErrorExit(message)
 
@@ -75,12 +100,13 @@ def _interrupt_in(pid: int):
 
 
 @contextlib.contextmanager
-def signals_interrupt():
-    """Within the block SIGTERM and SIGINT raise :class:`Interrupted` (so ``finally`` blocks and context managers
-    run, and the caller prints one line instead of a traceback); the previous handlers are restored after."""
+def signals_interrupt(signums=(signal.SIGTERM, signal.SIGINT)):
+    """Within the block SIGTERM and SIGINT (or ``signums``) raise :class:`Interrupted` (so ``finally`` blocks and
+    context managers run, and the caller prints one line instead of a traceback); the previous handlers are restored
+    after."""
     old, handler = {}, _interrupt_in(os.getpid())
     try:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in signums:
             old[signum] = signal.signal(signum, handler)
         yield
     finally:
@@ -119,7 +145,7 @@ def report_errors(main):
             print(f"error: {err}", file=sys.stderr)
             return err.exit_code
         except HybridTevatronError as err:
-            print(f"error: {err}", file=sys.stderr)
+            print(f"error: {message_text(err)}", file=sys.stderr)
             return EXIT_ERROR
 
     return wrapper

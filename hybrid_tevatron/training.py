@@ -51,6 +51,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
+from hybrid_tevatron.atomic import plain_weights
 from hybrid_tevatron.collator import HybridBatch
 from hybrid_tevatron.distributed import check_sharded_training
 from hybrid_tevatron.errors import HybridTevatronError
@@ -370,6 +371,7 @@ class HybridTrainerMixin:
             state_dict = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
         logger.info("Saving model checkpoint to %s", output_dir)
         encoder.save_pretrained(output_dir, state_dict=state_dict)
+        plain_weights(output_dir)  # not safetensors' private 0600
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
         self.hybrid_metadata.save(output_dir)

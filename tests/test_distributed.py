@@ -127,14 +127,15 @@ def test_two_nodes_c10d_rendezvous_train_the_one_node_plan(tiny_model_dir, paral
 
 
 @pytest.mark.parametrize("sharding", sorted(SHARDING))
-def test_sharded_optimizer_refused_without_gpus(sharding, tiny_model_dir, parallel_dir, tmp_path):
+def test_sharded_optimizer_refused_without_gpus(sharding, backend, tiny_model_dir, parallel_dir, tmp_path):
+    """Under each installed backend (the ``backend`` fixture skips the other one, saying which is missing)."""
     from hybrid_tevatron.distributed import accelerator_available
     from hybrid_tevatron.driver.train import main
 
     if accelerator_available():
         pytest.skip("an accelerator is present: the flags are accepted here")
     out = tmp_path / "out"
-    argv = train_cmd([], "pypi", tiny_model_dir, parallel_dir, out, device=(), extra=SHARDING[sharding])
+    argv = train_cmd([], backend, tiny_model_dir, parallel_dir, out, device=(), extra=SHARDING[sharding])
     with pytest.raises(SystemExit, match=f"^error: --{sharding} needs (GPUs|the deepspeed package)") as err:
         main(argv[argv.index("hybrid_tevatron.driver.train") + 1:])
     assert "\n" not in str(err.value) and not out.exists()

@@ -9,6 +9,7 @@ import pytest
 from hybrid_tevatron.errors import HybridTevatronError
 from hybrid_tevatron.eval.reports.report import RESULTS_FORMAT
 from hybrid_tevatron.studies import reproduction as rp
+from hybrid_tevatron.studies.core import StudyError
 
 
 def _results(mono, cross, multi, rd):
@@ -110,7 +111,7 @@ def test_cli_summarize_and_doc(root, tmp_path, capsys):
     doc.write_text("<!-- BEGIN GENERATED: claims -->\n<!-- END GENERATED: claims -->\n")
     assert rp.main(["doc", "--summary", os.path.join(root, "summary.json"), "--doc", str(doc)]) == 0
     assert "hybrid vs mono" in doc.read_text()
-    with pytest.raises(FileNotFoundError, match="no evaluation results yet"):
+    with pytest.raises(StudyError, match="no evaluation results yet"):
         rp.summarize(str(tmp_path / "empty"))
 
 

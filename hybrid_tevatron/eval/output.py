@@ -12,7 +12,8 @@
 - Every stage works inside the work folder ``.NAME.tmp.XXXXXX`` beside OUTPUT, with paths relative to it (Pyserini
   picks encoder classes from substrings of path arguments, so user folder names stay out of them). On success it is
   renamed onto OUTPUT; on any failure, Ctrl-C or SIGTERM it is removed (``KEEP_WORK=1`` keeps it) and OUTPUT is
-  left as it was.
+  left as it was. Ctrl-C and SIGTERM end the evaluation with one line saying so and that the same command starts it
+  again (exit 130 / 143).
 - ``commands.sh`` (every command, replayable from the output folder) and ``timings.tsv`` (seconds per stage) are
   written as the stages run.
 """
@@ -23,9 +24,10 @@ import contextlib
 import os
 import shutil
 import signal
-import tempfile
 import time
+from typing import NoReturn
 
+from hybrid_tevatron.atomic import plain_mkdtemp
 from hybrid_tevatron.errors import HybridTevatronError, Interrupted, raise_interrupted
 from hybrid_tevatron.locks import FolderLock, LockError, normalize_path
 from hybrid_tevatron.logs import get_logger
@@ -75,7 +77,7 @@ class OutputFolder:
             raise OutputError(str(err)) from None
         for signum in (signal.SIGTERM, signal.SIGINT):
             self._old_handlers[signum] = signal.signal(signum, raise_interrupted)
-        self.work = tempfile.mkdtemp(prefix=f".{os.path.basename(self.path)}.tmp.", dir=parent)
+        self.work = plain_mkdtemp(prefix=f".{os.path.basename(self.path)}.tmp.", dir=parent)  # OUTPUT-to-be
         with open(self.commands_path, "w", encoding="utf-8") as f:
             f.write(COMMANDS_HEADER)
         open(self.timings_path, "w").close()
@@ -89,6 +91,8 @@ class OutputFolder:
                 except BaseException:
                     self._discard()
                     raise
+            elif issubclass(exc_type, Interrupted):
+                self._stopped(exc)
             else:
                 self._discard()
         finally:
@@ -97,14 +101,25 @@ class OutputFolder:
             self._lock.release()
         return False
 
-    def _discard(self) -> None:
-        """Remove the work folder (``KEEP_WORK=1`` keeps it); OUTPUT stays as it was."""
-        if self.work and os.path.isdir(self.work):
-            if os.environ.get("KEEP_WORK") == "1":
+    def _discard(self, log_it: bool = True) -> str | None:
+        """Remove the work folder (``KEEP_WORK=1`` keeps it: returns its path); OUTPUT stays as it was."""
+        if not (self.work and os.path.isdir(self.work)):
+            return None
+        if os.environ.get("KEEP_WORK") == "1":
+            if log_it:
                 log.error("failed; the partial work folder is kept at %s (KEEP_WORK=1)", self.work)
-            else:
-                shutil.rmtree(self.work, ignore_errors=True)
-                log.error("failed; nothing was written to %s", self.path)
+            return self.work
+        shutil.rmtree(self.work, ignore_errors=True)
+        if log_it:
+            log.error("failed; nothing was written to %s", self.path)
+        return None
+
+    def _stopped(self, err: Interrupted) -> NoReturn:
+        """Ctrl-C / SIGTERM: the work folder goes, and the one line says so."""
+        kept = self._discard(log_it=False)
+        raise Interrupted(err.signum, f"nothing was written to {self.path}" + (
+            f" (the partial work folder is kept at {kept}, KEEP_WORK=1)" if kept else "")
+            + "; rerun the same command to evaluate again") from None
 
     def _finish(self) -> None:
         with open(self.timings_path, "a", encoding="utf-8") as f:

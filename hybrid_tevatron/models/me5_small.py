@@ -28,7 +28,7 @@ import unicodedata
 
 import numpy as np
 
-from hybrid_tevatron.atomic import atomic_dir
+from hybrid_tevatron.atomic import atomic_dir, plain_weights
 from hybrid_tevatron.errors import HybridTevatronError, report_errors
 
 NAME = "me5-small"
@@ -139,6 +139,7 @@ def write_model(cfg, tensors, out):
     if missing or unexpected:
         raise EmbeddedModelError(f"weights do not fit the BERT layout: missing={missing} unexpected={unexpected}")
     model.save_pretrained(out)
+    plain_weights(out)  # not safetensors' private 0600
 
 
 def write_tokenizer(cfg, pieces, scores, norm_map, out):
@@ -228,9 +229,6 @@ def build(out: str) -> str:
 
     hf_logging.disable_progress_bar()
     with atomic_dir(out) as tmp:  # replaces an empty folder (the only one allowed above)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # a temporary folder is private (0700); the model folder is not
         write_model(cfg, tensors, tmp)
         write_tokenizer(cfg, pieces, scores, norm_map, tmp)
         write_sentence_transformers_files(cfg, tmp)

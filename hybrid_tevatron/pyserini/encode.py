@@ -314,7 +314,6 @@ def write_index(encoder, corpus: dict, args, start: int, stop: int, out: str,
                      f"({(hi - start) / max(time.perf_counter() - t0, 1e-9):.1f}/s)")
         if shard is not None:
             shard.save(tmp)
-        os.chmod(tmp, 0o755)
         seconds = time.perf_counter() - t0
     count = stop - start
     log.info(f"wrote {out}/index + docid: {count} x {encoder.dimension} in {seconds:.2f}s "
@@ -399,7 +398,6 @@ def encode_topics(args) -> dict:
     seconds = time.perf_counter() - t0
     with atomic_path(target) as tmp:
         pd.DataFrame({"id": ids, "text": texts, "embedding": list(vectors)}).to_pickle(tmp)
-        os.chmod(tmp, 0o644)
     log.info(f"wrote {target}: {len(ids)} queries (pooling {encoder.pooling}, normalize {encoder.l2_norm}, prefix "
          f"{encoder.prefix!r}, max_len {encoder.max_length}) in {seconds:.2f}s")
     return {"count": len(ids), "seconds": seconds, "output": target}

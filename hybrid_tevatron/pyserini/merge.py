@@ -143,7 +143,6 @@ def merge_index(root: str, output: str, overwrite: bool = False) -> dict:
             if merged != info.corpus_size or list(f) != docids:
                 raise ShardError(f"{PYSERINI_MERGE} wrote {merged} vectors, not the shards' {info.corpus_size} in "
                                  "order")
-        os.chmod(tmp, 0o755)
     log.info(f"wrote {output}/index + docid: {info.num_shards} shards, {info.corpus_size} x {info.dimension} in "
          f"{time.perf_counter() - t0:.2f}s")
     return {"count": info.corpus_size, "shards": info.num_shards, "output": output}

@@ -2,6 +2,11 @@
 and refuses another, runs every step as a replayable ``python -m`` subprocess, marks finished trainings, deletes
 models whose evaluations all exist, and on Ctrl-C says what was kept and that the same command resumes.
 
+A step runs in its own session, so the terminal's Ctrl-C (and its hangup and Ctrl-Z) reach only the study: a step
+still importing torch would print a KeyboardInterrupt traceback. The study stops it (SIGTERM to its process group: a
+step still importing ends silently, one past its imports prints its own line and exits 143), pauses and continues it
+with itself on Ctrl-Z / ``fg``, and ends with its one line (exit 128 + N).
+
 Layout of a root: ``config.json`` (the settings; another configuration is refused), ``plan.json`` (what the study
 runs), ``hardware.json``, ``commands.sh`` (every step, appended before it runs), ``timings.tsv`` (``stage<TAB>
 seconds`` of every step that succeeded), ``models/RUN/`` (``DONE`` once trained), ``eval/SET/RUN/results/``.
@@ -13,6 +18,7 @@ import contextlib
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -22,7 +28,7 @@ from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
 from hybrid_tevatron.errors import HybridTevatronError, Interrupted, signals_interrupt
 from hybrid_tevatron.locks import FolderLock
 from hybrid_tevatron.logs import get_logger
-from hybrid_tevatron.studies.records import read_record, results_path
+from hybrid_tevatron.studies.records import read_object, results_path
 
 log = get_logger(__name__)
 
@@ -45,10 +51,13 @@ class StudyRoot:
 
     @contextlib.contextmanager
     def running(self) -> Iterator[StudyRoot]:
-        """Hold the root for this run; Ctrl-C / SIGTERM stop the running step and end with one line saying what was
-        kept."""
+        """Hold the root for this run; Ctrl-C / SIGTERM (and the terminal's hangup, unless ignored: ``nohup``) stop
+        the running step and end with one line saying what was kept."""
         os.makedirs(self.root, exist_ok=True)
-        with FolderLock(self.root, self.what), signals_interrupt():
+        signums = (signal.SIGTERM, signal.SIGINT)
+        if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # the step, in its own session, gets no hangup
+            signums += (signal.SIGHUP,)
+        with FolderLock(self.root, self.what), signals_interrupt(signums):
             try:
                 yield self
             except Interrupted as err:
@@ -60,7 +69,7 @@ class StudyRoot:
         from hybrid_tevatron.hardware import hardware
 
         path = self.path("config.json")
-        old = read_record(path)
+        old = read_object(path, fix="restore it, or choose another OUT")
         if old is not None and old != config:
             diff = [f"  {k}: {old.get(k)!r} there, {config.get(k)!r} now" for k in sorted(set(old) | set(config))
                     if old.get(k) != config.get(k)]
@@ -80,11 +89,12 @@ class StudyRoot:
             f.write(shlex.join(["python", "-m", module, *argv]) + "\n")
         log.info(f"{stage}: {shlex.join(['python', '-m', module, *argv])}")
         t0 = time.time()
-        proc = subprocess.Popen([self.python, "-m", module, *argv], env=self.env)
+        proc = subprocess.Popen([self.python, "-m", module, *argv], env=self.env, start_new_session=True)
         try:
-            proc.wait()
-        except Interrupted as err:
-            _stop(proc, err.signum)
+            with _paused_with_this_process(proc):
+                proc.wait()
+        except Interrupted:
+            _stop(proc)
             raise
         if proc.returncode != 0:
             raise StudyError(f"{stage} failed (exit {proc.returncode}): python -m {module} {shlex.join(argv)}")
@@ -128,16 +138,51 @@ def env_words(env: Mapping[str, str], name: str) -> list[str] | None:
     return value or None
 
 
-def _stop(proc: subprocess.Popen, signum: int) -> None:
-    """Let a step that got the signal too (Ctrl-C reaches the whole process group) end by itself; forward it to one
-    that did not; kill it only if it still runs a minute later."""
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(signum)
+def env_numbers(env: Mapping[str, str], name: str) -> list[int] | None:
+    """The whole numbers of an environment variable (:func:`env_words`: SEEDS); None when unset or empty; another
+    word is a :class:`StudyError` naming the variable."""
+    words = env_words(env, name)
+    try:
+        return None if words is None else [int(w) for w in words]
+    except ValueError:
+        raise StudyError(f"{name} must be whole numbers, space- or comma-separated (e.g. {name}=\"1 2 3\"), got "
+                         f"{env[name]!r}") from None
+
+
+def _signal_step(proc: subprocess.Popen, signum: int) -> None:
+    """``signum`` to the step's process group (it leads one: its own session), its data-loader workers included."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signum)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop a step after this process got a signal (the step, in its own session, did not): SIGTERM, then SIGKILL if
+    it still runs a minute later or on another signal."""
+    _signal_step(proc, signal.SIGTERM)
     try:
         proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    except (subprocess.TimeoutExpired, Interrupted):
+        _signal_step(proc, signal.SIGKILL)
         proc.wait()
+
+
+@contextlib.contextmanager
+def _paused_with_this_process(proc: subprocess.Popen) -> Iterator[None]:
+    """Ctrl-Z (SIGTSTP) stops the step with this process and ``fg`` / ``bg`` (SIGCONT) continues both: the terminal's
+    job control reaches only this process."""
+
+    def handler(signum, _frame):
+        _signal_step(proc, signal.SIGSTOP)
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)  # stopped here until SIGCONT
+        signal.signal(signal.SIGTSTP, handler)
+        _signal_step(proc, signal.SIGCONT)
+
+    if signal.getsignal(signal.SIGTSTP) is signal.SIG_IGN:
+        yield
+        return
+    old = signal.signal(signal.SIGTSTP, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTSTP, old)

@@ -39,7 +39,7 @@ from hybrid_tevatron.model_files import TRAIN_SUMMARY
 from hybrid_tevatron.studies import domain_grid as G
 from hybrid_tevatron.studies.budget import Budget
 from hybrid_tevatron.studies.check_expected import snapshot, write_expected
-from hybrid_tevatron.studies.core import DONE, StudyError, StudyRoot, env_words
+from hybrid_tevatron.studies.core import DONE, StudyError, StudyRoot, env_numbers, env_words
 from hybrid_tevatron.studies.domain_tables import (
     BLOCKS,
     EXPECTED_SELECT,
@@ -448,7 +448,7 @@ def pool_caps(env) -> tuple:
 
 
 def _seeds() -> list[int]:
-    return [int(x) for x in (env_words(os.environ, "SEEDS") or G.DEFAULT_SEEDS)]
+    return [int(x) for x in (env_numbers(os.environ, "SEEDS") or G.DEFAULT_SEEDS)]
 
 
 def run(root: str, records: str = RECORDS, stop_after: float | None = None, accept_changed_code: bool = False) -> bool:

@@ -29,12 +29,102 @@ def seed_stats(values: list[float]) -> dict:
     return {"mean": mean, "std": std, "n": n, "values": values}
 
 
-def read_record(path: str, default=None):
-    """A study root's JSON record (config, plan, choice, summary, results), or ``default`` when it is absent."""
+class StudyRecordError(HybridTevatronError):
+    """A study's record (config.json, a summary, results) that cannot be read or is not what the study writes."""
+
+
+def read_record(path: str, default=None, fix: str = ""):
+    """A study root's JSON record (config, plan, choice, summary, results), or ``default`` when it is absent; one
+    that is not valid JSON (empty, cut off, edited) is a :class:`StudyRecordError` naming file, line and column, and
+    ``fix`` (what to do)."""
     if not os.path.isfile(path):
         return default
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as err:
+        raise StudyRecordError(_fixed(f"{path}:{err.lineno}:{err.colno}: not valid JSON ({err.msg})", fix)) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise StudyRecordError(_fixed(f"{path}: cannot read it ({getattr(err, 'strerror', None) or err})", fix)) \
+            from None
+
+
+def read_object(path: str, default=None, fix: str = "") -> dict | None:
+    """:func:`read_record` of a record that must be a JSON object."""
+    value = read_record(path, default, fix)
+    if value is not default and not isinstance(value, dict):
+        raise StudyRecordError(_fixed(f"{path}: expected a JSON object, got {_json_kind(value)}", fix))
+    return value
+
+
+def read_summary(path: str, make: str) -> dict:
+    """A study's ``summary.json``, checked to be what its ``summarize`` writes: a JSON object with ``meta`` (an
+    object; its ``config``, ``hardware`` and ``plan`` objects, its ``timings`` a list of ``{stage, seconds}``) and
+    per dataset ``{run: {metric: {mean, std, n, values, seeds}}}``. Anything else is a :class:`StudyRecordError`
+    naming the file and what is wrong, then ``make`` (how to write it again)."""
+    if not os.path.isfile(path):
+        raise StudyRecordError(f"{path}: no summary ({make})")
+    summary = read_record(path, fix=make)
+    problem = _summary_problem(summary)
+    if problem:
+        raise StudyRecordError(f"{path}: not a summary of this study ({problem}); {make}")
+    return summary
+
+
+def read_doc(path: str) -> str:
+    """The text of a doc whose generated blocks are rewritten (a missing or unreadable one: one error)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as err:
+        raise StudyRecordError(f"{path}: cannot read the doc ({getattr(err, 'strerror', None) or err})") from None
+
+
+def _fixed(message: str, fix: str) -> str:
+    return f"{message}; {fix}" if fix else message
+
+
+def _json_kind(value) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number")
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_stat(stat) -> bool:
+    return (isinstance(stat, dict) and _number(stat.get("mean")) and _number(stat.get("std"))
+            and isinstance(stat.get("n"), int) and not isinstance(stat["n"], bool) and stat["n"] >= 1
+            and isinstance(stat.get("values"), list) and isinstance(stat.get("seeds"), list))
+
+
+def _summary_problem(summary) -> str | None:
+    """What makes ``summary`` unlike a summary (:func:`read_summary`), or None."""
+    if not isinstance(summary, dict):
+        return f"{_json_kind(summary)}, not an object"
+    meta = summary.get("meta")
+    if not isinstance(meta, dict):
+        return '"meta" is missing or not an object'
+    for key in ("config", "hardware", "plan"):
+        if meta.get(key) is not None and not isinstance(meta[key], dict):
+            return f"meta.{key} is not an object"
+    timings = meta.get("timings") or []
+    if not isinstance(timings, list) or not all(isinstance(t, dict) and isinstance(t.get("stage"), str)
+                                                and _number(t.get("seconds")) for t in timings):
+        return 'meta.timings is not a list of {"stage", "seconds"}'
+    for name, runs in summary.items():
+        if name == "meta":
+            continue
+        if not isinstance(runs, dict):
+            return f'"{name}" is not an object of runs'
+        for run, body in runs.items():
+            if not isinstance(body, dict):
+                return f'"{name}"."{run}" is not an object of metrics'
+            for key, stat in body.items():
+                if not _is_stat(stat):
+                    return f'"{name}"."{run}"."{key}" is not {{mean, std, n, values, seeds}}'
+    return None
 
 
 def results_path(run_dir: str) -> str | None:
@@ -51,11 +141,15 @@ def read_timings(path: str) -> list[dict]:
         return []
     rows = []
     with open(path, encoding="utf-8") as f:
-        for line in f:
+        for lineno, line in enumerate(f, 1):
             parts = line.rstrip("\n").split("\t")  # stage, seconds[, machine]
             if len(parts) in (2, 3):
-                rows.append({"stage": parts[0], "seconds": float(parts[1]), **({"machine": parts[2]} if
-                                                                               len(parts) == 3 else {})})
+                try:
+                    seconds = float(parts[1])
+                except ValueError:
+                    raise StudyRecordError(f"{path}:{lineno}: seconds is not a number ({parts[1]!r})") from None
+                rows.append({"stage": parts[0], "seconds": seconds, **({"machine": parts[2]} if
+                                                                        len(parts) == 3 else {})})
     return rows
 
 

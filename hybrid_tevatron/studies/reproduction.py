@@ -40,13 +40,16 @@ from hybrid_tevatron.data.languages import TRAIN_LANGUAGES
 from hybrid_tevatron.errors import report_errors
 from hybrid_tevatron.logs import get_logger
 from hybrid_tevatron.studies.budget import Budget, xquad_train_files
-from hybrid_tevatron.studies.core import StudyError, StudyRoot, env_words
+from hybrid_tevatron.studies.core import StudyError, StudyRoot, env_numbers, env_words
 from hybrid_tevatron.studies.records import (
     config_block,
     fmt_stat,
     hardware_block,
     md_table,
+    read_doc,
+    read_object,
     read_record,
+    read_summary,
     read_timings,
     render_blocks,
     results_path,
@@ -94,7 +97,7 @@ def summarize(root: str) -> dict:
     """Aggregate ``{root}/eval/{dataset}/{run}/results.json`` into the summary dict (see the module doc)."""
     eval_root = os.path.join(root, "eval")
     if not os.path.isdir(eval_root):
-        raise FileNotFoundError(f"{eval_root}: no evaluation results yet (run recipes/reproduce.sh)")
+        raise StudyError(f"{eval_root}: no evaluation results yet (run recipes/reproduce.sh)")
     summary: dict = {"meta": {
         "config": read_record(os.path.join(root, "config.json"), {}),
         "hardware": read_record(os.path.join(root, "hardware.json"), {}),
@@ -107,7 +110,7 @@ def summarize(root: str) -> dict:
             path = results_path(os.path.join(eval_root, dataset, run))
             if path is None:
                 continue
-            results = read_record(path)
+            results = read_object(path, fix="evaluate the run again (remove its folder and rerun the study)")
             m = _RUN.match(run)
             regime, seed = (m["regime"], int(m["seed"])) if m else (run, None)
             groups.setdefault(regime, []).append((seed, _metrics(results)))
@@ -132,6 +135,8 @@ def plan(seeds, regimes, mlqa_seeds, zero_shot: bool) -> dict[str, list[str]]:
 def run(root: str, env) -> None:
     """Train and evaluate every planned run (module docstring); finished steps are skipped."""
     budget = Budget.from_env(env)
+    for name in ("SEEDS", "MLQA_SEEDS"):
+        env_numbers(env, name)  # whole numbers, or one error naming the setting
     seeds = env_words(env, "SEEDS") or ["1", "2", "3"]
     regimes = env_words(env, "REGIMES") or list(REGIMES)
     unknown = [r for r in regimes if r not in REGIMES]
@@ -363,19 +368,24 @@ def main(argv=None) -> int:
     d.add_argument("--source", help="how to name the summary in the doc (default: the --summary path)")
     args = ap.parse_args(argv)
     if args.cmd == "start":
+        try:
+            config = json.load(sys.stdin)
+        except json.JSONDecodeError as err:
+            raise StudyError(f"the configuration on stdin:{err.lineno}:{err.colno}: not valid JSON ({err.msg})") \
+                from None
+        if not isinstance(config, dict):
+            raise StudyError("the configuration on stdin: expected a JSON object of setting: value")
         StudyRoot(args.root, os.environ, "the reproduction").start(
-            json.load(sys.stdin), plan(args.seeds, args.regimes, args.mlqa_seeds, bool(args.zero_shot)))
+            config, plan(args.seeds, args.regimes, args.mlqa_seeds, bool(args.zero_shot)))
         return 0
     if args.cmd == "run":
         run(args.root, os.environ)
     if args.cmd in ("run", "summarize"):
         write_summary(args.root, getattr(args, "output", None))
         return 0
-    with open(args.summary, encoding="utf-8") as f:
-        summary = json.load(f)
-    with open(args.doc, encoding="utf-8") as f:
-        text = f.read()
-    atomic_write_text(args.doc, render_doc(text, summary, args.source or args.summary))
+    summary = read_summary(args.summary, "write it with: python -m hybrid_tevatron.studies.reproduction summarize "
+                           "--root ROOT")
+    atomic_write_text(args.doc, render_doc(read_doc(args.doc), summary, args.source or args.summary))
     print(f"regenerated the tables of {args.doc} from {args.summary}")
     return 0
 
