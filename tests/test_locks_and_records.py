@@ -161,7 +161,8 @@ def study_env(tmp_path, fake_seconds):
 
 
 def study(root, env):
-    return subprocess.Popen([PY, "-m", "hybrid_tevatron.studies.domain_study", "run", "--root", str(root)],
+    return subprocess.Popen([PY, "-m", "hybrid_tevatron.studies.domain_study", "run", "--root", str(root),
+                             "--records", str(root) + "-records"],
                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=env)
 

@@ -418,6 +418,8 @@ def write_docs(records: str, doc: str, readme: str, figure_path: str, expected: 
     summary = summarize(folder)
     source = os.path.relpath(folder.folder) if not os.path.isabs(records) else records
     for path, blocks in ((doc, BLOCKS), (readme, README_BLOCKS)):
+        if not os.path.isfile(path):
+            raise StudyError(f"{path}: not found (--doc and --readme name files with generated blocks)")
         with open(path, encoding="utf-8") as f:
             atomic_write_text(path, render_blocks(f.read(), summary, source, blocks))
         print(f"{path}: generated blocks rewritten from {source}")
