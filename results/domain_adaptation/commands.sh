@@ -1,3 +1,6 @@
 #!/usr/bin/env bash
 # Every recorded step of this study, in the order it was recorded, replayable: set OUT (the study's root), MODEL and the data folders first.
 python -m hybrid_tevatron.eval captions "$MODEL" "$OUT"/eval/xtd10/zero-shot --xtd10 "$XTD10" --name zero-shot --pooling mean --normalize --query_prefix 'query: ' --passage_prefix 'passage: ' --query_max_len 64 --passage_max_len 128 --threads 2 --overwrite
+python -m hybrid_tevatron.eval captions "$MODEL" "$OUT"/eval/m30k-desc/zero-shot --multi30k_task2 "$MULTI30K_TASK2" --split test_2016 --name zero-shot --pooling mean --normalize --query_prefix 'query: ' --passage_prefix 'passage: ' --query_max_len 64 --passage_max_len 128 --threads 2 --overwrite
+python -m hybrid_tevatron.eval captions "$MODEL" "$OUT"/eval/m30k-2016/zero-shot --multi30k "$MULTI30K" --split test_2016_flickr --name zero-shot --pooling mean --normalize --query_prefix 'query: ' --passage_prefix 'passage: ' --query_max_len 64 --passage_max_len 128 --threads 2 --overwrite
+python -m hybrid_tevatron.eval lareqa "$MODEL" "$XQUAD_R" --articles @"$OUT"/data/wiki/test_articles.txt "$OUT"/eval/xquad-r/zero-shot --name zero-shot --pooling mean --normalize --query_prefix 'query: ' --passage_prefix 'passage: ' --query_max_len 64 --passage_max_len 128 --threads 2 --overwrite
