@@ -99,6 +99,20 @@ def _interrupt_in(pid: int):
     return handler
 
 
+def quiet_start(what: str) -> None:
+    """For a command run as ``python -m``, before its heavy imports: until the command installs its own handling
+    (:func:`signals_interrupt`), Ctrl-C or SIGTERM end the process at once with one line (nothing was written yet)
+    instead of a KeyboardInterrupt traceback from deep inside an import of torch."""
+
+    def handler(signum, _frame):
+        name = signal.Signals(signum).name
+        os.write(2, f"error: stopped by {name} while {what} was starting; nothing was written\n".encode())
+        os._exit(128 + signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
+
+
 @contextlib.contextmanager
 def signals_interrupt(signums=(signal.SIGTERM, signal.SIGINT)):
     """Within the block SIGTERM and SIGINT (or ``signums``) raise :class:`Interrupted` (so ``finally`` blocks and

@@ -125,6 +125,23 @@ def test_interrupt_while_a_step_imports_is_the_study_s_one_line(tiny_model_dir, 
     assert not (root / "models" / "mono-s1" / "DONE").exists() and hidden(tmp_path) == []
 
 
+@pytest.mark.parametrize("module,what", [("hybrid_tevatron.driver.train", "the training"),
+                                         ("hybrid_tevatron.eval", "the evaluation")])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_while_a_command_imports_is_one_line(tmp_path, module, what, signum):
+    """A training or an evaluation run by hand, stopped while it still imports torch: one line, no traceback."""
+    proc = subprocess.Popen([PY, "-m", module, "--help"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, cwd=tmp_path, env=recipe_env())
+    time.sleep(0.3)
+    assert proc.poll() is None, "the command finished its imports too soon for this test"
+    proc.send_signal(signum)
+    err = proc.communicate(timeout=60)[1]
+    name = signal.Signals(signum).name
+    assert proc.returncode == 128 + signum and "Traceback" not in err, err[-3000:]
+    assert err == f"error: stopped by {name} while {what} was starting; nothing was written\n"
+    assert os.listdir(tmp_path) == []
+
+
 def _state(pid: int) -> str:
     with open(f"/proc/{pid}/stat") as f:
         return f.read().rsplit(")", 1)[1].split()[0]

@@ -23,7 +23,12 @@ import os
 import sys
 from collections.abc import Sequence
 
-from transformers import HfArgumentParser
+if __name__ == "__main__":  # before the heavy imports: Ctrl-C while they run is one line, not a traceback
+    from hybrid_tevatron.errors import quiet_start
+
+    quiet_start("the training")
+
+from transformers import HfArgumentParser  # noqa: E402
 
 from hybrid_tevatron.arguments import HybridDataArguments
 from hybrid_tevatron.backends import BACKEND_NAMES, select_backend

@@ -25,6 +25,7 @@ retrieval.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import sys
@@ -38,7 +39,7 @@ from hybrid_tevatron.logs import get_logger
 from hybrid_tevatron.model_files import TRAIN_SUMMARY
 from hybrid_tevatron.studies import domain_grid as G
 from hybrid_tevatron.studies.budget import Budget
-from hybrid_tevatron.studies.check_expected import snapshot, write_expected
+from hybrid_tevatron.studies.check_expected import leaves, snapshot, write_expected
 from hybrid_tevatron.studies.core import DONE, StudyError, StudyRoot, env_numbers, env_words
 from hybrid_tevatron.studies.domain_tables import (
     BLOCKS,
@@ -426,8 +427,8 @@ def write_docs(records: str, doc: str, readme: str, figure_path: str, expected: 
     if figure(summary, figure_path):
         print(f"{figure_path}: X→en R@10 per XTD10 language")
     if progress(summary)["complete"]:
-        sets = summary["meta"]["plan"]["test_sets"]
-        rows = snapshot(summary, [p for p in EXPECTED_SELECT if p.split("/")[0] in sets])
+        paths = [path for path, _ in leaves({k: v for k, v in summary.items() if k not in ("meta", "cells")})]
+        rows = snapshot(summary, [p for p in EXPECTED_SELECT if any(fnmatch.fnmatchcase(x, p) for x in paths)])
         write_expected(expected, rows, "Domain adaptation of hybrid batch training, caption proxy (whole test sets)",
                        "runs/domain_adaptation/summary.json", {"command": "bash recipes/domain_adaptation.sh",
                                                                "records": source, "config": summary["meta"]["config"]})
