@@ -9,6 +9,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+def exit_line(main, argv) -> str:
+    """The one ``error: ...`` line a command-line ``main(argv)`` ends with (exit 2); fails on anything else."""
+    with pytest.raises(SystemExit) as err:
+        main(argv)
+    assert err.value.code == 2, err.value.code
+    message = str(err.value)
+    assert message.startswith("error: ") and "\n" not in message, message
+    return message
+
+
 def recipe_env(**extra) -> dict:
     """Environment for a recipe or CLI run as a subprocess: this interpreter's bin first on PATH (its python and
     Pyserini), PYTHON set to it, the Hub offline; ``extra`` on top."""

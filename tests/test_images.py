@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import exit_line
 
 import hybrid_tevatron  # noqa: F401  (the Pyserini/Java hook)
 from hybrid_tevatron.images import testing as img_testing
@@ -692,12 +693,7 @@ def other_clip(tmp_path_factory):
 def _train_error(argv) -> str:
     from hybrid_tevatron.images.train import main
 
-    with pytest.raises(SystemExit) as err:
-        main(argv)
-    assert err.value.code == 2, err.value.code
-    message = str(err.value)
-    assert message.startswith("error: ") and "\n" not in message, message
-    return message
+    return exit_line(main, argv)
 
 
 def test_image_training_checks_the_tower_against_the_index(tiny_model_dir, tiny_clip, other_clip,

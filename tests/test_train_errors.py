@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import recipe_env
+from conftest import exit_line, recipe_env
 
 from hybrid_tevatron.backends.flags import NEW_FIELD_REASON, FlagError, not_offered, offer_only, refuse_not_offered
 from hybrid_tevatron.driver.train import main, parse_args
@@ -38,12 +38,7 @@ def argv(model, data, out, *extra, backend="auto"):
 
 
 def error_of(args) -> str:
-    with pytest.raises(SystemExit) as err:
-        main(args)
-    assert err.value.code == 2, err.value.code
-    message = str(err.value)
-    assert message.startswith("error: ") and "\n" not in message, message
-    return message
+    return exit_line(main, args)
 
 
 def partial_model(tiny_model_dir, folder, *names):
