@@ -99,14 +99,20 @@ def _interrupt_in(pid: int):
     return handler
 
 
+STEP_ENV = "HYBRID_TEVATRON_STUDY_STEP"  # set for a study's steps: the study says the one line of an interrupt
+
+
 def quiet_start(what: str) -> None:
     """For a command run as ``python -m``, before its heavy imports: until the command installs its own handling
     (:func:`signals_interrupt`), Ctrl-C or SIGTERM end the process at once with one line (nothing was written yet)
-    instead of a KeyboardInterrupt traceback from deep inside an import of torch."""
+    instead of a KeyboardInterrupt traceback from deep inside an import of torch; a study's step (:data:`STEP_ENV`)
+    ends without the line, which its study says."""
+    quiet = os.environ.get(STEP_ENV) == "1"
 
     def handler(signum, _frame):
-        name = signal.Signals(signum).name
-        os.write(2, f"error: stopped by {name} while {what} was starting; nothing was written\n".encode())
+        if not quiet:
+            name = signal.Signals(signum).name
+            os.write(2, f"error: stopped by {name} while {what} was starting; nothing was written\n".encode())
         os._exit(128 + signum)
 
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -2,10 +2,6 @@
 
 import sys
 
-from hybrid_tevatron.errors import quiet_start
-
-quiet_start("the evaluation")
-
-from hybrid_tevatron.eval.program import main  # noqa: E402 (after the interrupt handling: it imports torch)
+from hybrid_tevatron.eval.program import main
 
 sys.exit(main())

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
-from hybrid_tevatron.errors import HybridTevatronError, Interrupted, signals_interrupt
+from hybrid_tevatron.errors import STEP_ENV, HybridTevatronError, Interrupted, signals_interrupt
 from hybrid_tevatron.locks import FolderLock
 from hybrid_tevatron.logs import get_logger
 from hybrid_tevatron.studies.records import read_object, results_path
@@ -89,7 +89,8 @@ class StudyRoot:
             f.write(shlex.join(["python", "-m", module, *argv]) + "\n")
         log.info(f"{stage}: {shlex.join(['python', '-m', module, *argv])}")
         t0 = time.time()
-        proc = subprocess.Popen([self.python, "-m", module, *argv], env=self.env, start_new_session=True)
+        proc = subprocess.Popen([self.python, "-m", module, *argv], env={**self.env, STEP_ENV: "1"},
+                                start_new_session=True)
         try:
             with _paused_with_this_process(proc):
                 proc.wait()
