@@ -52,7 +52,7 @@ from hybrid_tevatron.studies.domain_tables import (
     run_name,
 )
 from hybrid_tevatron.studies.record_folder import RecordFolder, machine, machine_name, read_or_none
-from hybrid_tevatron.studies.records import read_timings, render_blocks, seed_stats
+from hybrid_tevatron.studies.records import read_timings, render_blocks, seed_stats, under_home
 
 log = get_logger(__name__)
 
@@ -469,7 +469,7 @@ def run(root: str, records: str = RECORDS, stop_after: float | None = None, acce
                     wiki_validation=f"training article j is validation when j % {G.WIKI_VAL_EVERY} == "
                                     f"{G.WIKI_VAL_EVERY - 1} (xquad_train --val_every)",
                     **{k.lower(): env.get(k, "") for k in ("EVAL_LANGUAGES", "FLICKR_IMAGES")})
-    settings["model"] = _under_home(settings["model"])  # the same model on another machine of the same layout
+    settings["model"] = under_home(settings["model"])  # the same model on another machine of the same layout
     with study.running(), FolderLock(study.records.folder, "the domain study's records"):
         if os.path.isfile(study.path("summary.json")):  # written again when every planned step is recorded
             os.remove(study.path("summary.json"))
@@ -477,10 +477,6 @@ def run(root: str, records: str = RECORDS, stop_after: float | None = None, acce
         study.records.start(settings, the_plan, accept_changed_code)  # seeds, cells and sets: the plan's check
         return study.run(the_plan, deadline)
 
-
-def _under_home(path: str) -> str:
-    home = os.path.expanduser("~")
-    return "~" + path[len(home):] if home != "/" and path.startswith(home + os.sep) else path
 
 
 if __name__ == "__main__":

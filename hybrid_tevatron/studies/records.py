@@ -174,11 +174,13 @@ def config_block(summary: dict) -> str:
     cfg = summary["meta"].get("config") or {}
     if not cfg:
         return "_No config.json: not run._\n"
-    home = os.path.expanduser("~")  # a path under the home folder is shown as ~/..., not as one machine's home
-    return md_table(["setting", "value"], [[k, f"`{_under_home(v, home)}`"] for k, v in cfg.items()])
+    return md_table(["setting", "value"], [[k, f"`{under_home(v)}`"] for k, v in cfg.items()])
 
 
-def _under_home(value, home: str):
+def under_home(value, home: str | None = None):
+    """A path under the home folder as ``~/...`` (one machine's home is not part of a setting); other values as
+    they are."""
+    home = os.path.expanduser("~") if home is None else home
     return "~" + value[len(home):] if isinstance(value, str) and home != "/" and value.startswith(home + "/") else value
 
 
