@@ -4,6 +4,8 @@ An expected failure (bad input, a missing file, an unreachable model hub, a fold
 one line naming the cause and the remedy (a report of several problems, such as bad training data, lists them on the
 lines after it, at most :data:`MAX_LISTED`); a traceback means a bug. Command-line entry points catch
 :class:`HybridTevatronError` (every error class of the package derives from it) and print ``error: MESSAGE``.
+A stop by a signal is no error: :class:`Interrupted` derives from ``BaseException``, as ``KeyboardInterrupt`` does,
+so that no ``except Exception`` (ours or a library's, around an optional import) can swallow it.
 
 Exit codes, the same for every command: 0 success; :data:`EXIT_ERROR` (2, as argparse's usage errors) an expected
 failure with its ``error:`` line; 128 + N stopped by signal N (130 Ctrl-C, 143 SIGTERM) with one line saying what
@@ -59,21 +61,18 @@ class ErrorExit(SystemExit):
 
 def exit_error(message) -> NoReturn:
     """Print ``error: MESSAGE`` (:func:`message_text`: its first line, and its list capped) on stderr and end with
-    :data:`EXIT_ERROR`. An :class:`Interrupted` (a ``main`` whose ``except HybridTevatronError`` caught a signal) is
-    no error: inside :func:`errors_propagate` it goes on to the caller, which reports it; otherwise it is printed and
-    the exit status is 128 + the signal."""
-    if isinstance(message, Interrupted):
-        if _PROPAGATE:
-            raise message
-        print(f"error: {message}", file=sys.stderr, flush=True)
-        raise SystemExit(message.exit_code)
+    :data:`EXIT_ERROR`."""
     message = message_text(message)
     print(f"error: {message}", file=sys.stderr, flush=True)
     raise ErrorExit(message)
 
 
-class Interrupted(HybridTevatronError):
-    """SIGTERM / SIGINT: the run stops; ``exit_code`` is 128 + the signal number."""
+class Interrupted(BaseException):
+    """SIGTERM / SIGINT: the run stops; ``exit_code`` is 128 + the signal number.
+
+    Not an ``Exception`` (nor a :class:`HybridTevatronError`): raised by a signal handler at whatever line the
+    process was on, it must pass every ``except Exception`` on its way up, a library's included, to the handler
+    that says what was kept."""
 
     def __init__(self, signum: int, detail: str = ""):
         super().__init__(f"stopped by {signal.Signals(signum).name}" + (f"; {detail}" if detail else ""))
@@ -102,6 +101,12 @@ def _interrupt_in(pid: int):
 STEP_ENV = "HYBRID_TEVATRON_STUDY_STEP"  # set for a study's steps: the study says the one line of an interrupt
 
 
+def catchable(signums) -> tuple:
+    """``signums`` less those this process ignores. A signal ignored from the start (a script's background job
+    ignores SIGINT, ``nohup`` SIGHUP) stays ignored, as Python leaves an ignored SIGINT: no handler of ours takes it."""
+    return tuple(s for s in signums if signal.getsignal(s) is not signal.SIG_IGN)
+
+
 def quiet_start(what: str) -> None:
     """For a command run as ``python -m``, before its heavy imports: until the command installs its own handling
     (:func:`signals_interrupt`), Ctrl-C or SIGTERM end the process at once with one line (nothing was written yet)
@@ -115,18 +120,18 @@ def quiet_start(what: str) -> None:
             os.write(2, f"error: stopped by {name} while {what} was starting; nothing was written\n".encode())
         os._exit(128 + signum)
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in catchable((signal.SIGTERM, signal.SIGINT)):
         signal.signal(signum, handler)
 
 
 @contextlib.contextmanager
 def signals_interrupt(signums=(signal.SIGTERM, signal.SIGINT)):
-    """Within the block SIGTERM and SIGINT (or ``signums``) raise :class:`Interrupted` (so ``finally`` blocks and
-    context managers run, and the caller prints one line instead of a traceback); the previous handlers are restored
-    after."""
+    """Within the block SIGTERM and SIGINT (or ``signums``; those not ignored, :func:`catchable`) raise
+    :class:`Interrupted` (so ``finally`` blocks and context managers run, and the caller prints one line instead of
+    a traceback); the previous handlers are restored after."""
     old, handler = {}, _interrupt_in(os.getpid())
     try:
-        for signum in signums:
+        for signum in catchable(signums):
             old[signum] = signal.signal(signum, handler)
         yield
     finally:

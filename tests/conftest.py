@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny locally built XLM-R model and a small parallel corpus (nothing downloaded)."""
 
 import os
+import signal
 import sys
 
 import pytest
@@ -8,6 +9,10 @@ import pytest
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+# A test suite started as a script's background job inherits an ignored SIGINT, and so would every command the
+# tests start (an ignored signal stays ignored: errors.catchable). The tests that press Ctrl-C need it live.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 def exit_line(main, argv) -> str:
     """The one ``error: ...`` line a command-line ``main(argv)`` ends with (exit 2); fails on anything else."""

@@ -28,7 +28,7 @@ import time
 from typing import NoReturn
 
 from hybrid_tevatron.atomic import plain_mkdtemp
-from hybrid_tevatron.errors import HybridTevatronError, Interrupted, raise_interrupted
+from hybrid_tevatron.errors import HybridTevatronError, Interrupted, catchable, raise_interrupted
 from hybrid_tevatron.locks import FolderLock, LockError, normalize_path
 from hybrid_tevatron.logs import get_logger
 
@@ -75,7 +75,7 @@ class OutputFolder:
             self._lock.acquire()
         except LockError as err:
             raise OutputError(str(err)) from None
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in catchable((signal.SIGTERM, signal.SIGINT)):
             self._old_handlers[signum] = signal.signal(signum, raise_interrupted)
         self.work = plain_mkdtemp(prefix=f".{os.path.basename(self.path)}.tmp.", dir=parent)  # OUTPUT-to-be
         with open(self.commands_path, "w", encoding="utf-8") as f:

@@ -51,13 +51,11 @@ class StudyRoot:
 
     @contextlib.contextmanager
     def running(self) -> Iterator[StudyRoot]:
-        """Hold the root for this run; Ctrl-C / SIGTERM (and the terminal's hangup, unless ignored: ``nohup``) stop
-        the running step and end with one line saying what was kept."""
+        """Hold the root for this run; Ctrl-C, SIGTERM and the terminal's hangup (each unless ignored from the start:
+        ``nohup``, a script's background job) stop the running step and end with one line saying what was kept."""
         os.makedirs(self.root, exist_ok=True)
-        signums = (signal.SIGTERM, signal.SIGINT)
-        if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # the step, in its own session, gets no hangup
-            signums += (signal.SIGHUP,)
-        with FolderLock(self.root, self.what), signals_interrupt(signums):
+        signums = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # the step, in its own session, gets no hangup
+        with FolderLock(self.root, self.what), signals_interrupt(signums):  # those not ignored (nohup: SIGHUP)
             try:
                 yield self
             except Interrupted as err:
