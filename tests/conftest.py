@@ -138,6 +138,17 @@ def skip_unavailable_backend(name):
     return name
 
 
+def installed_backend() -> str:
+    """A backend whose Tevatron is installed (:data:`BACKENDS` order), for a test about something else than the
+    backend; skips the test where none is."""
+    from hybrid_tevatron.backends import backend_available
+
+    for name in BACKENDS:
+        if backend_available(name):
+            return name
+    pytest.skip("no Tevatron installed: " + "; ".join(_MISSING.values()))
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request):
     return skip_unavailable_backend(request.param)

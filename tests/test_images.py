@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import exit_line
+from conftest import exit_line, installed_backend
 
 import hybrid_tevatron  # noqa: F401  (the Pyserini/Java hook)
 from hybrid_tevatron.images import testing as img_testing
@@ -241,8 +241,8 @@ def test_alpha_schedule_and_weights_mix_images_with_text(images_source, parallel
 
 # ------------------------------------------------------------------------------------------------ training
 def _train_argv(model, out, *extra):
-    return ["--backend", "pypi", "--model_name_or_path", model, "--pooling", "mean", "--temperature", "0.1",
-            "--output_dir", str(out), "--per_device_train_batch_size", "4", "--train_group_size", "2",
+    return ["--backend", installed_backend(), "--model_name_or_path", model, "--pooling", "mean", "--temperature",
+            "0.1", "--output_dir", str(out), "--per_device_train_batch_size", "4", "--train_group_size", "2",
             "--logging_steps", "5", "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true",
             "--use_cpu", "--seed", "1", *extra]
 
@@ -584,7 +584,7 @@ def test_image_training_flags_from_a_json_config(tiny_model_dir, image_set, imag
     from hybrid_tevatron.images.train import parse_image_args
 
     out = str(tmp_path / "out")
-    config = {"image_data": image_set, "image_index": image_index, "image_negatives": 3, "backend": "pypi",
+    config = {"image_data": image_set, "image_index": image_index, "image_negatives": 3, "backend": installed_backend(),
               "model_name_or_path": tiny_model_dir, "pooling": "mean", "temperature": 0.1, "regime": "mono",
               "output_dir": out, "per_device_train_batch_size": 4, "use_cpu": True}
     argv = [x for k, v in config.items() for x in ([f"--{k}"] if v is True else [f"--{k}", str(v)])]
