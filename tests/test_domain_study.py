@@ -67,6 +67,42 @@ def test_effect_verdicts():
     assert effect(None, one)["verdict"] == "not run"
 
 
+def _stat(mean, n=2, std=0.01):
+    return {"mean": mean, "std": std, "n": n, "values": [mean] * n, "seeds": list(range(1, n + 1))}
+
+
+def test_answers_say_by_how_much_the_aim_is_missed_and_what_moved_it():
+    """The answers block in words from a summary: each criterion against its bound with the zero-shot and
+    Wikipedia-only values beside it, the effects of each topic, and the jp→en ceiling beside task-2 mono."""
+    from hybrid_tevatron.studies.domain_tables import answers_block
+
+    chosen = "wikiflickrdesc-hybrid"
+    runs = [{"cell": c, "seed": 1, "evals": ["xtd10"]} for c in ("zero-shot", "wiki-hybrid", chosen)]
+    summary = {"meta": {"choice": {"chosen": chosen}, "plan": {"runs": runs}, "config": {}},
+               "xtd10": {"zero-shot": {"multi.map": _stat(0.2, 1), "to_en.recall_10@jp": _stat(0.6, 1),
+                                       "to_en.recall_10@ko": _stat(0.88, 1)},
+                         "wiki-hybrid": {"multi.map": _stat(0.48), "to_en.recall_10@jp": _stat(0.62),
+                                         "to_en.recall_10@ko": _stat(0.92)},
+                         chosen: {"multi.map": _stat(0.62), "to_en.recall_10@jp": _stat(0.7),
+                                  "to_en.recall_10@ko": _stat(0.9)}},
+               "xquad-r": {"wiki-hybrid": {"multi.map": _stat(0.615)}, chosen: {"multi.map": _stat(0.6)}},
+               "m30k-desc": {"zero-shot": {"mono.recall_10": _stat(0.52, 1), "to_en.recall_10": _stat(0.41, 1)},
+                             "desc-mono": {"mono.recall_10": _stat(0.56, 1), "to_en.recall_10": _stat(0.44, 1)}}}
+    text = answers_block(summary)
+    assert "The aim is not reached by **wikiflickrdesc-hybrid**" in text
+    assert ("- XTD10 multilingual-pool mAP: 0.620 ± 0.010 against 0.600, reached (zero-shot 0.200, wiki-hybrid "
+            "0.480, wikiflickrdesc-hybrid 0.620).") in text
+    assert "- XTD10 jp→en R@10: 0.700 ± 0.010 against 0.800, **missed by 0.100** (zero-shot 0.600," in text
+    assert ("- held-out XQuAD-R multi mAP (wiki-hybrid − 0.01): 0.600 ± 0.010 against 0.605, **missed by 0.005**"
+            in text)
+    assert "wiki-hybrid − zero-shot on xtd10 multi.map: +0.280 (2 s.e. ±0.024), a better beyond noise." in text
+    assert "wikiflickr-hybrid − wiki-hybrid on xquad-r multi.map: not run." in text
+    assert "The highest jp→en R@10 of any recorded cell is 0.700 (wikiflickrdesc-hybrid; zero-shot 0.600" in text
+    assert "ko→en R@10, whose captions are translations, is 0.900" in text
+    assert "mono R@10 0.560 (desc-mono; zero-shot 0.520) and the de→en ones at 0.440" in text
+    assert text.startswith("#### The aim")  # every planned evaluation recorded: no "in progress" line
+
+
 @pytest.mark.slow
 def test_domain_study_small(tiny_model_dir, shared_data, tmp_path):
     out = str(tmp_path / "da")

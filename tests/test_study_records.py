@@ -73,6 +73,41 @@ def test_records_are_written_atomically_and_read_back(tmp_path, caplog):
         open(path, "w").write(kept)
 
 
+def test_a_headline_effect_within_noise_adds_one_seed(tmp_path):
+    """Once every planned run is recorded, the trained cells of a headline effect within noise get one more seed
+    (planned as the later seeds are); decided on the plan's own seeds, so recording the added runs changes nothing;
+    none with SEEDS at the maximum."""
+    from hybrid_tevatron.studies.domain_study import added_seeds, plan
+
+    cells = ["zero-shot", "desc-cross", "desc-hybrid"]
+    base = plan([1, 2], cells, ["m30k-desc"])
+    records = RecordFolder(str(tmp_path / "rec"))
+    # desc-hybrid − desc-cross: multi.map apart beyond noise, cross.map within it
+    values = {("desc-cross", 1): (0.20, 0.350), ("desc-cross", 2): (0.22, 0.356), ("desc-hybrid", 1): (0.35, 0.352),
+              ("desc-hybrid", 2): (0.36, 0.354), ("zero-shot", None): (0.25, 0.30)}
+
+    def record(cell, seed, multi=0.3, cross=0.3):
+        folder = tmp_path / "res" / f"{cell}-{seed}"
+        folder.mkdir(parents=True)
+        (folder / "results.json").write_text(json.dumps({"summary": {"multi.map": multi, "cross.map": cross}}))
+        run = cell if seed is None else f"{cell}-s{seed}"
+        records.record_eval("m30k-desc", run, str(folder), ["python", "-m", "x"], 1)
+
+    for (cell, seed), (multi, cross) in list(values.items())[:-1]:
+        record(cell, seed, multi, cross)
+    assert added_seeds(records, base) == {}  # zero-shot not recorded yet
+    record("zero-shot", None, *values[("zero-shot", None)])
+    added = added_seeds(records, base)
+    assert added == {"desc-cross": [3], "desc-hybrid": [3]}
+    extended = plan([1, 2], cells, ["m30k-desc"], added)
+    assert extended["added_seeds"] == added and extended["seeds"] == [1, 2]
+    assert {"cell": "desc-hybrid", "seed": 3, "evals": ["m30k-desc"]} in extended["runs"]
+    assert len(extended["runs"]) == len(base["runs"]) + 2
+    record("desc-cross", 3, 0.5, 0.9)  # a third seed far off moves no decision
+    assert added_seeds(records, base) == added
+    assert added_seeds(records, plan([1, 2, 3], cells, ["m30k-desc"])) == {}
+
+
 def test_another_configuration_or_grid_is_refused(tmp_path):
     rec = str(tmp_path / "rec")
     plan = {"runs": [{"cell": "zero-shot", "seed": None, "evals": ["xtd10"]},
@@ -125,9 +160,9 @@ def test_a_changed_number_deciding_file_is_refused_unless_accepted(tmp_path):
 
 # ------------------------------------------------------------------------------------------------- end to end
 
-def _study(repo, env, *args):
-    return subprocess.run([sys.executable, "-m", "hybrid_tevatron.studies.domain_study", *args], cwd=repo, env=env,
-                          capture_output=True, text=True, timeout=900)
+def _study(repo, env, *args, module="hybrid_tevatron.studies.domain_study"):
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=repo, env=env, capture_output=True, text=True,
+                          timeout=900)
 
 
 def _stages(rec):
@@ -174,6 +209,27 @@ def test_study_resumes_from_records_in_a_temporary_repository(tiny_model_dir, sh
     again = _study(repo, env, *run)
     assert again.returncode == 0 and _stages(rec) == stages, again.stderr[-3000:]
     assert "wiki-hybrid-s1: done (recorded in" in again.stderr and not os.path.isdir(os.path.join(out, "models"))
+    # a replay of the trained run from its recorded lines, into another root: a tampered record differs, by name;
+    # the true one is equal, and its outcome goes into the records
+    replay = ["--run", "wiki-hybrid-s1", "--root", str(tmp_path / "replay"), "--records", rec, "--sets", "xtd10"]
+    recorded = os.path.join(rec, "eval", "xtd10", "wiki-hybrid-s1", "results.json")
+    true = open(recorded, encoding="utf-8").read()
+    tampered = json.loads(true)
+    tampered["summary"]["multi.map"] += 0.01
+    open(recorded, "w", encoding="utf-8").write(json.dumps(tampered))
+    differs = _study(repo, env, *replay, module="hybrid_tevatron.studies.replay")
+    assert differs.returncode == 2 and "Traceback" not in differs.stderr, differs.stderr[-3000:]
+    assert "error: replay of wiki-hybrid-s1 differs from the records beyond 0.001: xtd10 multi.map: " in differs.stderr
+    open(recorded, "w", encoding="utf-8").write(true)
+    equal = _study(repo, env, *replay, module="hybrid_tevatron.studies.replay")
+    assert equal.returncode == 0 and "replay of wiki-hybrid-s1 equals the records to 0.001 on " in equal.stdout, \
+        equal.stderr[-3000:]
+    outcome = json.load(open(os.path.join(rec, "replay", "wiki-hybrid-s1.json")))
+    assert outcome["equal"] and outcome["sets"] == ["xtd10"] and outcome["by_set"]["xtd10"]["max_diff"] <= 1e-3
+    assert _stages(rec) == stages  # a replay records no step
+    other_model = _study(repo, dict(env, MODEL=str(tmp_path)), *replay, module="hybrid_tevatron.studies.replay")
+    assert other_model.returncode == 2 and "this replay's settings are not the records' (model: " in \
+        other_model.stderr, other_model.stderr[-3000:]
     # an unreadable record: that step alone is redone, with one line
     open(os.path.join(rec, "eval", "xtd10", "zero-shot", "results.json"), "w").write("{")
     redo = _study(repo, env, *run)
@@ -203,6 +259,8 @@ def test_study_resumes_from_records_in_a_temporary_repository(tiny_model_dir, sh
     row = [line for line in doc.splitlines() if line.startswith("| wiki-hybrid (Wikipedia, hybrid) n=1 |")][0]
     assert f"| {value['multi.map']:.3f} |" in row and f"<!-- from {rec} -->" in doc
     assert "All 2 planned evaluations are recorded." in doc
+    assert "- `wiki-hybrid-s1`: retrained from its line in `commands.sh` and evaluated on xtd10 on " in doc
+    assert "tolerance 0.001: **equal to the records**" in doc
     assert "All 2 planned evaluations are recorded (caption pools of the first 8 images); no aim candidate" in readme
     assert open(tmp_path / "fig.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     rows = yaml.safe_load(open(tmp_path / "expected.yaml"))["rows"]

@@ -146,6 +146,9 @@ LATER_SEED_SETS = ("xtd10", "m30k-desc", "xquad-r")  # seeds after the first eva
 # Default seeds and pool sizes: whole pools (None = every image / question); EVAL_IMAGES / EVAL_QUESTIONS cap them
 # for quick runs only
 DEFAULT_SEEDS, DEFAULT_IMAGES, DEFAULT_QUESTIONS = (1, 2), None, None
+# A headline effect (both cells headline) within noise on the records of SEEDS gets one more seed on its trained
+# cells, up to this many seeds (domain_study.added_seeds)
+MAX_SEEDS = 3
 IMAGES = {"xtd10": 1000, "m30k-desc": 1000, "m30k-2016": 1000, "m30k-2018": 1071, "m30k-mscoco": 461,
           "m30k-val": 1014, "m30k-desc-val": 1014}
 CAPTIONS_PER_IMAGE = {"m30k-desc": 5, "m30k-desc-val": 5}  # per language; the others 1
@@ -163,30 +166,59 @@ LANGUAGE_GROUPS: dict[str, tuple[str, ...]] = {
     "unseen": tuple(x for x in XTD10_LANGUAGES if x not in TRAIN_LANGUAGES and x not in FLICKR_LANGUAGES),
 }
 
-# (set, metric, a, b, question): each reported as a − b with its noise (see domain_tables.effect)
+@dataclass(frozen=True)
+class Effect:
+    """One comparison the study reports: ``a − b`` on ``eval_set``'s ``key`` against the seed noise
+    (:func:`hybrid_tevatron.studies.domain_tables.effect`); ``topic`` is the question of the doc's answers it serves
+    (:data:`TOPICS`)."""
+
+    eval_set: str
+    key: str
+    a: str
+    b: str
+    question: str
+    topic: str
+
+
+# The doc's answers, in order: topic -> its heading
+TOPICS = {"aim": "What moved the aim's numbers", "jp": "Descriptions against translations on jp→en",
+          "hybrid": "Hybrid against cross batches in the caption domain",
+          "wikipedia": "What adding Flickr captions costs Wikipedia"}
+
 EFFECTS = [
-    ("xtd10", "multi.map", "wiki-hybrid", "zero-shot", "Wikipedia hybrid training vs none, on MSCOCO captions"),
-    ("xtd10", "multi.map", "wikiflickr-hybrid", "wiki-hybrid", "adding Flickr translations, on MSCOCO captions"),
-    ("xtd10", "multi.map", "wikidesc-hybrid", "wiki-hybrid", "adding Flickr descriptions, on MSCOCO captions"),
-    ("xtd10", "to_en.recall_10@jp", "wikidesc-hybrid", "wikiflickr-hybrid",
-     "descriptions vs translations beside Wikipedia, jp→en R@10 (jp: independent descriptions)"),
-    ("xtd10", "to_en.recall_10@jp", "desc-hybrid", "zero-shot", "descriptions alone vs none, jp→en R@10"),
-    ("xtd10", "multi.map", "wikiflickrdesc-hybrid", "wikiflickr-hybrid",
-     "both relations vs translations beside Wikipedia, on MSCOCO captions"),
-    ("xtd10", "to_en.recall_10@jp", "wikiflickrdesc-hybrid", "wikiflickr-hybrid",
-     "both relations vs translations beside Wikipedia, jp→en R@10"),
-    ("xtd10", "to_en.recall_10@jp", "wikiflickrdesc-hybrid", "wikidesc-hybrid",
-     "both relations vs descriptions beside Wikipedia, jp→en R@10"),
-    ("xtd10", "multi.map", "desc-hybrid", "desc-cross", "hybrid vs cross on descriptions, on MSCOCO captions"),
-    ("m30k-desc", "multi.map", "desc-hybrid", "desc-cross", "hybrid vs cross on descriptions, in domain"),
-    ("m30k-desc", "mono.map", "desc-hybrid", "desc-cross", "hybrid vs cross on descriptions, in domain, mono pools"),
-    ("m30k-desc", "cross.map", "desc-hybrid", "desc-cross", "hybrid vs cross on descriptions, in domain, en↔de"),
-    ("xtd10", "multi.map", "wikidesc-hybrid", "wikidesc-cross", "hybrid vs cross on Wikipedia+descriptions"),
-    ("m30k-2016", "multi.map", "wikiflickr-hybrid", "wiki-hybrid", "adding Flickr translations, in domain"),
-    ("xquad-r", "multi.map", "wikiflickr-hybrid", "wiki-hybrid", "what adding Flickr translations costs Wikipedia"),
-    ("xquad-r", "multi.map", "wikidesc-hybrid", "wiki-hybrid", "what adding Flickr descriptions costs Wikipedia"),
-    ("xquad-r", "multi.map", "wikiflickrdesc-hybrid", "wiki-hybrid",
-     "what adding both Flickr relations costs Wikipedia"),
+    Effect("xtd10", "multi.map", "wiki-hybrid", "zero-shot", "Wikipedia hybrid training vs none, on MSCOCO captions",
+           "aim"),
+    Effect("xtd10", "multi.map", "wikiflickr-hybrid", "wiki-hybrid", "adding Flickr translations, on MSCOCO captions",
+           "aim"),
+    Effect("xtd10", "multi.map", "wikidesc-hybrid", "wiki-hybrid", "adding Flickr descriptions, on MSCOCO captions",
+           "aim"),
+    Effect("xtd10", "to_en.recall_10@jp", "wikidesc-hybrid", "wikiflickr-hybrid",
+           "descriptions vs translations beside Wikipedia, jp→en R@10 (jp: independent descriptions)", "jp"),
+    Effect("xtd10", "to_en.recall_10@jp", "desc-hybrid", "zero-shot", "descriptions alone vs none, jp→en R@10", "jp"),
+    Effect("xtd10", "multi.map", "wikiflickrdesc-hybrid", "wikiflickr-hybrid",
+           "both relations vs translations beside Wikipedia, on MSCOCO captions", "aim"),
+    Effect("xtd10", "to_en.recall_10@jp", "wikiflickrdesc-hybrid", "wikiflickr-hybrid",
+           "both relations vs translations beside Wikipedia, jp→en R@10", "jp"),
+    Effect("xtd10", "to_en.recall_10@jp", "wikiflickrdesc-hybrid", "wikidesc-hybrid",
+           "both relations vs descriptions beside Wikipedia, jp→en R@10", "jp"),
+    Effect("xtd10", "multi.map", "desc-hybrid", "desc-cross", "hybrid vs cross on descriptions, on MSCOCO captions",
+           "hybrid"),
+    Effect("m30k-desc", "multi.map", "desc-hybrid", "desc-cross", "hybrid vs cross on descriptions, in domain",
+           "hybrid"),
+    Effect("m30k-desc", "mono.map", "desc-hybrid", "desc-cross",
+           "hybrid vs cross on descriptions, in domain, mono pools", "hybrid"),
+    Effect("m30k-desc", "cross.map", "desc-hybrid", "desc-cross", "hybrid vs cross on descriptions, in domain, en↔de",
+           "hybrid"),
+    Effect("xtd10", "multi.map", "wikidesc-hybrid", "wikidesc-cross", "hybrid vs cross on Wikipedia+descriptions",
+           "hybrid"),
+    Effect("m30k-2016", "multi.map", "wikiflickr-hybrid", "wiki-hybrid", "adding Flickr translations, in domain",
+           "aim"),
+    Effect("xquad-r", "multi.map", "wikiflickr-hybrid", "wiki-hybrid",
+           "what adding Flickr translations costs Wikipedia", "wikipedia"),
+    Effect("xquad-r", "multi.map", "wikidesc-hybrid", "wiki-hybrid", "what adding Flickr descriptions costs Wikipedia",
+           "wikipedia"),
+    Effect("xquad-r", "multi.map", "wikiflickrdesc-hybrid", "wiki-hybrid",
+           "what adding both Flickr relations costs Wikipedia", "wikipedia"),
 ]
 
 # The aim: the chosen candidate against these (mean over seeds); XQuAD-R relative to wiki-hybrid

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import glob
 import json
 import os
 import sys
@@ -46,6 +47,7 @@ from hybrid_tevatron.studies.domain_tables import (
     EXPECTED_SELECT,
     FIGURE,
     README_BLOCKS,
+    effect_of,
     figure,
     markdown,
     progress,
@@ -59,10 +61,12 @@ log = get_logger(__name__)
 
 # ------------------------------------------------------------------------------------------------------ the plan
 
-def plan(seeds: list[int], cells: list[str] | None = None, sets: list[str] | None = None) -> dict:
+def plan(seeds: list[int], cells: list[str] | None = None, sets: list[str] | None = None,
+         added: Mapping[str, list[int]] | None = None) -> dict:
     """Which (cell, seed) trains and which evaluations it gets. ``sets`` picks test sets (default: those marked
     default in the grid); the validation sets are planned for the aim candidates and the choice's reference cell
-    (first seed) whenever a candidate is planned."""
+    (first seed) whenever a candidate is planned. ``added``: more seeds of some headline cells
+    (:func:`added_seeds`), evaluated as the later seeds are."""
     unknown = [c for c in (cells or []) if c not in G.CELL] + [s for s in (sets or []) if s not in G.EVAL_SET]
     unknown += [s for s in (sets or []) if s in G.EVAL_SET and not G.EVAL_SET[s].test]
     if unknown:
@@ -77,7 +81,8 @@ def plan(seeds: list[int], cells: list[str] | None = None, sets: list[str] | Non
     for cell in chosen:
         if cell.degenerate:
             continue
-        for seed in [None] if cell.regime == "zero-shot" else seeds if cell.headline else seeds[:1]:
+        cell_seeds = [*seeds, *(added or {}).get(cell.name, [])] if cell.headline else seeds[:1]
+        for seed in [None] if cell.regime == "zero-shot" else cell_seeds:
             first = seed in (None, seeds[0])
             evals = [s for s in (test_sets if first else later)
                      if cell.wikipedia or G.EVAL_SET[s].family != "lareqa"]
@@ -88,8 +93,33 @@ def plan(seeds: list[int], cells: list[str] | None = None, sets: list[str] | Non
             runs.append({"cell": cell.name, "seed": seed, "evals": evals})
     grid = {c.name: {"sources": list(c.sources), "weights": list(c.weights), "regime": c.regime}
             for c in chosen if c.trained}
-    return {"seeds": seeds, "cells": [c.name for c in chosen], "test_sets": test_sets, "later_seed_sets": later,
-            "runs": runs, "candidates": candidates, "grid": grid}
+    out = {"seeds": seeds, "cells": [c.name for c in chosen], "test_sets": test_sets, "later_seed_sets": later,
+           "runs": runs, "candidates": candidates, "grid": grid}
+    if added:
+        out["added_seeds"] = {c: list(v) for c, v in added.items()}
+    return out
+
+
+def added_seeds(records: RecordFolder, the_plan: dict) -> dict[str, list[int]]:
+    """One more seed for the trained cells of every headline effect (both cells headline) that comes out within
+    noise once every run of ``the_plan`` (its own ``seeds``) is recorded, up to
+    :data:`~hybrid_tevatron.studies.domain_grid.MAX_SEEDS` seeds; ``{}`` before that. Computed from the records of
+    the plan's seeds alone, so it gives the same answer however many added runs are recorded."""
+    seeds = the_plan["seeds"]
+    if len(seeds) >= G.MAX_SEEDS:
+        return {}
+    summary = summarize(records, seeds=seeds)
+    summary["meta"]["plan"] = the_plan
+    if not progress(summary)["complete"]:
+        return {}
+    out: dict[str, list[int]] = {}
+    for e in G.EFFECTS:
+        if all(c in the_plan["cells"] and G.CELL[c].headline for c in (e.a, e.b)) and \
+                effect_of(summary, e)["verdict"] == "within noise":
+            for c in (e.a, e.b):
+                if G.CELL[c].trained:
+                    out[c] = [max(seeds) + 1]
+    return {c: out[c] for c in the_plan["cells"] if c in out}
 
 
 def eval_minutes(eval_set: str, images: int | None, questions: int | None) -> float:
@@ -332,13 +362,16 @@ def metrics(results: dict, eval_set: str) -> dict[str, float]:
     return out
 
 
-def summarize(records: RecordFolder) -> dict:
+def summarize(records: RecordFolder, seeds: list[int] | None = None) -> dict:
     """``summary.json`` from the record folder alone: config, plan, choice, machines, timings and every complete
-    evaluation record (mean ± std over seeds per cell and metric)."""
+    evaluation record (mean ± std over seeds per cell and metric; only the runs of ``seeds`` and the zero-shot
+    model when given)."""
     meta = {k: read_or_none(records.path(f"{k}.json")) or {} for k in ("config", "plan", "choice")}
     meta["hardware"] = {f"machine {i}": f"{name} ({n} recorded steps)"
                         for i, (name, n) in enumerate(records.machines().items(), 1)}
     meta["timings"] = read_timings(records.path("timings.tsv"))
+    meta["replays"] = {os.path.basename(p)[:-5]: r for p in sorted(glob.glob(records.path("replay", "*.json")))
+                       if isinstance(r := read_or_none(p), dict)}
     summary: dict = {"meta": meta}
     chosen = meta["choice"].get("chosen")
     summary["cells"] = {c.name: {"status": c.degenerate or ("chosen aim candidate" if c.name == chosen else
@@ -349,6 +382,8 @@ def summarize(records: RecordFolder) -> dict:
         groups: dict[str, list] = {}
         for run in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
             cell, _, seed = run.rpartition("-s") if run != "zero-shot" else (run, "", "")
+            if seeds is not None and seed and int(seed) not in seeds:
+                continue
             results = records.results(es.name, run) if cell in G.CELL else None
             if results is not None:
                 groups.setdefault(cell, []).append((int(seed) if seed else None, metrics(results, es.name)))
@@ -454,6 +489,18 @@ def _seeds() -> list[int]:
     return [int(x) for x in (env_numbers(os.environ, "SEEDS") or G.DEFAULT_SEEDS)]
 
 
+def settings(study: Study, env: Mapping[str, str]) -> dict:
+    """The settings the records' ``config.json`` holds: the budget, the pools, the validation split, the languages
+    and Flickr cap; the model path under ``~`` (the same model on another machine of the same layout)."""
+    images, questions = pool_caps(env)
+    out = dict(study.budget.config(), eval_images=images or "all", eval_questions=questions or "all",
+               wiki_validation=f"training article j is validation when j % {G.WIKI_VAL_EVERY} == "
+                               f"{G.WIKI_VAL_EVERY - 1} (xquad_train --val_every)",
+               **{k.lower(): env.get(k, "") for k in ("EVAL_LANGUAGES", "FLICKR_IMAGES")})
+    out["model"] = under_home(out["model"])
+    return out
+
+
 def run(root: str, records: str = RECORDS, stop_after: float | None = None, accept_changed_code: bool = False) -> bool:
     """Run the study into ``root``, recording into ``records``; False when ``stop_after`` minutes stopped it."""
     deadline = None if stop_after is None else time.time() + 60 * stop_after
@@ -464,19 +511,25 @@ def run(root: str, records: str = RECORDS, stop_after: float | None = None, acce
     for k in ("xtd10", "multi30k", "multi30k_task2", "xquad_r"):
         if not os.path.isdir(study.dirs[k]):
             raise StudyError(f"{k} data folder not found: {study.dirs[k]!r} (set {k.upper()})")
-    images, questions = pool_caps(env)
-    settings = dict(study.budget.config(), eval_images=images or "all", eval_questions=questions or "all",
-                    wiki_validation=f"training article j is validation when j % {G.WIKI_VAL_EVERY} == "
-                                    f"{G.WIKI_VAL_EVERY - 1} (xquad_train --val_every)",
-                    **{k.lower(): env.get(k, "") for k in ("EVAL_LANGUAGES", "FLICKR_IMAGES")})
-    settings["model"] = under_home(settings["model"])  # the same model on another machine of the same layout
+    recorded = settings(study, env)
     with study.running(), FolderLock(study.records.folder, "the domain study's records"):
         if os.path.isfile(study.path("summary.json")):  # written again when every planned step is recorded
             os.remove(study.path("summary.json"))
-        study.start(dict(settings, seeds=seeds, cells=the_plan["cells"], eval_sets=the_plan["test_sets"]), the_plan)
-        study.records.start(settings, the_plan, accept_changed_code)  # seeds, cells and sets: the plan's check
-        return study.run(the_plan, deadline)
-
+        config = dict(recorded, seeds=seeds, cells=the_plan["cells"], eval_sets=the_plan["test_sets"])
+        base, ran = the_plan, None
+        for _ in range(2):  # the plan, then (once it is recorded) with the seeds its within-noise effects add
+            added = added_seeds(study.records, base)
+            the_plan = plan(seeds, env_words(env, "CELLS"), env_words(env, "EVAL_SETS"), added) if added else base
+            if the_plan == ran:
+                break
+            if ran is not None:
+                log.info(f"headline effects within noise with seeds {seeds}: one more seed for {', '.join(added)}")
+            study.start(config, the_plan)
+            study.records.start(recorded, the_plan, accept_changed_code)  # seeds, cells and sets: the plan's check
+            if not study.run(the_plan, deadline):
+                return False
+            ran = the_plan
+        return True
 
 
 if __name__ == "__main__":

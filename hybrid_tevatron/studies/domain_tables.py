@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from hybrid_tevatron.studies import domain_grid as G
+from hybrid_tevatron.studies.record_folder import machine_name
 from hybrid_tevatron.studies.records import config_block, fmt_stat, hardware_block, md_table, render_blocks
 
 PROXY = ("Caption retrieval here is a **caption proxy**: a caption must find the captions of the same image in "
@@ -90,13 +91,18 @@ def _xtd_keys():
     return ["multi.map", *groups, "to_en.recall_10", "to_en.recall_10@jp", "to_en.recall_10@ko", "rank_distance"]
 
 
+def effect_of(summary: dict, e: G.Effect) -> dict:
+    """:func:`effect` of one of :data:`~hybrid_tevatron.studies.domain_grid.EFFECTS` on the recorded means."""
+    per_cell = summary.get(e.eval_set) or {}
+    return effect(per_cell.get(e.a, {}).get(e.key), per_cell.get(e.b, {}).get(e.key), "rank_distance" in e.key)
+
+
 def effects_table(summary: dict) -> str:
     rows = []
-    for eval_set, key, a, b, question in G.EFFECTS:
-        e = effect((summary.get(eval_set) or {}).get(a, {}).get(key), (summary.get(eval_set) or {}).get(b, {}).get(key),
-                   "rank_distance" in key)
-        rows.append([question, f"{eval_set} {key}", f"{a} − {b}", f"{e['diff']:+.3f}" if "diff" in e else "–",
-                     f"±{e['noise']:.3f}" if "noise" in e else "–", e["verdict"]])
+    for e in G.EFFECTS:
+        r = effect_of(summary, e)
+        rows.append([e.question, f"{e.eval_set} {e.key}", f"{e.a} − {e.b}", f"{r['diff']:+.3f}" if "diff" in r else "–",
+                     f"±{r['noise']:.3f}" if "noise" in r else "–", r["verdict"]])
     return md_table(["question", "set, metric", "a − b", "measured", "2 s.e.", "verdict"], rows)
 
 
@@ -147,6 +153,11 @@ def status_block(summary: dict) -> str:
     head = (f"All {p['planned']} planned evaluations are recorded.\n\n" if p["complete"] else
             f"**In progress:** {p['recorded']} of {p['planned']} planned evaluations are recorded; the tables hold "
             "what is recorded so far, and the aim's verdict waits for the rest.\n\n")
+    added = the_plan.get("added_seeds") or {}
+    if added:
+        head += ("Seeds added because a headline effect came out within noise with seeds "
+                 f"{', '.join(map(str, the_plan['seeds']))}: "
+                 + ", ".join(f"{c} (seed {', '.join(map(str, v))})" for c, v in added.items()) + ".\n\n")
     rows = []
     for r in the_plan["runs"]:
         done = [s for s in r["evals"] if r["cell"] in (summary.get(s) or {})
@@ -176,6 +187,114 @@ def verdict_sentence(summary: dict) -> str:
         return f"The aim is reached by {t['chosen']}, chosen on validation only (caption proxy, {pools(summary)})."
     return (f"The aim is **not reached** by {t['chosen']}, chosen on validation only (caption proxy, "
             f"{pools(summary)}): {'; '.join(missed)}.")
+
+
+def _mean(summary: dict, eval_set: str, cell: str, key: str) -> float | None:
+    stat = ((summary.get(eval_set) or {}).get(cell) or {}).get(key)
+    return None if stat is None else stat["mean"]
+
+
+def _values(summary: dict, eval_set: str, key: str, cells) -> str:
+    """``cell 0.123, cell 0.456`` for the recorded ones of ``cells``."""
+    found = [(c, _mean(summary, eval_set, c, key)) for c in cells]
+    return ", ".join(f"{c} {v:.3f}" for c, v in found if v is not None) or "not run"
+
+
+def aim_answer(summary: dict) -> str:
+    """Each criterion of the aim for the chosen candidate: measured, target, by how much it is missed, and the same
+    metric for the zero-shot model and the Wikipedia-only cell beside it."""
+    t = target(summary)
+    if t["chosen"] is None:
+        return "No aim candidate is chosen yet: the choice waits for the candidates' validation records.\n"
+    sets = {"XTD10 multilingual-pool mAP": ("xtd10", "multi.map")}
+    sets.update({f"XTD10 {x}→en R@10": ("xtd10", f"to_en.recall_10@{x}") for x in G.TARGET["xtd10_to_en_recall_10"]})
+    sets["held-out XQuAD-R multi mAP (wiki-hybrid − 0.01)"] = ("xquad-r", "multi.map")
+    lines = []
+    for r in t["rows"]:
+        eval_set, key = sets[r["criterion"]]
+        m, b = r["measured"], r["bound"]
+        if m is None or b is None:
+            lines.append(f"- {r['criterion']}: not run yet.")
+            continue
+        gap = m["mean"] - b
+        lines.append(f"- {r['criterion']}: {fmt_stat(m, key)} against {b:.3f}, "
+                     + ("reached" if gap >= 0 else f"**missed by {-gap:.3f}**")
+                     + f" ({_values(summary, eval_set, key, ['zero-shot', 'wiki-hybrid', t['chosen']])}).")
+    verdict = {True: "reached", False: "not reached", None: "not measured yet"}[t["reached"]]
+    return (f"The aim is {verdict} by **{t['chosen']}**, the candidate chosen on validation only (mean over "
+            f"its seeds, caption proxy, {pools(summary)}):\n\n" + "\n".join(lines) + "\n")
+
+
+def effect_answer(summary: dict, topic: str) -> str:
+    """The effects of one topic in words: a − b, its noise band and verdict."""
+    lines = []
+    for e in (e for e in G.EFFECTS if e.topic == topic):
+        r = effect_of(summary, e)
+        measured = f"{r['diff']:+.3f}" + (f" (2 s.e. ±{r['noise']:.3f})" if "noise" in r else "") + ", " \
+            if "diff" in r else ""
+        lines.append(f"- {e.question}: {e.a} − {e.b} on {e.eval_set} {e.key}: {measured}{r['verdict']}.")
+    return "\n".join(lines) + "\n"
+
+
+def ceiling_answer(summary: dict) -> str:
+    """How far jp→en R@10 (XTD10's one description language) went, beside the in-domain description measures of
+    Multi30K task 2: another description of the same image in the same language (mono) and in the other (de→en)."""
+    jp = {c: v for c in summary.get("xtd10") or {} if (v := _mean(summary, "xtd10", c, "to_en.recall_10@jp"))}
+    desc = {c: v for c in summary.get("m30k-desc") or {} if (v := _mean(summary, "m30k-desc", c, "mono.recall_10"))}
+    if not jp or not desc:
+        return "Not run yet.\n"
+    best, top = max(jp, key=jp.get), max(desc, key=desc.get)
+    aim = G.TARGET["xtd10_to_en_recall_10"]["jp"]
+    return (f"The highest jp→en R@10 of any recorded cell is {jp[best]:.3f} ({best}; zero-shot "
+            f"{jp.get('zero-shot', float('nan')):.3f}; the aim asks {aim:.2f}); the same cell's ko→en R@10, "
+            f"whose captions are translations, is {_mean(summary, 'xtd10', best, 'to_en.recall_10@ko'):.3f}. "
+            "In domain, on Multi30K task 2 (Flickr images, 5 descriptions per language: a query has 4 relevant "
+            "captions in its own language and 5 in the other, so R@10 there is the share of them in the top 10, "
+            f"not one hit), the best cell there finds the other descriptions in the same language at mono R@10 "
+            f"{desc[top]:.3f} ({top}; zero-shot {desc.get('zero-shot', float('nan')):.3f}) and the de→en ones at "
+            f"{_mean(summary, 'm30k-desc', top, 'to_en.recall_10'):.3f}.\n")
+
+
+def answers_block(summary: dict) -> str:
+    """The study's answers in words, every number from the records: the aim, one part per effect topic
+    (:data:`~hybrid_tevatron.studies.domain_grid.TOPICS`) and the jp→en ceiling."""
+    p = progress(summary)
+    head = "" if p["complete"] else (f"_In progress: {p['recorded']} of {p['planned']} planned evaluations are "
+                                     "recorded; these answers hold for what is recorded so far._\n\n")
+    parts = [head + "#### The aim\n\n" + aim_answer(summary)]
+    parts += [f"#### {heading}\n\n" + effect_answer(summary, topic) for topic, heading in G.TOPICS.items()]
+    parts.append("#### How far jp→en goes on this proxy\n\n" + ceiling_answer(summary))
+    return "\n".join(parts)
+
+
+REPLAY_COMMAND = "python -m hybrid_tevatron.studies.replay --run RUN --root /tmp/replay"
+
+
+def replay_block(summary: dict) -> str:
+    """Each recorded replay (``replay/RUN.json``, :mod:`hybrid_tevatron.studies.replay`) in words: where and at what
+    code it ran against the records, the largest difference per set against the tolerance, the training's losses."""
+    replays = summary["meta"].get("replays") or {}
+    if not replays:
+        return f"_Not replayed yet._ The command: `{REPLAY_COMMAND}`.\n"
+    lines = []
+    for run, r in replays.items():
+        now, then = machine_name(r["machine"]), r["recorded"]["machines"]
+        where = (f"on {now} (host {r['machine'].get('host', 'unknown')}), "
+                 + (f"another machine than the records' ({', '.join(then)})" if then != [now] else
+                    "a machine of the records' CPU model and cores (the records name no host)"))
+        code = ("the records' number-deciding code" if sorted(set(r["fingerprint"].values())) ==
+                r["recorded"]["fingerprints"] else "number-deciding code changed since the records")
+        commits = ", ".join(sorted({c[:12] for c in r["commit"].values()}))
+        diffs = "; ".join(f"{s} {v['max_diff']:.1e} ({v['worst'][0]})" for s, v in r["by_set"].items())
+        losses = ", ".join(f"{k} {a:.4f} recorded, {b:.4f} replayed" for k, (a, b) in r["train_losses"].items()
+                           if a is not None and b is not None)
+        verdict = "**equal to the records**" if r["equal"] else "**different from the records**: " + "; ".join(
+            f"{s} {k} {a} recorded, {b} replayed" for s, v in r["by_set"].items() for k, a, b in v["differs"])
+        lines.append(f"- `{run}`: retrained from its line in `commands.sh` and evaluated on "
+                     f"{', '.join(r['sets'])} {where}, at commit {commits} ({code}), {r['finished']}. Largest "
+                     f"difference per set: {diffs}; tolerance {r['tolerance']:g}: {verdict}. The training's losses: "
+                     f"{losses or 'not compared'}.")
+    return "\n".join(lines) + f"\n\nThe command: `{REPLAY_COMMAND}`.\n"
 
 
 def readme_block(summary: dict) -> str:
@@ -250,6 +369,8 @@ BLOCKS = {
                                     if s.get(name) or G.EVAL_SET[name].default),
     "xquad-r": lambda s: set_table(s, "xquad-r", G.EVAL_SET["xquad-r"].keys),
     "effects": effects_table,
+    "answers": answers_block,
+    "replay": replay_block,
     "figure": lambda s: (f"![X→en R@10 per XTD10 language, caption proxy]({FIGURE_IN_DOC})\n" if s.get("xtd10") else
                          "_XTD10: not run yet._\n"),
 }
@@ -265,5 +386,6 @@ def markdown(summary: dict) -> str:
     parts = [PROXY, "## Aim", target_block(summary), "## XTD10", BLOCKS["xtd10"](summary),
              BLOCKS["xtd10-languages"](summary), "## Multi30K descriptions (task 2)",
              BLOCKS["descriptions"](summary), "## Multi30K translations (task 1)", BLOCKS["multi30k"](summary),
-             "## Held-out XQuAD-R", BLOCKS["xquad-r"](summary), "## Effects", effects_table(summary)]
+             "## Held-out XQuAD-R", BLOCKS["xquad-r"](summary), "## Effects", effects_table(summary),
+             "## Answers", answers_block(summary)]
     return "\n\n".join(parts) + "\n"
