@@ -279,9 +279,14 @@ def replay_block(summary: dict) -> str:
     lines = []
     for run, r in replays.items():
         now, then = machine_name(r["machine"]), r["recorded"]["machines"]
-        where = (f"on {now} (host {r['machine'].get('host', 'unknown')}), "
-                 + (f"another machine than the records' ({', '.join(then)})" if then != [now] else
-                    "a machine of the records' CPU model and cores (the records name no host)"))
+        host, hosts = r["machine"].get("host", "unknown"), r["recorded"].get("hosts", ["unknown"])
+        if then != [now] or (host != "unknown" and "unknown" not in hosts and host not in hosts):
+            other = f"another machine than the records' ({', '.join(then)}; hosts {', '.join(hosts)})"
+        elif host in hosts:
+            other = "the machine that made the records"
+        else:
+            other = "a machine of the records' CPU model and cores (the records name no host)"
+        where = f"on {now} (host {host}), {other}"
         code = ("the records' number-deciding code" if sorted(set(r["fingerprint"].values())) ==
                 r["recorded"]["fingerprints"] else "number-deciding code changed since the records")
         commits = ", ".join(sorted({c[:12] for c in r["commit"].values()}))

@@ -19,7 +19,7 @@ holds what must last, each file written atomically the moment its step ends:
 
 "How the step was made" (``step.json``, ``train/RUN.json``'s ``step``): the command, the seconds, the finish time,
 the code commit (``+dirty`` when a number-deciding file differed from it), the fingerprint of the number-deciding
-files of its kind and the machine (CPU model, cores, GPU).
+files of its kind and the machine (CPU model, cores, GPU, host).
 
 **Resuming.** A step with a complete record is not redone; an unreadable or incomplete record counts as not done
 (one line says so, and the step is redone). A record made by other number-deciding code (another fingerprint of its
@@ -92,8 +92,18 @@ def complete_results(path: str) -> dict | None:
 
 # ------------------------------------------------------------------------------------------------- provenance
 
+def host_id() -> str:
+    """A short, stable name of this host (a digest of ``/etc/machine-id``), which tells two machines of one CPU model
+    apart; ``unknown`` where there is none."""
+    try:
+        with open("/etc/machine-id", encoding="ascii") as f:
+            return hashlib.sha256(f.read().strip().encode()).hexdigest()[:12]
+    except OSError:
+        return "unknown"
+
+
 def machine() -> dict:
-    """The machine a step ran on: CPU model, cores available, GPU (or none)."""
+    """The machine a step ran on: CPU model, cores available, GPU (or none), host (:func:`host_id`)."""
     gpu = "none"
     try:
         import torch
@@ -103,7 +113,7 @@ def machine() -> dict:
     except ImportError:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu_model(), "cores": cores, "gpu": gpu}
+    return {"cpu": cpu_model(), "cores": cores, "gpu": gpu, "host": host_id()}
 
 
 def machine_name(m: Mapping) -> str:

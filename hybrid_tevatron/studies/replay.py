@@ -20,7 +20,6 @@ either way, so the doc reports what was measured.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import subprocess
 import sys
@@ -40,16 +39,6 @@ log = get_logger(__name__)
 TOLERANCE = 1e-3  # issue 26: a replayed headline cell equals its records to 1e-3
 DEFAULT_SETS = ("xtd10", "xquad-r")
 RELATIVE = ("rank_distance",)  # compared relative to their value; every other summary number absolutely
-
-
-def host_id() -> str:
-    """A short, stable name of this host (from ``/etc/machine-id``), to tell two machines of one CPU model apart;
-    ``unknown`` where there is none."""
-    try:
-        with open("/etc/machine-id", encoding="ascii") as f:
-            return hashlib.sha256(f.read().strip().encode()).hexdigest()[:12]
-    except OSError:
-        return "unknown"
 
 
 def split_run(run: str) -> tuple[G.Cell, int]:
@@ -166,10 +155,11 @@ class Replay:
             "run": self.run, "sets": self.sets, "tolerance": self.tolerance,
             "equal": all(not v["differs"] for v in sets.values()), "by_set": sets, "train_losses": losses,
             "seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-            "machine": dict(machine(), host=host_id()),
+            "machine": machine(),
             "commit": {k: records.code(k)["commit"] for k in ("train", "eval")},
             "fingerprint": {k: records.code(k)["fingerprint"] for k in ("train", "eval")},
             "recorded": {"machines": sorted({machine_name(s["machine"]) for s in steps}),
+                         "hosts": sorted({s["machine"].get("host", "unknown") for s in steps}),
                          "commits": sorted({s["commit"] for s in steps}),
                          "fingerprints": sorted({s["fingerprint"] for s in steps})},
         }
