@@ -469,8 +469,11 @@ def write_docs(records: str, doc: str, readme: str, figure_path: str, expected: 
                                                                "records": source, "config": summary["meta"]["config"]})
         print(f"{expected}: {len(rows)} rows")
     else:
-        print(f"{expected}: not written ({progress(summary)['recorded']} of {progress(summary)['planned']} "
-              "planned evaluations recorded)")
+        stale = os.path.isfile(expected)  # the plan grew (added seeds): its scores no longer cover every run
+        if stale:
+            os.remove(expected)
+        print(f"{expected}: {'removed' if stale else 'not written'} ({progress(summary)['recorded']} of "
+              f"{progress(summary)['planned']} planned evaluations recorded)")
 
 
 def pool_caps(env) -> tuple:
