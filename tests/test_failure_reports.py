@@ -125,6 +125,16 @@ def test_interrupt_while_a_step_imports_is_the_study_s_one_line(tiny_model_dir, 
     assert not (root / "models" / "mono-s1" / "DONE").exists() and hidden(tmp_path) == []
 
 
+def _catches(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` has a handler for ``signum`` (``SigCgt`` of /proc/PID/status)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            mask = next(line.split()[1] for line in f if line.startswith("SigCgt:"))
+    except (OSError, StopIteration):
+        return False
+    return bool(int(mask, 16) >> (signum - 1) & 1)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_while_a_training_imports_is_one_line(tmp_path, signum):
     """A training run by hand, stopped while it still imports torch: one line, no traceback. (An evaluation imports
@@ -132,7 +142,9 @@ def test_interrupt_while_a_training_imports_is_one_line(tmp_path, signum):
     what = "the training"
     proc = subprocess.Popen([PY, "-m", "hybrid_tevatron.driver.train", "--help"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=recipe_env())
-    time.sleep(0.3)
+    deadline = time.time() + 60
+    while not _catches(proc.pid, signal.SIGTERM) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)  # until quiet_start (its first lines) took SIGTERM, which Python itself leaves alone
     assert proc.poll() is None, "the command finished its imports too soon for this test"
     proc.send_signal(signum)
     err = proc.communicate(timeout=60)[1]
