@@ -153,8 +153,9 @@ class Study(StudyRoot):
         super().__init__(root, env, "the domain study")
         self.budget = Budget.from_env(self.env)
         self.dirs = {k: self.env.get(k.upper()) or os.path.normpath(os.path.join(_ROOT, "..", "shared", "data", d))
-                     for k, d in (("xtd10", "xtd10"), ("multi30k", "multi30k"), ("multi30k_task2", "multi30k-task2"))}
-        self.dirs.update(xquad_r=self.env.get("XQUAD_R", ""), wiki=self.path("data", "wiki"))
+                     for k, d in (("xtd10", "xtd10"), ("multi30k", "multi30k"), ("multi30k_task2", "multi30k-task2"),
+                                  ("xquad_r", "xquad-r"))}
+        self.dirs["wiki"] = self.path("data", "wiki")
         variables = {os.path.abspath(self.dirs[k]): k.upper() for k in ("xtd10", "multi30k", "multi30k_task2",
                                                                         "xquad_r") if self.dirs[k]}
         variables[self.root] = "OUT"

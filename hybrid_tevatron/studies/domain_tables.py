@@ -267,7 +267,8 @@ def answers_block(summary: dict) -> str:
     return "\n".join(parts)
 
 
-REPLAY_COMMAND = "python -m hybrid_tevatron.studies.replay --run RUN --root /tmp/replay"
+REPLAY_COMMAND = ("MODEL=$(python -m hybrid_tevatron.models.default) python -m hybrid_tevatron.studies.replay "
+                  "--run RUN --root /tmp/replay")
 
 
 def replay_block(summary: dict) -> str:
