@@ -172,8 +172,7 @@ class RecordFolder:
         recorded run; check the recorded steps' code (:meth:`check_code`)."""
         old = self._read_meta("config.json")
         if old is not None and old != config:
-            diff = "; ".join(f"{k}: {old.get(k)!r} recorded, {config.get(k)!r} now"
-                             for k in sorted(set(old) | set(config)) if old.get(k) != config.get(k))
+            diff = "; ".join(differences(old, config))
             raise RecordError(f"{self.path('config.json')}: the records are of another configuration ({diff}); "
                               "use another --records folder or the recorded settings")
         old_plan = self._read_meta("plan.json")
@@ -344,6 +343,12 @@ class RecordFolder:
             name = machine_name(step.get("machine") or {})
             out[name] = out.get(name, 0) + 1
         return out
+
+
+def differences(recorded: Mapping, now: Mapping) -> list[str]:
+    """``key: 'recorded value' recorded, 'value' now`` for every setting that differs."""
+    return [f"{k}: {recorded.get(k)!r} recorded, {now.get(k)!r} now" for k in sorted(set(recorded) | set(now))
+            if recorded.get(k) != now.get(k)]
 
 
 def plan_conflicts(old: dict, new: dict) -> list[str]:

@@ -32,7 +32,13 @@ from hybrid_tevatron.model_files import TRAIN_SUMMARY
 from hybrid_tevatron.studies import domain_grid as G
 from hybrid_tevatron.studies.core import StudyError
 from hybrid_tevatron.studies.domain_study import RECORDS, Study, settings
-from hybrid_tevatron.studies.record_folder import complete_results, machine, machine_name, read_or_none
+from hybrid_tevatron.studies.record_folder import (
+    complete_results,
+    differences,
+    machine,
+    machine_name,
+    read_or_none,
+)
 
 log = get_logger(__name__)
 
@@ -87,8 +93,7 @@ class Replay:
             raise StudyError(f"{records.folder}: {run} has no recorded evaluation on {wanted} (recorded: "
                              f"{', '.join(recorded) or 'none'})")
         config, now = read_or_none(records.path("config.json")) or {}, settings(study, study.env)
-        differ = [f"{k}: {config.get(k)!r} recorded, {now.get(k)!r} now" for k in sorted(set(config) | set(now))
-                  if config.get(k) != now.get(k)]
+        differ = differences(config, now)
         if differ:
             raise StudyError(f"{records.path('config.json')}: this replay's settings are not the records' "
                              f"({'; '.join(differ)}); set them as recorded")
