@@ -14,6 +14,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+
 def exit_line(main, argv) -> str:
     """The one ``error: ...`` line a command-line ``main(argv)`` ends with (exit 2); fails on anything else."""
     with pytest.raises(SystemExit) as err:
