@@ -11,14 +11,14 @@ import subprocess
 import sys
 
 import pytest
-from conftest import recipe_env
+from helpers import RESOURCES, recipe_env
 
 from hybrid_tevatron.data.captions import POOL_FORMAT, main
 from hybrid_tevatron.data.descriptions import load_task2, write_pool, write_training
 from hybrid_tevatron.data.readers import DataError, load_jsonl_source
 from hybrid_tevatron.sampling import MONO, BatchPlan
 
-RESOURCE = os.path.join(os.path.dirname(__file__), "resources", "multi30k-task2")
+RESOURCE = os.path.join(RESOURCES, "multi30k-task2")
 SPLIT = "test_2016"
 IMAGES = 15
 DUPLICATE = "3009047603"  # line 14: German descriptions 4 and 5 are the same text

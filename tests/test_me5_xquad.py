@@ -16,9 +16,8 @@ import subprocess
 import time
 
 import pytest
-from conftest import recipe_env
+from helpers import REPO, recipe_env
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 ME5 = os.environ.get("ME5_SMALL_DIR", "/tmp/models/me5-small")
 
 

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 import torch
-from conftest import BACKENDS, skip_unavailable_backend
+from helpers import BACKENDS, skip_unavailable_backend
 
 from hybrid_tevatron.backends import (
     BackendError,
