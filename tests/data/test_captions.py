@@ -44,7 +44,7 @@ def test_multi30k_shapes_and_training_jsonl(shared_data, tmp_path):
     assert len(captions) == n_images and captions.image_ids[:2] == ["val-1", "val-2"]
     stats = write_training(captions, str(tmp_path / "train"), negatives=5, seed=1, max_examples=examples)
     assert stats["queries"] == examples and stats["images_in_files"] == n_images and stats["min_negatives"] == 5
-    assert stats["relation"] == "translation"  # task 2's descriptions: tests/test_descriptions.py
+    assert stats["relation"] == "translation"  # task 2's descriptions: tests/data/test_descriptions.py
     source = load_jsonl_source("flickr", {l: str(tmp_path / "train" / f"{l}.jsonl") for l in files}, group_size=6)
     assert len(source) == examples
     rows = {l: read_jsonl(tmp_path / "train" / f"{l}.jsonl") for l in files}
