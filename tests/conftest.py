@@ -2,9 +2,9 @@
 
 import os
 import signal
-import sys
 
 import pytest
+from helpers import BACKENDS, RESOURCE_DATA, SHARED_DATA, skip_unavailable_backend
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -15,29 +15,6 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def exit_line(main, argv) -> str:
-    """The one ``error: ...`` line a command-line ``main(argv)`` ends with (exit 2); fails on anything else."""
-    with pytest.raises(SystemExit) as err:
-        main(argv)
-    assert err.value.code == 2, err.value.code
-    message = str(err.value)
-    assert message.startswith("error: ") and "\n" not in message, message
-    return message
-
-
-def recipe_env(**extra) -> dict:
-    """Environment for a recipe or CLI run as a subprocess: this interpreter's bin first on PATH (its python and
-    Pyserini), PYTHON set to it, the Hub offline; ``extra`` on top."""
-    env = dict(os.environ)
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    env["PYTHON"] = sys.executable
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    env.update(extra)
-    return env
-
-
-SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
-RESOURCE_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "resources", "data")
 DATA_ENV = "HYBRID_TEVATRON_TEST_DATA"  # "resources": tests/resources/data even where ../shared/data exists
 
 
@@ -123,31 +100,6 @@ def real_data(shared_data):
     if DATA_KIND != "shared":
         pytest.skip(f"needs the real data at {SHARED_DATA} (now on {RESOURCE_DATA})")
     return shared_data
-
-
-BACKENDS = ["pypi", "main"]
-_MISSING = {"pypi": "Tevatron 0.1.0 (tevatron.modeling/tevatron.trainer) is not importable",
-            "main": "Tevatron main (tevatron.retriever) is not importable"}
-
-
-def skip_unavailable_backend(name):
-    """``name``, or skip the test when that backend's Tevatron is not installed."""
-    from hybrid_tevatron.backends import backend_available
-
-    if not backend_available(name):
-        pytest.skip(f"backend {name!r} not installed: {_MISSING[name]}")
-    return name
-
-
-def installed_backend() -> str:
-    """A backend whose Tevatron is installed (:data:`BACKENDS` order), for a test about something else than the
-    backend; skips the test where none is."""
-    from hybrid_tevatron.backends import backend_available
-
-    for name in BACKENDS:
-        if backend_available(name):
-            return name
-    pytest.skip("no Tevatron installed: " + "; ".join(_MISSING.values()))
 
 
 @pytest.fixture(params=BACKENDS)

@@ -17,7 +17,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import skip_unavailable_backend
+from helpers import REPO, skip_unavailable_backend
 
 from hybrid_tevatron.training import PLAN_LOG
 
@@ -26,7 +26,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 CPU = ("--use_cpu", "--ddp_backend", "gloo")
-CONFIGS = os.path.join(os.path.dirname(__file__), "..", "recipes", "configs")
+CONFIGS = os.path.join(REPO, "recipes", "configs")
 SHARDING = {  # the sharded-optimizer flags, with the configs shipped in recipes/configs
     "fsdp": ["--fsdp", "full_shard", "--fsdp_config", os.path.join(CONFIGS, "fsdp_xlmr.json")],
     "deepspeed": ["--deepspeed", os.path.join(CONFIGS, "ds_zero3_xlmr_large.json")],

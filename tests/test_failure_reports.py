@@ -16,9 +16,7 @@ import sys
 import time
 
 import pytest
-from conftest import recipe_env
-from test_eval_recipe import TRAINING_SETTINGS
-from test_locks_and_records import error_lines, hidden, one_error
+from helpers import TRAINING_SETTINGS, error_lines, hidden, one_error, recipe_env, study_env
 
 PY = sys.executable
 
@@ -162,8 +160,6 @@ def _state(pid: int) -> str:
 def test_ctrl_z_pauses_the_step_with_the_study(tmp_path):
     """Ctrl-Z (SIGTSTP to the terminal's process group) stops the study and its step; SIGCONT (``fg``) continues
     both; Ctrl-C then ends the study with its one line."""
-    from test_locks_and_records import study_env
-
     root = tmp_path / "da"
     proc = subprocess.Popen([PY, "-m", "hybrid_tevatron.studies.domain_study", "run", "--root", str(root),
                              "--records", str(tmp_path / "records")],

@@ -7,9 +7,9 @@ import os
 import sys
 
 import pytest
-from conftest import RESOURCE_DATA, SHARED_DATA
+from helpers import RESOURCE_DATA, RESOURCES, SHARED_DATA
 
-sys.path.insert(0, os.path.dirname(RESOURCE_DATA))
+sys.path.insert(0, RESOURCES)
 import make_fixtures  # noqa: E402
 
 

@@ -19,31 +19,13 @@ import time
 
 import pytest
 import torch
-from conftest import recipe_env
-from test_sharded_encode import ENCODING, docids, write_corpus
+from helpers import ENCODING, docids, error_lines, hidden, one_error, recipe_env, study_env, write_corpus
 
 from hybrid_tevatron.eval.output import OutputError, OutputFolder
 from hybrid_tevatron.locks import FolderLock, LockError, normalize_path
 from hybrid_tevatron.pyserini.shards import shard_name
 
 PY = sys.executable
-
-
-def error_lines(stderr: str):
-    return [line for line in stderr.splitlines() if line.startswith("error: ")]
-
-
-def one_error(proc, code=2) -> str:
-    """The single ``error:`` line of a finished process that exited with ``code``, without a traceback."""
-    lines = error_lines(proc.stderr)
-    assert proc.returncode == code and len(lines) == 1 and "Traceback" not in proc.stderr, \
-        (proc.returncode, proc.stderr[-3000:])
-    return lines[0]
-
-
-def hidden(folder):
-    """Hidden leftovers (lock files, ``.NAME.tmp.*`` folders) in ``folder``."""
-    return sorted(n for n in os.listdir(folder) if n.startswith("."))
 
 
 # ------------------------------------------------------------------------------------------------ the lock itself
@@ -144,22 +126,6 @@ def test_malformed_json_config_names_the_file_and_line(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ the study
-def study_env(tmp_path, fake_seconds):
-    """The environment of ``domain_study run`` with a zero-shot cell and one caption set; its steps run a fake
-    ``python`` that sleeps ``fake_seconds`` and fails, so the study holds its lock for that long."""
-    fake = tmp_path / "fake-python"
-    fake.write_text(f"#!/bin/sh\nsleep {fake_seconds}\nexit 1\n")
-    fake.chmod(0o755)
-    for name in ("xtd10", "multi30k", "xquad"):
-        (tmp_path / name).mkdir(exist_ok=True)
-    values = dict(MODEL="m", STEPS="2", BATCH="4", GROUP_SIZE="2", QUERY_MAX_LEN="8", PASSAGE_MAX_LEN="8", LR="1e-4",
-                  WARMUP_RATIO="0", TEMPERATURE="0.05", ALPHA="0.5", EVAL_QUERY_MAX_LEN="8",
-                  EVAL_PASSAGE_MAX_LEN="8", XQUAD_R=str(tmp_path / "xquad"), XTD10=str(tmp_path / "xtd10"),
-                  MULTI30K=str(tmp_path / "multi30k"), CELLS="zero-shot", EVAL_SETS="xtd10", SEEDS="1",
-                  PYTHON=str(fake))
-    return recipe_env(**values)
-
-
 def study(root, env):
     return subprocess.Popen([PY, "-m", "hybrid_tevatron.studies.domain_study", "run", "--root", str(root),
                              "--records", str(root) + "-records"],

@@ -1,16 +1,16 @@
 """Mixture control of the batch plan (hybrid_tevatron.mixture): source weights, cross-only sources, α schedules.
 
-Synthetic sources as in test_sampling; a "caption" source pairs each query with itself (query text == positive
-text in every language), as the caption converter writes it.
+Synthetic sources (helpers.make_source, as in test_sampling); a "caption" source pairs each query with itself
+(query text == positive text in every language), as the caption converter writes it.
 """
 
 from collections import Counter
 
 import numpy as np
 import pytest
+from helpers import all_steps, check_step, make_source
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_sampling import all_steps, check_step, make_source
 
 from hybrid_tevatron.arguments import HybridDataArguments
 from hybrid_tevatron.data.corpus import ParallelCorpus, csr

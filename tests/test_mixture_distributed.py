@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from test_captions import write_captions
+from helpers import write_captions
 
 from hybrid_tevatron.training import PLAN_LOG
 

@@ -7,7 +7,7 @@ import sys
 import time
 
 import pytest
-from conftest import recipe_env
+from helpers import recipe_env
 
 FIRST_IMPORTS = {
     "jnius_config first": "import jnius_config",

@@ -4,32 +4,13 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from helpers import all_steps, check_step, make_source
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hybrid_tevatron.arguments import HybridDataArguments
 from hybrid_tevatron.data.corpus import ParallelCorpus, csr
 from hybrid_tevatron.sampling import CROSS, MONO, XX, BatchPlan, HybridBatchSampler, KeyedPermutation
-
-
-def make_source(
-    n=48, languages=("en", "de", "es", "zh"), negatives=6, name="src", missing=None, seed=0, extra_positives=False
-):
-    """Query i has positive doc i (and doc n + i with ``extra_positives``) and ``negatives`` other docs;
-    ``missing`` = {lang: docs without text}."""
-    rng = np.random.default_rng(seed)
-    n_docs = 2 * n
-    positives = [[i, n + i] if extra_positives else [i] for i in range(n)]
-    neg_lists = [[int(d) for d in rng.choice([d for d in range(n_docs) if d not in positives[i]], negatives,
-                                             replace=False)] for i in range(n)]
-    pos_off, pos = csr(positives)
-    neg_off, neg = csr(neg_lists)
-    missing = missing or {}
-    passages = {l: [None if d in missing.get(l, ()) else f"{l}-{d}" for d in range(n_docs)] for l in languages}
-    return ParallelCorpus(
-        name, list(languages), [f"q{i}" for i in range(n)], [f"d{d}" for d in range(n_docs)],
-        {l: [f"{l}-q{i}" for i in range(n)] for l in languages}, passages, pos_off, pos, neg_off, neg,
-    )
 
 
 def make_description_source(images=40, per_image=3, languages=("en", "de", "fr"), negatives=5, seed=0, name="desc"):
@@ -49,49 +30,6 @@ def make_description_source(images=40, per_image=3, languages=("en", "de", "fr")
     return ParallelCorpus(name, list(languages), [f"img{image(q)}-{q % per_image}" for q in range(n)],
                           [f"img{image(d)}-{d % per_image}" for d in range(n)], texts, dict(texts), pos_off, pos,
                           neg_off, neg, same_offsets=same_off, same_docs=same)
-
-
-def all_steps(plan, epoch=0):
-    return [plan.step(epoch, k) for k in range(len(plan))]
-
-
-def check_step(plan, step):
-    """Every invariant of one packed step."""
-    assert len(step.entries) == plan.batch_size
-    queries = [(e.source, e.query) for e in step.entries]
-    assert len(set(queries)) == len(queries), "a query occurs twice in a step"
-    owner = {}
-    for i, e in enumerate(step.entries):  # every positive of a query belongs to its example only
-        for d in plan.sources[e.source].positives(e.query).tolist():
-            owner[d] = i
-    for i, e in enumerate(step.entries):
-        source = plan.sources[e.source]
-        assert e.source == step.source and e.mode == step.mode and (e.epoch, e.step) == (step.epoch, step.step)
-        assert len(e.passages) == plan.group_size
-        assert e.passages[0] in set(source.positives(e.query).tolist())
-        allowed = set(source.negatives(e.query, e.passage_lang).tolist())
-        assert set(e.passages[1:]) <= allowed, "negative not from the query's own negatives in Lp"
-        for d in set(e.passages):
-            assert owner.setdefault(d, i) == i, f"doc {d} in two examples of a step"
-        if step.mode == MONO:
-            assert e.query_lang == e.passage_lang == step.language
-        elif step.mode == CROSS:
-            assert e.query_lang != e.passage_lang
-            if plan.pivot_language:
-                assert e.passage_lang == plan.pivot_language
-        else:
-            assert step.mode == XX and e.query_lang == e.passage_lang
-    assert plan.mode(step.epoch, step.step) == (step.source, step.mode, step.language)
-    items = plan.sources[step.source].doc_items()
-    if items is not None:  # an item source (several descriptions per image): one image in one example only
-        source = plan.sources[step.source]
-        item_owner = {}
-        for i, e in enumerate(step.entries):
-            own = set(source.same_item(e.query).tolist())
-            assert e.passages[0] not in own, "a caption paired with itself"
-            assert source.query_text(e.query_lang, e.query) != source.passage_text(e.passage_lang, e.passages[0])
-            for d in (*source.positives(e.query).tolist(), *own, *e.passages):
-                assert item_owner.setdefault(int(items[d]), i) == i, f"the image of doc {d} in two examples"
 
 
 @settings(max_examples=25, deadline=None)

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 import torch
-from conftest import BACKENDS, skip_unavailable_backend
+from helpers import BACKENDS, skip_unavailable_backend
 
 from hybrid_tevatron.backends import (
     BackendError,
@@ -213,7 +213,7 @@ def test_cli_help_documents_flags():
                  "--warmup_ratio", "--overwrite_output_dir", "--resume_from_checkpoint"):  # fmt: skip
         assert flag in text, flag
     for hidden in ("--untie_encoder", "--add_pooler", "--grad_cache", "--do_encode", "--lora", "--is_bidirectional",
-                   "--pooling_strategy", "--distil_temperature"):  # refused: tests/test_train_errors.py
+                   "--pooling_strategy", "--distil_temperature"):  # refused: tests/driver/test_train_errors.py
         assert hidden not in text, hidden
 
 

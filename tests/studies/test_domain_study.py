@@ -8,18 +8,17 @@ import os
 import subprocess
 
 import pytest
-from conftest import recipe_env
+from helpers import REPO, recipe_env
 
 from hybrid_tevatron.studies import domain_grid as G
 from hybrid_tevatron.studies.domain_study import StudyError, plan
 from hybrid_tevatron.studies.domain_tables import effect, render
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CELLS = "wiki-hybrid flickr-mono wikiflickr-hybrid wikidesc-hybrid wikiflickrdesc-hybrid"
 
 
 def _run(out, env):
-    return subprocess.run(["bash", os.path.join(ROOT, "recipes", "domain_adaptation.sh"), out], env=env,
+    return subprocess.run(["bash", os.path.join(REPO, "recipes", "domain_adaptation.sh"), out], env=env,
                           capture_output=True, text=True, timeout=1800)
 
 
@@ -147,7 +146,7 @@ def test_domain_study_small(tiny_model_dir, shared_data, tmp_path):
     md = open(os.path.join(out, "summary.md"), encoding="utf-8").read()
     assert "caption proxy" in md and "not image retrieval" in md and "not possible (degenerate)" in md
     assert "relation: description" in md
-    doc = render(open(os.path.join(ROOT, "docs", "domain_adaptation.md"), encoding="utf-8").read(), summary, "S")
+    doc = render(open(os.path.join(REPO, "docs", "domain_adaptation.md"), encoding="utf-8").read(), summary, "S")
     assert "Chosen on validation only" in doc and ("The aim as a whole: **not reached** (caption proxy). Measured on "
                                                   "pools of the first 20 images") in doc
     stages = [line.split("\t")[0] for line in open(os.path.join(out, "timings.tsv"))]
@@ -168,12 +167,12 @@ def test_committed_doc_tables_match_the_committed_expected_scores():
 
     from hybrid_tevatron.studies.domain_tables import TITLES
 
-    expected = os.path.join(ROOT, "recipes", "expected", "domain_adaptation.yaml")
+    expected = os.path.join(REPO, "recipes", "expected", "domain_adaptation.yaml")
     if not os.path.exists(expected):  # written from the records once they are complete (test_study_records.py)
         pytest.skip("no expected scores committed: the domain study's records are not complete yet")
     with open(expected, encoding="utf-8") as f:
         rows = yaml.safe_load(f)["rows"]
-    with open(os.path.join(ROOT, "docs", "domain_adaptation.md"), encoding="utf-8") as f:
+    with open(os.path.join(REPO, "docs", "domain_adaptation.md"), encoding="utf-8") as f:
         doc = f.read()
     titles = {es.title: es.name for es in G.EVAL_SETS}
     cells, eval_set, header = {}, None, None

@@ -11,12 +11,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import recipe_env
+from helpers import REPO, recipe_env
 
 from hybrid_tevatron.models import default, me5_small
 from hybrid_tevatron.studies import check_expected as ce
-
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 
 def offline_env(cache_root: str) -> dict:

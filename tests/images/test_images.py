@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import exit_line, installed_backend
+from helpers import REPO, exit_line, installed_backend
 
 import hybrid_tevatron  # noqa: F401  (the Pyserini/Java hook)
 from hybrid_tevatron.images import testing as img_testing
@@ -525,7 +525,6 @@ def test_image_text_recipe_end_to_end(tiny_model_dir, tiny_clip, raw_images, tmp
     import gzip
     import shutil
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     names = open(raw_images["names"]).read().split()
     multi30k, splits, xtd10 = tmp_path / "multi30k", tmp_path / "splits", tmp_path / "xtd10"
     for d in (multi30k, splits, xtd10):
@@ -537,11 +536,11 @@ def test_image_text_recipe_end_to_end(tiny_model_dir, tiny_clip, raw_images, tmp
     (splits / "train.txt").write_text("".join(n + "\n" for n in names))
     shutil.copy(raw_images["names"], xtd10 / "test_image_names.txt")
     out = tmp_path / "run"
-    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": root, "FLICKR_IMAGES": raw_images["images"],
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": REPO, "FLICKR_IMAGES": raw_images["images"],
            "COCO_IMAGES": raw_images["images"], "IMAGE_SPLITS": str(splits), "MULTI30K": str(multi30k),
            "XTD10": str(xtd10), "TOWER": tiny_clip, "MODEL": tiny_model_dir, "STEPS": "6", "BATCH": "4",
            "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run(["bash", os.path.join(root, "recipes", "image_text.sh"), str(out)], capture_output=True,
+    proc = subprocess.run(["bash", os.path.join(REPO, "recipes", "image_text.sh"), str(out)], capture_output=True,
                           text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     results = json.load(open(out / "eval" / "xtd10" / "results" / "results.json", encoding="utf-8"))

@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import exit_line, recipe_env
+from helpers import exit_line, recipe_env
 
 from hybrid_tevatron.backends.flags import NEW_FIELD_REASON, FlagError, not_offered, offer_only, refuse_not_offered
 from hybrid_tevatron.driver.train import main, parse_args

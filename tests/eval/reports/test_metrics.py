@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import recipe_env
+from helpers import recipe_env
 
 from hybrid_tevatron.eval.benchmarks.lareqa import build, load_lareqa
 from hybrid_tevatron.eval.reports import metrics as M

@@ -6,13 +6,11 @@ import os
 import subprocess
 
 import pytest
-from conftest import recipe_env
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import REPO, recipe_env
 
 
 def _run(out, env):
-    return subprocess.run(["bash", os.path.join(ROOT, "recipes", "reproduce.sh"), out], env=env,
+    return subprocess.run(["bash", os.path.join(REPO, "recipes", "reproduce.sh"), out], env=env,
                           capture_output=True, text=True, timeout=3000)
 
 

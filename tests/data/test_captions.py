@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import write_captions
 
 from hybrid_tevatron.data.captions import (
     POOL_FORMAT,
@@ -23,24 +24,6 @@ from hybrid_tevatron.data.captions import (
 )
 from hybrid_tevatron.data.readers import DataError, load_jsonl_source
 from hybrid_tevatron.sampling import BatchPlan
-
-WORDS = {"en": "the cat dog house river red blue small".split(), "de": "der die katze hund haus fluss rot".split(),
-         "fr": "le la chat chien maison rouge bleu".split()}
-
-
-def write_captions(folder, n=30, languages=("en", "de", "fr"), gz=False):
-    """``{lang}.txt`` (or ``.txt.gz``) with caption i on line i, distinct per image; returns ``{lang: path}``."""
-    os.makedirs(folder, exist_ok=True)
-    files = {}
-    for lang in languages:
-        words = WORDS[lang]
-        lines = [f"{words[i % len(words)]} {words[(i * 3 + 1) % len(words)]} {i}" for i in range(n)]
-        path = os.path.join(folder, f"{lang}.txt" + (".gz" if gz else ""))
-        data = ("\n".join(lines) + "\n").encode("utf-8")
-        with (gzip.open(path, "wb") if gz else open(path, "wb")) as f:
-            f.write(data)
-        files[lang] = path
-    return files
 
 
 def read_jsonl(path):
@@ -61,7 +44,7 @@ def test_multi30k_shapes_and_training_jsonl(shared_data, tmp_path):
     assert len(captions) == n_images and captions.image_ids[:2] == ["val-1", "val-2"]
     stats = write_training(captions, str(tmp_path / "train"), negatives=5, seed=1, max_examples=examples)
     assert stats["queries"] == examples and stats["images_in_files"] == n_images and stats["min_negatives"] == 5
-    assert stats["relation"] == "translation"  # task 2's descriptions: tests/test_descriptions.py
+    assert stats["relation"] == "translation"  # task 2's descriptions: tests/data/test_descriptions.py
     source = load_jsonl_source("flickr", {l: str(tmp_path / "train" / f"{l}.jsonl") for l in files}, group_size=6)
     assert len(source) == examples
     rows = {l: read_jsonl(tmp_path / "train" / f"{l}.jsonl") for l in files}

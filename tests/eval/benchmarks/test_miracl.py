@@ -1,56 +1,22 @@
-"""MIRACL: the recipe end to end on a small fixture (2 languages, written here) with the tiny model, Pyserini's
-topics/qrels names resolved offline from Pyserini's cache, the corpus conversion and clear errors."""
+"""MIRACL: the recipe end to end on a small fixture (2 languages, helpers.write_miracl_fixture) with the tiny model,
+Pyserini's topics/qrels names resolved offline from Pyserini's cache, the corpus conversion and clear errors."""
 
 import gzip
 import json
 import os
-import random
 import subprocess
 import sys
 
 import pytest
-from conftest import recipe_env
+from helpers import MIRACL_DOCS, MIRACL_QUERIES, REPO, recipe_env, write_miracl_fixture
 
 from hybrid_tevatron.eval.benchmarks import miracl
 from hybrid_tevatron.eval.reports import metrics as M
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 RECIPE = os.path.join(REPO, "recipes", "eval_miracl.sh")
-WORDS = {
-    "de": "der die das katze hund haus fluss stadt frage antwort buch wasser baum rot blau klein".split(),
-    "sw": "paka mbwa nyumba mto mji swali jibu kitabu maji mti nyekundu bluu ndogo kubwa".split(),
-}
-N_DOCS, N_QUERIES = 120, 8
-
-
-def write_fixture(root) -> dict:
-    """MIRACL-shaped files: corpus/miracl-corpus-v1.0-{lang}/docs-0.jsonl.gz (a local copy of the HF repository's
-    layout), topics.{lang}.tsv and qrels.{lang}.txt (1-2 relevant + 1 judged non-relevant per query)."""
-    rng = random.Random(0)
-    root = str(root)
-    for lang, words in WORDS.items():
-        folder = os.path.join(root, "corpus", f"miracl-corpus-v1.0-{lang}")
-        os.makedirs(folder)
-        docs = [(f"{i // 3}#{i % 3}", " ".join(rng.choice(words) for _ in range(2)),
-                 " ".join(rng.choice(words) for _ in range(12))) for i in range(N_DOCS)]
-        with gzip.open(os.path.join(folder, "docs-0.jsonl.gz"), "wt", encoding="utf-8") as f:
-            for docid, title, text in docs:
-                f.write(json.dumps({"docid": docid, "title": title, "text": text}, ensure_ascii=False) + "\n")
-        with open(os.path.join(root, f"topics.{lang}.tsv"), "w", encoding="utf-8") as t, \
-                open(os.path.join(root, f"qrels.{lang}.txt"), "w", encoding="utf-8") as q:
-            for i in range(N_QUERIES):
-                t.write(f"{100 + i}\t{' '.join(docs[5 * i][2].split()[:4])}\n")
-                q.write(f"{100 + i} Q0 {docs[5 * i][0]} 1\n")
-                if i % 2:
-                    q.write(f"{100 + i} Q0 {docs[5 * i + 1][0]} 1\n")
-                q.write(f"{100 + i} Q0 {docs[5 * i + 2][0]} 0\n")
-    return {"topics": os.path.join(root, "topics.{lang}.tsv"), "qrels": os.path.join(root, "qrels.{lang}.txt"),
-            "corpus": os.path.join(root, "corpus")}
-
-
 @pytest.fixture(scope="module")
 def fixture(tmp_path_factory):
-    return write_fixture(tmp_path_factory.mktemp("miracl-fixture"))
+    return write_miracl_fixture(tmp_path_factory.mktemp("miracl-fixture"))
 
 
 @pytest.fixture(scope="module")
@@ -70,11 +36,11 @@ def test_miracl_recipe_end_to_end(miracl_eval):
     results = json.load(open(os.path.join(out, "results", "results.json"), encoding="utf-8"))
     assert list(results["per_language"]) == ["de", "sw"]
     for lang, v in results["per_language"].items():
-        assert v["queries"] == N_QUERIES and v["documents"] == N_DOCS
+        assert v["queries"] == MIRACL_QUERIES and v["documents"] == MIRACL_DOCS
         assert 0.0 <= v["ndcg_cut_10"] <= 1.0 and 0.0 < v["recall_100"] <= 1.0
         # trec_eval's numbers = pytrec_eval on the same run (top 100, all judged queries)
         run = M.read_run(os.path.join(out, "runs", f"{lang}.trec"))
-        assert len(run) == N_QUERIES and all(len(hits) == 100 for hits in run.values())
+        assert len(run) == MIRACL_QUERIES and all(len(hits) == 100 for hits in run.values())
         import pytrec_eval
 
         qrels = M.read_qrels(os.path.join(out, "inputs", "qrels", f"{lang}.txt"))

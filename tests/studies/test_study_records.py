@@ -11,12 +11,11 @@ import sys
 
 import pytest
 import yaml
-from conftest import recipe_env
+from helpers import REPO, recipe_env
 
 from hybrid_tevatron.studies.record_folder import NUMBER_FILES, PACKAGE_DIR, RecordError, RecordFolder
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RECORDS = os.path.join(ROOT, "results", "domain_adaptation")
+RECORDS = os.path.join(REPO, "results", "domain_adaptation")
 
 
 def _results(folder, value=0.5, check=True):
@@ -177,7 +176,7 @@ def test_study_resumes_from_records_in_a_temporary_repository(tiny_model_dir, sh
     shutil.copytree(PACKAGE_DIR, os.path.join(repo, "hybrid_tevatron"), ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("docs/domain_adaptation.md", "README.md"):
         os.makedirs(os.path.dirname(os.path.join(repo, name)), exist_ok=True)
-        shutil.copy(os.path.join(ROOT, name), os.path.join(repo, name))
+        shutil.copy(os.path.join(REPO, name), os.path.join(repo, name))
     git = ["git", "-C", repo, "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run(["git", "init", "-q", repo], check=True)
     subprocess.run([*git, "add", "."], check=True)
@@ -285,7 +284,7 @@ def test_committed_doc_and_readme_are_the_committed_records():
 
     summary = _committed_summary()
     for name, blocks in (("docs/domain_adaptation.md", BLOCKS), ("README.md", README_BLOCKS)):
-        text = open(os.path.join(ROOT, name), encoding="utf-8").read()
+        text = open(os.path.join(REPO, name), encoding="utf-8").read()
         assert render_blocks(text, summary, "results/domain_adaptation", blocks) == text, \
             f"{name}: run python -m hybrid_tevatron.studies.domain_study doc"
 
@@ -295,7 +294,7 @@ def test_committed_expected_scores_pass_on_the_committed_records():
     from hybrid_tevatron.studies.domain_tables import progress
 
     summary = _committed_summary()
-    expected = os.path.join(ROOT, "recipes", "expected", "domain_adaptation.yaml")
+    expected = os.path.join(REPO, "recipes", "expected", "domain_adaptation.yaml")
     p = progress(summary)
     if not p["complete"]:
         assert not os.path.exists(expected), "expected scores of an incomplete study"
@@ -313,7 +312,7 @@ def test_committed_zero_shot_xtd10_equals_docs_evaluation():
     zero = (summary.get("xtd10") or {}).get("zero-shot")
     if not zero:
         pytest.skip("zero-shot XTD10 not recorded yet")
-    text = open(os.path.join(ROOT, "docs", "evaluation.md"), encoding="utf-8").read()
+    text = open(os.path.join(REPO, "docs", "evaluation.md"), encoding="utf-8").read()
     m = re.search(r"scored multilingual mAP ([0-9.]+), X→en R@10 ([0-9.]+), jp→en\s+R@10 ([0-9.]+)", text)
     assert m, "docs/evaluation.md: the whole-XTD10 zero-shot sentence moved"
     for key, doc_value in zip(("multi.map", "to_en.recall_10", "to_en.recall_10@jp"), m.groups()):

@@ -25,28 +25,12 @@ import time
 import faiss
 import numpy as np
 import pytest
-from conftest import recipe_env
+from helpers import ENCODING, docids, recipe_env, write_corpus
 
 from hybrid_tevatron.pyserini.shards import SHARD_INFO, process_shards, shard_name, shard_range
 from hybrid_tevatron.testing import LANGUAGES, random_sentence
 
 N_DOCS = 23  # odd, so the last shard takes the remainder
-ENCODING = ["--pooling", "mean", "--normalize", "--device", "cpu"]
-
-
-def write_corpus(path, n_docs, seed=1):
-    """A Pyserini JSONL corpus of ``n_docs`` texts of varied lengths in four languages; return the ids in order."""
-    rng = random.Random(seed)
-    ids = []
-    with open(path, "w", encoding="utf-8") as f:
-        for i in range(n_docs):
-            lang = LANGUAGES[i % len(LANGUAGES)]
-            ids.append(f"{lang}-{i}")
-            f.write(json.dumps({"id": ids[-1], "contents": random_sentence(rng, lang, 3 + (i * 7) % 17)},
-                               ensure_ascii=False) + "\n")
-    return ids
-
-
 def encode_cmd(model, *args):
     return [sys.executable, "-m", "hybrid_tevatron.pyserini.encode", "--model", model, *ENCODING, *map(str, args)]
 
@@ -61,11 +45,6 @@ def run(cmd, cwd):
 def vectors(index_dir):
     index = faiss.read_index(os.path.join(index_dir, "index"))
     return type(index), index.reconstruct_n(0, index.ntotal)
-
-
-def docids(index_dir):
-    with open(os.path.join(index_dir, "docid"), encoding="utf-8") as f:
-        return f.read().split("\n")[:-1]
 
 
 def leftovers(folder):

@@ -14,7 +14,7 @@ import faiss
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import recipe_env
+from helpers import recipe_env
 
 from hybrid_tevatron.eval.pipeline.ranks import SAMPLE_QRELS, SAMPLE_RUN, rank_plan, sample_size, score_text
 from hybrid_tevatron.eval.pipeline.search_plan import SearchPlan

@@ -1,6 +1,6 @@
-"""Multi30K task 2 descriptions (hybrid_tevatron.data.descriptions) on a slice of the real files
-(tests/resources/multi30k-task2): reading and its refusals, description pairs as training data, the batch plan on
-them, and the test_2016 evaluation pool's qrels."""
+"""Multi30K task 2 descriptions (hybrid_tevatron.data.descriptions) on the generated look-alike of the files
+(tests/resources/data/multi30k-task2): reading and its refusals, description pairs as training data, the batch plan
+on them, and the test_2016 evaluation pool's qrels. The expected names, texts and counts are read from the files."""
 
 import gzip
 import json
@@ -11,18 +11,32 @@ import subprocess
 import sys
 
 import pytest
-from conftest import recipe_env
+from helpers import RESOURCE_DATA, recipe_env
 
 from hybrid_tevatron.data.captions import POOL_FORMAT, main
 from hybrid_tevatron.data.descriptions import load_task2, write_pool, write_training
 from hybrid_tevatron.data.readers import DataError, load_jsonl_source
 from hybrid_tevatron.sampling import MONO, BatchPlan
 
-RESOURCE = os.path.join(os.path.dirname(__file__), "resources", "multi30k-task2")
+RESOURCE = os.path.join(RESOURCE_DATA, "multi30k-task2")
 SPLIT = "test_2016"
-IMAGES = 15
-DUPLICATE = "3009047603"  # line 14: German descriptions 4 and 5 are the same text
-SHARED = ("2949337912", "3074265400")  # lines 13 and 15 share a German description
+
+
+def raw_rows(lang):
+    """The five descriptions of each image in ``lang``, as the files hold them (one row per line)."""
+    files = []
+    for k in range(1, 6):
+        with gzip.open(os.path.join(RESOURCE, "raw", f"{SPLIT}.{k}.{lang}.gz"), "rt", encoding="utf-8") as f:
+            files.append(f.read().splitlines())
+    return [list(row) for row in zip(*files, strict=True)]
+
+
+with open(os.path.join(RESOURCE, "image_splits", f"{SPLIT}_images.txt"), encoding="utf-8") as _f:
+    NAMES = [os.path.splitext(line)[0] for line in _f.read().splitlines()]  # image ids, in line order
+IMAGES = len(NAMES)
+ROWS = {lang: raw_rows(lang) for lang in ("de", "en")}
+REPEATS = {lang: [NAMES[i] for i, row in enumerate(rows) if len(set(row)) < 5] for lang, rows in ROWS.items()}
+(DUPLICATE,) = REPEATS["de"]  # the one image whose German descriptions 4 and 5 are the same text
 
 
 def read_jsonl(path):
@@ -54,10 +68,8 @@ def test_reads_five_descriptions_in_two_languages():
     d = load_task2(RESOURCE, SPLIT)
     assert d.name == "multi30k-task2-test_2016" and d.relation == "description"
     assert d.languages == ["de", "en"] and d.per_image == 5 and len(d) == IMAGES
-    assert d.image_ids[:2] == ["1007129816", "1009434119"] and d.lines == list(range(1, IMAGES + 1))
-    assert d.captions["en"][0][0] == "The man with pierced ears is wearing glasses and an orange hat."
-    assert d.captions["en"][0][4] == "A man wears an orange hat and glasses."
-    assert d.captions["de"][0][0] == "Der Mann trägt eine orange Wollmütze."
+    assert d.image_ids == NAMES and d.lines == list(range(1, IMAGES + 1))
+    assert d.captions == ROWS and d.captions["en"][0][0] != d.captions["en"][0][4] != d.captions["de"][0][0]
     assert all(len(row) == 5 for lang in d.languages for row in d.captions[lang])
     row = d.captions["de"][d.image_ids.index(DUPLICATE)]
     assert row[3] == row[4] and len(set(row)) == 4
@@ -65,13 +77,14 @@ def test_reads_five_descriptions_in_two_languages():
 
 
 @pytest.mark.parametrize("damage, message", [
-    ("short", r"raw/test_2016\.3\.de\.gz:15: missing description: the file ends after 14 lines, but "
-              r".*test_2016_images\.txt names 15 images"),
-    ("long", r"raw/test_2016\.5\.en\.gz:16: one line too many: .*test_2016_images\.txt names 15 images"),
+    ("short", rf"raw/test_2016\.3\.de\.gz:{IMAGES}: missing description: the file ends after {IMAGES - 1} lines, "
+              rf"but .*test_2016_images\.txt names {IMAGES} images"),
+    ("long", rf"raw/test_2016\.5\.en\.gz:{IMAGES + 1}: one line too many: .*test_2016_images\.txt names {IMAGES} "
+             "images"),
     ("empty", r"raw/test_2016\.2\.en\.gz:4: empty caption \(language 'en'\)"),
     ("latin1", r"raw/test_2016\.1\.de\.gz:2: not UTF-8"),
     ("no_file", r"raw/test_2016\.4\.de\.gz: no such file \(description 4 of language 'de'"),
-    ("names", r"image_splits/test_2016_images\.txt:3: duplicate image '1007129816' \(first at .*:1\)"),
+    ("names", rf"image_splits/test_2016_images\.txt:3: duplicate image '{NAMES[0]}' \(first at .*:1\)"),
 ])
 def test_bad_files_are_refused_by_file_and_line(damage, message, task2, capsys):
     raw = task2 / "raw"
@@ -101,7 +114,7 @@ def test_bad_files_are_refused_by_file_and_line(damage, message, task2, capsys):
 
 def test_a_split_needs_its_files_and_two_descriptions(task2):
     with pytest.raises(DataError, match=r"no caption files found"):
-        load_task2(str(task2), "val")
+        load_task2(str(task2), "test_2017")  # image names, no descriptions (as in Multi30K)
     with pytest.raises(DataError, match=r"test_2016\.1\.fr\.gz: no such file \(description 1 of language 'fr'"):
         load_task2(str(task2), SPLIT, ["en", "fr"])
     for k in (2, 3, 4, 5):
@@ -112,11 +125,13 @@ def test_a_split_needs_its_files_and_two_descriptions(task2):
 
 
 # ------------------------------------------------------------------------------------------------ training data
-def test_training_pairs_are_other_descriptions_of_the_same_image(tmp_path):
-    d = load_task2(RESOURCE, SPLIT)
+def test_training_pairs_are_other_descriptions_of_the_same_image(task2, tmp_path):
+    shared = (NAMES[0], NAMES[2])  # given a German description in common here: neither is a negative of the other
+    rewrite(task2 / "raw" / f"{SPLIT}.1.de.gz", lambda lines: lines[:2] + lines[:1] + lines[3:])
+    d = load_task2(str(task2), SPLIT)
     stats = write_training(d, str(tmp_path / "train"), negatives=4, seed=1)
     assert stats["relation"] == "description" and stats["queries"] == IMAGES * 5 and stats["min_negatives"] == 4
-    assert stats["images_with_identical_descriptions"] == {"de": 1, "en": 0}
+    assert stats["images_with_identical_descriptions"] == {lang: len(REPEATS[lang]) for lang in d.languages}
     rows = {lang: read_jsonl(tmp_path / "train" / f"{lang}.jsonl") for lang in d.languages}
     assert [r["query_id"] for r in rows["de"]] == [r["query_id"] for r in rows["en"]]
     for records in rows.values():
@@ -128,8 +143,8 @@ def test_training_pairs_are_other_descriptions_of_the_same_image(tmp_path):
             assert r["query"] not in [p["text"] for p in r["positive_passages"]]  # never a caption with itself
             negatives = {image_of(p["docid"]) for p in r["negative_passages"]}
             assert image not in negatives and len(negatives) == 4
-            if image in SHARED:
-                assert not set(SHARED) & negatives  # the image sharing a description is no negative
+            if image in shared:
+                assert not set(shared) & negatives  # the image sharing a description is no negative
     by_id = {r["query_id"]: r for r in rows["en"]}
     # de descriptions 4 and 5 of DUPLICATE are one text: that pair is withheld in every language
     assert [p["docid"] for p in by_id[f"{DUPLICATE}-4"]["positive_passages"]] == [f"{DUPLICATE}-{j}" for j in (1, 2, 3)]
@@ -138,6 +153,10 @@ def test_training_pairs_are_other_descriptions_of_the_same_image(tmp_path):
     assert len(by_id[f"{DUPLICATE}-1"]["positive_passages"]) == 4
     assert [[p["docid"] for p in r["negative_passages"]] for r in rows["de"]] == \
         [[p["docid"] for p in r["negative_passages"]] for r in rows["en"]]  # the same docs in every language
+    write_training(d, str(tmp_path / "all"), negatives=IMAGES - 2, seed=1)  # all images but its own and the other
+    for r in read_jsonl(tmp_path / "all" / "en.jsonl"):
+        if image_of(r["query_id"]) in shared:
+            assert {image_of(p["docid"]) for p in r["negative_passages"]} == set(NAMES) - set(shared)
 
 
 def test_training_is_deterministic_in_the_seed_and_samples_images(tmp_path):
@@ -160,7 +179,7 @@ def test_the_plan_feeds_mono_and_cross_steps_from_description_pairs(tmp_path):
     source = load_jsonl_source("descriptions", {l: str(tmp_path / "train" / f"{l}.jsonl") for l in d.languages},
                                group_size=4)
     assert len(source) == IMAGES * 5 and len(set(source.doc_items().tolist())) == IMAGES
-    plan = BatchPlan([source], 3, 3, regime="hybrid", alpha=0.5, seed=2)  # up to 9 of the 15 images a step
+    plan = BatchPlan([source], 3, 3, regime="hybrid", alpha=0.5, seed=2)  # up to 9 images a step
     modes = set()
     for epoch in range(3):
         for k in range(len(plan)):
@@ -196,11 +215,11 @@ def test_same_item_docids_are_checked_by_the_reader(tmp_path):
             load_jsonl_source("descriptions", files, group_size=3)
 
     refused(lambda r: r[3]["same_item_docids"].append(r[3]["positive_passages"][0]["docid"]),
-            r"de\.jsonl:4: docid '1007129816-1' is both a positive and a same-item docid of query id '1007129816-4'")
+            rf"de\.jsonl:4: docid '{NAMES[0]}-1' is both a positive and a same-item docid of query id '{NAMES[0]}-4'")
     refused(lambda r: r[3]["same_item_docids"].append(r[3]["negative_passages"][0]["docid"]),
-            r"de\.jsonl:4: docid '.*' is both a negative and a same-item docid of query id '1007129816-4'")
-    refused(lambda r: r[5].update(same_item_docids="1009434119-1"),
-            r"de\.jsonl:6: 'same_item_docids' must be a list of non-empty strings \(query id '1009434119-1'\)")
+            rf"de\.jsonl:4: docid '.*' is both a negative and a same-item docid of query id '{NAMES[0]}-4'")
+    refused(lambda r: r[5].update(same_item_docids=f"{NAMES[1]}-1"),
+            rf"de\.jsonl:6: 'same_item_docids' must be a list of non-empty strings \(query id '{NAMES[1]}-1'\)")
 
 
 # ------------------------------------------------------------------------------------------------ the pool
@@ -235,8 +254,8 @@ def test_pool_qrels_relevant_descriptions_and_own_caption_excluded(tmp_path):
     def exclude(name):
         return dict(line.split() for line in open(root / searches[name]["exclude"], encoding="utf-8"))
 
-    q = "1009434119-2-de"  # image on line 2 (n = 1), German description 2
-    assert topics[q] == corpus["de-1-2"] == "Ein Hund springt auf einer Wiese vor einem weißen Zaun in die Luft."
+    q = f"{NAMES[1]}-2-de"  # image on line 2 (n = 1), German description 2
+    assert topics[q] == corpus["de-1-2"] == ROWS["de"][1][1] != ROWS["de"][1][0]
     assert qrels("multi.de")[q] == {f"de-1-{k}" for k in (1, 3, 4, 5)} | {f"en-1-{k}" for k in range(1, 6)}
     assert qrels("cross.de-en")[q] == {f"en-1-{k}" for k in range(1, 6)}
     assert qrels("mono.de")[q] == {f"de-1-{k}" for k in (1, 3, 4, 5)}
@@ -264,7 +283,7 @@ def test_pool_command_and_first_images(tmp_path, capsys):
                                                                                        "multi": 40}
     assert main(["train", "--multi30k_task2", RESOURCE, "--split", SPLIT, "--negatives", "2",
                  "--output_dir", str(tmp_path / "train")]) == 0
-    assert "75 queries (description)" in capsys.readouterr().out
+    assert f"{IMAGES * 5} queries (description)" in capsys.readouterr().out
     for command, flag in (("pool", "--max_images"), ("train", "--max_examples")):
         assert main([command, "--multi30k_task2", RESOURCE, "--split", SPLIT, flag, "0",
                      "--output_dir", str(tmp_path / "zero")]) == 2

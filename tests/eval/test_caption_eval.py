@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import recipe_env
+from helpers import recipe_env
 
 from hybrid_tevatron.eval.reports import metrics as M
 

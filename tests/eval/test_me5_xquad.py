@@ -1,6 +1,6 @@
 """Slow check: the whole LAReQA recipe on all of XQuAD-R with zero-shot multilingual-e5-small.
 
-    python -m pytest -m slow tests/test_me5_xquad.py
+    python -m pytest -m slow tests/eval/test_me5_xquad.py
 
 Expected (the measured row set is ``recipes/expected/me5_small_xquad_r.yaml``): multilingual mAP 0.30 ± 0.02,
 mono R@1 ≈ 0.71, cross R@1 ≈ 0.53.
@@ -16,9 +16,8 @@ import subprocess
 import time
 
 import pytest
-from conftest import recipe_env
+from helpers import REPO, recipe_env
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 ME5 = os.environ.get("ME5_SMALL_DIR", "/tmp/models/me5-small")
 
 

@@ -5,7 +5,7 @@ attributes."""
 import json
 
 import pytest
-from test_miracl import write_fixture
+from helpers import write_miracl_fixture
 
 from hybrid_tevatron.eval.benchmarks import miracl
 from hybrid_tevatron.eval.pipeline.search_plan import PLAN_FORMAT, Search, SearchPlan, load_plan, select, write_plan
@@ -76,7 +76,7 @@ def test_pool_plan_round_trips_unchanged(tmp_path):
 
 
 def test_miracl_plan_round_trips_unchanged(tmp_path):
-    files = write_fixture(tmp_path / "fixture")
+    files = write_miracl_fixture(tmp_path / "fixture")
     out = tmp_path / "inputs"
     miracl.prepare(["de", "sw"], str(out), topics=files["topics"], qrels=files["qrels"], corpus=files["corpus"])
     text = (out / "plan.json").read_text(encoding="utf-8")

@@ -4,7 +4,7 @@ import json
 import os
 
 import pytest
-from conftest import recipe_env
+from helpers import REPO, recipe_env
 
 from hybrid_tevatron.data import mmarco
 
@@ -156,10 +156,9 @@ def test_cli(mmarco_dir, tmp_path, capsys):
 def test_prepare_recipe_uses_local_copy(mmarco_dir, tmp_path):
     import subprocess
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = str(tmp_path / "prepared")
     env = recipe_env(MMARCO_DIR=mmarco_dir, LANGS="en zh", MAX_QUERIES="2", NEGATIVES="1")
-    proc = subprocess.run(["bash", os.path.join(root, "recipes", "prepare_mmarco.sh"), out], env=env,
+    proc = subprocess.run(["bash", os.path.join(REPO, "recipes", "prepare_mmarco.sh"), out], env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert f"{out}/train/" in proc.stdout and "wrote en.jsonl, zh.jsonl and stats.json" in proc.stderr
@@ -172,15 +171,14 @@ def test_prepare_recipe_uses_local_copy(mmarco_dir, tmp_path):
 def _train_paper(mmarco_dir, tmp_path, tiny_model_dir, ngpus):
     import subprocess
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = str(tmp_path / "prepared")
     env = recipe_env(MMARCO_DIR=mmarco_dir, LANGS="en de zh")
-    subprocess.run(["bash", os.path.join(root, "recipes", "prepare_mmarco.sh"), out], env=env, check=True,
+    subprocess.run(["bash", os.path.join(REPO, "recipes", "prepare_mmarco.sh"), out], env=env, check=True,
                    capture_output=True, timeout=120)
     model_out = str(tmp_path / "model")
     env.update(MODEL=tiny_model_dir, BATCH="2", MAX_STEPS="2", NGPUS=str(ngpus), PRECISION="fp32",
                PASSAGE_MAX_LEN="64")  # the tiny model has 130 positions
-    proc = subprocess.run(["bash", os.path.join(root, "recipes", "train_paper.sh"), out + "/train", model_out],
+    proc = subprocess.run(["bash", os.path.join(REPO, "recipes", "train_paper.sh"), out + "/train", model_out],
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"model: {model_out}" in proc.stdout

@@ -5,6 +5,7 @@ import math
 import os
 
 import pytest
+from helpers import REPO
 
 from hybrid_tevatron.errors import HybridTevatronError
 from hybrid_tevatron.eval.reports.report import RESULTS_FORMAT
@@ -122,10 +123,9 @@ def test_committed_doc_tables_match_the_committed_expected_scores():
 
     import yaml
 
-    repo = os.path.join(os.path.dirname(__file__), "..")
-    with open(os.path.join(repo, "recipes", "expected", "reproduce.yaml"), encoding="utf-8") as f:
+    with open(os.path.join(REPO, "recipes", "expected", "reproduce.yaml"), encoding="utf-8") as f:
         rows = yaml.safe_load(f)["rows"]
-    with open(os.path.join(repo, "docs", "reproduction.md"), encoding="utf-8") as f:
+    with open(os.path.join(REPO, "docs", "reproduction.md"), encoding="utf-8") as f:
         doc = f.read()
     cells = {}
     for dataset in ("xquad-r", "mlqa-r"):

@@ -17,15 +17,12 @@ import sys
 import time
 
 import pytest
-from conftest import recipe_env
+from helpers import REPO, TRAINING_SETTINGS, recipe_env
 
 from hybrid_tevatron.eval.reports import metrics as M
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 RECIPE = os.path.join(REPO, "recipes", "eval_lareqa.sh")
 VENV_BIN = os.path.dirname(sys.executable)
-TRAINING_SETTINGS = {"pooling": "mean", "normalize": True, "query_prefix": "query: ", "passage_prefix": "passage: ",
-                     "query_max_len": 32, "passage_max_len": 128}
 
 
 def run_recipe(*args, env=None, timeout=600):
