@@ -6,8 +6,9 @@ import ast
 import os
 
 import pytest
+from helpers import REPO
 
-PACKAGE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hybrid_tevatron")
+PACKAGE_DIR = os.path.join(REPO, "hybrid_tevatron")
 
 
 def module_name(path: str) -> str:

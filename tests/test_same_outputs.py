@@ -14,9 +14,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import RESOURCE_DATA, recipe_env
+from helpers import REPO, RESOURCE_DATA, recipe_env
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE = "9527b8f20b35f4efb9933b933b7a265d6b7a67f6"
 
 # What may differ: clock readings and durations (JSON keys and log stamps), and the folders a run was given.
