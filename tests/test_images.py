@@ -422,7 +422,7 @@ def test_image_evaluation_equals_brute_force(trained_image_model, image_set, ima
     check = json.load(open(out / "results" / "crosscheck.json", encoding="utf-8"))
     assert check["agrees"] and check["sample"]["queries"] > 0  # trec_eval agrees on the full-ranking sample
     # Pyserini's top-10 run over the tower's index: where our rank is 1, its first hit is the caption's image
-    from hybrid_tevatron.eval.reports.metrics import read_run, trec_order
+    from hybrid_tevatron.eval.trec import read_run, trec_order
 
     run = read_run(str(out / "runs" / "t2i.en.trec"))
     firsts = {q for q, ranks in read_ranks(str(out / "ranks" / "t2i.en.tsv")).items() if ranks == [1]}

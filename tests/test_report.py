@@ -6,6 +6,7 @@ import zlib
 
 import pytest
 
+from hybrid_tevatron.eval import trec as T
 from hybrid_tevatron.eval.benchmarks.lareqa import build, load_lareqa
 from hybrid_tevatron.eval.reports import evaluate, report
 from hybrid_tevatron.eval.reports import metrics as M
@@ -91,7 +92,7 @@ def test_evaluate_cli_writes_results_report_and_heatmap(xquad_eval, capsys):
 
     # the numbers are the means of the per-query metrics from the ranks, macro-averaged as documented
     mono_en = evaluate.search_metrics(evaluate.read_ranks(str(base / "t256" / "ranks" / "mono.en.tsv")),
-                                      M.read_qrels(f"{root}/qrels/mono.en.txt"))
+                                      T.read_qrels(f"{root}/qrels/mono.en.txt"))
     assert res["settings"]["mono"]["per_language"]["en"]["map"] == pytest.approx(M.mean(mono_en, "map"))
     pairs = res["settings"]["cross"]["per_pair"]
     assert len(pairs) == 12
@@ -130,12 +131,12 @@ def test_missing_ranks_are_named(xquad_eval, tmp_path, capsys):
     res = report.load_results(str(tmp_path / "o" / "results.json"))
     assert set(res["settings"]) == {"mono"} and os.path.exists(tmp_path / "o" / "cross_map.png")
     os.rename(os.path.join(ranks, "mono.en.tsv"), os.path.join(ranks, "mono.en.tsv.tmp"))
-    with pytest.raises(M.EvalError, match="mono.en.tsv: ranks not found"):
+    with pytest.raises(T.EvalError, match="mono.en.tsv: ranks not found"):
         evaluate.evaluate_lareqa(root, ranks, settings=["mono"])
     os.rename(os.path.join(ranks, "mono.en.tsv.tmp"), os.path.join(ranks, "mono.en.tsv"))
     with open(os.path.join(ranks, "mono.de.tsv"), "a", encoding="utf-8") as f:
         f.write("q1-de\tde-1\tfirst\t0.5\n")
-    with pytest.raises(M.EvalError, match=r"mono.de.tsv:\d+: rank 'first' is not an integer"):
+    with pytest.raises(T.EvalError, match=r"mono.de.tsv:\d+: rank 'first' is not an integer"):
         evaluate.evaluate_lareqa(root, ranks, settings=["mono"])
 
 

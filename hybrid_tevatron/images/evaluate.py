@@ -37,9 +37,10 @@ import numpy as np
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
 from hybrid_tevatron.eval.pipeline.ranks import SAMPLE_LINES
 from hybrid_tevatron.eval.pipeline.search_plan import Search, SearchPlan, write_plan
-from hybrid_tevatron.eval.reports.metrics import KEYS, macro, mean, query_metrics
-from hybrid_tevatron.eval.reports.metrics import MEASURES as TREC_MEASURES
+from hybrid_tevatron.eval.reports.metrics import macro, mean, query_metrics
 from hybrid_tevatron.eval.runner import StepError
+from hybrid_tevatron.eval.trec import KEYS, read_qrels
+from hybrid_tevatron.eval.trec import MEASURES as TREC_MEASURES
 from hybrid_tevatron.logs import get_logger
 
 log = get_logger(__name__)
@@ -138,8 +139,6 @@ def per_query_metrics(ranks: dict[str, list[int]], relevant: dict[str, int], ran
 
 def score(plan: SearchPlan, ranks_dir: str, languages: list[str]) -> tuple:
     """``(results.json's content, {search: per-query metrics})``: per search, per language, macro averages."""
-    from hybrid_tevatron.eval.reports.metrics import read_qrels
-
     searches, per_query = {}, {}
     for s in plan.searches:
         qrels = read_qrels(os.path.join(plan.root, s.qrels))

@@ -58,7 +58,7 @@ NUMBER_FILES = {
               "training.py"),
     "eval": ("data/captions.py", "data/descriptions.py", "data/languages.py", "data/pool_ids.py", "encoding.py",
              "eval/benchmarks/lareqa.py", "eval/pipeline/*.py", "eval/program.py", "eval/reports/evaluate.py",
-             "eval/reports/metrics.py", "modeling.py", "pyserini/encode.py", "pyserini/encoders.py"),
+             "eval/reports/metrics.py", "eval/trec.py", "modeling.py", "pyserini/encode.py", "pyserini/encoders.py"),
 }
 COMMANDS_HEADER = ("#!/usr/bin/env bash\n# Every recorded step of this study, in the order it was recorded, "
                    "replayable: set OUT (the study's root), MODEL and the data folders first.\n")

@@ -20,6 +20,7 @@ import time
 from hybrid_tevatron.atomic import atomic_path, atomic_write_text
 from hybrid_tevatron.eval.pipeline.search_plan import Search, SearchPlan, select
 from hybrid_tevatron.eval.runner import CliRunner, StepError
+from hybrid_tevatron.eval.trec import run_lines
 from hybrid_tevatron.logs import get_logger
 
 log = get_logger(__name__)
@@ -74,8 +75,6 @@ def split_run(src: str, targets: dict[str, tuple], hits: int) -> dict[str, int]:
     """Write the lines of the run ``src`` into the run of each query's search: ``targets`` {qid: (file, excluded
     docid or None)}; at most ``hits`` lines per query after dropping its excluded docid, ranks renumbered.
     Returns the lines written per file."""
-    from hybrid_tevatron.eval.reports.metrics import run_lines
-
     written: dict[str, int] = {}
     handles = {}
     try:

@@ -22,10 +22,11 @@ from typing import Any, ClassVar
 
 from hybrid_tevatron.atomic import atomic_write_json
 from hybrid_tevatron.eval.runner import StepError
+from hybrid_tevatron.eval.trec import MEASURES, measure_args
 from hybrid_tevatron.jsonfiles import read_format
 
 PLAN_FORMAT = "hybrid_tevatron.search_plan/1"
-LAREQA_TREC_EVAL_ARGS = ["-c", "-q", "-m", "map", "-m", "recall.1,10", "-m", "ndcg_cut.10"]
+LAREQA_TREC_EVAL_ARGS = ["-c", "-q", *measure_args(MEASURES)]  # -m map -m recall.1,10 -m ndcg_cut.10
 RUN_DEPTH = 10  # pool plans: lines per query of the runs Pyserini writes (R@1, R@10 and nDCG@10 need 10)
 # a pool plan's search keys in file order ("exclude" is written even when None)
 POOL_SEARCH_KEYS = ("name", "setting", "index", "queries", "topics", "qrels", "hits", "pool_size", "ranks", "run",

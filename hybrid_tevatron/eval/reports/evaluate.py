@@ -27,18 +27,11 @@ import sys
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
 from hybrid_tevatron.errors import report_errors
 from hybrid_tevatron.eval.benchmarks.lareqa import MANIFEST_FORMAT, LareqaError
-from hybrid_tevatron.eval.reports.metrics import (
-    KEYS,
-    MEASURES,
-    EvalError,
-    compare_with_trec_eval,
-    macro,
-    mean,
-    parse_trec_eval,
-    query_metrics,
-    read_qrels,
-)
+from hybrid_tevatron.eval.pipeline.ranks import RANKS_FILE, RANKS_FORMAT
+from hybrid_tevatron.eval.pipeline.scoring import ORACLE_FILE, SEP
+from hybrid_tevatron.eval.reports.metrics import compare_with_trec_eval, macro, mean, query_metrics
 from hybrid_tevatron.eval.reports.report import RESULTS_FORMAT, detail_markdown, fmt, plot_heatmap
+from hybrid_tevatron.eval.trec import KEYS, MEASURES, EvalError, parse_trec_eval, read_qrels
 from hybrid_tevatron.jsonfiles import read_format, read_json
 from hybrid_tevatron.logs import get_logger
 
@@ -126,8 +119,6 @@ def evaluate_lareqa(manifest_path: str, ranks_dir: str, settings=SETTINGS, seen_
 
 def _ranked_searches(manifest: dict, manifest_path: str, ranks_dir: str, settings) -> tuple[list[dict], dict]:
     """The manifest's searches of ``settings`` and the ranks file of ``ranks_dir``, which must rank every one."""
-    from hybrid_tevatron.eval.pipeline.ranks import RANKS_FILE, RANKS_FORMAT
-
     searches = [s for s in manifest["searches"] if s["setting"] in settings]
     if not searches:
         raise EvalError(f"{manifest_path}: no searches for settings {list(settings)}")
@@ -221,8 +212,6 @@ def _notes(search_info: dict) -> list[str]:
 def crosscheck(per_query: dict[str, dict], ranked: dict, trec_eval_dir: str) -> dict:
     """Our per-query values vs trec_eval's on the full-ranking sample (must agree) and on the top-k runs
     (reported)."""
-    from hybrid_tevatron.eval.pipeline.scoring import ORACLE_FILE, SEP
-
     oracle = read_json(os.path.join(trec_eval_dir, ORACLE_FILE), EvalError, "oracle")
     check: dict = {"tolerance": CROSSCHECK_TOLERANCE, "sample": None, "top_k": None, "problems": []}
 
