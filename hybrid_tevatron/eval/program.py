@@ -42,8 +42,8 @@ import argparse
 import os
 import sys
 
-from hybrid_tevatron.errors import HybridTevatronError
-from hybrid_tevatron.eval.output import Interrupted, OutputFolder
+from hybrid_tevatron.errors import HybridTevatronError, Interrupted
+from hybrid_tevatron.eval.output import OutputFolder
 from hybrid_tevatron.eval.pipeline.encode import Dtype, Encoder, EncodeStage, resolve
 from hybrid_tevatron.eval.pipeline.ranks import SAMPLE_LINES
 from hybrid_tevatron.eval.pipeline.scoring import oracle, trec_eval

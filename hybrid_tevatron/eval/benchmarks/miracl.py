@@ -270,7 +270,7 @@ def _prepare_into(languages, root, split, topics_pattern, qrels_pattern, corpus_
         corpora[lang] = Corpus(path=f"corpus/{lang}.jsonl", size=n_docs)
         queries[lang] = f"topics/{lang}.tsv"
         searches.append(Search(name=lang, index=lang, queries=lang, topics=f"topics/{lang}.tsv",
-                               qrels=f"qrels/{lang}.txt", hits=HITS, compact=False, run=f"{lang}.trec"))
+                               qrels=f"qrels/{lang}.txt", hits=HITS, run=f"{lang}.trec"))
     for w in manifest["warnings"]:
         if log:
             log(f"warning: {w}")

@@ -34,14 +34,6 @@ def read_qids(topics_path: str) -> list[str]:
         return [line.split("\t", 1)[0].strip() for line in f if line.strip()]
 
 
-def write_topics_subset(topics: str, qids, dst: str) -> None:
-    """The lines of the topics file ``topics`` whose query id is in ``qids``, in file order, to ``dst``."""
-    wanted = set(qids)
-    with open(topics, encoding="utf-8") as f:
-        lines = [line for line in f if line.strip() and line.split("\t", 1)[0].strip() in wanted]
-    atomic_write_text(dst, "".join(lines))
-
-
 def check_run(path: str, qids) -> int:
     """Every query id of ``qids`` has lines in the run ``path``; returns the number of lines."""
     if not os.path.isfile(path) or os.path.getsize(path) == 0:

@@ -87,7 +87,7 @@ class Search(_Record):
     """One search: the ``queries`` (encoded query set) and ``topics`` against ``index``, judged by ``qrels``, its
     top ``hits`` into the run ``run`` (None: ``{name}.trec``, :attr:`run_file`). A pool plan's searches also have
     ``setting``, ``pool_size``, ``exclude`` (a file of each query's excluded docid, or None) and ``ranks``: exact
-    whole-pool ranks. MIRACL's have ``compact`` (False; no stage reads it)."""
+    whole-pool ranks."""
 
     name: str
     setting: str | None = None
@@ -98,7 +98,6 @@ class Search(_Record):
     hits: int
     pool_size: int | None = None
     ranks: bool | None = None
-    compact: bool | None = None
     run: str | None = None
     exclude: str | None = None
 
