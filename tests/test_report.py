@@ -132,21 +132,21 @@ def test_missing_ranks_are_named(xquad_eval, tmp_path, capsys):
     assert set(res["settings"]) == {"mono"} and os.path.exists(tmp_path / "o" / "cross_map.png")
     os.rename(os.path.join(ranks, "mono.en.tsv"), os.path.join(ranks, "mono.en.tsv.tmp"))
     with pytest.raises(T.EvalError, match="mono.en.tsv: ranks not found"):
-        evaluate.evaluate_lareqa(root, ranks, settings=["mono"])
+        evaluate.evaluate_pool(root, ranks, settings=["mono"])
     os.rename(os.path.join(ranks, "mono.en.tsv.tmp"), os.path.join(ranks, "mono.en.tsv"))
     with open(os.path.join(ranks, "mono.de.tsv"), "a", encoding="utf-8") as f:
         f.write("q1-de\tde-1\tfirst\t0.5\n")
     with pytest.raises(T.EvalError, match=r"mono.de.tsv:\d+: rank 'first' is not an integer"):
-        evaluate.evaluate_lareqa(root, ranks, settings=["mono"])
+        evaluate.evaluate_pool(root, ranks, settings=["mono"])
 
 
 def test_compare_cli_side_by_side(xquad_eval, shared_data, tmp_path, capsys):
     root, manifest, base = xquad_eval
-    a = evaluate.evaluate_lareqa(root, str(base / "t256" / "ranks"), name="full")
-    b = evaluate.evaluate_lareqa(root, str(base / "t32" / "ranks"), name="cut")
+    a = evaluate.evaluate_pool(root, str(base / "t256" / "ranks"), name="full")
+    b = evaluate.evaluate_pool(root, str(base / "t32" / "ranks"), name="cut")
     mroot = str(tmp_path / "mlqa")
     mmanifest = build(load_lareqa(os.path.join(shared_data, "mlqa-r"), max_questions=40), mroot)
-    c = evaluate.evaluate_lareqa(mroot, _write_ranks(mroot, mmanifest, str(tmp_path / "mw")), name="full")
+    c = evaluate.evaluate_pool(mroot, _write_ranks(mroot, mmanifest, str(tmp_path / "mw")), name="full")
     paths = []
     for r in (a, b, c):
         paths.append(evaluate.write_reports(r, str(tmp_path / f"{r['dataset']}-{r['name']}"))["json"])

@@ -42,6 +42,7 @@ import argparse
 import os
 import sys
 
+from hybrid_tevatron.booleans import parse_bool
 from hybrid_tevatron.errors import HybridTevatronError, Interrupted
 from hybrid_tevatron.eval.output import OutputFolder
 from hybrid_tevatron.eval.pipeline.encode import Dtype, Encoder, EncodeStage, resolve
@@ -53,7 +54,6 @@ from hybrid_tevatron.eval.runner import Cli, CliRunner, StepError
 from hybrid_tevatron.logs import get_logger
 
 log = get_logger(__name__)
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 def _env(name: str, default=None):
@@ -84,11 +84,10 @@ def _flag_bool(name: str):
     value = _env(name)
     if value is None:
         return None
-    if value.lower() in _TRUE:
-        return True
-    if value.lower() in _FALSE:
-        return False
-    raise StepError(f"{name} must be 1 or 0, got {value!r}")
+    flag = parse_bool(value)
+    if flag is None:
+        raise StepError(f"{name} must be 1 or 0, got {value!r}")
+    return flag
 
 
 # --------------------------------------------------------------------------------------------------- arguments

@@ -256,7 +256,7 @@ def evaluate(model: str, image_data: str, output_dir: str, image_index: str | No
             f"--image_index {image_index} was encoded with tower", f"{image_index} has no {TOWER_RECORD}",
             allow_other_tower)
     with OutputFolder(output_dir, overwrite) as out:
-        with out.stage("1/3 encode"):
+        with out.stage("1/5 encode"):
             if image_index is not None:
                 index = read_index(image_index)
                 rows = index.rows()

@@ -25,6 +25,7 @@ import os
 import sys
 
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
+from hybrid_tevatron.data.languages import SETTINGS
 from hybrid_tevatron.errors import report_errors
 from hybrid_tevatron.eval.benchmarks.lareqa import MANIFEST_FORMAT, LareqaError
 from hybrid_tevatron.eval.pipeline.ranks import RANKS_FILE, RANKS_FORMAT
@@ -35,7 +36,6 @@ from hybrid_tevatron.eval.trec import KEYS, MEASURES, EvalError, parse_trec_eval
 from hybrid_tevatron.jsonfiles import read_format, read_json
 from hybrid_tevatron.logs import get_logger
 
-SETTINGS = ("mono", "cross", "multi")
 METRIC_KEYS = tuple(KEYS[m] for m in MEASURES)
 PIVOT = "en"  # caption pools: the language whose caption stands in for the image
 CROSSCHECK_TOLERANCE = 1e-4
@@ -81,7 +81,7 @@ def _aggregate(values: list[dict], keys) -> dict:
     return {k: macro(v.get(k) for v in values) for k in keys}
 
 
-def evaluate_lareqa(manifest_path: str, ranks_dir: str, settings=SETTINGS, seen_languages=None, name=None,
+def evaluate_pool(manifest_path: str, ranks_dir: str, settings=SETTINGS, seen_languages=None, name=None,
                     trec_eval_dir: str | None = None, runs_dir: str | None = None) -> dict:
     """All metrics of the ranks in ``ranks_dir`` for the searches of ``manifest_path``; returns the results dict
     (with ``crosscheck`` against the oracle's trec_eval outputs in ``trec_eval_dir`` when given)."""
@@ -342,7 +342,7 @@ def main(argv=None) -> int:
                    "values equal trec_eval's on the full-ranking sample (crosscheck.json; a difference > 1e-4 is "
                    "an error) and compare the top-k runs")
     args = p.parse_args(argv)
-    results = evaluate_lareqa(args.manifest, args.ranks_dir, args.settings, args.seen_languages, args.name,
+    results = evaluate_pool(args.manifest, args.ranks_dir, args.settings, args.seen_languages, args.name,
                               args.trec_eval_dir, args.runs_dir)
     check = results.get("crosscheck")
     out = write_reports(results, args.output_dir)
