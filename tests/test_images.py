@@ -383,8 +383,8 @@ def brute_force_ranks(queries, query_ids, pool, pool_ids, relevant):
 
 
 def test_image_evaluation_equals_brute_force(trained_image_model, image_set, image_index, tmp_path):
+    from hybrid_tevatron.eval.__main__ import main
     from hybrid_tevatron.eval.pipeline.ranks import read_index
-    from hybrid_tevatron.eval.program import main
     from hybrid_tevatron.images.data import read_image_data
     from hybrid_tevatron.images.evaluate import read_ranks
     from hybrid_tevatron.images.model import CaptionEncoder
@@ -432,7 +432,7 @@ def test_image_evaluation_equals_brute_force(trained_image_model, image_set, ima
 
 
 def test_image_evaluation_refuses_a_text_only_model(tiny_model_dir, image_set, image_index, tmp_path, capsys):
-    from hybrid_tevatron.eval.program import main
+    from hybrid_tevatron.eval.__main__ import main
 
     out = tmp_path / "ev"
     assert main(["images", tiny_model_dir, str(out), "--image_data", image_set, "--image_index", image_index]) == 2
@@ -644,7 +644,7 @@ def _one_error_line(err: str) -> str:
 
 def test_text_model_as_image_tower_is_refused_at_load(text_model_with_image_processor, image_set, image_index,
                                                       trained_image_model, tmp_path, capsys):
-    from hybrid_tevatron.eval.program import main
+    from hybrid_tevatron.eval.__main__ import main
 
     folder = text_model_with_image_processor
     out = tmp_path / "index"
@@ -752,7 +752,7 @@ def other_index(other_clip, image_set, tmp_path_factory):
 def test_image_evaluation_refuses_another_tower(trained_image_model, tiny_clip, other_clip, other_index, image_set,
                                                 tmp_path, capsys):
     """CLIP ViT-B/32 and ViT-B/16 both embed in 512 dimensions: the digests tell them apart, not the size."""
-    from hybrid_tevatron.eval.program import main
+    from hybrid_tevatron.eval.__main__ import main
 
     siglip = img_testing.build_tiny_tower(str(tmp_path / "towers" / "siglip"), "siglip")  # 16 dimensions
     capsys.readouterr()  # the fixtures' progress bars
@@ -787,7 +787,7 @@ def test_image_evaluation_says_when_it_cannot_check_the_tower(trained_image_mode
     import logging
     import shutil
 
-    from hybrid_tevatron.eval.program import main
+    from hybrid_tevatron.eval.__main__ import main
 
     merged = tmp_path / "merged"
     merged.mkdir()

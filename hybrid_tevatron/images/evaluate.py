@@ -37,6 +37,7 @@ import numpy as np
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
 from hybrid_tevatron.eval.pipeline.ranks import SAMPLE_LINES
 from hybrid_tevatron.eval.pipeline.search_plan import Search, SearchPlan, write_plan
+from hybrid_tevatron.eval.program import Family
 from hybrid_tevatron.eval.reports.metrics import macro, mean, query_metrics
 from hybrid_tevatron.eval.runner import StepError
 from hybrid_tevatron.eval.trec import KEYS, read_qrels
@@ -303,9 +304,9 @@ def evaluate(model: str, image_data: str, output_dir: str, image_index: str | No
     return final
 
 
-def add_parser(sub) -> argparse.ArgumentParser:
-    """The ``images`` family of ``python -m hybrid_tevatron.eval``."""
-    p = sub.add_parser("images", help="image–text retrieval: text->image R@1/5/10 per language, image->text over "
+def add_parser(sub, name: str) -> argparse.ArgumentParser:
+    """The ``images`` subcommand of ``python -m hybrid_tevatron.eval``."""
+    p = sub.add_parser(name, help="image–text retrieval: text->image R@1/5/10 per language, image->text over "
                        "the multilingual caption pool (mAP, rank distance)", description=__doc__.split("\n\n")[0])
     p.add_argument("model", help="a checkpoint of python -m hybrid_tevatron.images.train (encoder + image head)")
     p.add_argument("output_dir")
@@ -328,7 +329,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-def run(args) -> str:
+def eval_images(args) -> str:
+    """The evaluation of the parsed ``images`` subcommand."""
     return evaluate(args.model, args.image_data, args.output_dir, args.image_index, args.tower, args.languages,
                     args.max_images, args.device, args.batch_size, args.name, args.overwrite, args.sample_lines,
                     args.allow_other_tower)
+
+
+IMAGES_FAMILY = Family("images", add_parser, eval_images)

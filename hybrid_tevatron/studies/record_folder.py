@@ -57,9 +57,9 @@ NUMBER_FILES = {
               "dataset.py", "driver/train.py", "encoding.py", "mixture.py", "modeling.py", "sampling.py",
               "training.py"),
     "eval": ("booleans.py", "data/captions.py", "data/descriptions.py", "data/languages.py", "data/pool_ids.py",
-             "encoding.py", "eval/benchmarks/lareqa.py", "eval/pipeline/*.py", "eval/program.py",
-             "eval/reports/evaluate.py", "eval/reports/metrics.py", "eval/trec.py", "modeling.py", "pyserini/encode.py",
-             "pyserini/encoders.py"),
+             "encoding.py", "eval/benchmarks/lareqa.py", "eval/options.py", "eval/pipeline/*.py",
+             "eval/reports/evaluate.py", "eval/reports/metrics.py", "eval/stages.py", "eval/trec.py", "modeling.py",
+             "pyserini/encode.py", "pyserini/encoders.py"),
 }
 COMMANDS_HEADER = ("#!/usr/bin/env bash\n# Every recorded step of this study, in the order it was recorded, "
                    "replayable: set OUT (the study's root), MODEL and the data folders first.\n")
