@@ -435,7 +435,7 @@ def test_image_evaluation_refuses_a_text_only_model(tiny_model_dir, image_set, i
     from hybrid_tevatron.eval.__main__ import main
 
     out = tmp_path / "ev"
-    assert main(["images", tiny_model_dir, str(out), "--image_data", image_set, "--image_index", image_index]) == 2
+    exit_line(main, ["images", tiny_model_dir, str(out), "--image_data", image_set, "--image_index", image_index])
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "image_head.safetensors" in err[0] and tiny_model_dir in err[0]
     assert not os.path.exists(out)
@@ -654,7 +654,7 @@ def test_text_model_as_image_tower_is_refused_at_load(text_model_with_image_proc
     assert "CLIP/SigLIP model with a vision part" in line and "vision-only CLIP" in line
     assert not out.exists() and "Traceback" not in proc.stderr
     ev = tmp_path / "ev"
-    assert main(["images", trained_image_model, str(ev), "--image_data", image_set, "--tower", folder]) == 2
+    exit_line(main, ["images", trained_image_model, str(ev), "--image_data", image_set, "--tower", folder])
     assert "has no vision part" in _one_error_line(capsys.readouterr().err) and not ev.exists()
 
 
@@ -761,14 +761,14 @@ def test_image_evaluation_refuses_another_tower(trained_image_model, tiny_clip, 
     for images, says in ((["--image_index", other_index], f"but --image_index {other_index} was encoded with tower "
                                                           f"{other_clip} (12 dimensions, config "),
                          (["--tower", other_clip], f"but --tower is {other_clip} (12 dimensions, config ")):
-        assert main(["images", trained_image_model, str(out), "--image_data", image_set, *images]) == 2
+        exit_line(main, ["images", trained_image_model, str(out), "--image_data", image_set, *images])
         line = _one_error_line(capsys.readouterr().err)
         assert model in line and says in line and "they differ in weights; " in line, line
         assert line.endswith("or give --allow_other_tower to score anyway (recorded in results.json)")
         assert sorted(os.listdir(tmp_path)) == ["towers"]  # no OUTPUT, no work folder, no lock
     # another embedding size: no override
-    assert main(["images", trained_image_model, str(out), "--image_data", image_set, "--tower", siglip,
-                 "--allow_other_tower"]) == 2
+    exit_line(main, ["images", trained_image_model, str(out), "--image_data", image_set, "--tower", siglip,
+                     "--allow_other_tower"])
     line = _one_error_line(capsys.readouterr().err)
     assert f"but --tower is {siglip} (16 dimensions" in line and "they differ in embedding size, config, weights;" \
         in line and line.endswith("evaluate with the model's tower") and not out.exists()

@@ -5,6 +5,7 @@ import os
 import zlib
 
 import pytest
+from conftest import exit_line
 
 from hybrid_tevatron.eval import trec as T
 from hybrid_tevatron.eval.benchmarks.lareqa import build, load_lareqa
@@ -122,8 +123,7 @@ def test_evaluate_cli_writes_results_report_and_heatmap(xquad_eval, capsys):
 def test_missing_ranks_are_named(xquad_eval, tmp_path, capsys):
     root, manifest, base = xquad_eval
     ranks = _write_ranks(root, manifest, str(tmp_path / "w"), settings={"mono"})
-    rc = evaluate.main(["--manifest", root, "--ranks_dir", ranks, "--output_dir", str(tmp_path / "o")])
-    assert rc == 2
+    exit_line(evaluate.main, ["--manifest", root, "--ranks_dir", ranks, "--output_dir", str(tmp_path / "o")])
     assert "no ranks for 16 of 20 searches, e.g. cross.en-de" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
     assert evaluate.main(["--manifest", root, "--ranks_dir", ranks, "--output_dir", str(tmp_path / "o"),
@@ -162,7 +162,7 @@ def test_compare_cli_side_by_side(xquad_eval, shared_data, tmp_path, capsys):
     assert [r["name"] for r in rows] == ["zero-shot", "trigram-32", "zero-shot"]
     assert rows[2]["dataset"] == "mlqa-r" and rows[2]["multi.map"] == pytest.approx(c["summary"]["multi.map"])
     assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
-    assert report.main(["--compare", *paths, "--names", "x", "--output", str(tmp_path / "bad")]) == 2
+    exit_line(report.main, ["--compare", *paths, "--names", "x", "--output", str(tmp_path / "bad")])
     assert "--names gives 1 names for 3 results files" in capsys.readouterr().err
     (tmp_path / "junk.json").write_text("{}", encoding="utf-8")
     with pytest.raises(report.ReportError, match="junk.json: not a hybrid_tevatron.lareqa-results/1 results file"):
