@@ -1,7 +1,9 @@
 """Evaluation, in the order a run goes through it (``python -m hybrid_tevatron.eval lareqa|captions|miracl|images``):
 
-* :mod:`~hybrid_tevatron.eval.program`: the one program (arguments, stages, timings), with ``runner`` (our and
-  Pyserini's CLIs in process, every command in ``commands.sh``) and ``output`` (the output folder, written whole);
+* :mod:`~hybrid_tevatron.eval.program`: the one program, its families (a subcommand's parser and its evaluation)
+  registered by ``__main__``; ``options`` (the command line), ``stages`` (the LAReQA, caption-pool and MIRACL
+  stages, with their timings), ``runner`` (our and Pyserini's CLIs in process, every command in ``commands.sh``)
+  and ``output`` (the output folder, written whole);
 * ``benchmarks/``: a benchmark's inputs for Pyserini: LAReQA (XQuAD-R, MLQA-R) and MIRACL topics, qrels, corpora
   (caption pools are data: :mod:`hybrid_tevatron.data.captions`);
 * ``pipeline/``: what runs on them: the search plan (``search_plan``), encoding into Faiss indexes (``encode``),

@@ -217,6 +217,25 @@ def check_towers(model: str, trained: dict | None, images: dict | None, images_a
             "images_tower": images}
 
 
+def _images_tower(model: str, image_index: str | None, tower: str | None, device: str | None, batch_size: int,
+                  allow_other_tower: bool) -> tuple:
+    """``(the loaded --tower or None, results.json's tower_check)``, before any output: a folder that is no image
+    tower, or another tower than the model's, is one error line."""
+    from hybrid_tevatron.images.tower import ImageTower, tower_record
+
+    if tower is not None:
+        image_tower = ImageTower(tower, device=device, batch_size=batch_size)
+        return image_tower, check_towers(model, trained_tower(model), {**tower_record(tower),
+                                         "dimension": image_tower.dimension}, "--tower is", "", allow_other_tower)
+    from hybrid_tevatron.images.encode import TOWER_RECORD, read_tower_record
+
+    indexed = read_tower_record(image_index)
+    return None, check_towers(
+        model, trained_tower(model), indexed and {k: indexed.get(k) for k in ("tower", "tower_digest", "dimension")},
+        f"--image_index {image_index} was encoded with tower", f"{image_index} has no {TOWER_RECORD}",
+        allow_other_tower)
+
+
 def evaluate(model: str, image_data: str, output_dir: str, image_index: str | None = None,
              tower: str | None = None, languages=None, max_images: int | None = None, device: str | None = None,
              batch_size: int = 64, name: str | None = None, overwrite: bool = False,
@@ -230,7 +249,7 @@ def evaluate(model: str, image_data: str, output_dir: str, image_index: str | No
     from hybrid_tevatron.eval.runner import Cli, CliRunner
     from hybrid_tevatron.images.data import read_image_data
     from hybrid_tevatron.images.model import HEAD_FILE, CaptionEncoder
-    from hybrid_tevatron.images.tower import ImageTower, tower_name, tower_record
+    from hybrid_tevatron.images.tower import tower_name
 
     if (image_index is None) == (tower is None):
         raise StepError("give exactly one of --image_index DIR (the tower's index) and --tower T (encode here)")
@@ -242,20 +261,7 @@ def evaluate(model: str, image_data: str, output_dir: str, image_index: str | No
             raise StepError(f"--max_images must be >= 1, got {max_images}")
         data.image_ids, data.image_paths = data.image_ids[:max_images], data.image_paths[:max_images]
         data.captions = {lang: c[:max_images] for lang, c in data.captions.items()}
-    image_tower = None
-    if tower is not None:  # loaded before any output: a folder that is no image tower is one error line
-        image_tower = ImageTower(tower, device=device, batch_size=batch_size)
-        tower_check = check_towers(model, trained_tower(model), {**tower_record(tower),
-                                   "dimension": image_tower.dimension}, "--tower is", "", allow_other_tower)
-    else:
-        from hybrid_tevatron.images.encode import TOWER_RECORD, read_tower_record
-
-        indexed = read_tower_record(image_index)
-        tower_check = check_towers(
-            model, trained_tower(model),
-            indexed and {k: indexed.get(k) for k in ("tower", "tower_digest", "dimension")},
-            f"--image_index {image_index} was encoded with tower", f"{image_index} has no {TOWER_RECORD}",
-            allow_other_tower)
+    image_tower, tower_check = _images_tower(model, image_index, tower, device, batch_size, allow_other_tower)
     with OutputFolder(output_dir, overwrite) as out:
         with out.stage("1/5 encode"):
             if image_index is not None:
