@@ -44,16 +44,17 @@ POOLS = {
 
 BASELINE_SCRIPT = r"""
 import json, os, sys, time
-from hybrid_tevatron.eval.reports.evaluate import evaluate_lareqa, load_pool_manifest, write_reports
-from hybrid_tevatron.eval.pipeline.search_plan import plan_from_manifest
+# the baseline commit's own module and function names (its eval/ was one flat package)
+from hybrid_tevatron.eval.evaluate import evaluate_lareqa, load_pool_manifest, write_reports
+from hybrid_tevatron.eval.plan import plan_from_manifest
 from hybrid_tevatron.eval.runner import CliRunner
-from hybrid_tevatron.eval.pipeline.scoring import trec_eval
-from hybrid_tevatron.eval.pipeline.search import search
+from hybrid_tevatron.eval.scoring import trec_eval
+from hybrid_tevatron.eval.search import search
 folder, out = sys.argv[1:]
 os.makedirs(out)
 runner = CliRunner("inprocess", None, folder)
 plan = plan_from_manifest(load_pool_manifest(os.path.join(folder, "inputs")))
-plan = plan.at(os.path.join(folder, "inputs"))
+plan["root"] = os.path.join(folder, "inputs")
 times = {}
 t = time.time()
 search(plan, os.path.join(folder, "index"), os.path.join(folder, "queries"), os.path.join(out, "runs"), runner)

@@ -15,12 +15,12 @@ import json
 import os
 from collections.abc import Mapping
 
+from hybrid_tevatron.booleans import parse_bool
 from hybrid_tevatron.errors import HybridTevatronError
 
 ENCODING_FILE = "hybrid_tevatron.json"
 DEFAULT_QUERY_MAX_LEN = 32
 DEFAULT_PASSAGE_MAX_LEN = 128
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 class EncodingError(HybridTevatronError, ValueError):
@@ -86,8 +86,9 @@ def _value(key: str, value, where: str):
     if key == "normalize":
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
-            return value.lower() in _TRUE
+        flag = parse_bool(value) if isinstance(value, str) else None
+        if flag is not None:
+            return flag
         raise EncodingError(f"{where}: normalize must be true or false, got {value!r}")
     if key.endswith("_prefix"):
         if not isinstance(value, str):

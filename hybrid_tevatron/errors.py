@@ -2,8 +2,9 @@
 
 An expected failure (bad input, a missing file, an unreachable model hub, a folder another run holds) is reported as
 one line naming the cause and the remedy (a report of several problems, such as bad training data, lists them on the
-lines after it, at most :data:`MAX_LISTED`); a traceback means a bug. Command-line entry points catch
-:class:`HybridTevatronError` (every error class of the package derives from it) and print ``error: MESSAGE``.
+lines after it, at most :data:`MAX_LISTED`); a traceback means a bug. Every command-line ``main`` is decorated with
+:func:`report_errors`, the one exit style: a :class:`HybridTevatronError` (every error class of the package derives
+from it) becomes ``error: MESSAGE`` on stderr and :class:`ErrorExit`.
 A stop by a signal is no error: :class:`Interrupted` derives from ``BaseException``, as ``KeyboardInterrupt`` does,
 so that no ``except Exception`` (ours or a library's, around an optional import) can swallow it.
 
@@ -49,7 +50,7 @@ def message_text(message) -> str:
 
 class ErrorExit(SystemExit):
     """``SystemExit(EXIT_ERROR)`` after the ``error: MESSAGE`` line (and its list) was printed (see
-    :func:`exit_error`); ``str()`` is what was printed, so callers in-process can match it."""
+    :func:`report_errors`); ``str()`` is what was printed, so callers in-process can match it."""
 
     def __init__(self, message: str):
         super().__init__(EXIT_ERROR)
@@ -59,12 +60,12 @@ class ErrorExit(SystemExit):
         return f"error: {self.message}"
 
 
-def exit_error(message) -> NoReturn:
+def _exit_error(message) -> NoReturn:
     """Print ``error: MESSAGE`` (:func:`message_text`: its first line, and its list capped) on stderr and end with
     :data:`EXIT_ERROR`."""
     message = message_text(message)
     print(f"error: {message}", file=sys.stderr, flush=True)
-    raise ErrorExit(message)
+    raise ErrorExit(message) from None
 
 
 class Interrupted(BaseException):
@@ -154,10 +155,10 @@ def errors_propagate():
 
 
 def report_errors(main):
-    """Decorator for a command-line ``main(argv=None) -> int``: an expected failure (:class:`HybridTevatronError`)
-    becomes one line ``error: MESSAGE`` on stderr and exit status :data:`EXIT_ERROR`; :class:`Interrupted` one line
-    and 128 + the signal; anything else (a bug) keeps its traceback. Inside :func:`errors_propagate` it catches
-    nothing."""
+    """Decorator for a command-line ``main(argv=None) -> int``, the one exit style of the package: an expected
+    failure (:class:`HybridTevatronError`) becomes one line ``error: MESSAGE`` (and its list) on stderr and
+    :class:`ErrorExit` (exit status :data:`EXIT_ERROR`); :class:`Interrupted` one line and ``SystemExit`` with 128 +
+    the signal; anything else (a bug) keeps its traceback. Inside :func:`errors_propagate` it catches nothing."""
     import functools
 
     @functools.wraps(main)
@@ -167,10 +168,9 @@ def report_errors(main):
         try:
             return main(*args, **kwargs)
         except Interrupted as err:
-            print(f"error: {err}", file=sys.stderr)
-            return err.exit_code
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            raise SystemExit(err.exit_code) from None
         except HybridTevatronError as err:
-            print(f"error: {message_text(err)}", file=sys.stderr)
-            return EXIT_ERROR
+            _exit_error(err)
 
     return wrapper

@@ -33,7 +33,7 @@ from transformers import HfArgumentParser  # noqa: E402
 from hybrid_tevatron.arguments import HybridDataArguments
 from hybrid_tevatron.backends import BACKEND_NAMES, select_backend
 from hybrid_tevatron.backends.flags import not_offered, refuse_not_offered
-from hybrid_tevatron.errors import HybridTevatronError, Interrupted, exit_error, signals_interrupt
+from hybrid_tevatron.errors import HybridTevatronError, Interrupted, first_line, report_errors, signals_interrupt
 from hybrid_tevatron.training import SetupError, kept_after_stop, train
 
 BACKEND_HELP = (
@@ -113,18 +113,22 @@ def parse_args(argv: Sequence[str]):
     return backend, model_args, data_args, training_args
 
 
+@report_errors
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     try:
         backend, model_args, data_args, training_args = parse_args(argv)
-    except (HybridTevatronError, ValueError, OSError) as err:  # ValueError: HfArgumentParser's own checks
-        exit_error(err)
+    except HybridTevatronError:
+        raise
+    except (ValueError, OSError) as err:  # HfArgumentParser's own checks, an unreadable config: their first line
+        raise HybridTevatronError(first_line(err)) from None
     run(backend, model_args, data_args, training_args)
 
 
 def run(backend, model_args, data_args, training_args, build=None) -> None:
-    """Train with parsed flags: logging, the one-line failures and exit codes of the module docstring; ``build``
-    as :func:`hybrid_tevatron.training.train` takes it (another driver's trainer assembly)."""
+    """Train with parsed flags: logging, the one-line stop and exit codes of the module docstring (an expected
+    failure is raised, for the caller's :func:`~hybrid_tevatron.errors.report_errors`); ``build`` as
+    :func:`hybrid_tevatron.training.train` takes it (another driver's trainer assembly)."""
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
         level=logging.INFO if training_args.process_index == 0 else logging.WARNING,
@@ -136,8 +140,6 @@ def run(backend, model_args, data_args, training_args, build=None) -> None:
         if training_args.process_index == 0:
             print(f"error: {err}; {kept_after_stop(training_args.output_dir)}", file=sys.stderr, flush=True)
         sys.exit(err.exit_code)
-    except HybridTevatronError as err:  # SetupError, DataError, ModelFolderError, LockError, ...
-        exit_error(err)
     if trainer.is_world_process_zero():
         logging.getLogger(__name__).info("model, tokenizer and hybrid_tevatron.json saved to %s",
                                          os.path.abspath(training_args.output_dir))

@@ -42,9 +42,6 @@ class OutputError(HybridTevatronError):
     """The output folder cannot be written (exists, is locked, is a file)."""
 
 
-__all__ = ["Interrupted", "OutputError", "OutputFolder"]  # Interrupted: hybrid_tevatron.errors', kept here too
-
-
 class OutputFolder:
     """``with OutputFolder(path, overwrite) as out:`` -> ``out.work`` (absolute), ``out.stage(name)``,
     ``out.record(line)``; see the module docstring for the rules."""

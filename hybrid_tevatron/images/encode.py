@@ -28,7 +28,7 @@ import sys
 from types import SimpleNamespace
 
 from hybrid_tevatron.atomic import atomic_write_json
-from hybrid_tevatron.errors import HybridTevatronError, exit_error
+from hybrid_tevatron.errors import report_errors
 from hybrid_tevatron.images.data import CORPUS
 from hybrid_tevatron.jsonfiles import read_json
 from hybrid_tevatron.pyserini.encode import (
@@ -123,6 +123,7 @@ def encode_images(tower: str, corpus: str, output: str, batch_size: int = 32, de
     return {"count": len(ids), "shards": shards, "encoded": done, "output": out}
 
 
+@report_errors
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m hybrid_tevatron.images.encode", description=__doc__.split("\n")[0])
     p.add_argument("--tower", required=True, help="CLIP/SigLIP model or vision-tower folder or Hub id")
@@ -134,13 +135,10 @@ def main(argv=None) -> int:
     p.add_argument("--num_shards", type=int, help="contiguous shards, as python -m hybrid_tevatron.pyserini.encode")
     p.add_argument("--shard_id", type=int, help="encode only this shard of --num_shards")
     args = p.parse_args(argv)
-    try:
-        if args.batch_size < 1:
-            raise EncodeError("--batch_size must be >= 1")
-        result = encode_images(args.tower, args.corpus, args.output, args.batch_size, args.device, args.overwrite,
-                               args.num_shards, args.shard_id)
-    except HybridTevatronError as err:
-        exit_error(err)
+    if args.batch_size < 1:
+        raise EncodeError("--batch_size must be >= 1")
+    result = encode_images(args.tower, args.corpus, args.output, args.batch_size, args.device, args.overwrite,
+                           args.num_shards, args.shard_id)
     print(f"{result['count']} images -> {result['output']}")
     return 0
 

@@ -37,9 +37,11 @@ import numpy as np
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
 from hybrid_tevatron.eval.pipeline.ranks import SAMPLE_LINES
 from hybrid_tevatron.eval.pipeline.search_plan import Search, SearchPlan, write_plan
-from hybrid_tevatron.eval.reports.metrics import KEYS, macro, mean, query_metrics
-from hybrid_tevatron.eval.reports.metrics import MEASURES as TREC_MEASURES
+from hybrid_tevatron.eval.program import Family
+from hybrid_tevatron.eval.reports.metrics import macro, mean, query_metrics
 from hybrid_tevatron.eval.runner import StepError
+from hybrid_tevatron.eval.trec import KEYS, read_qrels
+from hybrid_tevatron.eval.trec import MEASURES as TREC_MEASURES
 from hybrid_tevatron.logs import get_logger
 
 log = get_logger(__name__)
@@ -138,8 +140,6 @@ def per_query_metrics(ranks: dict[str, list[int]], relevant: dict[str, int], ran
 
 def score(plan: SearchPlan, ranks_dir: str, languages: list[str]) -> tuple:
     """``(results.json's content, {search: per-query metrics})``: per search, per language, macro averages."""
-    from hybrid_tevatron.eval.reports.metrics import read_qrels
-
     searches, per_query = {}, {}
     for s in plan.searches:
         qrels = read_qrels(os.path.join(plan.root, s.qrels))
@@ -217,6 +217,25 @@ def check_towers(model: str, trained: dict | None, images: dict | None, images_a
             "images_tower": images}
 
 
+def _images_tower(model: str, image_index: str | None, tower: str | None, device: str | None, batch_size: int,
+                  allow_other_tower: bool) -> tuple:
+    """``(the loaded --tower or None, results.json's tower_check)``, before any output: a folder that is no image
+    tower, or another tower than the model's, is one error line."""
+    from hybrid_tevatron.images.tower import ImageTower, tower_record
+
+    if tower is not None:
+        image_tower = ImageTower(tower, device=device, batch_size=batch_size)
+        return image_tower, check_towers(model, trained_tower(model), {**tower_record(tower),
+                                         "dimension": image_tower.dimension}, "--tower is", "", allow_other_tower)
+    from hybrid_tevatron.images.encode import TOWER_RECORD, read_tower_record
+
+    indexed = read_tower_record(image_index)
+    return None, check_towers(
+        model, trained_tower(model), indexed and {k: indexed.get(k) for k in ("tower", "tower_digest", "dimension")},
+        f"--image_index {image_index} was encoded with tower", f"{image_index} has no {TOWER_RECORD}",
+        allow_other_tower)
+
+
 def evaluate(model: str, image_data: str, output_dir: str, image_index: str | None = None,
              tower: str | None = None, languages=None, max_images: int | None = None, device: str | None = None,
              batch_size: int = 64, name: str | None = None, overwrite: bool = False,
@@ -230,7 +249,7 @@ def evaluate(model: str, image_data: str, output_dir: str, image_index: str | No
     from hybrid_tevatron.eval.runner import Cli, CliRunner
     from hybrid_tevatron.images.data import read_image_data
     from hybrid_tevatron.images.model import HEAD_FILE, CaptionEncoder
-    from hybrid_tevatron.images.tower import ImageTower, tower_name, tower_record
+    from hybrid_tevatron.images.tower import tower_name
 
     if (image_index is None) == (tower is None):
         raise StepError("give exactly one of --image_index DIR (the tower's index) and --tower T (encode here)")
@@ -242,22 +261,9 @@ def evaluate(model: str, image_data: str, output_dir: str, image_index: str | No
             raise StepError(f"--max_images must be >= 1, got {max_images}")
         data.image_ids, data.image_paths = data.image_ids[:max_images], data.image_paths[:max_images]
         data.captions = {lang: c[:max_images] for lang, c in data.captions.items()}
-    image_tower = None
-    if tower is not None:  # loaded before any output: a folder that is no image tower is one error line
-        image_tower = ImageTower(tower, device=device, batch_size=batch_size)
-        tower_check = check_towers(model, trained_tower(model), {**tower_record(tower),
-                                   "dimension": image_tower.dimension}, "--tower is", "", allow_other_tower)
-    else:
-        from hybrid_tevatron.images.encode import TOWER_RECORD, read_tower_record
-
-        indexed = read_tower_record(image_index)
-        tower_check = check_towers(
-            model, trained_tower(model),
-            indexed and {k: indexed.get(k) for k in ("tower", "tower_digest", "dimension")},
-            f"--image_index {image_index} was encoded with tower", f"{image_index} has no {TOWER_RECORD}",
-            allow_other_tower)
+    image_tower, tower_check = _images_tower(model, image_index, tower, device, batch_size, allow_other_tower)
     with OutputFolder(output_dir, overwrite) as out:
-        with out.stage("1/3 encode"):
+        with out.stage("1/5 encode"):
             if image_index is not None:
                 index = read_index(image_index)
                 rows = index.rows()
@@ -304,9 +310,9 @@ def evaluate(model: str, image_data: str, output_dir: str, image_index: str | No
     return final
 
 
-def add_parser(sub) -> argparse.ArgumentParser:
-    """The ``images`` family of ``python -m hybrid_tevatron.eval``."""
-    p = sub.add_parser("images", help="image–text retrieval: text->image R@1/5/10 per language, image->text over "
+def add_parser(sub, name: str) -> argparse.ArgumentParser:
+    """The ``images`` subcommand of ``python -m hybrid_tevatron.eval``."""
+    p = sub.add_parser(name, help="image–text retrieval: text->image R@1/5/10 per language, image->text over "
                        "the multilingual caption pool (mAP, rank distance)", description=__doc__.split("\n\n")[0])
     p.add_argument("model", help="a checkpoint of python -m hybrid_tevatron.images.train (encoder + image head)")
     p.add_argument("output_dir")
@@ -329,7 +335,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-def run(args) -> str:
+def eval_images(args) -> str:
+    """The evaluation of the parsed ``images`` subcommand."""
     return evaluate(args.model, args.image_data, args.output_dir, args.image_index, args.tower, args.languages,
                     args.max_images, args.device, args.batch_size, args.name, args.overwrite, args.sample_lines,
                     args.allow_other_tower)
+
+
+IMAGES_FAMILY = Family("images", add_parser, eval_images)

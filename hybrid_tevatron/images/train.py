@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, fields
 from transformers import HfArgumentParser
 
 from hybrid_tevatron.data.captions import DEFAULT_NEGATIVES
-from hybrid_tevatron.errors import HybridTevatronError, exit_error
+from hybrid_tevatron.errors import HybridTevatronError, first_line, report_errors
 from hybrid_tevatron.images.source import DEFAULT_SOURCE_NAME
 from hybrid_tevatron.logs import get_logger
 
@@ -170,14 +170,17 @@ def parse_image_args(argv: list[str]):
     return (image_args, *parse_args(rest))
 
 
+@report_errors
 def main(argv: list[str] | None = None) -> None:
     from hybrid_tevatron.driver.train import run
 
     argv = sys.argv[1:] if argv is None else argv
     try:
         image_args, backend, model_args, data_args, training_args = parse_image_args(list(argv))
-    except (HybridTevatronError, ValueError, OSError) as err:
-        exit_error(err)
+    except HybridTevatronError:
+        raise
+    except (ValueError, OSError) as err:  # HfArgumentParser's own checks, an unreadable config: their first line
+        raise HybridTevatronError(first_line(err)) from None
     run(backend, model_args, data_args, training_args, build=functools.partial(build_image_trainer,
                                                                                image_args=image_args))
 

@@ -55,7 +55,7 @@ import time
 
 from hybrid_tevatron._pyserini_env import configure
 from hybrid_tevatron.atomic import atomic_dir, atomic_path
-from hybrid_tevatron.errors import HybridTevatronError, exit_error, first_line
+from hybrid_tevatron.errors import HybridTevatronError, first_line, report_errors
 from hybrid_tevatron.logs import get_logger
 from hybrid_tevatron.model_files import TRAIN_SUMMARY
 from hybrid_tevatron.pyserini.shards import (
@@ -403,20 +403,18 @@ def encode_topics(args) -> dict:
     return {"count": len(ids), "seconds": seconds, "output": target}
 
 
+@report_errors
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        if args.batch_size < 1 or args.sort_window < 1:
-            raise EncodeError("--batch_size and --sort_window must be >= 1")
-        if "text" not in args.fields:
-            raise EncodeError("--fields must include text (as pyserini.encode's Auto encoders need)")
-        if args.topics and (args.num_shards is not None or args.shard_id is not None
-                            or int(os.environ.get("WORLD_SIZE", "1")) > 1):
-            raise EncodeError("topics are encoded by one process, unsharded (no --num_shards/--shard_id/torchrun)")
-        configure()
-        (encode_topics if args.topics else encode_corpus)(args)
-    except HybridTevatronError as err:  # ShardError, EncodingError, ModelFolderError, EncodeError: one line, exit 2
-        exit_error(err)
+    if args.batch_size < 1 or args.sort_window < 1:
+        raise EncodeError("--batch_size and --sort_window must be >= 1")
+    if "text" not in args.fields:
+        raise EncodeError("--fields must include text (as pyserini.encode's Auto encoders need)")
+    if args.topics and (args.num_shards is not None or args.shard_id is not None
+                        or int(os.environ.get("WORLD_SIZE", "1")) > 1):
+        raise EncodeError("topics are encoded by one process, unsharded (no --num_shards/--shard_id/torchrun)")
+    configure()
+    (encode_topics if args.topics else encode_corpus)(args)
     return 0
 
 

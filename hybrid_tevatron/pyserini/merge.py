@@ -29,7 +29,7 @@ import time
 from collections import defaultdict
 
 from hybrid_tevatron.atomic import atomic_dir, atomic_path
-from hybrid_tevatron.errors import exit_error
+from hybrid_tevatron.errors import HybridTevatronError, first_line, report_errors
 from hybrid_tevatron.logs import get_logger
 from hybrid_tevatron.pyserini.shards import (
     ShardError,
@@ -205,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@report_errors
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -214,8 +215,10 @@ def main(argv=None) -> int:
             if args.hits is None:
                 raise ShardError("--runs needs --hits (the depth each shard was searched to)")
             merge_runs(args.runs, args.output, args.hits, args.overwrite)
-    except (ShardError, OSError) as err:  # one line, exit 2
-        exit_error(err)
+    except HybridTevatronError:
+        raise
+    except OSError as err:  # an unreadable or unwritable file: its first line
+        raise ShardError(first_line(err)) from None
     return 0
 
 

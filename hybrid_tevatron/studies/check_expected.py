@@ -47,7 +47,7 @@ from collections.abc import Iterable
 import yaml
 
 from hybrid_tevatron.atomic import atomic_write_text
-from hybrid_tevatron.errors import EXIT_ERROR, HybridTevatronError
+from hybrid_tevatron.errors import HybridTevatronError, report_errors
 
 DEFAULTS = {"ok_abs": 0.005, "okish_abs": 0.02, "ok_rel": 0.02, "okish_rel": 0.05, "ok_std": 1.0, "okish_std": 3.0}
 RELATIVE = ["*rank_distance*"]
@@ -187,6 +187,7 @@ def write_expected(path: str, rows: list[dict], title: str, results_path: str, m
     atomic_write_text(path, text)
 
 
+@report_errors
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("expected", nargs="?", help="expected-scores YAML to check against")
@@ -229,10 +230,8 @@ def main(argv=None) -> int:
     results_path = args.results or doc.get("results")
     if not results_path:
         ap.error(f"{args.expected} names no results file; pass --results")
-    if not os.path.isfile(results_path):
-        print(f"error: {results_path}: no such results file (run the command in {args.expected} first)",
-              file=sys.stderr)
-        return EXIT_ERROR  # an expected failure; 1 is the verdict "rows outside their tolerance"
+    if not os.path.isfile(results_path):  # an expected failure (exit 2); 1 is the verdict "rows outside tolerance"
+        raise ExpectedError(f"{results_path}: no such results file (run the command in {args.expected} first)")
     with open(results_path, encoding="utf-8") as f:
         results = json.load(f)
     rows = check(doc, results)

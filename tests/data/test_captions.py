@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import write_captions
+from helpers import exit_line, write_captions
 
 from hybrid_tevatron.data.captions import (
     POOL_FORMAT,
@@ -150,7 +150,7 @@ def test_bad_caption_files_are_one_line_errors(damage, message, tmp_path, capsys
             f.write("\n".join(lines))
     out = tmp_path / "out"
     args = ["--files", *(f"{l}={p}" for l, p in files.items()), "--output_dir", str(out)]
-    assert main(["train", *args]) == 2
+    exit_line(main, ["train", *args])
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ")
     assert re.search(message, err), err

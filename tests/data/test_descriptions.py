@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import RESOURCE_DATA, recipe_env
+from helpers import RESOURCE_DATA, exit_line, recipe_env
 
 from hybrid_tevatron.data.captions import POOL_FORMAT, main
 from hybrid_tevatron.data.descriptions import load_task2, write_pool, write_training
@@ -106,7 +106,7 @@ def test_bad_files_are_refused_by_file_and_line(damage, message, task2, capsys):
         load_task2(str(task2), SPLIT)
     out = task2.parent / "out"
     for command in ("train", "pool"):  # the CLI: one error line, exit 2, nothing written
-        assert main([command, "--multi30k_task2", str(task2), "--split", SPLIT, "--output_dir", str(out)]) == 2
+        exit_line(main, [command, "--multi30k_task2", str(task2), "--split", SPLIT, "--output_dir", str(out)])
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and re.search(message, err), err
         assert not out.exists()
@@ -285,8 +285,8 @@ def test_pool_command_and_first_images(tmp_path, capsys):
                  "--output_dir", str(tmp_path / "train")]) == 0
     assert f"{IMAGES * 5} queries (description)" in capsys.readouterr().out
     for command, flag in (("pool", "--max_images"), ("train", "--max_examples")):
-        assert main([command, "--multi30k_task2", RESOURCE, "--split", SPLIT, flag, "0",
-                     "--output_dir", str(tmp_path / "zero")]) == 2
+        exit_line(main, [command, "--multi30k_task2", RESOURCE, "--split", SPLIT, flag, "0",
+                         "--output_dir", str(tmp_path / "zero")])
         assert capsys.readouterr().err == f"error: {flag} must be >= 1, got 0\n"
     assert not (tmp_path / "zero").exists()
 

@@ -9,6 +9,7 @@ import sys
 import pytest
 from helpers import recipe_env
 
+from hybrid_tevatron.eval import trec as T
 from hybrid_tevatron.eval.reports import metrics as M
 
 LANGS = ["en", "de", "jp"]
@@ -80,8 +81,8 @@ def test_multi_ranks_equal_trec_eval_on_the_full_pool_without_own_captions(xtd_e
     theirs = subprocess.run([sys.executable, "-m", "pyserini.eval.trec_eval", "-c", "-q", "-m", "map", "-m",
                              "recall.1,10", "-m", "ndcg_cut.10", qrels_path, str(kept)], env=recipe_env(),
                             capture_output=True, text=True, check=True).stdout
-    ours = search_metrics(read_ranks(os.path.join(out, "ranks", "multi.de.tsv")), M.read_qrels(qrels_path))
-    assert M.compare_with_trec_eval(ours, M.parse_trec_eval(theirs)) == []
+    ours = search_metrics(read_ranks(os.path.join(out, "ranks", "multi.de.tsv")), T.read_qrels(qrels_path))
+    assert M.compare_with_trec_eval(ours, T.parse_trec_eval(theirs)) == []
 
 
 def test_two_languages_have_no_rank_distance_and_still_report(tiny_model_dir, shared_data, tmp_path):

@@ -19,6 +19,7 @@ import time
 import pytest
 from helpers import REPO, TRAINING_SETTINGS, recipe_env
 
+from hybrid_tevatron.eval import trec as T
 from hybrid_tevatron.eval.reports import metrics as M
 
 RECIPE = os.path.join(REPO, "recipes", "eval_lareqa.sh")
@@ -90,15 +91,15 @@ def test_pyserini_clis_run_without_java_home_or_java_on_path(tiny_model_dir, tmp
     # search.faiss imports Pyserini's Lucene searcher: the JVM starts in this process
     py("pyserini.search.faiss", "--index", "idx", "--topics", "topics.tsv", "--encoder", tiny_model_dir,
        "--encoder-class", "auto", "--pooling", "mean", "--l2-norm", "--output", "run.trec", "--hits", "3")
-    run = M.read_run(str(tmp_path / "run.trec"))
+    run = T.read_run(str(tmp_path / "run.trec"))
     assert set(run) == {"q1", "q2"} and all(len(hits) == 3 for hits in run.values())
     # trec_eval shells out to `java`: it must find the bundled Java 21
     out = py("pyserini.eval.trec_eval", "-c", "-q", "-m", "map", "-m", "recall.1,3", "qrels.txt", "run.trec")
-    theirs = M.parse_trec_eval(out)
-    qrels = M.read_qrels(str(tmp_path / "qrels.txt"))
+    theirs = T.parse_trec_eval(out)
+    qrels = T.read_qrels(str(tmp_path / "qrels.txt"))
     ours = {}
     for qid, judged in qrels.items():
-        order = {d: i + 1 for i, d in enumerate(M.trec_order(run.get(qid, {})))}
+        order = {d: i + 1 for i, d in enumerate(T.trec_order(run.get(qid, {})))}
         ours[qid] = M.query_metrics([(order[d], r) for d, r in judged.items() if d in order], list(judged.values()),
                                     measures=("map", "recall.1", "recall.3"))
     assert theirs["all"]["recall_3"] == 1.0
@@ -106,7 +107,7 @@ def test_pyserini_clis_run_without_java_home_or_java_on_path(tiny_model_dir, tmp
     # so must our command for Pyserini's bundled trec_eval
     ours_cli = py("hybrid_tevatron.eval.pipeline.trec_eval", "-c", "-q", "-m", "map", "-m", "recall.1,3", "qrels.txt",
                   "run.trec")
-    assert M.parse_trec_eval(ours_cli) == theirs
+    assert T.parse_trec_eval(ours_cli) == theirs
 
 
 def test_trec_eval_ignores_an_older_java_home(tmp_path):
@@ -120,7 +121,7 @@ def test_trec_eval_ignores_an_older_java_home(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pyserini.eval.trec_eval", "-c", "-m", "map", "qrels.txt",
                            "run.trec"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert M.parse_trec_eval(proc.stdout)["all"]["map"] == pytest.approx((1 + 2 / 3) / 2, abs=1e-4)
+    assert T.parse_trec_eval(proc.stdout)["all"]["map"] == pytest.approx((1 + 2 / 3) / 2, abs=1e-4)
 
 
 # ------------------------------------------------------------------------------------------ the recipe, end to end
@@ -185,10 +186,10 @@ def _check_trec_eval_agreement(out: str, manifest: dict, top_k_differing: float 
 
     crosscheck = json.load(open(os.path.join(out, "results", "crosscheck.json"), encoding="utf-8"))
     assert crosscheck["agrees"] and set(crosscheck["sample"]["searches"]) == {s["name"] for s in manifest["searches"]}
-    theirs = M.parse_trec_eval(open(os.path.join(out, "trec_eval", "sample.txt"), encoding="utf-8").read())
+    theirs = T.parse_trec_eval(open(os.path.join(out, "trec_eval", "sample.txt"), encoding="utf-8").read())
     ranked = json.load(open(os.path.join(out, "ranks", "ranks.json"), encoding="utf-8"))
     for s in manifest["searches"]:
-        qrels = M.read_qrels(os.path.join(out, "inputs", s["qrels"]))
+        qrels = T.read_qrels(os.path.join(out, "inputs", s["qrels"]))
         ours = search_metrics(read_ranks(os.path.join(out, "ranks", s["name"] + ".tsv")), qrels)
         share = SAMPLE_LINES // len(manifest["searches"])  # every query where they fit the search's share
         assert len(ours) == s["queries"] and crosscheck["sample"]["searches"][s["name"]]["queries"] == sample_size(
@@ -196,7 +197,7 @@ def _check_trec_eval_agreement(out: str, manifest: dict, top_k_differing: float 
         sample = set(ranked["searches"][s["name"]]["sample"])
         mine = {f"{s['name']}:{q}": v for q, v in ours.items() if q in sample}
         assert M.compare_with_trec_eval(mine, {q: v for q, v in theirs.items() if q in mine}, tol=1e-4) == [], s["name"]
-        run = M.read_run(os.path.join(out, "runs", s["run"]))
+        run = T.read_run(os.path.join(out, "runs", s["run"]))
         assert set(run) == set(qrels) and all(len(hits) == 10 for hits in run.values()), s["name"]
     top = crosscheck["top_k"]
     assert top["queries"] == sum(s["queries"] for s in manifest["searches"])
@@ -243,11 +244,11 @@ def test_exact_ranks_are_the_places_in_a_full_pyserini_ranking(xquad_eval, tmp_p
     subprocess.run([sys.executable, "-m", "pyserini.search.faiss", "--index", "index/all", "--topics",
                     "inputs/topics/de.tsv", "--encoded-queries", "queries/de", "--output", str(full), "--hits",
                     str(pool), "--batch-size", "64"], cwd=out, env=recipe_env(), check=True, capture_output=True)
-    run = M.read_run(str(full))
+    run = T.read_run(str(full))
     assert len(run) == 20 and all(len(hits) == pool for hits in run.values())
     ranks = read_ranks(os.path.join(out, "ranks", "multi.de.tsv"))
     places = [(order[d], r, run[q][d]) for q, found in ranks.items()
-              for order in [{d: i + 1 for i, d in enumerate(M.trec_order(run[q]))}] for d, r in found]
+              for order in [{d: i + 1 for i, d in enumerate(T.trec_order(run[q]))}] for d, r in found]
     assert len(places) == 60  # 20 questions x 3 languages
     off = [p for p in places if p[0] != p[1]]
     assert len(off) <= 2 and all(abs(a - b) <= 2 for a, b, _s in off), off

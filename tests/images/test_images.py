@@ -383,8 +383,8 @@ def brute_force_ranks(queries, query_ids, pool, pool_ids, relevant):
 
 
 def test_image_evaluation_equals_brute_force(trained_image_model, image_set, image_index, tmp_path):
+    from hybrid_tevatron.eval.__main__ import main
     from hybrid_tevatron.eval.pipeline.ranks import read_index
-    from hybrid_tevatron.eval.program import main
     from hybrid_tevatron.images.data import read_image_data
     from hybrid_tevatron.images.evaluate import read_ranks
     from hybrid_tevatron.images.model import CaptionEncoder
@@ -422,7 +422,7 @@ def test_image_evaluation_equals_brute_force(trained_image_model, image_set, ima
     check = json.load(open(out / "results" / "crosscheck.json", encoding="utf-8"))
     assert check["agrees"] and check["sample"]["queries"] > 0  # trec_eval agrees on the full-ranking sample
     # Pyserini's top-10 run over the tower's index: where our rank is 1, its first hit is the caption's image
-    from hybrid_tevatron.eval.reports.metrics import read_run, trec_order
+    from hybrid_tevatron.eval.trec import read_run, trec_order
 
     run = read_run(str(out / "runs" / "t2i.en.trec"))
     firsts = {q for q, ranks in read_ranks(str(out / "ranks" / "t2i.en.tsv")).items() if ranks == [1]}
@@ -432,10 +432,10 @@ def test_image_evaluation_equals_brute_force(trained_image_model, image_set, ima
 
 
 def test_image_evaluation_refuses_a_text_only_model(tiny_model_dir, image_set, image_index, tmp_path, capsys):
-    from hybrid_tevatron.eval.program import main
+    from hybrid_tevatron.eval.__main__ import main
 
     out = tmp_path / "ev"
-    assert main(["images", tiny_model_dir, str(out), "--image_data", image_set, "--image_index", image_index]) == 2
+    exit_line(main, ["images", tiny_model_dir, str(out), "--image_data", image_set, "--image_index", image_index])
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "image_head.safetensors" in err[0] and tiny_model_dir in err[0]
     assert not os.path.exists(out)
@@ -643,7 +643,7 @@ def _one_error_line(err: str) -> str:
 
 def test_text_model_as_image_tower_is_refused_at_load(text_model_with_image_processor, image_set, image_index,
                                                       trained_image_model, tmp_path, capsys):
-    from hybrid_tevatron.eval.program import main
+    from hybrid_tevatron.eval.__main__ import main
 
     folder = text_model_with_image_processor
     out = tmp_path / "index"
@@ -653,7 +653,7 @@ def test_text_model_as_image_tower_is_refused_at_load(text_model_with_image_proc
     assert "CLIP/SigLIP model with a vision part" in line and "vision-only CLIP" in line
     assert not out.exists() and "Traceback" not in proc.stderr
     ev = tmp_path / "ev"
-    assert main(["images", trained_image_model, str(ev), "--image_data", image_set, "--tower", folder]) == 2
+    exit_line(main, ["images", trained_image_model, str(ev), "--image_data", image_set, "--tower", folder])
     assert "has no vision part" in _one_error_line(capsys.readouterr().err) and not ev.exists()
 
 
@@ -751,7 +751,7 @@ def other_index(other_clip, image_set, tmp_path_factory):
 def test_image_evaluation_refuses_another_tower(trained_image_model, tiny_clip, other_clip, other_index, image_set,
                                                 tmp_path, capsys):
     """CLIP ViT-B/32 and ViT-B/16 both embed in 512 dimensions: the digests tell them apart, not the size."""
-    from hybrid_tevatron.eval.program import main
+    from hybrid_tevatron.eval.__main__ import main
 
     siglip = img_testing.build_tiny_tower(str(tmp_path / "towers" / "siglip"), "siglip")  # 16 dimensions
     capsys.readouterr()  # the fixtures' progress bars
@@ -760,14 +760,14 @@ def test_image_evaluation_refuses_another_tower(trained_image_model, tiny_clip, 
     for images, says in ((["--image_index", other_index], f"but --image_index {other_index} was encoded with tower "
                                                           f"{other_clip} (12 dimensions, config "),
                          (["--tower", other_clip], f"but --tower is {other_clip} (12 dimensions, config ")):
-        assert main(["images", trained_image_model, str(out), "--image_data", image_set, *images]) == 2
+        exit_line(main, ["images", trained_image_model, str(out), "--image_data", image_set, *images])
         line = _one_error_line(capsys.readouterr().err)
         assert model in line and says in line and "they differ in weights; " in line, line
         assert line.endswith("or give --allow_other_tower to score anyway (recorded in results.json)")
         assert sorted(os.listdir(tmp_path)) == ["towers"]  # no OUTPUT, no work folder, no lock
     # another embedding size: no override
-    assert main(["images", trained_image_model, str(out), "--image_data", image_set, "--tower", siglip,
-                 "--allow_other_tower"]) == 2
+    exit_line(main, ["images", trained_image_model, str(out), "--image_data", image_set, "--tower", siglip,
+                     "--allow_other_tower"])
     line = _one_error_line(capsys.readouterr().err)
     assert f"but --tower is {siglip} (16 dimensions" in line and "they differ in embedding size, config, weights;" \
         in line and line.endswith("evaluate with the model's tower") and not out.exists()
@@ -786,7 +786,7 @@ def test_image_evaluation_says_when_it_cannot_check_the_tower(trained_image_mode
     import logging
     import shutil
 
-    from hybrid_tevatron.eval.program import main
+    from hybrid_tevatron.eval.__main__ import main
 
     merged = tmp_path / "merged"
     merged.mkdir()

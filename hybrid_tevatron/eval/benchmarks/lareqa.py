@@ -31,7 +31,7 @@ import sys
 from dataclasses import dataclass, field
 
 from hybrid_tevatron.atomic import atomic_dir, atomic_write_json
-from hybrid_tevatron.data.languages import LAREQA_DATASETS
+from hybrid_tevatron.data.languages import LAREQA_DATASETS, SETTINGS
 from hybrid_tevatron.data.pool_ids import clean_text, docid, query_id
 from hybrid_tevatron.errors import HybridTevatronError, report_errors
 from hybrid_tevatron.jsonfiles import read_format, read_json
@@ -387,7 +387,7 @@ def _write_all(data: Lareqa, root: str, log=None) -> dict:
             "unique_questions": len({q for lang in langs for q in data.pools[lang].questions}),
             "pairs": len(pairs),
             "queries": {setting: sum(s["queries"] for s in searches if s["setting"] == setting)
-                        for setting in ("mono", "cross", "multi")},
+                        for setting in SETTINGS},
         },
         "corpora": corpora,
         "topics": topics,

@@ -45,6 +45,8 @@ import sys
 from hybrid_tevatron.atomic import atomic_dir, atomic_write_json, atomic_write_text
 from hybrid_tevatron.errors import HybridTevatronError, first_line, report_errors
 from hybrid_tevatron.eval.pipeline.search_plan import Corpus, Search, SearchPlan, write_plan
+from hybrid_tevatron.eval.trec import parse_trec_eval
+from hybrid_tevatron.eval.trec import read_qrels as read_qrels_file
 from hybrid_tevatron.jsonfiles import read_format
 from hybrid_tevatron.logs import get_logger
 
@@ -140,11 +142,8 @@ def load_qrels(source: str) -> tuple[str, str]:
 
 
 def read_qrels(path: str) -> list[tuple[str, str, int]]:
-    """``(qid, docid, relevance)`` rows of a TREC qrels file
-    (:func:`hybrid_tevatron.eval.reports.metrics.read_qrels`)."""
-    from hybrid_tevatron.eval.reports.metrics import read_qrels as read
-
-    return [(q, d, rel) for q, docs in read(path).items() for d, rel in docs.items()]
+    """``(qid, docid, relevance)`` rows of a TREC qrels file (:func:`hybrid_tevatron.eval.trec.read_qrels`)."""
+    return [(q, d, rel) for q, docs in read_qrels_file(path).items() for d, rel in docs.items()]
 
 
 # ------------------------------------------------------------------------------------------------ corpus
@@ -271,7 +270,7 @@ def _prepare_into(languages, root, split, topics_pattern, qrels_pattern, corpus_
         corpora[lang] = Corpus(path=f"corpus/{lang}.jsonl", size=n_docs)
         queries[lang] = f"topics/{lang}.tsv"
         searches.append(Search(name=lang, index=lang, queries=lang, topics=f"topics/{lang}.tsv",
-                               qrels=f"qrels/{lang}.txt", hits=HITS, compact=False, run=f"{lang}.trec"))
+                               qrels=f"qrels/{lang}.txt", hits=HITS, run=f"{lang}.trec"))
     for w in manifest["warnings"]:
         if log:
             log(f"warning: {w}")
@@ -287,8 +286,6 @@ def _prepare_into(languages, root, split, topics_pattern, qrels_pattern, corpus_
 
 def report(inputs: str, trec_eval_dir: str, output_dir: str, name: str | None = None) -> dict:
     """nDCG@10 and R@100 per language (from the trec_eval outputs) -> results.json + results.md."""
-    from hybrid_tevatron.eval.reports.metrics import parse_trec_eval
-
     manifest = read_format(inputs, "manifest.json", MANIFEST_FORMAT, MiraclError, "manifest")
     per_lang = {}
     for lang in manifest["languages"]:

@@ -136,7 +136,7 @@ class EncodeStage:
                          self.runner.rel(os.path.join(os.path.dirname(parts[0]), "*")), "--output",
                          self.runner.rel(out)])
 
-    def plan(self, plan: SearchPlan, work: str, unit: str, prebuilt: dict | None = None) -> None:
+    def encode_plan(self, plan: SearchPlan, work: str, unit: str, prebuilt: dict | None = None) -> None:
         """Encode every corpus of ``plan`` into ``work/index/KEY`` (or link the ``prebuilt`` index of KEY), build
         the merged indexes, encode every query set into ``work/queries/KEY``; check that each index holds its
         corpus (a merged one: all corpora) and each query file exists. ``unit``: what the log calls corpus items."""

@@ -47,6 +47,7 @@ from hybrid_tevatron.atomic import atomic_path, atomic_write_json
 from hybrid_tevatron.errors import report_errors
 from hybrid_tevatron.eval.pipeline.search_plan import Search, SearchPlan, load_plan, select
 from hybrid_tevatron.eval.runner import StepError
+from hybrid_tevatron.eval.trec import read_qrels
 from hybrid_tevatron.logs import get_logger
 
 log = get_logger(__name__)
@@ -181,8 +182,6 @@ class _SearchState:
     (``relevant``: padded with -1), their excluded column (-1: none), and what was found."""
 
     def __init__(self, s: Search, root: str, queries: Vectors, host: Pool, start: int, end: int):
-        from hybrid_tevatron.eval.reports.metrics import read_qrels
-
         self.name, self.host, self.start, self.end = s.name, host, start, end
         self.qrels = read_qrels(os.path.join(root, s.qrels))
         topics = set(read_topic_ids(os.path.join(root, s.topics)))

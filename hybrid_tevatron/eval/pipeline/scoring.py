@@ -19,6 +19,7 @@ import os
 from hybrid_tevatron.atomic import atomic_path, atomic_write_json, atomic_write_text
 from hybrid_tevatron.eval.pipeline.search_plan import SearchPlan, select
 from hybrid_tevatron.eval.runner import CliRunner, StepError
+from hybrid_tevatron.eval.trec import MEASURES, measure_args, parse_trec_eval
 from hybrid_tevatron.logs import get_logger
 
 log = get_logger(__name__)
@@ -36,8 +37,6 @@ def _expected_measures(args: list[str]) -> list[str]:
 
 def trec_eval(plan: SearchPlan, runs_dir: str, output_dir: str, runner: CliRunner, only=None) -> dict:
     """``python -m pyserini.eval.trec_eval ARGS QRELS RUN`` per search and argument set -> ``{name}.txt``."""
-    from hybrid_tevatron.eval.reports.metrics import parse_trec_eval
-
     os.makedirs(output_dir, exist_ok=True)
     root = plan.root
     searches = select(plan, only)
@@ -72,26 +71,14 @@ SEP = ":"  # chunk query ids: {search}:{qid} (as the ranks stage's sample)
 
 
 def cutoff_measures(depth: int) -> list[str]:
-    """The measures of ``metrics.MEASURES`` that a run ``depth`` deep decides (a cutoff of at most ``depth``)."""
-    from hybrid_tevatron.eval.reports.metrics import MEASURES
-
+    """The measures of :data:`~hybrid_tevatron.eval.trec.MEASURES` that a run ``depth`` deep decides (a cutoff of
+    at most ``depth``)."""
     return [m for m in MEASURES if "." in m and int(m.rsplit(".", 1)[1]) <= depth]
-
-
-def _measure_args(measures) -> list[str]:
-    families: dict[str, list[str]] = {}
-    for m in measures:
-        family, _, cut = m.partition(".")
-        families.setdefault(family, []).append(cut)
-    return [a for family, cuts in families.items() for a in ("-m", f"{family}.{','.join(c for c in cuts if c)}"
-                                                             if any(cuts) else family)]
 
 
 def _run_trec_eval(runner: CliRunner, args: list[str], qrels: str, run: str, output: str) -> None:
     out = runner.run("hybrid_tevatron.eval.pipeline.trec_eval", [*args, runner.rel(qrels), runner.rel(run)],
                      capture=True)
-    from hybrid_tevatron.eval.reports.metrics import parse_trec_eval
-
     lacking = [m for m in _expected_measures(args) if m not in parse_trec_eval(out).get("all", {})]
     if lacking:
         raise StepError(f"trec_eval on {run} printed no {', '.join(lacking)}; output:\n{out[-2000:]}")
@@ -102,12 +89,11 @@ def oracle(plan: SearchPlan, runs_dir: str, ranks_dir: str, output_dir: str, run
     """trec_eval on the cross-check sample and on the top-k runs of a pool plan (module docstring); returns what
     ``oracle.json`` says."""
     from hybrid_tevatron.eval.pipeline.ranks import SAMPLE_QRELS, SAMPLE_RUN
-    from hybrid_tevatron.eval.reports.metrics import MEASURES
 
     os.makedirs(output_dir, exist_ok=True)
     root = plan.root
     searches = [s for s in select(plan, only) if s.ranks]
-    full_args = ["-c", "-q", *_measure_args(MEASURES)]
+    full_args = ["-c", "-q", *measure_args(MEASURES)]
     out: dict = {"sample": None, "top_k": None}
     sample_run, sample_qrels = os.path.join(ranks_dir, SAMPLE_RUN), os.path.join(ranks_dir, SAMPLE_QRELS)
     if os.path.isfile(sample_run) and os.path.getsize(sample_qrels) > 0:
@@ -117,7 +103,7 @@ def oracle(plan: SearchPlan, runs_dir: str, ranks_dir: str, output_dir: str, run
     depth = min((int(s.hits) for s in searches), default=0)
     measures = cutoff_measures(depth)
     if searches and measures:
-        args = ["-c", "-q", *_measure_args(measures)]
+        args = ["-c", "-q", *measure_args(measures)]
         chunks, current, queries = [], [], 0
         for s in searches:
             with open(os.path.join(root, s.qrels), encoding="utf-8") as f:

@@ -20,6 +20,7 @@ import time
 from hybrid_tevatron.atomic import atomic_path, atomic_write_text
 from hybrid_tevatron.eval.pipeline.search_plan import Search, SearchPlan, select
 from hybrid_tevatron.eval.runner import CliRunner, StepError
+from hybrid_tevatron.eval.trec import run_lines
 from hybrid_tevatron.logs import get_logger
 
 log = get_logger(__name__)
@@ -31,14 +32,6 @@ COMBINED_QUERIES = "combined"  # queries/combined: every query set of the plan, 
 def read_qids(topics_path: str) -> list[str]:
     with open(topics_path, encoding="utf-8") as f:
         return [line.split("\t", 1)[0].strip() for line in f if line.strip()]
-
-
-def write_topics_subset(topics: str, qids, dst: str) -> None:
-    """The lines of the topics file ``topics`` whose query id is in ``qids``, in file order, to ``dst``."""
-    wanted = set(qids)
-    with open(topics, encoding="utf-8") as f:
-        lines = [line for line in f if line.strip() and line.split("\t", 1)[0].strip() in wanted]
-    atomic_write_text(dst, "".join(lines))
 
 
 def check_run(path: str, qids) -> int:
@@ -74,8 +67,6 @@ def split_run(src: str, targets: dict[str, tuple], hits: int) -> dict[str, int]:
     """Write the lines of the run ``src`` into the run of each query's search: ``targets`` {qid: (file, excluded
     docid or None)}; at most ``hits`` lines per query after dropping its excluded docid, ranks renumbered.
     Returns the lines written per file."""
-    from hybrid_tevatron.eval.reports.metrics import run_lines
-
     written: dict[str, int] = {}
     handles = {}
     try:

@@ -22,10 +22,11 @@ from typing import Any, ClassVar
 
 from hybrid_tevatron.atomic import atomic_write_json
 from hybrid_tevatron.eval.runner import StepError
+from hybrid_tevatron.eval.trec import MEASURES, measure_args
 from hybrid_tevatron.jsonfiles import read_format
 
 PLAN_FORMAT = "hybrid_tevatron.search_plan/1"
-LAREQA_TREC_EVAL_ARGS = ["-c", "-q", "-m", "map", "-m", "recall.1,10", "-m", "ndcg_cut.10"]
+LAREQA_TREC_EVAL_ARGS = ["-c", "-q", *measure_args(MEASURES)]  # -m map -m recall.1,10 -m ndcg_cut.10
 RUN_DEPTH = 10  # pool plans: lines per query of the runs Pyserini writes (R@1, R@10 and nDCG@10 need 10)
 # a pool plan's search keys in file order ("exclude" is written even when None)
 POOL_SEARCH_KEYS = ("name", "setting", "index", "queries", "topics", "qrels", "hits", "pool_size", "ranks", "run",
@@ -86,7 +87,7 @@ class Search(_Record):
     """One search: the ``queries`` (encoded query set) and ``topics`` against ``index``, judged by ``qrels``, its
     top ``hits`` into the run ``run`` (None: ``{name}.trec``, :attr:`run_file`). A pool plan's searches also have
     ``setting``, ``pool_size``, ``exclude`` (a file of each query's excluded docid, or None) and ``ranks``: exact
-    whole-pool ranks. MIRACL's have ``compact`` (False; no stage reads it)."""
+    whole-pool ranks."""
 
     name: str
     setting: str | None = None
@@ -97,7 +98,6 @@ class Search(_Record):
     hits: int
     pool_size: int | None = None
     ranks: bool | None = None
-    compact: bool | None = None
     run: str | None = None
     exclude: str | None = None
 

@@ -25,24 +25,17 @@ import os
 import sys
 
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
+from hybrid_tevatron.data.languages import SETTINGS
 from hybrid_tevatron.errors import report_errors
 from hybrid_tevatron.eval.benchmarks.lareqa import MANIFEST_FORMAT, LareqaError
-from hybrid_tevatron.eval.reports.metrics import (
-    KEYS,
-    MEASURES,
-    EvalError,
-    compare_with_trec_eval,
-    macro,
-    mean,
-    parse_trec_eval,
-    query_metrics,
-    read_qrels,
-)
+from hybrid_tevatron.eval.pipeline.ranks import RANKS_FILE, RANKS_FORMAT
+from hybrid_tevatron.eval.pipeline.scoring import ORACLE_FILE, SEP
+from hybrid_tevatron.eval.reports.metrics import compare_with_trec_eval, macro, mean, query_metrics
 from hybrid_tevatron.eval.reports.report import RESULTS_FORMAT, detail_markdown, fmt, plot_heatmap
+from hybrid_tevatron.eval.trec import KEYS, MEASURES, EvalError, parse_trec_eval, read_qrels
 from hybrid_tevatron.jsonfiles import read_format, read_json
 from hybrid_tevatron.logs import get_logger
 
-SETTINGS = ("mono", "cross", "multi")
 METRIC_KEYS = tuple(KEYS[m] for m in MEASURES)
 PIVOT = "en"  # caption pools: the language whose caption stands in for the image
 CROSSCHECK_TOLERANCE = 1e-4
@@ -88,7 +81,7 @@ def _aggregate(values: list[dict], keys) -> dict:
     return {k: macro(v.get(k) for v in values) for k in keys}
 
 
-def evaluate_lareqa(manifest_path: str, ranks_dir: str, settings=SETTINGS, seen_languages=None, name=None,
+def evaluate_pool(manifest_path: str, ranks_dir: str, settings=SETTINGS, seen_languages=None, name=None,
                     trec_eval_dir: str | None = None, runs_dir: str | None = None) -> dict:
     """All metrics of the ranks in ``ranks_dir`` for the searches of ``manifest_path``; returns the results dict
     (with ``crosscheck`` against the oracle's trec_eval outputs in ``trec_eval_dir`` when given)."""
@@ -126,8 +119,6 @@ def evaluate_lareqa(manifest_path: str, ranks_dir: str, settings=SETTINGS, seen_
 
 def _ranked_searches(manifest: dict, manifest_path: str, ranks_dir: str, settings) -> tuple[list[dict], dict]:
     """The manifest's searches of ``settings`` and the ranks file of ``ranks_dir``, which must rank every one."""
-    from hybrid_tevatron.eval.pipeline.ranks import RANKS_FILE, RANKS_FORMAT
-
     searches = [s for s in manifest["searches"] if s["setting"] in settings]
     if not searches:
         raise EvalError(f"{manifest_path}: no searches for settings {list(settings)}")
@@ -221,8 +212,6 @@ def _notes(search_info: dict) -> list[str]:
 def crosscheck(per_query: dict[str, dict], ranked: dict, trec_eval_dir: str) -> dict:
     """Our per-query values vs trec_eval's on the full-ranking sample (must agree) and on the top-k runs
     (reported)."""
-    from hybrid_tevatron.eval.pipeline.scoring import ORACLE_FILE, SEP
-
     oracle = read_json(os.path.join(trec_eval_dir, ORACLE_FILE), EvalError, "oracle")
     check: dict = {"tolerance": CROSSCHECK_TOLERANCE, "sample": None, "top_k": None, "problems": []}
 
@@ -353,7 +342,7 @@ def main(argv=None) -> int:
                    "values equal trec_eval's on the full-ranking sample (crosscheck.json; a difference > 1e-4 is "
                    "an error) and compare the top-k runs")
     args = p.parse_args(argv)
-    results = evaluate_lareqa(args.manifest, args.ranks_dir, args.settings, args.seen_languages, args.name,
+    results = evaluate_pool(args.manifest, args.ranks_dir, args.settings, args.seen_languages, args.name,
                               args.trec_eval_dir, args.runs_dir)
     check = results.get("crosscheck")
     out = write_reports(results, args.output_dir)

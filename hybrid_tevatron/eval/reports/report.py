@@ -16,6 +16,7 @@ import os
 import sys
 
 from hybrid_tevatron.atomic import atomic_path, atomic_write_json, atomic_write_text
+from hybrid_tevatron.data.languages import SETTINGS
 from hybrid_tevatron.errors import HybridTevatronError, report_errors
 from hybrid_tevatron.jsonfiles import read_format
 
@@ -106,7 +107,7 @@ def detail_markdown(results: dict) -> str:
         rows.append([x, fmt(mono.get("map")), fmt(mono.get("recall_1")), fmt(cross.get("map")),
                      fmt(cross.get("recall_1")), fmt(multi.get("map")), fmt(multi.get("recall_10")),
                      fmt(multi.get("rank_distance"), "rank_distance")])
-    macro = [s.get(k, {}).get("macro", {}) for k in ("mono", "cross", "multi")]
+    macro = [s.get(k, {}).get("macro", {}) for k in SETTINGS]
     rows.append(["**macro**", fmt(macro[0].get("map")), fmt(macro[0].get("recall_1")), fmt(macro[1].get("map")),
                  fmt(macro[1].get("recall_1")), fmt(macro[2].get("map")), fmt(macro[2].get("recall_10")),
                  fmt(macro[2].get("rank_distance"), "rank_distance")])
@@ -127,7 +128,7 @@ def detail_markdown(results: dict) -> str:
 def seen_unseen_markdown(results: dict) -> str:
     su = results["seen_unseen"]
     rows = [[f"{setting} {group}"] + [fmt(v.get(k), k) for k in ("map", "recall_1", "recall_10", "rank_distance")]
-            for setting in ("mono", "cross", "multi") for group, v in su.get(setting, {}).items()]
+            for setting in SETTINGS for group, v in su.get(setting, {}).items()]
     return (f"## Seen ({' '.join(su['seen'])}) vs unseen ({' '.join(su['unseen'])}) languages\n\n"
             + _table(["setting / group", "mAP", "R@1", "R@10", "rank dist. ↓"], rows))
 

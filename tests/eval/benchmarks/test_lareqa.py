@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+from helpers import exit_line
 
 from hybrid_tevatron.eval.benchmarks import lareqa
 from hybrid_tevatron.eval.benchmarks.lareqa import LareqaError, build, load_lareqa, load_manifest
@@ -292,13 +293,13 @@ def test_output_is_replaced_only_with_overwrite(mini, tmp_path, capsys):
     assert lareqa.main(argv) == 0
     assert f"manifest: {out / 'manifest.json'}" in capsys.readouterr().out
     (out / "stray.txt").write_text("x")
-    assert lareqa.main(argv) == 2
+    exit_line(lareqa.main, argv)
     assert "folder exists and is not empty (pass --overwrite" in capsys.readouterr().err
     assert lareqa.main(argv + ["--languages", "en", "--overwrite"]) == 0
     assert not (out / "stray.txt").exists()
     assert load_manifest(str(out))["languages"] == ["en"]
     assert sorted(os.listdir(tmp_path)) == ["mini", "out"]  # no temporary folders left behind
-    assert lareqa.main(["--data_dir", str(mini), "--output_dir", str(tmp_path / "o2"), "--languages", "fr"]) == 2
+    exit_line(lareqa.main, ["--data_dir", str(mini), "--output_dir", str(tmp_path / "o2"), "--languages", "fr"])
     assert "fr.json: language file for 'fr' not found" in capsys.readouterr().err
     assert not (tmp_path / "o2").exists()
 

@@ -10,8 +10,8 @@ import sys
 import pytest
 from helpers import MIRACL_DOCS, MIRACL_QUERIES, REPO, recipe_env, write_miracl_fixture
 
+from hybrid_tevatron.eval import trec as T
 from hybrid_tevatron.eval.benchmarks import miracl
-from hybrid_tevatron.eval.reports import metrics as M
 
 RECIPE = os.path.join(REPO, "recipes", "eval_miracl.sh")
 @pytest.fixture(scope="module")
@@ -39,11 +39,11 @@ def test_miracl_recipe_end_to_end(miracl_eval):
         assert v["queries"] == MIRACL_QUERIES and v["documents"] == MIRACL_DOCS
         assert 0.0 <= v["ndcg_cut_10"] <= 1.0 and 0.0 < v["recall_100"] <= 1.0
         # trec_eval's numbers = pytrec_eval on the same run (top 100, all judged queries)
-        run = M.read_run(os.path.join(out, "runs", f"{lang}.trec"))
+        run = T.read_run(os.path.join(out, "runs", f"{lang}.trec"))
         assert len(run) == MIRACL_QUERIES and all(len(hits) == 100 for hits in run.values())
         import pytrec_eval
 
-        qrels = M.read_qrels(os.path.join(out, "inputs", "qrels", f"{lang}.txt"))
+        qrels = T.read_qrels(os.path.join(out, "inputs", "qrels", f"{lang}.txt"))
         per_q = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.100"}).evaluate(run)
         for key in ("ndcg_cut_10", "recall_100"):
             assert v[key] == pytest.approx(sum(q[key] for q in per_q.values()) / len(qrels), abs=1e-4), (lang, key)

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from helpers import recipe_env
 
+from hybrid_tevatron.eval import trec as T
 from hybrid_tevatron.eval.pipeline.ranks import SAMPLE_QRELS, SAMPLE_RUN, rank_plan, sample_size, score_text
 from hybrid_tevatron.eval.pipeline.search_plan import SearchPlan
 from hybrid_tevatron.eval.reports import metrics as M
@@ -124,20 +125,20 @@ def test_ranks_and_metrics_equal_trec_eval_on_full_rankings(pools):
         if s.exclude:
             exclude = dict(line.split() for line in open(root / "inputs" / s.exclude, encoding="utf-8"))
         run = _full_run(root, s, s.pool_size, exclude)
-        qrels = M.read_qrels(str(root / "inputs" / s.qrels))
-        theirs = M.parse_trec_eval(_pyserini(root, "pyserini.eval.trec_eval", *ARGS, root / "inputs" / s.qrels,
+        qrels = T.read_qrels(str(root / "inputs" / s.qrels))
+        theirs = T.parse_trec_eval(_pyserini(root, "pyserini.eval.trec_eval", *ARGS, root / "inputs" / s.qrels,
                                              run))
         ranks = read_ranks(str(root / "ranks" / f"{s.name}.tsv"))
         ours = search_metrics(ranks, qrels, with_rank_distance=s.setting == "multi")
         assert set(ours) == set(qrels) and len(ours) == 8
         assert M.compare_with_trec_eval(ours, theirs, tol=1e-4) == [], s.name
         # every rank is the relevant docid's place in trec_eval's order of the full run
-        full = M.read_run(str(run))
+        full = T.read_run(str(run))
         tied = sum(1 for qid, found in ranks.items() for d, _r in found
                    if sum(v == full[qid][d] for v in full[qid].values()) > 1)
         assert tied >= 5, s.name  # relevant docids that share their score with another docid
         for qid, found in ranks.items():
-            order = {d: i + 1 for i, d in enumerate(M.trec_order(full[qid]))}
+            order = {d: i + 1 for i, d in enumerate(T.trec_order(full[qid]))}
             assert all(order[d] == rank for d, rank in found), (s.name, qid)
             if s.setting == "multi":
                 assert ours[qid]["rank_distance"] == max(r for _d, r in found) - min(r for _d, r in found)
@@ -155,11 +156,11 @@ def test_the_sample_is_the_full_ranking_trec_eval_scores(pools):
     """Small pools: every query of the qrels is in the sample; its full rankings score like ours in trec_eval."""
     root, plan, meta = pools
     for s in plan.searches:
-        assert meta["searches"][s.name]["sample"] == sorted(M.read_qrels(str(root / "inputs" / s.qrels)))
-    theirs = M.parse_trec_eval(_pyserini(root, "pyserini.eval.trec_eval", *ARGS, root / "ranks" / SAMPLE_QRELS,
+        assert meta["searches"][s.name]["sample"] == sorted(T.read_qrels(str(root / "inputs" / s.qrels)))
+    theirs = T.parse_trec_eval(_pyserini(root, "pyserini.eval.trec_eval", *ARGS, root / "ranks" / SAMPLE_QRELS,
                                          root / "ranks" / SAMPLE_RUN))
     for s in plan.searches:
-        qrels = M.read_qrels(str(root / "inputs" / s.qrels))
+        qrels = T.read_qrels(str(root / "inputs" / s.qrels))
         ours = search_metrics(read_ranks(str(root / "ranks" / f"{s.name}.tsv")), qrels)
         mine = {f"{s.name}:{q}": v for q, v in ours.items()}
         assert M.compare_with_trec_eval(mine, {q: v for q, v in theirs.items() if q.startswith(s.name + ":")},
@@ -198,8 +199,8 @@ def test_our_trec_eval_command_prints_what_pyserinis_wrapper_prints(pools):
     root, _plan, _meta = pools
     files = [root / "ranks" / SAMPLE_QRELS, root / "ranks" / SAMPLE_RUN]
     ours = _pyserini(root, "hybrid_tevatron.eval.pipeline.trec_eval", *ARGS, *files)
-    assert M.parse_trec_eval(ours) == M.parse_trec_eval(_pyserini(root, "pyserini.eval.trec_eval", *ARGS, *files))
-    assert len(M.parse_trec_eval(ours)) == 15  # 7 ranked queries of two searches (q7 has no topic) and "all"
+    assert T.parse_trec_eval(ours) == T.parse_trec_eval(_pyserini(root, "pyserini.eval.trec_eval", *ARGS, *files))
+    assert len(T.parse_trec_eval(ours)) == 15  # 7 ranked queries of two searches (q7 has no topic) and "all"
     proc = subprocess.run([sys.executable, "-m", "hybrid_tevatron.eval.pipeline.trec_eval", *ARGS, str(files[0]),
                            str(root / "missing.trec")], env=recipe_env(), capture_output=True, text=True)
     assert proc.returncode == 2 and "error: trec_eval: run file not found" in proc.stderr
@@ -228,7 +229,7 @@ def test_order_keys_tie_scores_as_trec_eval_reads_them(tmp_path):
                                           for i, (d, w) in enumerate(zip(docids, written.tolist()))),
                                   encoding="utf-8")
     (tmp_path / "qrels").write_text("".join(f"q 0 {d} 1\n" for d in relevant), encoding="utf-8")
-    theirs = M.parse_trec_eval(_pyserini(tmp_path, "hybrid_tevatron.eval.pipeline.trec_eval", *ARGS, "qrels", "run"))
+    theirs = T.parse_trec_eval(_pyserini(tmp_path, "hybrid_tevatron.eval.pipeline.trec_eval", *ARGS, "qrels", "run"))
     assert M.compare_with_trec_eval(ours, theirs, tol=1e-4) == []
     # the 6-decimal order alone (no float32 ties) would disagree
     naive = [(1 + sum((w, p) > (written[i].item(), position[d]) for w, p in

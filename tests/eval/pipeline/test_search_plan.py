@@ -85,7 +85,7 @@ def test_miracl_plan_round_trips_unchanged(tmp_path):
                 "merged": {}, "queries": {lang: f"topics/{lang}.tsv" for lang in ("de", "sw")},
                 "trec_eval_args": [["-c", "-M", "100", "-m", "ndcg_cut.10"], ["-c", "-m", "recall.100"]],
                 "searches": [{"name": lang, "index": lang, "queries": lang, "topics": f"topics/{lang}.tsv",
-                              "qrels": f"qrels/{lang}.txt", "hits": 100, "compact": False, "run": f"{lang}.trec"}
+                              "qrels": f"qrels/{lang}.txt", "hits": 100, "run": f"{lang}.trec"}
                              for lang in ("de", "sw")]}
     assert text == _text(expected)  # no dataset, no pool keys
     plan = load_plan(str(out / "plan.json"))

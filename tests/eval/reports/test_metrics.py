@@ -10,6 +10,7 @@ import sys
 import pytest
 from helpers import recipe_env
 
+from hybrid_tevatron.eval import trec as T
 from hybrid_tevatron.eval.benchmarks.lareqa import build, load_lareqa
 from hybrid_tevatron.eval.reports import metrics as M
 
@@ -20,7 +21,7 @@ def run_metrics(run: dict, qrels: dict, with_rank_distance=False) -> dict:
     """Per-query metrics of a run through query_metrics: each relevant docid's place in trec_eval's order of it."""
     out = {}
     for qid, judged in qrels.items():
-        order = {d: i + 1 for i, d in enumerate(M.trec_order(run.get(qid, {})))}
+        order = {d: i + 1 for i, d in enumerate(T.trec_order(run.get(qid, {})))}
         found = [(order[d], r) for d, r in judged.items() if r > 0 and d in order]
         out[qid] = M.query_metrics(found, [r for r in judged.values() if r > 0], with_rank_distance=with_rank_distance)
     return out
@@ -28,8 +29,8 @@ def run_metrics(run: dict, qrels: dict, with_rank_distance=False) -> dict:
 
 def test_trec_order_and_rank_distance():
     tied = {"a": 1.0, "b": 1.0, "c": 0.5}
-    assert M.trec_order(tied) == ["b", "a", "c"]  # ties: docid descending, as trec_eval
-    assert M.trec_order({"en-10": 0.5, "en-9": 0.5, "de-2": 0.5}) == ["en-9", "en-10", "de-2"]  # string order
+    assert T.trec_order(tied) == ["b", "a", "c"]  # ties: docid descending, as trec_eval
+    assert T.trec_order({"en-10": 0.5, "en-9": 0.5, "de-2": 0.5}) == ["en-9", "en-10", "de-2"]  # string order
     assert run_metrics({"q": tied}, {"q": {"a": 1, "c": 1}}, True)["q"]["rank_distance"] == 1.0
     assert run_metrics({"q": tied}, {"q": {"b": 1}}, True)["q"]["rank_distance"] is None  # fewer than 2 relevant
 
@@ -46,7 +47,7 @@ def test_missing_queries_and_relevant_docids_count_as_zero():
     assert q2 == {"map": 0.0, "recall_1": 0.0, "recall_10": 0.0, "ndcg_cut_10": 0.0, "rank_distance": None}
     assert M.mean(res, "map") == pytest.approx(q1["map"] / 2)
     assert M.macro([0.5, None, 0.25]) == 0.375 and M.macro([None]) is None
-    with pytest.raises(M.EvalError, match="not computed from ranks"):
+    with pytest.raises(T.EvalError, match="not computed from ranks"):
         M.query_metrics([], [1], measures=("P.5",))
 
 
@@ -62,29 +63,29 @@ def test_bad_runs_and_qrels_name_the_line(tmp_path):
     }
     for text, message in cases.items():
         (tmp_path / "bad.trec").write_text(text, encoding="utf-8")
-        with pytest.raises(M.EvalError, match=message):
-            M.read_run(str(tmp_path / "bad.trec"))
-    with pytest.raises(M.EvalError, match="missing.trec: file not found"):
-        M.read_run(str(tmp_path / "missing.trec"))
+        with pytest.raises(T.EvalError, match=message):
+            T.read_run(str(tmp_path / "bad.trec"))
+    with pytest.raises(T.EvalError, match="missing.trec: file not found"):
+        T.read_run(str(tmp_path / "missing.trec"))
     (tmp_path / "bad.qrels").write_text("q1 0 a 1\nq1 0 b x\n", encoding="utf-8")
-    with pytest.raises(M.EvalError, match=r"bad.qrels:2: relevance 'x' is not an integer"):
-        M.read_qrels(str(tmp_path / "bad.qrels"))
+    with pytest.raises(T.EvalError, match=r"bad.qrels:2: relevance 'x' is not an integer"):
+        T.read_qrels(str(tmp_path / "bad.qrels"))
     (tmp_path / "empty.qrels").write_text("\n", encoding="utf-8")
-    with pytest.raises(M.EvalError, match="empty qrels"):
-        M.read_qrels(str(tmp_path / "empty.qrels"))
+    with pytest.raises(T.EvalError, match="empty qrels"):
+        T.read_qrels(str(tmp_path / "empty.qrels"))
 
 
 def test_parse_trec_eval_output():
     text = "runid                 \tall\tFaiss\nmap                   \tq1\t0.5000\n" \
            "recall_1              \tq1\t0.0000\n" \
            "map                   \tall\t0.2500\nnum_q                 \tall\t2\n"
-    assert M.parse_trec_eval(text) == {"q1": {"map": 0.5, "recall_1": 0.0}, "all": {"map": 0.25, "num_q": 2.0}}
-    with pytest.raises(M.EvalError, match="line 2: cannot parse"):
-        M.parse_trec_eval("map\tq1\t0.5\ngarbage\n")
+    assert T.parse_trec_eval(text) == {"q1": {"map": 0.5, "recall_1": 0.0}, "all": {"map": 0.25, "num_q": 2.0}}
+    with pytest.raises(T.EvalError, match="line 2: cannot parse"):
+        T.parse_trec_eval("map\tq1\t0.5\ngarbage\n")
     ours = {"q1": {"map": 0.5, "recall_1": 0.0}, "q2": {"map": 0.0, "recall_1": 0.0}}
-    assert M.compare_with_trec_eval(ours, M.parse_trec_eval(text)) == []
+    assert M.compare_with_trec_eval(ours, T.parse_trec_eval(text)) == []
     ours["q1"]["map"] = 0.51
-    assert M.compare_with_trec_eval(ours, M.parse_trec_eval(text)) == [
+    assert M.compare_with_trec_eval(ours, T.parse_trec_eval(text)) == [
         "q1 map: ours 0.510000, trec_eval 0.500000", "all map: ours 0.255000, trec_eval 0.250000"]
 
 
@@ -157,7 +158,7 @@ def trec_eval(qrels_path: str, run_path: str) -> dict:
                            "recall.1,10", "-m", "ndcg_cut.10", qrels_path, run_path], capture_output=True, text=True,
                           env=recipe_env())
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return M.parse_trec_eval(proc.stdout)
+    return T.parse_trec_eval(proc.stdout)
 
 
 @pytest.mark.parametrize("search", ["multi.en", "cross.de-zh", "mono.zh"])
@@ -167,7 +168,7 @@ def test_metrics_agree_with_pyserini_trec_eval(faiss_runs, search):
     root, runs, searches = faiss_runs
     s = searches[search]
     qrels_path, run_path = os.path.join(root, s["qrels"]), os.path.join(runs, s["run"])
-    run, qrels = M.read_run(run_path), M.read_qrels(qrels_path)
+    run, qrels = T.read_run(run_path), T.read_qrels(qrels_path)
     ours = run_metrics(run, qrels, with_rank_distance=s["setting"] == "multi")
     theirs = trec_eval(qrels_path, run_path)
     assert set(theirs["all"]) >= {"map", "recall_1", "recall_10", "ndcg_cut_10"}
@@ -196,7 +197,7 @@ def test_gzipped_run_and_random_ties_match_trec_eval(tmp_path):
         for q in qrels:
             for r, d in enumerate(rng.sample(docs, 25), 1):
                 f.write(f"{q} Q0 {d} {r} {rng.choice([0.1, 0.2, 0.3])} t\n")
-    run = M.read_run(str(tmp_path / "run.trec.gz"))
+    run = T.read_run(str(tmp_path / "run.trec.gz"))
     (tmp_path / "run.trec").write_text(gzip.open(tmp_path / "run.trec.gz", "rt").read(), encoding="utf-8")
     theirs = trec_eval(str(tmp_path / "qrels"), str(tmp_path / "run.trec"))
     assert M.compare_with_trec_eval(run_metrics(run, qrels), theirs) == []

@@ -5,7 +5,9 @@ import os
 import zlib
 
 import pytest
+from helpers import exit_line
 
+from hybrid_tevatron.eval import trec as T
 from hybrid_tevatron.eval.benchmarks.lareqa import build, load_lareqa
 from hybrid_tevatron.eval.reports import evaluate, report
 from hybrid_tevatron.eval.reports import metrics as M
@@ -91,7 +93,7 @@ def test_evaluate_cli_writes_results_report_and_heatmap(xquad_eval, capsys):
 
     # the numbers are the means of the per-query metrics from the ranks, macro-averaged as documented
     mono_en = evaluate.search_metrics(evaluate.read_ranks(str(base / "t256" / "ranks" / "mono.en.tsv")),
-                                      M.read_qrels(f"{root}/qrels/mono.en.txt"))
+                                      T.read_qrels(f"{root}/qrels/mono.en.txt"))
     assert res["settings"]["mono"]["per_language"]["en"]["map"] == pytest.approx(M.mean(mono_en, "map"))
     pairs = res["settings"]["cross"]["per_pair"]
     assert len(pairs) == 12
@@ -121,8 +123,7 @@ def test_evaluate_cli_writes_results_report_and_heatmap(xquad_eval, capsys):
 def test_missing_ranks_are_named(xquad_eval, tmp_path, capsys):
     root, manifest, base = xquad_eval
     ranks = _write_ranks(root, manifest, str(tmp_path / "w"), settings={"mono"})
-    rc = evaluate.main(["--manifest", root, "--ranks_dir", ranks, "--output_dir", str(tmp_path / "o")])
-    assert rc == 2
+    exit_line(evaluate.main, ["--manifest", root, "--ranks_dir", ranks, "--output_dir", str(tmp_path / "o")])
     assert "no ranks for 16 of 20 searches, e.g. cross.en-de" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
     assert evaluate.main(["--manifest", root, "--ranks_dir", ranks, "--output_dir", str(tmp_path / "o"),
@@ -130,22 +131,22 @@ def test_missing_ranks_are_named(xquad_eval, tmp_path, capsys):
     res = report.load_results(str(tmp_path / "o" / "results.json"))
     assert set(res["settings"]) == {"mono"} and os.path.exists(tmp_path / "o" / "cross_map.png")
     os.rename(os.path.join(ranks, "mono.en.tsv"), os.path.join(ranks, "mono.en.tsv.tmp"))
-    with pytest.raises(M.EvalError, match="mono.en.tsv: ranks not found"):
-        evaluate.evaluate_lareqa(root, ranks, settings=["mono"])
+    with pytest.raises(T.EvalError, match="mono.en.tsv: ranks not found"):
+        evaluate.evaluate_pool(root, ranks, settings=["mono"])
     os.rename(os.path.join(ranks, "mono.en.tsv.tmp"), os.path.join(ranks, "mono.en.tsv"))
     with open(os.path.join(ranks, "mono.de.tsv"), "a", encoding="utf-8") as f:
         f.write("q1-de\tde-1\tfirst\t0.5\n")
-    with pytest.raises(M.EvalError, match=r"mono.de.tsv:\d+: rank 'first' is not an integer"):
-        evaluate.evaluate_lareqa(root, ranks, settings=["mono"])
+    with pytest.raises(T.EvalError, match=r"mono.de.tsv:\d+: rank 'first' is not an integer"):
+        evaluate.evaluate_pool(root, ranks, settings=["mono"])
 
 
 def test_compare_cli_side_by_side(xquad_eval, shared_data, tmp_path, capsys):
     root, manifest, base = xquad_eval
-    a = evaluate.evaluate_lareqa(root, str(base / "t256" / "ranks"), name="full")
-    b = evaluate.evaluate_lareqa(root, str(base / "t32" / "ranks"), name="cut")
+    a = evaluate.evaluate_pool(root, str(base / "t256" / "ranks"), name="full")
+    b = evaluate.evaluate_pool(root, str(base / "t32" / "ranks"), name="cut")
     mroot = str(tmp_path / "mlqa")
     mmanifest = build(load_lareqa(os.path.join(shared_data, "mlqa-r"), max_questions=40), mroot)
-    c = evaluate.evaluate_lareqa(mroot, _write_ranks(mroot, mmanifest, str(tmp_path / "mw")), name="full")
+    c = evaluate.evaluate_pool(mroot, _write_ranks(mroot, mmanifest, str(tmp_path / "mw")), name="full")
     paths = []
     for r in (a, b, c):
         paths.append(evaluate.write_reports(r, str(tmp_path / f"{r['dataset']}-{r['name']}"))["json"])
@@ -161,7 +162,7 @@ def test_compare_cli_side_by_side(xquad_eval, shared_data, tmp_path, capsys):
     assert [r["name"] for r in rows] == ["zero-shot", "trigram-32", "zero-shot"]
     assert rows[2]["dataset"] == "mlqa-r" and rows[2]["multi.map"] == pytest.approx(c["summary"]["multi.map"])
     assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
-    assert report.main(["--compare", *paths, "--names", "x", "--output", str(tmp_path / "bad")]) == 2
+    exit_line(report.main, ["--compare", *paths, "--names", "x", "--output", str(tmp_path / "bad")])
     assert "--names gives 1 names for 3 results files" in capsys.readouterr().err
     (tmp_path / "junk.json").write_text("{}", encoding="utf-8")
     with pytest.raises(report.ReportError, match="junk.json: not a hybrid_tevatron.lareqa-results/1 results file"):
