@@ -21,7 +21,8 @@ from hybrid_tevatron.data.captions import (
     write_training,
     xtd10_files,
 )
-from hybrid_tevatron.data.readers import DataError, load_jsonl_source
+from hybrid_tevatron.data.errors import DataError
+from hybrid_tevatron.data.readers import load_jsonl_source
 from hybrid_tevatron.sampling import BatchPlan
 
 WORDS = {"en": "the cat dog house river red blue small".split(), "de": "der die katze hund haus fluss rot".split(),

@@ -15,7 +15,8 @@ from conftest import recipe_env
 
 from hybrid_tevatron.data.captions import POOL_FORMAT, main
 from hybrid_tevatron.data.descriptions import load_task2, write_pool, write_training
-from hybrid_tevatron.data.readers import DataError, load_jsonl_source
+from hybrid_tevatron.data.errors import DataError
+from hybrid_tevatron.data.readers import load_jsonl_source
 from hybrid_tevatron.sampling import MONO, BatchPlan
 
 RESOURCE = os.path.join(os.path.dirname(__file__), "resources", "multi30k-task2")

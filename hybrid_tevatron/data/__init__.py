@@ -1,6 +1,6 @@
 from .corpus import ParallelCorpus, csr
+from .errors import DataError
 from .readers import (
-    DataError,
     load_hf_source,
     load_jsonl_source,
     load_sources,

@@ -19,7 +19,7 @@ translations of the English one (``relation_note`` says so).
 ``DIR/test_image_names.txt`` (file name without extension); ``--files LANG=PATH ...`` reads any such files
 (``.gz`` or plain), with image ids from ``--image_names FILE`` (one a line) or ``{line}``. Languages default to
 every caption file present. Each file is UTF-8 text, one caption a line (``\\r\\n`` and a leading byte-order mark
-are accepted). Validation, each a one-line :class:`~hybrid_tevatron.data.readers.DataError` naming the file and
+are accepted). Validation, each a one-line :class:`~hybrid_tevatron.data.errors.DataError` naming the file and
 line: a missing language file, bytes that are not UTF-8, an empty caption, caption files (or the image-name file)
 with different line counts, an empty, duplicate or blank-containing image id.
 
@@ -61,8 +61,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from hybrid_tevatron.atomic import atomic_dir
+from hybrid_tevatron.data.errors import DataError
 from hybrid_tevatron.data.pool_ids import clean_text, docid, query_id
-from hybrid_tevatron.data.readers import DataError
 from hybrid_tevatron.errors import report_errors
 
 POOL_FORMAT = "hybrid_tevatron.captions/1"

@@ -13,7 +13,7 @@ them are never mixed with the translation pools (``multi30k-{split}``, ``relatio
 **Input** (``--multi30k_task2 DIR --split S``): ``DIR/raw/{S}.{k}.{lang}.gz`` for k = 1..K (the same K, at least 2,
 in every language; Multi30K has K = 5 and en, de) and ``DIR/image_splits/{S}_images.txt``; line i of every file is
 the image named on line i of the names file (image id: its file name without extension). Languages default to every
-language with files. Refused, each a one-line :class:`~hybrid_tevatron.data.readers.DataError` naming the file
+language with files. Refused, each a one-line :class:`~hybrid_tevatron.data.errors.DataError` naming the file
 (and line): a missing file, a description number missing in a language, bytes that are not UTF-8, an empty
 description line, a file with fewer or more lines than the names file (the first line where they differ), an
 empty, blank-containing or duplicate image name.
@@ -65,8 +65,8 @@ from hybrid_tevatron.data.captions import (
     read_image_names,
     sample_positions,
 )
+from hybrid_tevatron.data.errors import DataError
 from hybrid_tevatron.data.pool_ids import clean_text, query_id
-from hybrid_tevatron.data.readers import DataError
 
 RELATION = "description"
 TASK2_RAW = os.path.join("raw", "{split}.{k}.{lang}.gz")

@@ -10,7 +10,7 @@ its validation). Image file names, one a line, line i = image i: XTD10's ``test_
 names), Multi30K's ``image_splits/{split}.txt`` (Flickr30k names; ``--image_splits`` is that file or its folder), or
 ``--image_names``. The image id is the file name without its extension. Every image must exist under ``--images``
 and open as an image (Pillow); a missing or unreadable image, and caption files whose line count differs from the
-name list, are one :class:`~hybrid_tevatron.data.readers.DataError` naming the file.
+name list, are one :class:`~hybrid_tevatron.data.errors.DataError` naming the file.
 
 **Output folder** (written whole or not at all, :func:`hybrid_tevatron.atomic.atomic_dir`):
 
@@ -45,7 +45,7 @@ from hybrid_tevatron.data.captions import (
     read_image_names,
     read_lines,
 )
-from hybrid_tevatron.data.readers import DataError
+from hybrid_tevatron.data.errors import DataError
 from hybrid_tevatron.errors import report_errors
 
 FORMAT = "hybrid_tevatron.images/1"

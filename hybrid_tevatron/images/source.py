@@ -37,7 +37,7 @@ import numpy as np
 from hybrid_tevatron.collator import HybridBatch, TrainCollator, pad_for
 from hybrid_tevatron.data.captions import DEFAULT_NEGATIVES, choose_negatives, duplicate_groups
 from hybrid_tevatron.data.corpus import ParallelCorpus, csr
-from hybrid_tevatron.data.readers import DataError
+from hybrid_tevatron.data.errors import DataError
 from hybrid_tevatron.dataset import HybridTrainDataset
 from hybrid_tevatron.sampling import CROSS, XX, BatchPlan, draw_indices
 
