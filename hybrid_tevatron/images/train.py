@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, fields
 
 from transformers import HfArgumentParser
 
-from hybrid_tevatron.data.captions import DEFAULT_NEGATIVES
+from hybrid_tevatron.data.caption_training import DEFAULT_NEGATIVES
 from hybrid_tevatron.errors import HybridTevatronError, exit_error
 from hybrid_tevatron.images.source import DEFAULT_SOURCE_NAME
 from hybrid_tevatron.logs import get_logger
