@@ -34,6 +34,7 @@ Everything is written to a temporary folder next to the output folder and rename
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 
 from hybrid_tevatron.atomic import atomic_dir
 from hybrid_tevatron.data.caption_files import CaptionSet, check_output, duplicate_count, first_images
@@ -89,6 +90,23 @@ def _queries(searches: list[dict], settings: tuple[str, ...]) -> dict:
     return {st: sum(s["queries"] for s in searches if s["setting"] == st) for st in settings}
 
 
+def _write_pool(output_dir: str, overwrite: bool, manifest: PoolManifest, docs: Callable[[str], Iterable],
+                queries: Callable[[str], Iterable]) -> dict:
+    """Write a caption pool to ``output_dir``: each language's corpus from ``docs(lang)`` and topics from
+    ``queries(lang)`` (``(id, text)`` pairs), every search's qrels and exclusions, and ``manifest`` with its
+    ``corpora`` and ``topics`` filled in; return the manifest written."""
+    output_dir = check_output(output_dir, overwrite)
+    with atomic_dir(output_dir) as root:
+        for sub in ("corpus", "topics", "qrels", "exclude"):
+            os.makedirs(os.path.join(root, sub))
+        for lang in manifest.languages:
+            manifest.corpora[lang] = write_corpus(root, lang, docs(lang))
+            rel = f"topics/{lang}.tsv"
+            manifest.topics[lang] = {"path": rel, "queries": write_topics(root, rel, queries(lang))}
+        write_search_files(root, manifest.searches)
+        return manifest.write(root)
+
+
 # ------------------------------------------------------------------------------------------------ translations
 def translation_searches(captions: CaptionSet) -> list[dict]:
     """Every search (cross X->Y, multi X->all) with its qrels and exclusions (not yet written)."""
@@ -120,39 +138,28 @@ def write_translation_pool(captions: CaptionSet, output_dir: str, overwrite: boo
     """Write the pool of translated captions (see the module docstring); return the manifest."""
     if len(captions.languages) < 2:
         raise DataError(f"{captions.name}: a caption pool needs at least two languages, got {captions.languages}")
-    output_dir = check_output(output_dir, overwrite)
     langs, n = captions.languages, len(captions)
     positions = [line - 1 for line in captions.lines]
-    with atomic_dir(output_dir) as root:
-        for sub in ("corpus", "topics", "qrels", "exclude"):
-            os.makedirs(os.path.join(root, sub))
-        corpora = {lang: write_corpus(root, lang, ((docid(lang, p), clean_text(text))
-                                                   for p, text in zip(positions, captions.captions[lang])))
-                   for lang in langs}
-        topics = {}
-        for lang in langs:
-            rel = f"topics/{lang}.tsv"
-            queries = write_topics(root, rel, ((query_id(image, lang), clean_text(text))
-                                               for image, text in zip(captions.image_ids, captions.captions[lang])))
-            topics[lang] = {"path": rel, "queries": queries}
-        searches = translation_searches(captions)
-        write_search_files(root, searches)
-        pairs = cross_pairs(searches)
-        manifest = PoolManifest(
-            format=POOL_FORMAT, dataset=captions.name,
-            source={"relation": captions.relation,
-                    **({"relation_note": captions.relation_note} if captions.relation_note else {}),
-                    "files": {lang: os.path.abspath(p) for lang, p in captions.paths.items()},
-                    "proxy": "caption proxy: captions of the same image in other languages stand in for the image"},
-            parallel=True, languages=langs, pairs=pairs,
-            counts={"images": n, "pool_all": n * len(langs), "pairs": len(pairs),
-                    "queries": _queries(searches, ("cross", "multi")),
-                    "images_with_duplicate_caption": {lang: duplicate_count(captions.captions[lang])
-                                                      for lang in langs}},
-            exclude_rule="multi searches: drop each 'qid docid' pair of the search's exclude file (the query's "
-                         "own caption) from the run before scoring",
-            corpora=corpora, topics=topics, searches=searches)
-        return manifest.write(root)
+    searches = translation_searches(captions)
+    pairs = cross_pairs(searches)
+    manifest = PoolManifest(
+        format=POOL_FORMAT, dataset=captions.name,
+        source={"relation": captions.relation,
+                **({"relation_note": captions.relation_note} if captions.relation_note else {}),
+                "files": {lang: os.path.abspath(p) for lang, p in captions.paths.items()},
+                "proxy": "caption proxy: captions of the same image in other languages stand in for the image"},
+        parallel=True, languages=langs, pairs=pairs,
+        counts={"images": n, "pool_all": n * len(langs), "pairs": len(pairs),
+                "queries": _queries(searches, ("cross", "multi")),
+                "images_with_duplicate_caption": {lang: duplicate_count(captions.captions[lang]) for lang in langs}},
+        exclude_rule="multi searches: drop each 'qid docid' pair of the search's exclude file (the query's own "
+                     "caption) from the run before scoring",
+        corpora={}, topics={}, searches=searches)
+    return _write_pool(
+        output_dir, overwrite, manifest,
+        lambda lang: ((docid(lang, p), clean_text(text)) for p, text in zip(positions, captions.captions[lang])),
+        lambda lang: ((query_id(image, lang), clean_text(text))
+                      for image, text in zip(captions.image_ids, captions.captions[lang])))
 
 
 # ------------------------------------------------------------------------------------------------ descriptions
@@ -192,39 +199,29 @@ def description_searches(descriptions: DescriptionSet) -> list[dict]:
 
 def write_description_pool(descriptions: DescriptionSet, output_dir: str, overwrite: bool = False) -> dict:
     """Write the pool of several descriptions per image (see the module docstring); return the manifest."""
-    output_dir = check_output(output_dir, overwrite)
     langs, per_image, n = descriptions.languages, descriptions.per_image, len(descriptions)
     positions = [line - 1 for line in descriptions.lines]
-    with atomic_dir(output_dir) as root:
-        for sub in ("corpus", "topics", "qrels", "exclude"):
-            os.makedirs(os.path.join(root, sub))
-        corpora, topics = {}, {}
-        for lang in langs:
-            corpora[lang] = write_corpus(root, lang, ((description_docid(lang, p, k), clean_text(text))
-                                                      for p, row in zip(positions, descriptions.captions[lang])
-                                                      for k, text in enumerate(row, 1)))
-            rel = f"topics/{lang}.tsv"
-            queries = write_topics(root, rel, ((query_id(f"{image}-{k}", lang), clean_text(text))
-                                               for image, row in zip(descriptions.image_ids,
-                                                                     descriptions.captions[lang])
-                                               for k, text in enumerate(row, 1)))
-            topics[lang] = {"path": rel, "queries": queries}
-        searches = description_searches(descriptions)
-        write_search_files(root, searches)
-        pairs = cross_pairs(searches)
-        manifest = PoolManifest(
-            format=POOL_FORMAT, dataset=descriptions.name,
-            source={"relation": RELATION, "descriptions_per_image": per_image,
-                    "files": {lang: [os.path.abspath(p) for p in paths] for lang, paths in descriptions.paths.items()},
-                    "image_names": os.path.abspath(descriptions.names_file),
-                    "proxy": "caption proxy: other descriptions of the same image (in the same or other languages) "
-                             "stand in for the image"},
-            parallel=True, languages=langs, pairs=pairs,
-            counts={"images": n, "pool_all": n * per_image * len(langs), "pairs": len(pairs),
-                    "queries": _queries(searches, ("mono", "cross", "multi")),
-                    "images_with_identical_descriptions": {lang: identical_descriptions(descriptions, lang)
-                                                           for lang in langs}},
-            exclude_rule="mono and multi searches: drop each 'qid docid' pair of the search's exclude file (the "
-                         "query's own caption) from the run before scoring",
-            corpora=corpora, topics=topics, searches=searches)
-        return manifest.write(root)
+    searches = description_searches(descriptions)
+    pairs = cross_pairs(searches)
+    manifest = PoolManifest(
+        format=POOL_FORMAT, dataset=descriptions.name,
+        source={"relation": RELATION, "descriptions_per_image": per_image,
+                "files": {lang: [os.path.abspath(p) for p in paths] for lang, paths in descriptions.paths.items()},
+                "image_names": os.path.abspath(descriptions.names_file),
+                "proxy": "caption proxy: other descriptions of the same image (in the same or other languages) "
+                         "stand in for the image"},
+        parallel=True, languages=langs, pairs=pairs,
+        counts={"images": n, "pool_all": n * per_image * len(langs), "pairs": len(pairs),
+                "queries": _queries(searches, ("mono", "cross", "multi")),
+                "images_with_identical_descriptions": {lang: identical_descriptions(descriptions, lang)
+                                                       for lang in langs}},
+        exclude_rule="mono and multi searches: drop each 'qid docid' pair of the search's exclude file (the "
+                     "query's own caption) from the run before scoring",
+        corpora={}, topics={}, searches=searches)
+    return _write_pool(
+        output_dir, overwrite, manifest,
+        lambda lang: ((description_docid(lang, p, k), clean_text(text))
+                      for p, row in zip(positions, descriptions.captions[lang]) for k, text in enumerate(row, 1)),
+        lambda lang: ((query_id(f"{image}-{k}", lang), clean_text(text))
+                      for image, row in zip(descriptions.image_ids, descriptions.captions[lang])
+                      for k, text in enumerate(row, 1)))
