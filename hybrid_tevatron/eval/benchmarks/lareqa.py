@@ -211,7 +211,7 @@ def load_lareqa(data_dir: str, languages=None, dataset: str | None = None, artic
                if not os.path.isfile(os.path.join(data_dir, f"{lang}.json"))]
     if missing:
         raise PoolError(f"{missing[0]}: language file for '{os.path.basename(missing[0])[:-5]}' not found"
-                          + (f" (and {len(missing) - 1} more: {', '.join(missing[1:])})" if len(missing) > 1 else ""))
+                        + (f" (and {len(missing) - 1} more: {', '.join(missing[1:])})" if len(missing) > 1 else ""))
     pools = {}
     for lang in langs:
         path = os.path.join(data_dir, f"{lang}.json")
@@ -287,7 +287,7 @@ def _check_parallel(name: str, pools: dict[str, LanguagePool]) -> None:
             detail = (f"question id {missing[0]} (in {first.path}) is missing from {pool.path}" if missing
                       else f"question id {extra[0]} (in {pool.path}) is missing from {first.path}")
             raise PoolError(f"{name} must be {len(pools)}-way parallel: {detail} "
-                              f"({len(missing)} missing, {len(extra)} extra)")
+                            f"({len(missing)} missing, {len(extra)} extra)")
 
 
 def plan_searches(data: Lareqa) -> list[dict]:
