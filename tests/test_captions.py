@@ -313,6 +313,7 @@ def test_the_source_flags_are_one_declaration_with_one_check():
     source = source_from_args(args, languages=["de"], name="toy")
     assert source == CaptionSource("files", files=("en=a.txt", "de=b.txt"), image_names="n.txt", languages=("de",),
                                    name="toy")
+    assert source_from_args(args, files=["en=c.txt"]).files == ("en=c.txt",)  # the eval program splits its own
     multi30k = source_from_args(p.parse_args(["--multi30k", "m", "--split", "val"]))
     assert multi30k == CaptionSource("multi30k", "m", "val")
 

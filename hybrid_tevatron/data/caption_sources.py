@@ -77,20 +77,20 @@ class CaptionSource:
         return argv + (["--languages", *self.languages] if self.languages else [])
 
 
-def source_from_args(args: argparse.Namespace, sources: Sequence[str] = SOURCES,
-                     languages: Sequence[str] | None = None, name: str | None = None) -> CaptionSource:
+def source_from_args(args: argparse.Namespace, sources: Sequence[str] = SOURCES, languages: Sequence[str] | None = None,
+                     files: Sequence[str] | None = None, name: str | None = None) -> CaptionSource:
     """The one source that ``args`` (parsed with :func:`add_source_arguments`) gives, else one :class:`DataError`;
-    ``languages`` default to ``args.languages``."""
+    ``languages`` and ``files`` (``LANG=PATH`` items) default to ``args.languages`` and ``args.files``."""
     given = [s for s in sources if getattr(args, s, None)]
     if len(given) != 1:
         raise DataError(f"give exactly one of {', '.join(_USAGE[s] for s in sources)} "
                         f"(got {' '.join(f'--{s}' for s in given) or 'none'})")
     kind = given[0]
-    languages = getattr(args, "languages", None) if languages is None else languages
+    languages = tuple((getattr(args, "languages", None) if languages is None else languages) or ())
     if kind == "files":
-        return CaptionSource(kind, files=tuple(args.files), image_names=args.image_names,
-                             languages=tuple(languages or ()), name=name)
-    return CaptionSource(kind, getattr(args, kind), getattr(args, "split", None), languages=tuple(languages or ()))
+        return CaptionSource(kind, files=tuple(args.files if files is None else files), image_names=args.image_names,
+                             languages=languages, name=name)
+    return CaptionSource(kind, getattr(args, kind), getattr(args, "split", None), languages=languages)
 
 
 def load_source(source: CaptionSource) -> CaptionSet | DescriptionSet:
