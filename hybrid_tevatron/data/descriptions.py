@@ -1,19 +1,19 @@
-"""Several independent descriptions of each image per language (Multi30K task 2) -> training JSONL, evaluation pool.
+"""Several independent descriptions of each image per language (Multi30K task 2) -> a checked
+:class:`DescriptionSet` and Tevatron training JSONL.
 
     python -m hybrid_tevatron.data.captions train --multi30k_task2 ../shared/data/multi30k-task2 --split train \\
         --output_dir data/flickr-descriptions [--languages en de] [--negatives 7] [--max_examples 816] [--seed 0]
-    python -m hybrid_tevatron.data.captions pool --multi30k_task2 ../shared/data/multi30k-task2 --split test_2016 \\
-        --output_dir pools/multi30k-task2-test_2016 [--max_images N]
 
-The relation is **description**, not translation (:mod:`hybrid_tevatron.data.captions` reads translations): the
+The relation is **description**, not translation (:mod:`hybrid_tevatron.data.caption_files` reads translations): the
 captions of one image were written independently, by different people, in each language. Data names, training
 statistics and pool manifests say so (``relation: description``, data set ``multi30k-task2-{split}``), so results on
-them are never mixed with the translation pools (``multi30k-{split}``, ``relation: translation``).
+them are never mixed with the translation pools (``multi30k-{split}``, ``relation: translation``). Their evaluation
+pools: :mod:`hybrid_tevatron.eval.benchmarks.captions`.
 
 **Input** (``--multi30k_task2 DIR --split S``): ``DIR/raw/{S}.{k}.{lang}.gz`` for k = 1..K (the same K, at least 2,
 in every language; Multi30K has K = 5 and en, de) and ``DIR/image_splits/{S}_images.txt``; line i of every file is
 the image named on line i of the names file (image id: its file name without extension). Languages default to every
-language with files. Refused, each a one-line :class:`~hybrid_tevatron.data.readers.DataError` naming the file
+language with files. Refused, each a one-line :class:`~hybrid_tevatron.data.errors.DataError` naming the file
 (and line): a missing file, a description number missing in a language, bytes that are not UTF-8, an empty
 description line, a file with fewer or more lines than the names file (the first line where they differ), an
 empty, blank-containing or duplicate image name.
@@ -28,20 +28,10 @@ already holds the image (:mod:`hybrid_tevatron.sampling`): one image is never tw
 mono, cross and hybrid steps (no ``--cross_only_sources``). Negatives: the descriptions of ``--negatives`` other
 images, one each (image uniform without replacement, then its description uniform, per (``--seed``, image position,
 k)), the same docs in every language, skipping any image that shares a description text with this image in some
-language. ``--max_examples N`` keeps N images (the uniform sample of :mod:`~hybrid_tevatron.data.captions`), so
-K x N queries. Written with ``stats.json``. A step of B examples with groups of G passages holds up to B x G images,
-so keep well more images than that (816 images train with B = 32, G = 8).
-
-**Evaluation pool** (``pool``): the layout and format of the caption pools (``hybrid_tevatron.captions/1``:
-``corpus/{lang}.jsonl``, ``topics/{X}.tsv``, ``qrels/{search}.txt``, ``exclude/{search}.txt``, ``manifest.json``
-with the same keys, plus ``relation`` and ``descriptions_per_image``). Docid ``{lang}-{n}-{k}`` (n = 0-based line,
-k = description number), query id ``{image}-{k}-{X}``: every description is a query. Searches: **mono** X->X
-(relevant: the image's K - 1 other descriptions in X), **cross** X->Y (relevant: its K descriptions in Y) and
-**multi** X->all (relevant: its K x L - 1 other descriptions). Mono and multi pools hold the query's own caption, so
-those searches name ``exclude/{search}.txt`` (one "qid docid" line per query: its own caption), dropped before
-scoring as for the other caption pools. ``--max_images N`` keeps the first N images.
-
-Everything is written to a temporary folder next to the output folder and renamed into place at the end.
+language. ``--max_examples N`` keeps N images (the uniform sample of :mod:`~hybrid_tevatron.data.caption_training`),
+so K x N queries. Written with ``stats.json``. A step of B examples with groups of G passages holds up to B x G
+images, so keep well more images than that (816 images train with B = 32, G = 8). Everything is written to a
+temporary folder next to the output folder and renamed into place at the end.
 """
 
 from __future__ import annotations
@@ -55,18 +45,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from hybrid_tevatron.atomic import atomic_dir
-from hybrid_tevatron.data.captions import (
-    DEFAULT_NEGATIVES,
-    POOL_FORMAT,
-    check_output,
-    draw_others,
-    pick_languages,
-    read_captions,
-    read_image_names,
-    sample_positions,
-)
-from hybrid_tevatron.data.pool_ids import clean_text, query_id
-from hybrid_tevatron.data.readers import DataError
+from hybrid_tevatron.data.caption_files import check_output, pick_languages, read_captions, read_image_names
+from hybrid_tevatron.data.caption_training import DEFAULT_NEGATIVES, draw_others, sample_positions
+from hybrid_tevatron.data.errors import DataError
 
 RELATION = "description"
 TASK2_RAW = os.path.join("raw", "{split}.{k}.{lang}.gz")
@@ -215,7 +196,7 @@ def _doc(image: str, k: int) -> str:
     return f"{image}-{k + 1}"
 
 
-def _identical_within(descriptions: DescriptionSet, lang: str) -> int:
+def identical_descriptions(descriptions: DescriptionSet, lang: str) -> int:
     return sum(1 for row in descriptions.captions[lang] if len(set(row)) < len(row))
 
 
@@ -269,103 +250,9 @@ def write_training(descriptions: DescriptionSet, output_dir: str, negatives: int
             "negatives_rule": "one description of each of N other images (image uniform without replacement, then "
                               "description uniform, per (seed, image position, k)); images sharing a description "
                               "text with the query's image in any language skipped",
-            "images_with_identical_descriptions": {lang: _identical_within(kept, lang) for lang in langs},
+            "images_with_identical_descriptions": {lang: identical_descriptions(kept, lang) for lang in langs},
             "self_paired": "never: feeds mono, cross and hybrid steps (do not declare --cross_only_sources)",
         }
         with open(os.path.join(tmp, "stats.json"), "w", encoding="utf-8") as f:
             f.write(json.dumps(stats, indent=1, ensure_ascii=False) + "\n")
     return stats
-
-
-# ------------------------------------------------------------------------------------------------ evaluation pool
-def pool_docid(lang: str, n: int, k: int) -> str:
-    """Docid of description ``k`` (1-based) on 0-based line ``n`` in ``lang``."""
-    return f"{lang}-{n}-{k}"
-
-
-def plan_pool_searches(descriptions: DescriptionSet) -> list[dict]:
-    """Every search (mono X->X, cross X->Y, multi X->all) with its qrels and exclusions (not yet written)."""
-    langs, n, per_image = descriptions.languages, len(descriptions), descriptions.per_image
-    queries = n * per_image
-    rows = [(image, line - 1) for image, line in zip(descriptions.image_ids, descriptions.lines)]
-
-    def qid(image: str, k: int, lang: str) -> str:
-        return query_id(f"{image}-{k}", lang)
-
-    def search(setting: str, x: str, pool: str, name: str, relevant_langs: list[str], exclude: bool) -> dict:
-        qrels = {qid(image, k, x): [pool_docid(y, p, j) for y in relevant_langs for j in range(1, per_image + 1)
-                                    if (y, j) != (x, k)]
-                 for image, p in rows for k in range(1, per_image + 1)}
-        size = queries * (len(langs) if pool == "all" else 1)
-        s = {"name": name, "setting": setting, "query_lang": x, "pool": pool, "topics": f"topics/{x}.tsv",
-             "qrels": f"qrels/{name}.txt", "pool_size": size, "queries": queries,
-             "relevant": sum(len(v) for v in qrels.values()), "exclude": f"exclude/{name}.txt" if exclude else None,
-             "run": f"{name}.trec", "_qrels": qrels}
-        if exclude:
-            s["_exclude"] = {qid(image, k, x): pool_docid(x, p, k) for image, p in rows
-                             for k in range(1, per_image + 1)}
-        return s
-
-    searches = [search("mono", x, x, f"mono.{x}", [x], True) for x in langs]
-    searches += [search("cross", x, y, f"cross.{x}-{y}", [y], False) for x in langs for y in langs if x != y]
-    searches += [search("multi", x, "all", f"multi.{x}", langs, True) for x in langs]
-    return searches
-
-
-def write_pool(descriptions: DescriptionSet, output_dir: str, overwrite: bool = False) -> dict:
-    """Write the evaluation pool (see the module docstring); return the manifest."""
-    output_dir = check_output(output_dir, overwrite)
-    langs, per_image, n = descriptions.languages, descriptions.per_image, len(descriptions)
-    positions = [line - 1 for line in descriptions.lines]
-    with atomic_dir(output_dir) as root:
-        for sub in ("corpus", "topics", "qrels", "exclude"):
-            os.makedirs(os.path.join(root, sub))
-        corpora, topics = {}, {}
-        for lang in langs:
-            rel = f"corpus/{lang}.jsonl"
-            with open(os.path.join(root, rel), "w", encoding="utf-8") as f:
-                for p, row in zip(positions, descriptions.captions[lang]):
-                    f.writelines(json.dumps({"id": pool_docid(lang, p, k), "contents": clean_text(text), "lang": lang},
-                                            ensure_ascii=False) + "\n" for k, text in enumerate(row, 1))
-            corpora[lang] = {"path": rel, "size": n * per_image}
-            rel = f"topics/{lang}.tsv"
-            with open(os.path.join(root, rel), "w", encoding="utf-8") as f:
-                for image, row in zip(descriptions.image_ids, descriptions.captions[lang]):
-                    f.writelines(f"{query_id(f'{image}-{k}', lang)}\t{clean_text(text)}\n"
-                                 for k, text in enumerate(row, 1))
-            topics[lang] = {"path": rel, "queries": n * per_image}
-        searches = plan_pool_searches(descriptions)
-        for s in searches:
-            with open(os.path.join(root, s["qrels"]), "w", encoding="utf-8") as f:
-                for qid, docids in s.pop("_qrels").items():
-                    f.writelines(f"{qid} 0 {d} 1\n" for d in docids)
-            if s["exclude"]:
-                with open(os.path.join(root, s["exclude"]), "w", encoding="utf-8") as f:
-                    f.writelines(f"{qid} {d}\n" for qid, d in s.pop("_exclude").items())
-        pairs = [[s["query_lang"], s["pool"]] for s in searches if s["setting"] == "cross"]
-        manifest = {
-            "format": POOL_FORMAT,
-            "dataset": descriptions.name,
-            "relation": RELATION,
-            "descriptions_per_image": per_image,
-            "files": {lang: [os.path.abspath(p) for p in paths] for lang, paths in descriptions.paths.items()},
-            "image_names": os.path.abspath(descriptions.names_file),
-            "proxy": "caption proxy: other descriptions of the same image (in the same or other languages) stand in "
-                     "for the image",
-            "parallel": True,
-            "languages": langs,
-            "pairs": pairs,
-            "counts": {"images": n, "pool_all": n * per_image * len(langs), "pairs": len(pairs),
-                       "queries": {st: sum(s["queries"] for s in searches if s["setting"] == st)
-                                   for st in ("mono", "cross", "multi")},
-                       "images_with_identical_descriptions": {lang: _identical_within(descriptions, lang)
-                                                              for lang in langs}},
-            "exclude_rule": "mono and multi searches: drop each 'qid docid' pair of the search's exclude file (the "
-                            "query's own caption) from the run before scoring",
-            "corpora": corpora,
-            "topics": topics,
-            "searches": searches,
-        }
-        with open(os.path.join(root, "manifest.json"), "w", encoding="utf-8") as f:
-            f.write(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-    return manifest

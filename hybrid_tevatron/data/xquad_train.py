@@ -44,9 +44,9 @@ import sys
 from collections.abc import Sequence
 
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
+from hybrid_tevatron.data.errors import DataError
 from hybrid_tevatron.data.languages import TRAIN_LANGUAGES, UNSEEN_LANGUAGES
 from hybrid_tevatron.data.languages import XQUAD_R_LANGUAGES as ALL_LANGUAGES
-from hybrid_tevatron.data.readers import DataError
 from hybrid_tevatron.errors import report_errors
 from hybrid_tevatron.logs import get_logger
 

@@ -5,12 +5,13 @@
         --image_splits multi30k/data/task1/image_splits --images flickr30k-images --output_dir data/flickr-train
     python -m hybrid_tevatron.images.data --files en=a.txt de=b.txt --image_names names.txt --images DIR ...
 
-**Inputs.** Captions are read by :mod:`hybrid_tevatron.data.captions` (one file per language, line i = image i,
-its validation). Image file names, one a line, line i = image i: XTD10's ``test_image_names.txt`` (MSCOCO 2014
-names), Multi30K's ``image_splits/{split}.txt`` (Flickr30k names; ``--image_splits`` is that file or its folder), or
-``--image_names``. The image id is the file name without its extension. Every image must exist under ``--images``
-and open as an image (Pillow); a missing or unreadable image, and caption files whose line count differs from the
-name list, are one :class:`~hybrid_tevatron.data.readers.DataError` naming the file.
+**Inputs.** Captions are read by :mod:`hybrid_tevatron.data.caption_files` (one file per language, line i =
+image i, its validation), from the caption source flags of :mod:`hybrid_tevatron.data.caption_sources`. Image file
+names, one a line, line i = image i: XTD10's ``test_image_names.txt`` (MSCOCO 2014 names), Multi30K's
+``image_splits/{split}.txt`` (Flickr30k names; ``--image_splits`` is that file or its folder), or ``--image_names``.
+The image id is the file name without its extension. Every image must exist under ``--images`` and open as an image
+(Pillow); a missing or unreadable image, and caption files whose line count differs from the name list, are one
+:class:`~hybrid_tevatron.data.errors.DataError` naming the file.
 
 **Output folder** (written whole or not at all, :func:`hybrid_tevatron.atomic.atomic_dir`):
 
@@ -33,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hybrid_tevatron.atomic import atomic_dir
-from hybrid_tevatron.data.captions import (
+from hybrid_tevatron.data.caption_files import (
     MULTI30K_NAME,
     XTD10_IMAGES,
     CaptionSet,
@@ -45,10 +46,12 @@ from hybrid_tevatron.data.captions import (
     read_image_names,
     read_lines,
 )
-from hybrid_tevatron.data.readers import DataError
+from hybrid_tevatron.data.caption_sources import add_source_arguments, source_from_args
+from hybrid_tevatron.data.errors import DataError
 from hybrid_tevatron.errors import report_errors
 
 FORMAT = "hybrid_tevatron.images/1"
+IMAGE_SOURCES = ("multi30k", "xtd10", "files")  # the caption sources that name their images
 CORPUS, NAMES, MANIFEST, CAPTIONS = "corpus.jsonl", "image_names.txt", "manifest.json", "captions"
 
 
@@ -107,26 +110,24 @@ def multi30k_image_names(image_splits: str, split: str) -> str:
 
 
 def load_from_args(args) -> ImageSet:
-    given = [flag for flag, v in (("--multi30k", args.multi30k), ("--xtd10", args.xtd10), ("--files", args.files)) if v]
-    if len(given) != 1:
-        raise DataError("give exactly one of --multi30k DIR, --xtd10 DIR, --files LANG=PATH ... "
-                        f"(got {given or 'none'})")
-    if args.xtd10:
-        names = os.path.join(args.xtd10, XTD10_IMAGES)
-        captions = load_xtd10(args.xtd10, args.languages)
-    elif args.multi30k:
-        if not args.split or not args.image_splits:
+    source = source_from_args(args, IMAGE_SOURCES)
+    languages = list(source.languages) or None
+    if source.kind == "xtd10":
+        names = os.path.join(source.folder, XTD10_IMAGES)
+        captions = load_xtd10(source.folder, languages)
+    elif source.kind == "multi30k":
+        if not source.split or not args.image_splits:
             raise DataError(f"--multi30k needs --split and --image_splits (captions {MULTI30K_NAME})")
-        names = multi30k_image_names(args.image_splits, args.split)
-        files = multi30k_files(args.multi30k, args.split, args.languages)
-        captions = load_caption_files(f"multi30k-{args.split}", files, image_names=names)
+        names = multi30k_image_names(args.image_splits, source.split)
+        files = multi30k_files(source.folder, source.split, languages)
+        captions = load_caption_files(f"multi30k-{source.split}", files, image_names=names)
     else:
-        if not args.image_names:
+        if not source.image_names:
             raise DataError("--files needs --image_names (the image file of each caption line)")
-        files = parse_lang_files(args.files)
-        if args.languages:
-            files = {lang: files[lang] for lang in args.languages if lang in files}
-        names = args.image_names
+        files = parse_lang_files(source.files)
+        if languages:
+            files = {lang: files[lang] for lang in languages if lang in files}
+        names = source.image_names
         captions = load_caption_files(args.name or "images", files, image_names=names)
     return attach_images(captions, names, args.images)
 
@@ -201,12 +202,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hybrid_tevatron.images.data", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", required=True, help="folder of the image files named by the image list")
-    ap.add_argument("--xtd10", metavar="DIR", help="XTD10 folder (test_1kcaptions_{lang}.txt, test_image_names.txt)")
-    ap.add_argument("--multi30k", metavar="DIR", help="Multi30K task 1 captions ({split}.{lang}.gz)")
-    ap.add_argument("--split", help="with --multi30k: train, val, test_2016_flickr, ...")
+    add_source_arguments(ap, IMAGE_SOURCES)
     ap.add_argument("--image_splits", help="with --multi30k: image_splits/{split}.txt or that folder")
-    ap.add_argument("--files", nargs="+", metavar="LANG=PATH", help="any caption files, line i = image i")
-    ap.add_argument("--image_names", help="with --files: the image file name of each line")
     ap.add_argument("--name", help="with --files: the data set's name (default: images)")
     ap.add_argument("--languages", nargs="+", help="default: every language with a caption file")
     ap.add_argument("--output_dir", required=True)

@@ -3,10 +3,11 @@
 **The source** (:class:`ImageCaptionSource`, a :class:`~hybrid_tevatron.data.corpus.ParallelCorpus`): query i is
 image i's caption, one per language; doc i is image i, the same in every language (an image has no language: its
 "text" is its docid, which never reaches a tokenizer); query i's positive is doc i, its negatives ``negatives``
-other images drawn as caption negatives are (:func:`hybrid_tevatron.data.captions.choose_negatives`, deterministic
-per seed and image). Images that share a caption in some language (a duplicate caption would be a false negative,
-and its image a second right answer) are never each other's negatives and are one *item* for the plan, so they
-never meet in a step. ``embeddings[d]`` is image d's vector from the frozen tower's index, matched by docid.
+other images drawn as caption negatives are (:func:`hybrid_tevatron.data.caption_training.choose_negatives`,
+deterministic per seed and image). Images that share a caption in some language (a duplicate caption would be a
+false negative, and its image a second right answer) are never each other's negatives and are one *item* for the
+plan, so they never meet in a step. ``embeddings[d]`` is image d's vector from the frozen tower's index, matched
+by docid.
 
 **The plan** (:class:`ImageBatchPlan`, the text plan plus two rules for image sources; a plan without image
 sources is the text plan, step for step):
@@ -35,9 +36,9 @@ from typing import Any
 import numpy as np
 
 from hybrid_tevatron.collator import HybridBatch, TrainCollator, pad_for
-from hybrid_tevatron.data.captions import DEFAULT_NEGATIVES, choose_negatives, duplicate_groups
+from hybrid_tevatron.data.caption_training import DEFAULT_NEGATIVES, choose_negatives, duplicate_groups
 from hybrid_tevatron.data.corpus import ParallelCorpus, csr
-from hybrid_tevatron.data.readers import DataError
+from hybrid_tevatron.data.errors import DataError
 from hybrid_tevatron.dataset import HybridTrainDataset
 from hybrid_tevatron.sampling import CROSS, XX, BatchPlan, draw_indices
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, fields
 
 from transformers import HfArgumentParser
 
-from hybrid_tevatron.data.captions import DEFAULT_NEGATIVES
+from hybrid_tevatron.data.caption_training import DEFAULT_NEGATIVES
 from hybrid_tevatron.errors import HybridTevatronError, first_line, report_errors
 from hybrid_tevatron.images.source import DEFAULT_SOURCE_NAME
 from hybrid_tevatron.logs import get_logger
@@ -61,7 +61,8 @@ def build_image_trainer(backend, model_args, data_args, training_args, callbacks
                         image_args: ImageArguments):
     """Text sources + the image source -> :class:`~hybrid_tevatron.images.source.ImageBatchPlan` -> the backend's
     model wrapped with the head -> the backend's trainer with the head's save/restore."""
-    from hybrid_tevatron.data.readers import DataError, load_sources
+    from hybrid_tevatron.data.errors import DataError
+    from hybrid_tevatron.data.readers import load_sources
     from hybrid_tevatron.eval.pipeline.ranks import read_index
     from hybrid_tevatron.eval.runner import StepError
     from hybrid_tevatron.images.data import read_image_data

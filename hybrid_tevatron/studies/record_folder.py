@@ -52,14 +52,16 @@ PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the
 # inputs, encoding, ranking, search, scoring, metrics). A record made while any of them differed is not taken as
 # it is.
 NUMBER_FILES = {
-    "train": ("arguments.py", "backends/*.py", "booleans.py", "collator.py", "data/captions.py", "data/corpus.py",
-              "data/descriptions.py", "data/languages.py", "data/pool_ids.py", "data/readers.py", "data/xquad_train.py",
-              "dataset.py", "driver/train.py", "encoding.py", "mixture.py", "modeling.py", "sampling.py",
-              "training.py"),
-    "eval": ("booleans.py", "data/captions.py", "data/descriptions.py", "data/languages.py", "data/pool_ids.py",
-             "encoding.py", "eval/benchmarks/lareqa.py", "eval/options.py", "eval/pipeline/*.py",
-             "eval/reports/evaluate.py", "eval/reports/metrics.py", "eval/stages.py", "eval/trec.py", "modeling.py",
-             "pyserini/encode.py", "pyserini/encoders.py"),
+    "train": ("arguments.py", "backends/*.py", "booleans.py", "collator.py", "data/caption_files.py",
+              "data/caption_sources.py", "data/caption_training.py", "data/captions.py", "data/corpus.py",
+              "data/corpus_build.py", "data/descriptions.py", "data/languages.py", "data/pool_ids.py",
+              "data/readers.py", "data/records.py", "data/xquad_train.py", "dataset.py", "driver/train.py",
+              "encoding.py", "mixture.py", "modeling.py", "sampling.py", "training.py"),
+    "eval": ("booleans.py", "data/caption_files.py", "data/caption_sources.py", "data/captions.py",
+             "data/descriptions.py", "data/languages.py", "data/pool_ids.py", "encoding.py",
+             "eval/benchmarks/captions.py", "eval/benchmarks/lareqa.py", "eval/benchmarks/pool.py", "eval/options.py",
+             "eval/pipeline/*.py", "eval/reports/evaluate.py", "eval/reports/metrics.py", "eval/stages.py",
+             "eval/trec.py", "modeling.py", "pyserini/encode.py", "pyserini/encoders.py"),
 }
 COMMANDS_HEADER = ("#!/usr/bin/env bash\n# Every recorded step of this study, in the order it was recorded, "
                    "replayable: set OUT (the study's root), MODEL and the data folders first.\n")

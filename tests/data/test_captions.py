@@ -1,4 +1,5 @@
-"""Caption converters (hybrid_tevatron.data.captions): the data root's files (../shared/data or the look-alikes in
+"""Caption converters (hybrid_tevatron.data.captions, its caption_files and caption_training; the pools of
+hybrid_tevatron.eval.benchmarks.captions): the data root's files (../shared/data or the look-alikes in
 tests/resources/data: the same shapes, fewer lines), validation, training JSONL,
 evaluation pools, and a real training run on a caption source mixed with a question/passage source."""
 
@@ -12,17 +13,12 @@ import sys
 import pytest
 from helpers import exit_line, write_captions
 
-from hybrid_tevatron.data.captions import (
-    POOL_FORMAT,
-    load_caption_files,
-    load_xtd10,
-    main,
-    multi30k_files,
-    write_pool,
-    write_training,
-    xtd10_files,
-)
-from hybrid_tevatron.data.readers import DataError, load_jsonl_source
+from hybrid_tevatron.data.caption_files import load_caption_files, load_xtd10, multi30k_files, xtd10_files
+from hybrid_tevatron.data.caption_training import write_training
+from hybrid_tevatron.data.captions import main
+from hybrid_tevatron.data.errors import DataError
+from hybrid_tevatron.data.readers import load_jsonl_source
+from hybrid_tevatron.eval.benchmarks.captions import POOL_FORMAT, write_translation_pool
 from hybrid_tevatron.sampling import BatchPlan
 
 
@@ -80,7 +76,7 @@ def test_xtd10_pool_on_the_files(shared_data, tmp_path):
     assert len(files) == 11 and "jp" in files
     captions = load_xtd10(folder)
     assert captions.paths == files and len(captions) == len(names) and captions.image_ids[0] == names[0][:-4]
-    manifest = write_pool(captions, str(tmp_path / "pool"))
+    manifest = write_translation_pool(captions, str(tmp_path / "pool"))
     assert manifest["format"] == POOL_FORMAT and manifest["counts"]["pool_all"] == 11 * len(names)
     assert manifest["relation"] == "mixed" and "jp (STAIR)" in manifest["relation_note"]
     assert len([s for s in manifest["searches"] if s["setting"] == "cross"]) == 110
@@ -95,7 +91,7 @@ def test_xtd10_pool_on_the_files(shared_data, tmp_path):
 def test_pool_qrels_and_exclusions(tmp_path):
     files = write_captions(tmp_path / "caps", n=12)
     captions = load_caption_files("toy", files, id_prefix="img")
-    manifest = write_pool(captions, str(tmp_path / "pool"))
+    manifest = write_translation_pool(captions, str(tmp_path / "pool"))
     assert manifest["relation"] == "translation" and "relation_note" not in manifest
     root = tmp_path / "pool"
     corpus = {}
@@ -274,3 +270,56 @@ def test_cli_refuses_one_language_at_conversion(tmp_path):
     assert res.returncode == 2 and "need at least two languages for a training pair" in res.stderr, res.stderr
     assert "Traceback" not in res.stderr and not (tmp_path / "o").exists()
     assert not [n for n in os.listdir(tmp_path) if ".tmp" in n]
+
+
+# ------------------------------------------------------------------------------------------------ one source, one pool
+def test_the_source_flags_are_one_declaration_with_one_check():
+    """The caption CLI and the image data CLI take the same flags, and refuse anything but one source with the
+    same line."""
+    import argparse
+
+    from hybrid_tevatron.data.caption_sources import CaptionSource, add_source_arguments, source_from_args
+
+    every = "--multi30k DIR --split S, --multi30k_task2 DIR --split S, --xtd10 DIR, --files LANG=PATH"
+    images = "--multi30k DIR --split S, --xtd10 DIR, --files LANG=PATH"
+    for sources, usage in ((("multi30k", "multi30k_task2", "xtd10", "files"), every),
+                           (("multi30k", "xtd10", "files"), images)):
+        p = argparse.ArgumentParser()
+        add_source_arguments(p, sources)
+        for argv, got in (([], "none"), (["--xtd10", "X", "--multi30k", "Y"], "--multi30k --xtd10")):
+            with pytest.raises(DataError) as err:
+                source_from_args(p.parse_args(argv), sources)
+            assert str(err.value) == f"give exactly one of {usage} ... (got {got})"
+    p = argparse.ArgumentParser()
+    add_source_arguments(p)
+    args = p.parse_args(["--files", "en=a.txt", "de=b.txt", "--image_names", "n.txt"])
+    source = source_from_args(args, languages=["de"], name="toy")
+    assert source == CaptionSource("files", files=("en=a.txt", "de=b.txt"), image_names="n.txt", languages=("de",),
+                                   name="toy")
+    assert source_from_args(args, files=["en=c.txt"]).files == ("en=c.txt",)  # the eval program splits its own
+    multi30k = source_from_args(p.parse_args(["--multi30k", "m", "--split", "val"]))
+    assert multi30k == CaptionSource("multi30k", "m", "val")
+
+
+def test_the_pool_call_writes_what_the_pool_command_writes(shared_data, tmp_path, capsys):
+    """``write_caption_pool`` (what the evaluation calls) and ``python -m hybrid_tevatron.data.captions pool`` with
+    ``pool_argv``'s arguments write the same files, manifest bytes included."""
+    from hybrid_tevatron.data.caption_sources import CaptionSource
+    from hybrid_tevatron.eval.benchmarks.captions import pool_argv, pool_summary, write_caption_pool
+
+    for n, source in enumerate((CaptionSource("xtd10", os.path.join(shared_data, "xtd10"), languages=("en", "de")),
+                                CaptionSource("multi30k_task2", os.path.join(shared_data, "multi30k-task2"),
+                                              "test_2016"))):
+        called, command = tmp_path / f"called{n}" / "pool", tmp_path / f"command{n}" / "pool"
+        manifest = write_caption_pool(source, str(called), max_images=6)
+        assert main(pool_argv(source, str(command), 6)) == 0
+        assert capsys.readouterr().out == pool_summary(manifest, str(command)) + "\n"
+        for folder, _, names in os.walk(called):
+            for name in names:
+                path = os.path.join(folder, name)
+                with open(path, "rb") as a, open(os.path.join(command, os.path.relpath(path, called)), "rb") as b:
+                    assert a.read() == b.read(), path
+    assert list(manifest) == ["format", "dataset", "relation", "descriptions_per_image", "files", "image_names",
+                              "proxy", "parallel", "languages", "pairs", "counts", "exclude_rule", "corpora",
+                              "topics", "searches"]
+    assert manifest["counts"]["images"] == 6

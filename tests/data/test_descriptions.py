@@ -13,9 +13,11 @@ import sys
 import pytest
 from helpers import RESOURCE_DATA, exit_line, recipe_env
 
-from hybrid_tevatron.data.captions import POOL_FORMAT, main
-from hybrid_tevatron.data.descriptions import load_task2, write_pool, write_training
-from hybrid_tevatron.data.readers import DataError, load_jsonl_source
+from hybrid_tevatron.data.captions import main
+from hybrid_tevatron.data.descriptions import load_task2, write_training
+from hybrid_tevatron.data.errors import DataError
+from hybrid_tevatron.data.readers import load_jsonl_source
+from hybrid_tevatron.eval.benchmarks.captions import POOL_FORMAT, write_description_pool
 from hybrid_tevatron.sampling import MONO, BatchPlan
 
 RESOURCE = os.path.join(RESOURCE_DATA, "multi30k-task2")
@@ -224,7 +226,7 @@ def test_same_item_docids_are_checked_by_the_reader(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ the pool
 def test_pool_qrels_relevant_descriptions_and_own_caption_excluded(tmp_path):
-    manifest = write_pool(load_task2(RESOURCE, SPLIT), str(tmp_path / "pool"))
+    manifest = write_description_pool(load_task2(RESOURCE, SPLIT), str(tmp_path / "pool"))
     root = tmp_path / "pool"
     assert manifest["format"] == POOL_FORMAT and manifest["dataset"] == "multi30k-task2-test_2016"
     assert manifest["relation"] == "description" and manifest["descriptions_per_image"] == 5

@@ -24,26 +24,29 @@ Everything is written to a temporary folder next to the output folder and rename
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
 from dataclasses import dataclass, field
 
-from hybrid_tevatron.atomic import atomic_dir, atomic_write_json
+from hybrid_tevatron.atomic import atomic_dir
 from hybrid_tevatron.data.languages import LAREQA_DATASETS, SETTINGS
 from hybrid_tevatron.data.pool_ids import clean_text, docid, query_id
-from hybrid_tevatron.errors import HybridTevatronError, report_errors
+from hybrid_tevatron.errors import report_errors
+from hybrid_tevatron.eval.benchmarks.pool import (
+    PoolError,
+    PoolManifest,
+    cross_pairs,
+    write_corpus,
+    write_search_files,
+    write_topics,
+)
 from hybrid_tevatron.jsonfiles import read_format, read_json
 from hybrid_tevatron.logs import get_logger
 
 log = get_logger(__name__)
 
 MANIFEST_FORMAT = "hybrid_tevatron.lareqa/1"
-
-
-class LareqaError(HybridTevatronError, ValueError):
-    """A problem with the LAReQA input files; the message names the file and the item."""
 
 
 @dataclass
@@ -74,12 +77,12 @@ class LanguagePool:
 
 def _require(cond: bool, path: str, where: str, msg: str) -> None:
     if not cond:
-        raise LareqaError(f"{path}: {where}: {msg}")
+        raise PoolError(f"{path}: {where}: {msg}")
 
 
 def read_language_file(path: str, lang: str) -> LanguagePool:
     """Parse one LAReQA JSON file into candidates and questions with gold sentence ids."""
-    data = read_json(path, LareqaError, f"language file for '{lang}'")
+    data = read_json(path, PoolError, f"language file for '{lang}'")
     _require(isinstance(data, dict) and isinstance(data.get("data"), list), path, "top level",
              'expected {"data": [articles]}')
     pool = LanguagePool(lang=lang, path=path)
@@ -156,7 +159,7 @@ def _expand_specs(specs) -> list[str]:
         if spec.startswith("@"):
             path = spec[1:]
             if not os.path.isfile(path):
-                raise LareqaError(f"{path}: article list not found")
+                raise PoolError(f"{path}: article list not found")
             with open(path, encoding="utf-8") as f:
                 for line in f:
                     line = line.strip()
@@ -192,7 +195,7 @@ def load_lareqa(data_dir: str, languages=None, dataset: str | None = None, artic
                 max_questions: int | None = None, full_pool: bool = False, log=None) -> Lareqa:
     """Read ``{lang}.json`` for every language, apply the article/question selection, check alignment."""
     if not os.path.isdir(data_dir):
-        raise LareqaError(f"{data_dir}: data folder not found")
+        raise PoolError(f"{data_dir}: data folder not found")
     name = _detect_dataset(data_dir, dataset)
     spec = LAREQA_DATASETS.get(name)
     if languages:
@@ -202,13 +205,13 @@ def load_lareqa(data_dir: str, languages=None, dataset: str | None = None, artic
     else:
         langs = sorted(f[:-5] for f in os.listdir(data_dir) if f.endswith(".json"))
         if not langs:
-            raise LareqaError(f"{data_dir}: no {{lang}}.json files")
+            raise PoolError(f"{data_dir}: no {{lang}}.json files")
     parallel = bool(spec and spec["parallel"])
     missing = [os.path.join(data_dir, f"{lang}.json") for lang in langs
                if not os.path.isfile(os.path.join(data_dir, f"{lang}.json"))]
     if missing:
-        raise LareqaError(f"{missing[0]}: language file for '{os.path.basename(missing[0])[:-5]}' not found"
-                          + (f" (and {len(missing) - 1} more: {', '.join(missing[1:])})" if len(missing) > 1 else ""))
+        raise PoolError(f"{missing[0]}: language file for '{os.path.basename(missing[0])[:-5]}' not found"
+                        + (f" (and {len(missing) - 1} more: {', '.join(missing[1:])})" if len(missing) > 1 else ""))
     pools = {}
     for lang in langs:
         path = os.path.join(data_dir, f"{lang}.json")
@@ -224,7 +227,7 @@ def load_lareqa(data_dir: str, languages=None, dataset: str | None = None, artic
         n_articles = max(len(p.titles) for p in pools.values())
         bad = sorted(str(i) for i in sel.indices if i >= n_articles) + sorted(sel.titles - known_titles)
         if bad:
-            raise LareqaError(f"{data_dir}: {label} names articles found in no language file: {', '.join(bad)}")
+            raise PoolError(f"{data_dir}: {label} names articles found in no language file: {', '.join(bad)}")
     if keep or drop:
         for pool in pools.values():
             ok = {i for i, t in enumerate(pool.titles)
@@ -233,7 +236,7 @@ def load_lareqa(data_dir: str, languages=None, dataset: str | None = None, artic
 
     if max_questions is not None:
         if max_questions < 1:
-            raise LareqaError(f"--max_questions must be >= 1, got {max_questions}")
+            raise PoolError(f"--max_questions must be >= 1, got {max_questions}")
         chosen = _first_questions(pools, max_questions)
         for pool in pools.values():
             kept_articles = {q.article for q in pool.questions.values() if q.id in chosen}
@@ -242,9 +245,9 @@ def load_lareqa(data_dir: str, languages=None, dataset: str | None = None, artic
 
     for pool in pools.values():
         if not pool.candidates:
-            raise LareqaError(f"{pool.path}: empty pool after the article/question selection")
+            raise PoolError(f"{pool.path}: empty pool after the article/question selection")
         if not pool.questions:
-            raise LareqaError(f"{pool.path}: no questions left after the article/question selection")
+            raise PoolError(f"{pool.path}: no questions left after the article/question selection")
     if parallel:
         _check_parallel(name, pools)
     selection = {
@@ -283,8 +286,8 @@ def _check_parallel(name: str, pools: dict[str, LanguagePool]) -> None:
             extra = sorted(other - ids)
             detail = (f"question id {missing[0]} (in {first.path}) is missing from {pool.path}" if missing
                       else f"question id {extra[0]} (in {pool.path}) is missing from {first.path}")
-            raise LareqaError(f"{name} must be {len(pools)}-way parallel: {detail} "
-                              f"({len(missing)} missing, {len(extra)} extra)")
+            raise PoolError(f"{name} must be {len(pools)}-way parallel: {detail} "
+                            f"({len(missing)} missing, {len(extra)} extra)")
 
 
 def plan_searches(data: Lareqa) -> list[dict]:
@@ -333,9 +336,9 @@ def build(data: Lareqa, output_dir: str, overwrite: bool = False, log=None) -> d
     """
     output_dir = os.path.abspath(output_dir)
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise LareqaError(f"{output_dir}: exists and is not a folder")
+        raise PoolError(f"{output_dir}: exists and is not a folder")
     if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
-        raise LareqaError(f"{output_dir}: folder exists and is not empty (pass --overwrite to replace it)")
+        raise PoolError(f"{output_dir}: folder exists and is not empty (pass --overwrite to replace it)")
     with atomic_dir(output_dir) as tmp:
         manifest = _write_all(data, tmp, log)
     return manifest
@@ -345,69 +348,45 @@ def _write_all(data: Lareqa, root: str, log=None) -> dict:
     langs = data.languages
     for sub in ("corpus", "topics", "qrels"):
         os.makedirs(os.path.join(root, sub))
-    corpora = {}
-    for lang in langs:
-        rel = f"corpus/{lang}.jsonl"
-        with open(os.path.join(root, rel), "w", encoding="utf-8") as f:
-            for c in data.pools[lang].candidates:
-                f.write(json.dumps({"id": c.docid, "contents": c.text, "lang": lang}, ensure_ascii=False) + "\n")
-        corpora[lang] = {"path": rel, "size": len(data.pools[lang].candidates)}
-    pool_all = sum(c["size"] for c in corpora.values())
-
-    topics = {}
-    for lang in langs:
-        rel = f"topics/{lang}.tsv"
-        _write_topics(os.path.join(root, rel), data.pools[lang], list(data.pools[lang].questions))
-        topics[lang] = {"path": rel, "queries": len(data.pools[lang].questions)}
-
+    corpora = {lang: write_corpus(root, lang, ((c.docid, c.text) for c in data.pools[lang].candidates))
+               for lang in langs}
+    topics = {lang: {"path": f"topics/{lang}.tsv",
+                     "queries": _write_topics(root, f"topics/{lang}.tsv", data.pools[lang],
+                                              list(data.pools[lang].questions))}
+              for lang in langs}
     searches = plan_searches(data)
     for s in searches:
         if not os.path.exists(os.path.join(root, s["topics"])):
-            _write_topics(os.path.join(root, s["topics"]), data.pools[s["query_lang"]], s["_questions"])
-        with open(os.path.join(root, s["qrels"]), "w", encoding="utf-8") as f:
-            for qid, docids in s.pop("_qrels").items():
-                for d in docids:
-                    f.write(f"{qid} 0 {d} 1\n")
+            _write_topics(root, s["topics"], data.pools[s["query_lang"]], s["_questions"])
         del s["_questions"]
-
-    pairs = [[s["query_lang"], s["pool"]] for s in searches if s["setting"] == "cross"]
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        "dataset": data.dataset,
-        "data_dir": data.data_dir,
-        "parallel": data.parallel,
-        "languages": langs,
-        "pairs": pairs,
-        "selection": data.selection,
-        "counts": {
+    write_search_files(root, searches)
+    pairs = cross_pairs(searches)
+    manifest = PoolManifest(
+        format=MANIFEST_FORMAT, dataset=data.dataset, source={"data_dir": data.data_dir}, parallel=data.parallel,
+        languages=langs, pairs=pairs, selection=data.selection,
+        counts={
             "questions": {lang: len(data.pools[lang].questions) for lang in langs},
             "sentences": {lang: len(data.pools[lang].candidates) for lang in langs},
             "articles": {lang: len({c.article for c in data.pools[lang].candidates}) for lang in langs},
-            "pool_all": pool_all,
+            "pool_all": sum(c["size"] for c in corpora.values()),
             "unique_questions": len({q for lang in langs for q in data.pools[lang].questions}),
             "pairs": len(pairs),
             "queries": {setting: sum(s["queries"] for s in searches if s["setting"] == setting)
                         for setting in SETTINGS},
         },
-        "corpora": corpora,
-        "topics": topics,
-        "searches": searches,
-    }
-    atomic_write_json(os.path.join(root, "manifest.json"), manifest)
+        corpora=corpora, topics=topics, searches=searches).write(root)
     if log:
         log(f"wrote {len(corpora)} corpora, {len(topics)} topic files, {len(searches)} searches")
     return manifest
 
 
-def _write_topics(path: str, pool: LanguagePool, question_ids) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        for q in question_ids:
-            f.write(f"{query_id(q, pool.lang)}\t{pool.questions[q].text}\n")
+def _write_topics(root: str, rel: str, pool: LanguagePool, question_ids) -> int:
+    return write_topics(root, rel, ((query_id(q, pool.lang), pool.questions[q].text) for q in question_ids))
 
 
 def load_manifest(path: str) -> dict:
     """Read a manifest written by :func:`build` (``path`` may be the folder); adds ``root`` (its folder)."""
-    return read_format(path, "manifest.json", MANIFEST_FORMAT, LareqaError, "manifest")
+    return read_format(path, "manifest.json", MANIFEST_FORMAT, PoolError, "manifest")
 
 
 @report_errors

@@ -27,7 +27,9 @@ import sys
 from hybrid_tevatron.atomic import atomic_write_json, atomic_write_text
 from hybrid_tevatron.data.languages import SETTINGS
 from hybrid_tevatron.errors import report_errors
-from hybrid_tevatron.eval.benchmarks.lareqa import MANIFEST_FORMAT, LareqaError
+from hybrid_tevatron.eval.benchmarks.captions import POOL_FORMAT
+from hybrid_tevatron.eval.benchmarks.lareqa import MANIFEST_FORMAT
+from hybrid_tevatron.eval.benchmarks.pool import PoolError
 from hybrid_tevatron.eval.pipeline.ranks import RANKS_FILE, RANKS_FORMAT
 from hybrid_tevatron.eval.pipeline.scoring import ORACLE_FILE, SEP
 from hybrid_tevatron.eval.reports.metrics import compare_with_trec_eval, macro, mean, query_metrics
@@ -43,11 +45,9 @@ log = get_logger(__name__)
 
 
 def load_pool_manifest(path: str) -> dict:
-    """A LAReQA manifest or a caption pool's (:mod:`hybrid_tevatron.data.captions`: cross and multi settings, the
-    query's own caption excluded from multi runs by the search)."""
-    from hybrid_tevatron.data.captions import POOL_FORMAT
-
-    return read_format(path, "manifest.json", (MANIFEST_FORMAT, POOL_FORMAT), LareqaError, "manifest")
+    """A LAReQA manifest or a caption pool's (:mod:`hybrid_tevatron.eval.benchmarks.captions`: cross and multi
+    settings, the query's own caption excluded from multi runs by the search)."""
+    return read_format(path, "manifest.json", (MANIFEST_FORMAT, POOL_FORMAT), PoolError, "manifest")
 
 
 def read_ranks(path: str) -> dict[str, list[tuple[str, int]]]:

@@ -9,7 +9,8 @@ import pytest
 from helpers import exit_line
 
 from hybrid_tevatron.eval.benchmarks import lareqa
-from hybrid_tevatron.eval.benchmarks.lareqa import LareqaError, build, load_lareqa, load_manifest
+from hybrid_tevatron.eval.benchmarks.lareqa import build, load_lareqa, load_manifest
+from hybrid_tevatron.eval.benchmarks.pool import PoolError
 
 # the counts of the data root's files: the real files (LAReQA's README) or tests/resources/data
 COUNTS = {
@@ -166,11 +167,11 @@ def test_article_selection_by_title_index_and_file(shared_data, counts, tmp_path
     n_kept, n_dropped = len(kept.pools["en"].questions), len(dropped.pools["en"].questions)
     assert n_kept + n_dropped == counts["xquad_questions"]
     assert set(kept.pools["en"].questions).isdisjoint(dropped.pools["en"].questions)
-    with pytest.raises(LareqaError, match="found in no language file: No_such_article"):
+    with pytest.raises(PoolError, match="found in no language file: No_such_article"):
         load_lareqa(os.path.join(shared_data, "xquad-r"), languages=["en"], articles=["No_such_article"])
-    with pytest.raises(LareqaError, match="found in no language file: 48"):
+    with pytest.raises(PoolError, match="found in no language file: 48"):
         load_lareqa(os.path.join(shared_data, "xquad-r"), languages=["en"], exclude_articles=["48"])
-    with pytest.raises(LareqaError, match="article list not found"):
+    with pytest.raises(PoolError, match="article list not found"):
         load_lareqa(os.path.join(shared_data, "xquad-r"), languages=["en"], articles=["@/nonexistent/list.txt"])
 
 
@@ -239,18 +240,18 @@ def test_gold_sentences_topics_and_qrels_on_mini_files(mini, tmp_path):
 
 
 def test_misaligned_ids_in_a_parallel_dataset(mini):
-    with pytest.raises(LareqaError, match=r"must be 2-way parallel: question id q2 \(in .*en.json\) is missing "
+    with pytest.raises(PoolError, match=r"must be 2-way parallel: question id q2 \(in .*en.json\) is missing "
                                           r"from .*de.json"):
         load_lareqa(str(mini), languages=["en", "de"], dataset="xquad-r")
 
 
 def test_missing_inputs(mini, tmp_path):
-    with pytest.raises(LareqaError, match="nope: data folder not found"):
+    with pytest.raises(PoolError, match="nope: data folder not found"):
         load_lareqa(str(tmp_path / "nope"))
-    with pytest.raises(LareqaError, match=r"fr.json: language file for 'fr' not found"):
+    with pytest.raises(PoolError, match=r"fr.json: language file for 'fr' not found"):
         load_lareqa(str(mini), languages=["en", "fr"])
     missing = r"xquad-r/de.json: language file for 'de' not found \(and 9 more: .*zh.json\)"
-    with pytest.raises(LareqaError, match=missing):
+    with pytest.raises(PoolError, match=missing):
         d = tmp_path / "xquad-r"
         _write(d, "ar", [])
         load_lareqa(str(d))
@@ -260,22 +261,22 @@ def test_malformed_files_are_named(tmp_path):
     d = tmp_path / "bad"
     d.mkdir()
     (d / "en.json").write_text('{"data": [\n  {"title": "x",\n', encoding="utf-8")
-    with pytest.raises(LareqaError, match=r"en.json: malformed JSON at line 3"):
+    with pytest.raises(PoolError, match=r"en.json: malformed JSON at line 3"):
         load_lareqa(str(d), languages=["en"])
     ctx = "One. Two."
     para = _para(ctx, ["One.", "Two."], [_qa("q1", "?", ctx, "Two")])
     para["qas"][0]["answers"][0]["answer_start"] = 4  # the space between the sentences
     _write(d, "en", [{"title": "t", "paragraphs": [para]}])
-    with pytest.raises(LareqaError, match=r"data\[0\].paragraphs\[0\].qas\[0\] \(id q1\): answer_start 4 lies in 0"):
+    with pytest.raises(PoolError, match=r"data\[0\].paragraphs\[0\].qas\[0\] \(id q1\): answer_start 4 lies in 0"):
         load_lareqa(str(d), languages=["en"])
     para = _para(ctx, ["One.", "Two."], [_qa("q1", "?", ctx, "Two"), _qa("q1", "?", ctx, "One")])
     _write(d, "en", [{"title": "t", "paragraphs": [para]}])
-    with pytest.raises(LareqaError, match=r"qas\[1\] \(id q1\): duplicate question id"):
+    with pytest.raises(PoolError, match=r"qas\[1\] \(id q1\): duplicate question id"):
         load_lareqa(str(d), languages=["en"])
     para = _para(ctx, ["One.", "Two."], [_qa("q1", "?", ctx, "Two")])
     para["sentence_breaks"].pop()
     _write(d, "en", [{"title": "t", "paragraphs": [para]}])
-    with pytest.raises(LareqaError, match=r"paragraphs\[0\]: 2 sentences but 1 sentence_breaks"):
+    with pytest.raises(PoolError, match=r"paragraphs\[0\]: 2 sentences but 1 sentence_breaks"):
         load_lareqa(str(d), languages=["en"])
 
 
@@ -283,7 +284,7 @@ def test_empty_pool(tmp_path):
     d = tmp_path / "empty"
     _write(d, "en", [{"title": "t", "paragraphs": [{"context": "", "sentences": [], "sentence_breaks": [],
                                                      "qas": []}]}])
-    with pytest.raises(LareqaError, match=r"en.json: pool: no candidate sentences \(empty pool\)"):
+    with pytest.raises(PoolError, match=r"en.json: pool: no candidate sentences \(empty pool\)"):
         load_lareqa(str(d), languages=["en"])
 
 
