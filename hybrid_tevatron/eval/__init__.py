@@ -4,8 +4,8 @@
   registered by ``__main__``; ``options`` (the command line), ``stages`` (the LAReQA, caption-pool and MIRACL
   stages, with their timings), ``runner`` (our and Pyserini's CLIs in process, every command in ``commands.sh``)
   and ``output`` (the output folder, written whole);
-* ``benchmarks/``: a benchmark's inputs for Pyserini: LAReQA (XQuAD-R, MLQA-R) and MIRACL topics, qrels, corpora
-  (caption pools are data: :mod:`hybrid_tevatron.data.captions`);
+* ``benchmarks/``: a benchmark's inputs for Pyserini: LAReQA (XQuAD-R, MLQA-R), caption pools and MIRACL topics,
+  qrels, corpora (``pool``: the layout and manifest every pool shares);
 * ``pipeline/``: what runs on them: the search plan (``search_plan``), encoding into Faiss indexes (``encode``),
   the exact whole-pool ranks (``ranks``), Pyserini's top-k search (``search``), trec_eval (``trec_eval``,
   ``scoring``);

@@ -12,6 +12,7 @@ import argparse
 import os
 
 from hybrid_tevatron.booleans import parse_bool
+from hybrid_tevatron.data.caption_sources import add_source_arguments
 from hybrid_tevatron.eval.pipeline.encode import Dtype, Encoder
 from hybrid_tevatron.eval.pipeline.ranks import SAMPLE_LINES
 from hybrid_tevatron.eval.pipeline.search_plan import RUN_DEPTH
@@ -136,14 +137,7 @@ def add_captions(sub, name: str) -> argparse.ArgumentParser:
     ca.add_argument("model")
     ca.add_argument("output_dir")
     d = ca.add_argument_group("data (one source)")
-    d.add_argument("--multi30k", metavar="DIR", help="Multi30K folder ({split}.{lang}.gz), with --split")
-    d.add_argument("--multi30k_task2", metavar="DIR", help="Multi30K task 2 folder (raw/{split}.{k}.{lang}.gz: "
-                   "independent descriptions, several per image; adds mono X->X searches), with --split")
-    d.add_argument("--split", help="with --multi30k: test_2016_flickr, test_2018_flickr, test_2017_mscoco, val ...; "
-                   "with --multi30k_task2: test_2016, val")
-    d.add_argument("--xtd10", metavar="DIR", help="XTD10 folder (test_1kcaptions_{lang}.txt)")
-    d.add_argument("--files", nargs="+", metavar="LANG=PATH", help="caption files, line i = image i")
-    d.add_argument("--image_names", help="with --files: image ids, one a line")
+    add_source_arguments(d)
     d.add_argument("--languages", nargs="+", default=env("LANGUAGES"), help="default: every caption file")
     d.add_argument("--max_images", type=int, default=env("MAX_IMAGES"), help="the first N images only")
     d.add_argument("--seen_languages", nargs="+", default=env("SEEN_LANGUAGES"),

@@ -38,6 +38,8 @@ from __future__ import annotations
 import os
 
 from hybrid_tevatron.atomic import atomic_write_json
+from hybrid_tevatron.data.caption_sources import source_from_args
+from hybrid_tevatron.eval.benchmarks.captions import POOL_COMMAND, pool_argv, pool_summary, write_caption_pool
 from hybrid_tevatron.eval.benchmarks.miracl import names_a_file
 from hybrid_tevatron.eval.options import add_captions, add_lareqa, add_miracl, encoding_overrides, words
 from hybrid_tevatron.eval.output import OutputFolder
@@ -47,7 +49,7 @@ from hybrid_tevatron.eval.pipeline.search import search
 from hybrid_tevatron.eval.pipeline.search_plan import SearchPlan, load_plan, plan_from_manifest, write_plan
 from hybrid_tevatron.eval.program import Family
 from hybrid_tevatron.eval.reports.evaluate import load_pool_manifest
-from hybrid_tevatron.eval.runner import CliRunner, StepError
+from hybrid_tevatron.eval.runner import CliRunner, StepError, command_line
 from hybrid_tevatron.logs import get_logger
 
 log = get_logger(__name__)
@@ -162,33 +164,15 @@ def eval_lareqa(args) -> str:
 
 
 def eval_captions(args) -> str:
-    sources = [flag for flag, value in (("--multi30k", args.multi30k), ("--multi30k_task2", args.multi30k_task2),
-                                        ("--xtd10", args.xtd10), ("--files", args.files)) if value]
-    if len(sources) != 1:
-        raise StepError(f"give exactly one of --multi30k DIR --split S, --multi30k_task2 DIR --split S, --xtd10 DIR, "
-                        f"--files LANG=PATH ... (got {' '.join(sources) or 'none'})")
+    source = source_from_args(args, languages=words(args.languages), files=words(args.files))
     with OutputFolder(args.output_dir, args.overwrite) as out:
         name = args.name or os.path.basename(out.path)
         log.info(f"evaluating {args.model} on caption pools (caption proxy) -> {out.path} (work folder {out.work})")
         ev = Evaluation(args, out)
         with out.stage("1/6 caption pool"):
-            argv = ["pool", "--output_dir", "inputs"]
-            if args.multi30k:
-                argv += ["--multi30k", os.path.abspath(args.multi30k), "--split", args.split or ""]
-            elif args.multi30k_task2:
-                argv += ["--multi30k_task2", os.path.abspath(args.multi30k_task2), "--split", args.split or ""]
-            elif args.xtd10:
-                argv += ["--xtd10", os.path.abspath(args.xtd10)]
-            else:
-                argv += ["--files", *[f"{lang}={os.path.abspath(path)}" for lang, _, path in
-                                      (f.partition("=") for f in words(args.files))]]
-                if args.image_names:
-                    argv += ["--image_names", os.path.abspath(args.image_names)]
-            if args.languages:
-                argv += ["--languages", *words(args.languages)]
-            if args.max_images is not None:
-                argv += ["--max_images", args.max_images]
-            _log_lines(ev.runner.run("hybrid_tevatron.data.captions", argv, capture=True))
+            out.record(command_line(POOL_COMMAND, pool_argv(source, "inputs", args.max_images)))
+            inputs = os.path.join(out.work, "inputs")
+            _log_lines(pool_summary(write_caption_pool(source, inputs, args.max_images), inputs))
         summary = ev.pool_stages(name, "captions")
         final = out.path
     _print_pool_outputs(final, summary, args.run_depth)

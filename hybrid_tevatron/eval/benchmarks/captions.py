@@ -42,6 +42,7 @@ from hybrid_tevatron.data.caption_sources import CaptionSource, load_source
 from hybrid_tevatron.data.descriptions import RELATION, DescriptionSet, identical_descriptions
 from hybrid_tevatron.data.descriptions import first_images as first_described_images
 from hybrid_tevatron.data.errors import DataError
+from hybrid_tevatron.data.languages import SETTINGS
 from hybrid_tevatron.data.pool_ids import clean_text, docid, query_id
 from hybrid_tevatron.eval.benchmarks.pool import (
     MANIFEST,
@@ -212,7 +213,7 @@ def write_description_pool(descriptions: DescriptionSet, output_dir: str, overwr
                          "stand in for the image"},
         parallel=True, languages=langs, pairs=pairs,
         counts={"images": n, "pool_all": n * per_image * len(langs), "pairs": len(pairs),
-                "queries": _queries(searches, ("mono", "cross", "multi")),
+                "queries": _queries(searches, SETTINGS),
                 "images_with_identical_descriptions": {lang: identical_descriptions(descriptions, lang)
                                                        for lang in langs}},
         exclude_rule="mono and multi searches: drop each 'qid docid' pair of the search's exclude file (the "
