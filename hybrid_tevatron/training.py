@@ -55,6 +55,7 @@ from hybrid_tevatron.atomic import plain_weights
 from hybrid_tevatron.collator import HybridBatch
 from hybrid_tevatron.distributed import check_sharded_training
 from hybrid_tevatron.errors import HybridTevatronError
+from hybrid_tevatron.mixture import MODES
 from hybrid_tevatron.model_files import (
     TRAIN_SUMMARY,
     ModelFolderError,
@@ -68,7 +69,6 @@ from hybrid_tevatron.modeling import CheckpointMetadata
 
 logger = logging.getLogger(__name__)
 
-MODES = ("mono", "cross", "xx")
 PLAN_LOG = "plan_log.rank{rank}.jsonl"
 CHECKPOINT_PREFIX = "checkpoint"  # transformers' PREFIX_CHECKPOINT_DIR: checkpoint-N
 CHECKPOINT_STAGING = ".checkpoint-saving"  # in output_dir: a checkpoint-N being written, renamed when complete
