@@ -55,7 +55,7 @@ NUMBER_FILES = {
     "train": ("arguments.py", "backends/*.py", "collator.py", "data/captions.py", "data/corpus.py",
               "data/descriptions.py", "data/languages.py", "data/pool_ids.py", "data/readers.py", "data/xquad_train.py",
               "dataset.py", "driver/train.py", "encoding.py", "mixture.py", "modeling.py", "sampling.py",
-              "training.py"),
+              "trainer.py", "training.py"),
     "eval": ("data/captions.py", "data/descriptions.py", "data/languages.py", "data/pool_ids.py", "encoding.py",
              "eval/benchmarks/lareqa.py", "eval/pipeline/*.py", "eval/program.py", "eval/reports/evaluate.py",
              "eval/reports/metrics.py", "modeling.py", "pyserini/encode.py", "pyserini/encoders.py"),
