@@ -4,7 +4,7 @@
 backends inherit them and hand them to the Trainer unchanged (``recipes/configs/`` ships an FSDP config and a ZeRO-3
 config). The checkpoints stay plain Hugging Face folders: the Trainer gathers the full weights
 (``state_dict_type`` ``FULL_STATE_DICT``; ZeRO-3 ``stage3_gather_16bit_weights_on_model_save``) and passes them to
-:meth:`hybrid_tevatron.training.HybridTrainerMixin._save`, which keeps the shared encoder's keys.
+:meth:`hybrid_tevatron.trainer.HybridTrainerMixin._save`, which keeps the shared encoder's keys.
 
 Without a GPU neither runs, and neither says so itself: accelerate enables FSDP only for multi-accelerator runs (on
 CPU the Trainer trains plain DDP, every process holding the whole optimizer state), and with ``--use_cpu`` the

@@ -38,14 +38,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# The mode of a plan step, declared here once: the regimes, the plan's steps, the trainer's per-mode logs and
+# the training summary all use these.
+MONO, CROSS, XX = "mono", "cross", "xx"
+MODES = (MONO, CROSS, XX)
+
 
 class Regime(str, enum.Enum):
-    """The batch regime (see the module docstring)."""
+    """The batch regime (see the module docstring): ``hybrid`` mixes the modes, the others are one mode each."""
 
     hybrid = "hybrid"
-    mono = "mono"
-    cross = "cross"
-    xx = "xx"
+    mono = MONO
+    cross = CROSS
+    xx = XX
 
     __str__ = str.__str__  # "mono", not "Regime.mono", in messages, logs and JSON
     __format__ = str.__format__

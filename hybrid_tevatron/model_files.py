@@ -29,7 +29,6 @@ TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 # a tokenizer's vocabulary: the fast tokenizer file, or a slow tokenizer's sentencepiece / WordPiece / BPE vocabulary
 VOCAB_FILES = ("tokenizer.json", "sentencepiece.bpe.model", "spiece.model", "tokenizer.model", "sentencepiece.model",
                "vocab.txt", "vocab.json")
-TOKENIZER_FILES = (TOKENIZER_CONFIG_FILE,) + VOCAB_FILES  # every file a tokenizer may be saved as
 TOKENIZER_PROBE = "the cat"
 TRAIN_SUMMARY = "train_summary.json"  # what a finished training trained, in short (training.write_train_summary)
 EMBEDDED_MODEL_HINT = "python -m hybrid_tevatron.models.me5_small DIR builds multilingual-e5-small there, offline"

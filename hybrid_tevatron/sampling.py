@@ -35,6 +35,9 @@ import numpy as np
 from torch.utils.data import Sampler
 
 from hybrid_tevatron.mixture import (
+    CROSS,
+    MONO,
+    XX,
     AlphaSchedule,
     Regime,
     SourceSampling,
@@ -45,8 +48,6 @@ from hybrid_tevatron.mixture import (
     self_paired_example,
     source_weight_vector,
 )
-
-MONO, CROSS, XX = "mono", "cross", "xx"
 
 
 class PlanEntry(NamedTuple):
@@ -222,7 +223,7 @@ class BatchPlan:
         sources: Sequence,
         batch_size: int,
         group_size: int,
-        regime: str | Regime = "hybrid",
+        regime: str | Regime = Regime.hybrid,
         alpha: float = 0.5,
         languages: Sequence[str] | None = None,
         language_weights: Sequence[float] | None = None,
@@ -323,8 +324,8 @@ class BatchPlan:
             if cross_only[k] and self.regime in (MONO, XX):
                 raise ValueError(f"source {source.name!r} is cross-only: it cannot feed the {self.regime} regime "
                                  "(its mono/xx pairs would pair a text with itself)")
-        mono_possible = self.regime in (MONO, XX) or (self.regime == "hybrid" and self.alpha_schedule.max > 0)
-        if self.regime == "hybrid" and mono_possible and all(cross_only):
+        mono_possible = self.regime in (MONO, XX) or (self.regime == Regime.hybrid and self.alpha_schedule.max > 0)
+        if self.regime == Regime.hybrid and mono_possible and all(cross_only):
             raise ValueError(f"every source is cross-only ({self.names}), so the hybrid regime's mono steps (α up to "
                              f"{self.alpha_schedule.max:g}) cannot happen; use --regime cross")
         for k, source in enumerate(self.sources):

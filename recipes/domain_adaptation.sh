@@ -14,7 +14,9 @@ source "$ROOT/recipes/_common.sh"
 OUT=${OUT:-runs/domain_adaptation}
 if [[ $# -gt 0 && $1 != --* ]]; then OUT=$1; shift; fi
 XQUAD_R=$(lareqa_dir xquad-r "${XQUAD_R:-}")
-export XQUAD_R
+DATA=$(dirname "$ROOT")/shared/data  # the caption folders' default: ../shared/data beside the checkout
+export XQUAD_R XTD10=${XTD10:-$DATA/xtd10} MULTI30K=${MULTI30K:-$DATA/multi30k}
+export MULTI30K_TASK2=${MULTI30K_TASK2:-$DATA/multi30k-task2}
 "$PYTHON" -m hybrid_tevatron.studies.domain_study run --root "$OUT" --records "${RECORDS:-$ROOT/results/domain_adaptation}" "$@"
 [[ -f "$OUT/summary.json" ]] || exit 0  # stopped at the deadline: the line above says what is left
 EXPECTED=$ROOT/recipes/expected/domain_adaptation.yaml

@@ -12,7 +12,7 @@ source "$ROOT/recipes/python.sh"
 OUT=${1:-${OUT:-runs/image_text}}
 : "${FLICKR_IMAGES:?set FLICKR_IMAGES (Flickr30k images)}" "${IMAGE_SPLITS:?set IMAGE_SPLITS (Multi30K image_splits)}"
 : "${COCO_IMAGES:?set COCO_IMAGES (the MSCOCO 2014 images XTD10 names)}"
-TOWER=${TOWER:-openai/clip-vit-base-patch32} MODEL=${MODEL:-intfloat/multilingual-e5-small}
+export TOWER=${TOWER:-openai/clip-vit-base-patch32}
 MULTI30K=${MULTI30K:-$ROOT/../shared/data/multi30k} XTD10=${XTD10:-$ROOT/../shared/data/xtd10}
 py() { "$PYTHON" -m "$@"; }
 [[ -s "$OUT/data/flickr/manifest.json" ]] || py hybrid_tevatron.images.data --multi30k "$MULTI30K" --split train \
@@ -23,10 +23,8 @@ for set in flickr xtd10; do   # the frozen tower encodes each image once
   [[ -s "$OUT/index/$set/docid" ]] || py hybrid_tevatron.images.encode --tower "$TOWER" --corpus "$OUT/data/$set" \
     --output "$OUT/index/$set"
 done
-py hybrid_tevatron.images.train --image_data "$OUT/data/flickr" --image_index "$OUT/index/flickr" --image_tower "$TOWER" \
-  --model_name_or_path "$MODEL" --pooling mean --temperature "${TEMPERATURE:-0.05}" --query_prefix "query: " \
-  --regime "${REGIME:-hybrid}" --alpha "${ALPHA:-0.5}" --train_group_size 1 --per_device_train_batch_size "${BATCH:-128}" \
-  --learning_rate "${LR:-5e-5}" --warmup_ratio 0.05 --max_steps "${STEPS:-2000}" --save_strategy no \
-  --logging_steps 50 --report_to none --output_dir "$OUT/model" --overwrite_output_dir
+TRAIN=$(py hybrid_tevatron.studies.budget image_text "$OUT")  # its flags: hybrid_tevatron/studies/train_commands.py
+eval "TRAIN=($TRAIN)"
+py "${TRAIN[@]}"
 py hybrid_tevatron.eval images "$OUT/model" "$OUT/eval/xtd10" --image_data "$OUT/data/xtd10" \
   --image_index "$OUT/index/xtd10" --overwrite

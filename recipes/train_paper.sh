@@ -21,69 +21,10 @@
 # Time ~ floor(query ids / BATCH) steps x step time (per-GPU figures pending: docs/performance.md).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TRAIN_DIR=${1:-data/mmarco/train}
-OUTPUT_DIR=${2:-runs/paper-xlmr}
-MODEL=${MODEL:-FacebookAI/xlm-roberta-base}
-LANGS=${LANGS:-"ar de en es hi ru zh"}
-REGIME=${REGIME:-hybrid}
-ALPHA=${ALPHA:-0.5}
-BATCH=${BATCH:-100}
-LR=${LR:-3e-5}
-WEIGHT_DECAY=${WEIGHT_DECAY:-0.01}
-EPOCHS=${EPOCHS:-1}
-MAX_STEPS=${MAX_STEPS:--1}
-WARMUP_RATIO=${WARMUP_RATIO:-0.1}
-GROUP_SIZE=${GROUP_SIZE:-2}
-QUERY_MAX_LEN=${QUERY_MAX_LEN:-64}
-PASSAGE_MAX_LEN=${PASSAGE_MAX_LEN:-256}
-TEMPERATURE=${TEMPERATURE:-0.05}
-SEED=${SEED:-42}
 source "$ROOT/recipes/python.sh"
-case "$MODEL" in *LaBSE*|*labse*) POOLING=${POOLING:-cls} ;; *) POOLING=${POOLING:-mean} ;; esac
-
-for lang in $LANGS; do
-  [[ -s "$TRAIN_DIR/$lang.jsonl" ]] || { echo "error: $TRAIN_DIR/$lang.jsonl missing (run recipes/prepare_mmarco.sh)" >&2; exit 1; }
-done
-CUDA_COUNT=$("$PYTHON" -c 'import torch; print(torch.cuda.device_count())')
-NGPUS=${NGPUS:-$CUDA_COUNT}
-NNODES=${NNODES:-1}
-WORLD=$(( NNODES * (NGPUS > 0 ? NGPUS : 1) ))
-(( BATCH % WORLD == 0 )) || { echo "error: BATCH=$BATCH is not divisible by NNODES x NGPUS = $WORLD" >&2; exit 1; }
-PER_DEVICE=$(( BATCH / WORLD ))
-if (( NGPUS > 0 )); then
-  if [[ -z "${PRECISION:-}" ]]; then
-    PRECISION=$("$PYTHON" -c 'import torch; print("bf16" if torch.cuda.is_bf16_supported() else "fp16")')
-  fi
-else
-  PRECISION=${PRECISION:-fp32}
-  echo "warning: no GPU found; training on CPU (full-scale mMARCO training is not practical there)" >&2
-fi
-files=(); for lang in $LANGS; do files+=("$lang=$TRAIN_DIR/$lang.jsonl"); done
-args=(
-  --model_name_or_path "$MODEL" --pooling "$POOLING" --normalize --temperature "$TEMPERATURE"
-  --train_files "${files[@]}" --languages $LANGS --regime "$REGIME" --alpha "$ALPHA"
-  --train_group_size "$GROUP_SIZE" --query_max_len "$QUERY_MAX_LEN" --passage_max_len "$PASSAGE_MAX_LEN"
-  --output_dir "$OUTPUT_DIR" --per_device_train_batch_size "$PER_DEVICE" --gradient_accumulation_steps 1
-  --optim adamw_torch --learning_rate "$LR" --weight_decay "$WEIGHT_DECAY" --warmup_ratio "$WARMUP_RATIO"
-  --num_train_epochs "$EPOCHS" --max_steps "$MAX_STEPS" --seed "$SEED" --dataloader_drop_last
-  --logging_steps 50 --save_steps 2000 --save_total_limit 2 --report_to none
-)
-[[ -n "${RESUME:-}" ]] && args+=(--resume_from_checkpoint "$RESUME")
-(( CUDA_COUNT > 0 )) || args+=(--use_cpu)
-[[ "$PRECISION" == bf16 ]] && args+=(--bf16)
-[[ "$PRECISION" == fp16 ]] && args+=(--fp16)
-case "$MODEL" in *e5*) args+=(--query_prefix "query: " --passage_prefix "passage: ") ;; esac
-# shellcheck disable=SC2206
-args+=(${EXTRA:-})
-echo "training $MODEL ($REGIME, alpha $ALPHA) on $LANGS: $NNODES node(s) x $NGPUS GPU(s), $PER_DEVICE per process, batch $BATCH" >&2
-if (( WORLD > 1 )); then
-  args+=(--negatives_x_device)  # one contrastive problem over all processes: the batch of BATCH examples
-  (( CUDA_COUNT > 0 )) || args+=(--ddp_backend gloo)
-  launch=(--standalone); (( NNODES > 1 )) && launch=(--nnodes "$NNODES" --rdzv_backend c10d --rdzv_id "${RDZV_ID:-hybrid}" \
-    --rdzv_endpoint "${RDZV_ENDPOINT:?NNODES > 1 needs RDZV_ENDPOINT=HOST:PORT of the first node}")
-  "$PYTHON" -m torch.distributed.run "${launch[@]}" --nproc_per_node "$(( NGPUS > 0 ? NGPUS : 1 ))" \
-    -m hybrid_tevatron.driver.train "${args[@]}"
-else
-  "$PYTHON" -m hybrid_tevatron.driver.train "${args[@]}"
-fi
+OUTPUT_DIR=${2:-runs/paper-xlmr}
+# the data checked, the GPUs counted, what it trains said; its flags: hybrid_tevatron/studies/train_commands.py
+COMMAND=$("$PYTHON" -m hybrid_tevatron.studies.budget paper "${1:-data/mmarco/train}" "$OUTPUT_DIR") || exit 1
+eval "COMMAND=($COMMAND)"
+"$PYTHON" -m "${COMMAND[@]}"
 echo "model: $OUTPUT_DIR (evaluate: bash recipes/eval_lareqa.sh $OUTPUT_DIR ../shared/data/xquad-r $OUTPUT_DIR/eval-xquad-r)"

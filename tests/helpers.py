@@ -64,13 +64,13 @@ def study_env(tmp_path, fake_seconds):
     fake = tmp_path / "fake-python"
     fake.write_text(f"#!/bin/sh\nsleep {fake_seconds}\nexit 1\n")
     fake.chmod(0o755)
-    for name in ("xtd10", "multi30k", "xquad"):
+    for name in ("xtd10", "multi30k", "multi30k-task2", "xquad"):
         (tmp_path / name).mkdir(exist_ok=True)
     values = dict(MODEL="m", STEPS="2", BATCH="4", GROUP_SIZE="2", QUERY_MAX_LEN="8", PASSAGE_MAX_LEN="8", LR="1e-4",
                   WARMUP_RATIO="0", TEMPERATURE="0.05", ALPHA="0.5", EVAL_QUERY_MAX_LEN="8",
                   EVAL_PASSAGE_MAX_LEN="8", XQUAD_R=str(tmp_path / "xquad"), XTD10=str(tmp_path / "xtd10"),
-                  MULTI30K=str(tmp_path / "multi30k"), CELLS="zero-shot", EVAL_SETS="xtd10", SEEDS="1",
-                  PYTHON=str(fake))
+                  MULTI30K=str(tmp_path / "multi30k"), MULTI30K_TASK2=str(tmp_path / "multi30k-task2"),
+                  CELLS="zero-shot", EVAL_SETS="xtd10", SEEDS="1", PYTHON=str(fake))
     return recipe_env(**values)
 
 

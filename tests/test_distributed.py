@@ -19,7 +19,7 @@ import sys
 import pytest
 from helpers import REPO, skip_unavailable_backend
 
-from hybrid_tevatron.training import PLAN_LOG
+from hybrid_tevatron.run_folder import PLAN_LOG
 
 STEPS = 4
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}

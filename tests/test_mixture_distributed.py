@@ -9,7 +9,7 @@ import sys
 
 from helpers import write_captions
 
-from hybrid_tevatron.training import PLAN_LOG
+from hybrid_tevatron.run_folder import PLAN_LOG
 
 STEPS = 6
 

@@ -23,7 +23,9 @@ from hybrid_tevatron.backends import (
 from hybrid_tevatron.driver.train import main, parse_args
 from hybrid_tevatron.encoding import ENCODING_FILE
 from hybrid_tevatron.modeling import embed
-from hybrid_tevatron.training import PLAN_LOG, HybridTrainerMixin, HybridTrainingArgumentsMixin, train
+from hybrid_tevatron.run_folder import PLAN_LOG
+from hybrid_tevatron.trainer import HybridTrainerMixin, HybridTrainingArgumentsMixin
+from hybrid_tevatron.training import train
 
 LANGS = ["en", "de", "es", "zh"]
 

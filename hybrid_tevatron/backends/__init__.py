@@ -16,11 +16,11 @@ The Backend protocol (what a backend module provides as ``BACKEND``):
     :func:`hybrid_tevatron.modeling.check_model_options`.
 ``training_arguments``
     ``class T(HybridTrainingArgumentsMixin, <Tevatron TrainingArguments>)`` (shared flags and warmup mapping
-    from :mod:`hybrid_tevatron.training`).
+    from :mod:`hybrid_tevatron.trainer`).
 ``trainer_class``
-    ``class X(HybridTrainerMixin, <Tevatron trainer>)``, made to work on the installed transformers;
-    built by :func:`hybrid_tevatron.training.build_trainer` with ``model, args, train_dataset, data_collator,
-    processing_class, callbacks, plan, metadata``.
+    ``class X(HybridTrainerMixin, <Tevatron trainer>)`` (:mod:`hybrid_tevatron.trainer`), made to work on the
+    installed transformers; built by :func:`hybrid_tevatron.training.build_trainer` with ``model, args,
+    train_dataset, data_collator, processing_class, callbacks, plan, metadata``.
 ``build_model(model_args, data_args, training_args) -> torch.nn.Module``
     The Tevatron model over one shared HF encoder, exposed as ``model.encoder``; ``model(query=, passage=)``
     returns an output with ``.loss`` (InfoNCE over the step's examples; target = index × train_group_size).

@@ -17,7 +17,7 @@ version 0.0.1 and is not on PyPI). This module imports it but copies none of it.
   it), which is what BERT/XLM-R-style encoders such as multilingual-e5 should use; weights are loaded in float32 and
   ``--bf16``/``--fp16`` run as mixed precision, as with the PyPI backend. An explicit ``flash_attention_*`` loads the
   weights in bfloat16, as Tevatron main's own driver does, and so needs ``--bf16``.
-* Trainer: :class:`HybridTevatronTrainer` = :class:`~hybrid_tevatron.training.HybridTrainerMixin` over
+* Trainer: :class:`HybridTevatronTrainer` = :class:`~hybrid_tevatron.trainer.HybridTrainerMixin` over
   ``tevatron.retriever.trainer.TevatronTrainer``. The collator contract is Tevatron main's,
   ``(query_batch, passage_batch)``; ``TevatronTrainer.training_step`` divides the loss that the model scaled by the
   world size. The mixin's ``_save`` replaces ``TevatronTrainer._save``, which (at Tevatron main dd06310) looks for
@@ -27,7 +27,7 @@ version 0.0.1 and is not on PyPI). This module imports it but copies none of it.
   into every ``checkpoint-N`` and the final folder, from the main process only.
 * Training flags: transformers 5 has no ``--warmup_ratio`` (Tevatron main's default 0.1 would be silently ignored)
   and no ``--overwrite_output_dir``; both come from
-  :class:`~hybrid_tevatron.training.HybridTrainingArgumentsMixin`. ``--negatives_x_device`` is accepted for command
+  :class:`~hybrid_tevatron.trainer.HybridTrainingArgumentsMixin`. ``--negatives_x_device`` is accepted for command
   lines shared with ``--backend pypi``: Tevatron main always shares negatives across ranks, and the flag only checks
   that there are ranks to share with.
 * Flags: the Tevatron main fields this backend honours are listed in :data:`MODEL_FLAGS` and
@@ -56,7 +56,8 @@ from transformers import TrainingArguments as HFTrainingArguments
 from hybrid_tevatron.backends.flags import offer_only
 from hybrid_tevatron.distributed import processes
 from hybrid_tevatron.modeling import check_model_options
-from hybrid_tevatron.training import HybridTrainerMixin, HybridTrainingArgumentsMixin, SetupError
+from hybrid_tevatron.run_folder import SetupError
+from hybrid_tevatron.trainer import HybridTrainerMixin, HybridTrainingArgumentsMixin
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@
   ``per_device_train_batch_size``, target = index × ``train_n_passages``); it adds ``--pooling cls|mean`` and
   ``--normalize`` in ``encode_query``/``encode_passage`` and ``--temperature`` in the cross entropy. Tevatron's
   ``DataArguments`` is built from ours (``train_n_passages`` = ``--train_group_size``).
-* Trainer: :class:`HybridDenseTrainer` = :class:`~hybrid_tevatron.training.HybridTrainerMixin` over
+* Trainer: :class:`HybridDenseTrainer` = :class:`~hybrid_tevatron.trainer.HybridTrainerMixin` over
   ``tevatron.trainer.DenseTrainer``; the mixin supplies the transformers-5 signatures of ``compute_loss`` and
   ``_save`` and our dataloader; ``DenseTrainer.training_step(*args)`` already accepts transformers 5's
   ``(model, inputs, num_items_in_batch)`` and divides the logged loss by the world size it was scaled with.
@@ -33,7 +33,8 @@ from transformers import TrainingArguments as HFTrainingArguments
 from hybrid_tevatron.backends.flags import offer_only
 from hybrid_tevatron.distributed import processes
 from hybrid_tevatron.modeling import check_model_options, pool
-from hybrid_tevatron.training import HybridTrainerMixin, HybridTrainingArgumentsMixin, SetupError
+from hybrid_tevatron.run_folder import SetupError
+from hybrid_tevatron.trainer import HybridTrainerMixin, HybridTrainingArgumentsMixin
 
 # Tevatron 0.1.0 fields this backend honours (--pooling, --normalize, --temperature are ours, declared below); every
 # other field of its ModelArguments / DenseTrainingArguments (beyond transformers' TrainingArguments) is refused

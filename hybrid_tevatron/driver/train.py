@@ -34,7 +34,8 @@ from hybrid_tevatron.arguments import HybridDataArguments
 from hybrid_tevatron.backends import BACKEND_NAMES, select_backend
 from hybrid_tevatron.backends.flags import not_offered, refuse_not_offered
 from hybrid_tevatron.errors import HybridTevatronError, Interrupted, first_line, report_errors, signals_interrupt
-from hybrid_tevatron.training import SetupError, kept_after_stop, train
+from hybrid_tevatron.run_folder import SetupError, kept_after_stop
+from hybrid_tevatron.training import train
 
 BACKEND_HELP = (
     "Tevatron flavour: main (tevatron.retriever, Tevatron from GitHub), pypi (Tevatron 0.1.0 from PyPI), or "

@@ -74,7 +74,8 @@ def build_image_trainer(backend, model_args, data_args, training_args, callbacks
     )
     from hybrid_tevatron.images.source import ImageBatchPlan, ImageTrainCollator, ImageTrainDataset, image_source
     from hybrid_tevatron.modeling import CheckpointMetadata
-    from hybrid_tevatron.training import SetupError, build_plan, collator_options, load_tokenizer
+    from hybrid_tevatron.run_folder import SetupError
+    from hybrid_tevatron.training import build_plan, collator_options, load_tokenizer
 
     tokenizer = load_tokenizer(model_args)
     text = load_sources(data_args) if has_text_sources(data_args) else []
@@ -117,10 +118,10 @@ def checked_tower(image_args: ImageArguments, dimension: int) -> dict:
     ``tower_digest``, from ``--image_tower`` checked against the index (its ``tower.json`` and its ``dimension``), else
     from the index's ``tower.json``; plus ``tower_check`` where the index did not confirm the tower (``unchecked``:
     no ``tower.json``; ``other tower allowed``: ``--allow_other_tower``). A tower of another size, or another tower
-    than ``tower.json``'s without ``--allow_other_tower``, is a :class:`~hybrid_tevatron.training.SetupError`."""
+    than ``tower.json``'s without ``--allow_other_tower``, is a :class:`~hybrid_tevatron.run_folder.SetupError`."""
     from hybrid_tevatron.images.encode import TOWER_RECORD, read_tower_record
     from hybrid_tevatron.images.tower import ImageTower, describe_tower, tower_differences, tower_record
-    from hybrid_tevatron.training import SetupError
+    from hybrid_tevatron.run_folder import SetupError
 
     index = image_args.image_index
     indexed = read_tower_record(index)

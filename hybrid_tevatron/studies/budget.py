@@ -1,16 +1,19 @@
-"""The small budget every recipe and study trains and evaluates with, and the flag lists they run: one place.
+"""The small budget every recipe and study trains and evaluates with, and the commands the recipes run: one place.
 
     python -m hybrid_tevatron.studies.budget config                        # the settings as JSON (config.json)
     python -m hybrid_tevatron.studies.budget train DATA_DIR REGIME SEED OUTPUT_DIR
     python -m hybrid_tevatron.studies.budget eval MODEL DATASET_DIR OUTPUT_DIR [more evaluation flags]
+    python -m hybrid_tevatron.studies.budget paper TRAIN_DIR OUTPUT_DIR    # recipes/train_paper.sh's command
+    python -m hybrid_tevatron.studies.budget image_text OUT                 # recipes/image_text.sh's training
 
-Each setting is an environment variable with its default in :data:`DEFAULTS` (the budget fits a 2-core CPU, see
+Each setting is an environment variable with its default in :class:`Budget` (the budget fits a 2-core CPU, see
 docs/reproduction.md; the same numbers run on a GPU when one is visible); ``MODEL`` has no default here (the recipes
 set it with ``python -m hybrid_tevatron.models.default``). ``train`` runs ``python -m hybrid_tevatron.driver.train``
 on the XQuAD-R training folder (``{lang}.jsonl`` of :data:`~hybrid_tevatron.data.languages.TRAIN_LANGUAGES`),
 ``eval`` runs ``python -m hybrid_tevatron.eval lareqa``; each prints the command it runs first (replayable) and
 ends with its exit status. The studies build the same lists with :meth:`Budget.train_argv` and
-:meth:`Budget.eval_argv`.
+:meth:`Budget.eval_argv`. ``paper`` and ``image_text`` print the command (after ``python -m``, as shell words) the
+other training recipes run; every training flag list is data in :mod:`hybrid_tevatron.studies.train_commands`.
 """
 
 from __future__ import annotations
@@ -21,16 +24,15 @@ import os
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 
 from hybrid_tevatron.data.languages import TRAIN_LANGUAGES
 from hybrid_tevatron.errors import HybridTevatronError, report_errors
 from hybrid_tevatron.logs import get_logger
+from hybrid_tevatron.studies.train_commands import BUDGET, PREFIXES, expand, image_text_command, paper_command
 
 log = get_logger(__name__)
 
-PREFIXES = ("query: ", "passage: ")  # multilingual-e5's
-OPTIMIZER = ["--optim", "adamw_torch", "--weight_decay", "0.01"]  # and transformers' linear decay
 XQUAD_R_SPLIT = "test = articles i % 3 == 2 (hybrid_tevatron.data.xquad_train)"
 
 
@@ -77,16 +79,11 @@ class Budget:
 
     def train_argv(self, train_files: Sequence[str], languages: Sequence[str], regime: str, seed: int | str,
                    output_dir: str, sources: Sequence[str] = ()) -> list[str]:
-        """``python -m hybrid_tevatron.driver.train`` flags; ``sources``: the mixture's flags (``--extra_sources``,
-        ``--cross_only_sources``, ``--source_weights``)."""
-        return ["--model_name_or_path", self.model, "--pooling", "mean", "--normalize",
-                "--temperature", self.temperature, "--query_prefix", PREFIXES[0], "--passage_prefix", PREFIXES[1],
-                "--train_files", *train_files, *sources, "--languages", *languages, "--regime", regime,
-                "--alpha", self.alpha, "--train_group_size", self.group_size, "--query_max_len", self.query_max_len,
-                "--passage_max_len", self.passage_max_len, "--output_dir", output_dir, "--overwrite_output_dir",
-                "--per_device_train_batch_size", self.batch, "--max_steps", self.steps, *OPTIMIZER,
-                "--learning_rate", self.lr, "--warmup_ratio", self.warmup_ratio, "--seed", str(seed),
-                "--dataloader_drop_last", "--save_strategy", "no", "--logging_steps", "10", "--report_to", "none"]
+        """``python -m hybrid_tevatron.driver.train`` flags (:data:`~hybrid_tevatron.studies.train_commands.BUDGET`);
+        ``sources``: the mixture's flags (``--extra_sources``, ``--cross_only_sources``, ``--source_weights``)."""
+        return expand(BUDGET, dict(asdict(self), query_prefix=PREFIXES[0], passage_prefix=PREFIXES[1],
+                                   train_files=train_files, sources=sources, languages=languages, regime=regime,
+                                   seed=seed, output_dir=output_dir))
 
     def eval_argv(self, family: str, positional: Sequence[str], name: str, extra: Sequence[str] = ()) -> list[str]:
         """``python -m hybrid_tevatron.eval`` arguments: every model (zero-shot included) is encoded with the same
@@ -123,9 +120,16 @@ def main(argv=None) -> int:
     ev = sub.add_parser("eval", help="evaluate on a LAReQA folder (python -m hybrid_tevatron.eval lareqa)")
     for name in ("model", "dataset_dir", "output_dir"):
         ev.add_argument(name)
+    pa = sub.add_parser("paper", help="print recipes/train_paper.sh's command (the driver, or torchrun over it)")
+    for name in ("train_dir", "output_dir"):
+        pa.add_argument(name)
+    sub.add_parser("image_text", help="print recipes/image_text.sh's training command").add_argument("out")
     args, extra = ap.parse_known_args(argv)
     if extra and args.cmd != "eval":
         ap.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.cmd in ("paper", "image_text"):
+        print(shlex.join(_paper(args) if args.cmd == "paper" else image_text_command(args.out, os.environ)))
+        return 0
     budget = Budget.from_env()
     if args.cmd == "config":
         print(json.dumps(budget.config(), indent=1))
@@ -137,6 +141,13 @@ def main(argv=None) -> int:
     _exec("hybrid_tevatron.eval", budget.eval_argv("lareqa", [args.model, args.dataset_dir, args.output_dir], name,
                                                    ["--seen_languages", *TRAIN_LANGUAGES, *extra]))
     return 0  # not reached
+
+
+def _paper(args) -> list[str]:
+    import torch
+
+    return paper_command(args.train_dir, args.output_dir, os.environ, torch.cuda.device_count(),
+                         torch.cuda.is_bf16_supported)
 
 
 if __name__ == "__main__":

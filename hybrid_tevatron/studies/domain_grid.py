@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 from hybrid_tevatron.data.languages import TRAIN_LANGUAGES, XQUAD_R_LANGUAGES
 
-FLICKR_LANGUAGES = ("en", "de", "fr", "cs")
-DESCRIPTION_LANGUAGES = ("en", "de")
+FLICKR_LANGUAGES = ("en", "de", "fr", "cs")  # Multi30K task 1 (translations): train, val and its test sets
+DESCRIPTION_LANGUAGES = ("en", "de")  # Multi30K task 2 (descriptions)
 XTD10_LANGUAGES = ("en", "de", "es", "fr", "it", "jp", "ko", "pl", "ru", "tr", "zh")
 WIKI_VAL_EVERY = 8  # xquad_train --val_every: 4 of the 32 training articles are validation
 
@@ -113,7 +113,6 @@ class EvalSet:
     keys: tuple[str, ...] = field(default=("multi.map", "cross.map", "to_en.map", "to_en.recall_10", "rank_distance"))
 
 
-_M30K = ("en", "de", "fr", "cs")
 _LAREQA_KEYS = ("mono.map", "cross.map", "multi.map", "rank_distance")
 EVAL_SETS: list[EvalSet] = [
     EvalSet("xtd10", "XTD10 (MSCOCO captions, 11 languages)", "captions", XTD10_LANGUAGES, ("--xtd10", "{xtd10}"),
@@ -121,15 +120,15 @@ EVAL_SETS: list[EvalSet] = [
     EvalSet("m30k-desc", "Multi30K task 2 test_2016 (Flickr descriptions, en de)", "captions",
             DESCRIPTION_LANGUAGES, ("--multi30k_task2", "{multi30k_task2}", "--split", "test_2016"), "description",
             keys=("mono.map", "cross.map", "multi.map", "to_en.recall_10", "rank_distance")),
-    EvalSet("m30k-2016", "Multi30K task 1 test_2016_flickr (Flickr translations)", "captions", _M30K,
+    EvalSet("m30k-2016", "Multi30K task 1 test_2016_flickr (Flickr translations)", "captions", FLICKR_LANGUAGES,
             ("--multi30k", "{multi30k}", "--split", "test_2016_flickr"), "translation"),
-    EvalSet("m30k-2018", "Multi30K task 1 test_2018_flickr", "captions", _M30K,
+    EvalSet("m30k-2018", "Multi30K task 1 test_2018_flickr", "captions", FLICKR_LANGUAGES,
             ("--multi30k", "{multi30k}", "--split", "test_2018_flickr"), "translation", default=False),
-    EvalSet("m30k-mscoco", "Multi30K task 1 test_2017_mscoco", "captions", ("en", "de", "fr"),
+    EvalSet("m30k-mscoco", "Multi30K task 1 test_2017_mscoco", "captions", FLICKR_LANGUAGES[:3],
             ("--multi30k", "{multi30k}", "--split", "test_2017_mscoco"), "translation", default=False),
     EvalSet("xquad-r", "XQuAD-R held-out articles (all 374 questions)", "lareqa", tuple(XQUAD_R_LANGUAGES),
             ("{xquad_r}", "--articles", "@{wiki}/test_articles.txt"), keys=_LAREQA_KEYS),
-    EvalSet("m30k-val", "Multi30K task 1 val (aim choice only)", "captions", _M30K,
+    EvalSet("m30k-val", "Multi30K task 1 val (aim choice only)", "captions", FLICKR_LANGUAGES,
             ("--multi30k", "{multi30k}", "--split", "val"), "translation", test=False),
     EvalSet("m30k-desc-val", "Multi30K task 2 val (aim choice only)", "captions", DESCRIPTION_LANGUAGES,
             ("--multi30k_task2", "{multi30k_task2}", "--split", "val"), "description", test=False,

@@ -6,11 +6,12 @@
         --doc docs/domain_adaptation.md
 
 ``run`` reads its settings from the environment: the budget (:mod:`hybrid_tevatron.studies.budget`: MODEL, STEPS,
-BATCH, ...), SEEDS, CELLS, EVAL_SETS, EVAL_IMAGES, EVAL_QUESTIONS, EVAL_LANGUAGES, FLICKR_IMAGES, KEEP_MODELS,
-XQUAD_R, MULTI30K, MULTI30K_TASK2, XTD10. On the shared study core (:mod:`hybrid_tevatron.studies.core`: one run per
-root, held by a lock; another configuration refused; every step one replayable ``python -m`` subprocess in
-``commands.sh``, its time in ``timings.tsv``; ``models/RUN/DONE``; models deleted once evaluated unless
-KEEP_MODELS=1; Ctrl-C ends with one line saying what was kept; the same command resumes) it prepares the sources,
+BATCH, ...), SEEDS, CELLS, EVAL_SETS, EVAL_IMAGES, EVAL_QUESTIONS, EVAL_LANGUAGES, FLICKR_IMAGES, KEEP_MODELS and
+the data folders XQUAD_R, MULTI30K, MULTI30K_TASK2, XTD10 (required; the recipe's default: ../shared/data beside the
+checkout). On the shared study core (:mod:`hybrid_tevatron.studies.core`: one run per root, held by a lock;
+another configuration refused; every step one replayable ``python -m`` subprocess in ``commands.sh``, its time in
+``timings.tsv``; ``models/RUN/DONE``; models deleted once evaluated unless KEEP_MODELS=1; Ctrl-C ends with one line
+saying what was kept; the same command resumes) it prepares the sources,
 trains and evaluates every planned (cell, seed), chooses the aim candidate on the validation sets (``choice.json``)
 and writes ``summary.{json,md}``. Layout under the root: ``data/{source}/``, ``models/{cell}-s{seed}/``,
 ``eval/{set}/{cell}-s{seed}/results/`` (or ``eval/{set}/zero-shot/``), ``choice.json``.
@@ -57,6 +58,10 @@ from hybrid_tevatron.studies.record_folder import RecordFolder, machine, machine
 from hybrid_tevatron.studies.records import read_timings, render_blocks, seed_stats, under_home
 
 log = get_logger(__name__)
+
+# The data folders ``run`` needs, each named by its environment variable (the key, upper case); the recipe sets
+# them to ../shared/data/FOLDER beside the checkout unless given
+DATA_FOLDERS = {"xtd10": "xtd10", "multi30k": "multi30k", "multi30k_task2": "multi30k-task2", "xquad_r": "xquad-r"}
 
 
 # ------------------------------------------------------------------------------------------------------ the plan
@@ -152,12 +157,9 @@ class Study(StudyRoot):
     def __init__(self, root: str, env: Mapping[str, str], records: str):
         super().__init__(root, env, "the domain study")
         self.budget = Budget.from_env(self.env)
-        self.dirs = {k: self.env.get(k.upper()) or os.path.normpath(os.path.join(_ROOT, "..", "shared", "data", d))
-                     for k, d in (("xtd10", "xtd10"), ("multi30k", "multi30k"), ("multi30k_task2", "multi30k-task2"),
-                                  ("xquad_r", "xquad-r"))}
+        self.dirs = {k: self.env.get(k.upper(), "") for k in DATA_FOLDERS}
         self.dirs["wiki"] = self.path("data", "wiki")
-        variables = {os.path.abspath(self.dirs[k]): k.upper() for k in ("xtd10", "multi30k", "multi30k_task2",
-                                                                        "xquad_r") if self.dirs[k]}
+        variables = {os.path.abspath(self.dirs[k]): k.upper() for k in DATA_FOLDERS if self.dirs[k]}
         variables[self.root] = "OUT"
         if os.path.isabs(self.budget.model):
             variables[self.budget.model] = "MODEL"
@@ -304,9 +306,6 @@ class Clock:
 
 def _hours(minutes: float) -> str:
     return f"{int(minutes // 60)} h {round(minutes % 60):02d} min" if minutes >= 60 else f"{round(minutes)} min"
-
-
-_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def choose(records: RecordFolder, the_plan: dict) -> str | None:
@@ -512,7 +511,10 @@ def run(root: str, records: str = RECORDS, stop_after: float | None = None, acce
     seeds = _seeds()
     the_plan = plan(seeds, env_words(env, "CELLS"), env_words(env, "EVAL_SETS"))
     study = Study(root, env, records)
-    for k in ("xtd10", "multi30k", "multi30k_task2", "xquad_r"):
+    for k, folder in DATA_FOLDERS.items():
+        if not study.dirs[k]:
+            raise StudyError(f"{k.upper()} is not set: the {folder} data folder (bash recipes/domain_adaptation.sh "
+                             f"sets it to ../shared/data/{folder} beside the checkout)")
         if not os.path.isdir(study.dirs[k]):
             raise StudyError(f"{k} data folder not found: {study.dirs[k]!r} (set {k.upper()})")
     recorded = settings(study, env)

@@ -56,7 +56,7 @@ NUMBER_FILES = {
               "data/caption_sources.py", "data/caption_training.py", "data/captions.py", "data/corpus.py",
               "data/corpus_build.py", "data/descriptions.py", "data/languages.py", "data/pool_ids.py",
               "data/readers.py", "data/records.py", "data/xquad_train.py", "dataset.py", "driver/train.py",
-              "encoding.py", "mixture.py", "modeling.py", "sampling.py", "training.py"),
+              "encoding.py", "mixture.py", "modeling.py", "sampling.py", "trainer.py", "training.py"),
     "eval": ("booleans.py", "data/caption_files.py", "data/caption_sources.py", "data/captions.py",
              "data/descriptions.py", "data/languages.py", "data/pool_ids.py", "encoding.py",
              "eval/benchmarks/captions.py", "eval/benchmarks/lareqa.py", "eval/benchmarks/pool.py", "eval/options.py",

@@ -53,7 +53,7 @@ def test_real_tevatron_main_classes(tiny_model_dir, tmp_path):
     from transformers import XLMRobertaModel
 
     from hybrid_tevatron.backends import select_backend
-    from hybrid_tevatron.training import HybridTrainerMixin
+    from hybrid_tevatron.trainer import HybridTrainerMixin
 
     backend = select_backend("main")
     assert backend.name == "main"
@@ -80,7 +80,7 @@ def test_attn_implementation_defaults_to_sdpa_for_encoders(tiny_model_dir, tmp_p
     from transformers import AutoConfig, BertConfig
 
     from hybrid_tevatron.backends.tevatron_main import model_dtype, resolve_attn_implementation
-    from hybrid_tevatron.training import SetupError
+    from hybrid_tevatron.run_folder import SetupError
 
     base = ["--backend", "main", "--model_name_or_path", tiny_model_dir, "--output_dir", str(tmp_path / "o")]
     model_args, _, training_args = parse(base)[1:]
@@ -138,8 +138,8 @@ def test_tevatron_main_target_matches_our_batch_layout(tiny_model_dir, parallel_
 def test_run_trains_exactly_the_batch_plan(tiny_model_dir, parallel_dir, tmp_path):
     """The steps the main backend trains are the backend-independent BatchPlan's, entry for entry."""
     from hybrid_tevatron.data.readers import load_sources
+    from hybrid_tevatron.run_folder import PLAN_LOG
     from hybrid_tevatron.sampling import BatchPlan
-    from hybrid_tevatron.training import PLAN_LOG
 
     out = tmp_path / "out"
     args = argv(tiny_model_dir, parallel_dir, out, "--max_steps", "6", "--regime", "hybrid")

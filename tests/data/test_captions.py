@@ -193,7 +193,8 @@ def test_training_on_captions_and_a_question_source(backend, tiny_model_dir, par
     """The real trainer on the converted caption source (cross-only, weighted) mixed with a question/passage source
     under an α schedule: the plan log follows the plan, caption steps are all cross, α is logged per step."""
     from hybrid_tevatron.driver.train import parse_args
-    from hybrid_tevatron.training import PLAN_LOG, train
+    from hybrid_tevatron.run_folder import PLAN_LOG
+    from hybrid_tevatron.training import train
 
     caps = tmp_path / "flickr"
     assert main(["train", "--files", *(f"{l}={p}" for l, p in write_captions(tmp_path / "raw", n=32).items()),

@@ -313,7 +313,8 @@ def test_training_on_description_pairs_mono_then_cross(backend, tiny_model_dir, 
     """The real trainer on the converted descriptions, not declared cross-only: mono steps (α 1) then cross steps
     (α 0), each step's images distinct."""
     from hybrid_tevatron.driver.train import parse_args
-    from hybrid_tevatron.training import PLAN_LOG, train
+    from hybrid_tevatron.run_folder import PLAN_LOG
+    from hybrid_tevatron.training import train
 
     data = tmp_path / "flickr-descriptions"
     assert main(["train", "--multi30k_task2", RESOURCE, "--split", SPLIT, "--negatives", "4",

@@ -25,7 +25,8 @@ from hybrid_tevatron.model_files import (
     check_model,
     check_model_folder,
 )
-from hybrid_tevatron.training import CHECKPOINT_STAGING, PLAN_LOG, last_checkpoint, train
+from hybrid_tevatron.run_folder import CHECKPOINT_STAGING, PLAN_LOG, last_checkpoint
+from hybrid_tevatron.training import train
 
 
 def argv(model, data, out, *extra, backend="auto"):
@@ -197,7 +198,7 @@ def test_refused_flag_in_json_config(backend, tmp_path):
 # ------------------------------------------------------------------------------------------------ checkpoints
 _KILL_WHILE_SAVING = r'''
 import os, signal, sys
-from hybrid_tevatron.training import HybridTrainerMixin
+from hybrid_tevatron.trainer import HybridTrainerMixin
 
 save = HybridTrainerMixin._save
 
@@ -237,7 +238,7 @@ def test_sigkill_while_saving_leaves_no_checkpoint_and_last_resumes_from_the_com
     assert os.path.isdir(out / CHECKPOINT_STAGING / "checkpoint-4")  # the unfinished save, under its temporary name
     (out / "checkpoint-12").mkdir()  # what a kill left before checkpoints were renamed into place
 
-    with caplog.at_level("WARNING", logger="hybrid_tevatron.training"):
+    with caplog.at_level("WARNING", logger="hybrid_tevatron.run_folder"):
         assert last_checkpoint(str(out)) == str(out / "checkpoint-2")
         trainer = train(*parse_args(argv(tiny_model_dir, parallel_dir, out, *common, "--resume_from_checkpoint",
                                          "last")))  # fmt: skip

@@ -317,7 +317,7 @@ def test_two_ranks_agree_on_image_and_text_steps(tiny_model_dir, parallel_dir, i
     from hybrid_tevatron.eval.pipeline.ranks import read_index
     from hybrid_tevatron.images.data import read_image_data
     from hybrid_tevatron.images.source import ImageBatchPlan, image_source
-    from hybrid_tevatron.training import PLAN_LOG
+    from hybrid_tevatron.run_folder import PLAN_LOG
 
     steps, out = 8, tmp_path / "out"
     name = os.path.basename(parallel_dir)

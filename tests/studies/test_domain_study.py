@@ -102,6 +102,39 @@ def test_answers_say_by_how_much_the_aim_is_missed_and_what_moved_it():
     assert text.startswith("#### The aim")  # every planned evaluation recorded: no "in progress" line
 
 
+def test_a_data_folder_setting_is_required(tmp_path, monkeypatch):
+    """``run`` takes its data folders from the settings only (the recipe gives ../shared/data beside the checkout);
+    a missing one is an error naming it."""
+    from hybrid_tevatron.studies.domain_study import run
+
+    for name in ("XTD10", "MULTI30K", "MULTI30K_TASK2", "XQUAD_R"):
+        (tmp_path / name).mkdir()
+        monkeypatch.setenv(name, str(tmp_path / name))
+    monkeypatch.setenv("MODEL", "m")
+    monkeypatch.delenv("MULTI30K_TASK2")
+    with pytest.raises(StudyError, match=r"^MULTI30K_TASK2 is not set: the multi30k-task2 data folder \(bash "
+                                         r"recipes/domain_adaptation.sh sets it to ../shared/data/multi30k-task2"):
+        run(str(tmp_path / "da"), str(tmp_path / "records"))
+    assert not (tmp_path / "da").exists()
+
+
+def test_the_recipe_gives_the_data_folders_beside_the_checkout(tmp_path):
+    """recipes/domain_adaptation.sh sets each unset data folder to ../shared/data/NAME beside the checkout (the
+    study itself has no default); a given one is kept."""
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/sh\ncase "$*" in *domain_study*) env;; *lareqa_release*) echo /x;; *) echo m;; esac\n')
+    fake.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("XTD10", "MULTI30K", "MULTI30K_TASK2")}
+    proc = subprocess.run(["bash", os.path.join(REPO, "recipes", "domain_adaptation.sh"), str(tmp_path / "da")],
+                          env={**env, "PYTHON": str(fake), "MODEL": "m", "MULTI30K": "/given"},
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    shared = os.path.join(os.path.dirname(REPO), "shared", "data")
+    lines = proc.stdout.splitlines()
+    assert f"XTD10={shared}/xtd10" in lines and f"MULTI30K_TASK2={shared}/multi30k-task2" in lines
+    assert "MULTI30K=/given" in lines and "XQUAD_R=/x" in lines
+
+
 @pytest.mark.slow
 def test_domain_study_small(tiny_model_dir, shared_data, tmp_path):
     out = str(tmp_path / "da")
