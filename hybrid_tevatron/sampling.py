@@ -34,6 +34,7 @@ from typing import NamedTuple
 import numpy as np
 from torch.utils.data import Sampler
 
+from hybrid_tevatron.keyed_random import KeyedPermutation, draw_indices, keyed_rng, mix64, mix64_array
 from hybrid_tevatron.mixture import (
     CROSS,
     MONO,
@@ -78,74 +79,6 @@ class StepPlan(NamedTuple):
 
 
 _SALT_SCHEDULE, _SALT_MODE, _SALT_EXAMPLES, _SALT_PERMUTATION, _SALT_NEGATIVES = range(1, 6)
-_MASK64 = (1 << 64) - 1
-
-
-def _rng(*key: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([int(k) for k in key]))
-
-
-def _mix64(x: int) -> int:
-    """splitmix64 finaliser on a Python int: a stable hash (Python's ``hash`` is salted per process)."""
-    x = (x + 0x9E3779B97F4A7C15) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return x ^ (x >> 31)
-
-
-_U64 = {name: np.uint64(v) for name, v in
-        dict(golden=0x9E3779B97F4A7C15, m1=0xBF58476D1CE4E5B9, m2=0x94D049BB133111EB, s1=30, s2=27, s3=31).items()}
-
-
-def _mix64_array(x: np.ndarray) -> np.ndarray:
-    """:func:`_mix64` elementwise on a uint64 array (wrapping arithmetic, constants pre-built for speed)."""
-    x = x + _U64["golden"]
-    x ^= x >> _U64["s1"]
-    x *= _U64["m1"]
-    x ^= x >> _U64["s2"]
-    x *= _U64["m2"]
-    x ^= x >> _U64["s3"]
-    return x
-
-
-def draw_indices(rng: np.random.Generator, cumulative: np.ndarray, size: int) -> np.ndarray:
-    """``size`` indices drawn with the probabilities whose running sum is ``cumulative``."""
-    return np.minimum(np.searchsorted(cumulative, rng.random(size), side="right"), len(cumulative) - 1)
-
-
-class KeyedPermutation:
-    """A pseudo-random permutation of ``range(size)`` computed on demand: O(1) memory, no shuffle to build.
-
-    An 8-round Feistel network (splitmix64 round function, keyed by ``key``) is a bijection on the smallest
-    even-bit power of two ≥ ``size``; cycle-walking (re-encrypting values ≥ ``size``) restricts it to
-    ``range(size)``, still a bijection. The domain is < 4 × size, so few walks are needed.
-    """
-
-    ROUNDS = 8  # 4 suffice in theory; 8 make even tiny sizes (tested: 4 elements) near-uniform
-
-    def __init__(self, size: int, key: int):
-        if size < 1:
-            raise ValueError("a permutation needs size >= 1")
-        self.size = size
-        self.half_bits = max(1, ((size - 1).bit_length() + 1) // 2)
-        self._mask = np.uint64((1 << self.half_bits) - 1)
-        self._shift = np.uint64(self.half_bits)
-        self._round_keys = [np.uint64(_mix64(key ^ _mix64(r))) for r in range(self.ROUNDS)]
-
-    def _encrypt(self, x: np.ndarray) -> np.ndarray:
-        left, right = x >> self._shift, x & self._mask
-        for round_key in self._round_keys:
-            left, right = right, left ^ (_mix64_array(right ^ round_key) & self._mask)
-        return (left << self._shift) | right
-
-    def __getitem__(self, positions: slice) -> np.ndarray:
-        """The permuted values at ``range(size)[positions]`` (a slice), as int64."""
-        x = self._encrypt(np.arange(*positions.indices(self.size), dtype=np.uint64))
-        outside = np.flatnonzero(x >= np.uint64(self.size))
-        while len(outside):
-            x[outside] = self._encrypt(x[outside])
-            outside = outside[x[outside] >= np.uint64(self.size)]
-        return x.astype(np.int64)
 
 
 class _SourceCursor:
@@ -162,7 +95,7 @@ class _SourceCursor:
         self.deferred: deque = deque()
 
     def _permutation(self) -> KeyedPermutation:
-        key = _mix64(_mix64(_mix64(_mix64(self.seed ^ _SALT_PERMUTATION) ^ self.epoch) ^ self.source) ^ self.cycle)
+        key = mix64(mix64(mix64(mix64(self.seed ^ _SALT_PERMUTATION) ^ self.epoch) ^ self.source) ^ self.cycle)
         return KeyedPermutation(self.size, key)
 
     def next_query(self) -> int:
@@ -389,7 +322,7 @@ class BatchPlan:
             counts = self.steps_per_source
             ids = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
             if self.source_sampling == "proportional":
-                order = _rng(self.seed, epoch, _SALT_SCHEDULE).permutation(ids)
+                order = keyed_rng(self.seed, epoch, _SALT_SCHEDULE).permutation(ids)
             else:  # round r holds, in source order, every source with more than r steps
                 rounds = np.concatenate([np.arange(c) for c in counts])
                 order = ids[np.lexsort((ids, rounds))]
@@ -401,7 +334,7 @@ class BatchPlan:
         if not 0 <= step < self.num_steps:
             raise IndexError(f"step {step} out of range: the plan has {self.num_steps} steps per epoch")
         source = int(self.schedule(epoch)[step])
-        rng = _rng(self.seed, epoch, step, _SALT_MODE)
+        rng = keyed_rng(self.seed, epoch, step, _SALT_MODE)
         draw, language = rng.random(), int(draw_indices(rng, self._cumulative[source], 1)[0])
         if self.regime == XX:
             return source, XX, None
@@ -443,8 +376,8 @@ class BatchPlan:
 
     def _negative_order(self, source: int, q: int, negatives: np.ndarray, epoch: int) -> list[int]:
         """The query's negatives in a fixed per-(seed, source, query) hashed order, rotated by epoch."""
-        key = np.uint64(_mix64(_mix64(_mix64(self.seed ^ _SALT_NEGATIVES) ^ source) ^ q))
-        ordered = negatives[np.argsort(_mix64_array(negatives.astype(np.uint64) ^ key), kind="stable")].tolist()
+        key = np.uint64(mix64(mix64(mix64(self.seed ^ _SALT_NEGATIVES) ^ source) ^ q))
+        ordered = negatives[np.argsort(mix64_array(negatives.astype(np.uint64) ^ key), kind="stable")].tolist()
         shift = epoch * (self.group_size - 1) % len(ordered)
         return ordered[shift:] + ordered[:shift]
 
@@ -490,7 +423,7 @@ class BatchPlan:
     def _pack(self, epoch: int, step: int, cursors: list[_SourceCursor]) -> StepPlan:
         source, mode, language = self.mode(epoch, step)
         cursor = cursors[source]
-        rng = _rng(self.seed, epoch, step, _SALT_EXAMPLES)
+        rng = keyed_rng(self.seed, epoch, step, _SALT_EXAMPLES)
         slots = self._slot_languages(rng, mode, language, source)
         used: set = set()
         queries: set = set()

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from hybrid_tevatron.arguments import HybridDataArguments
 from hybrid_tevatron.data.corpus import ParallelCorpus, csr
-from hybrid_tevatron.sampling import CROSS, MONO, XX, BatchPlan, HybridBatchSampler, KeyedPermutation
+from hybrid_tevatron.keyed_random import KeyedPermutation
+from hybrid_tevatron.sampling import CROSS, MONO, XX, BatchPlan, HybridBatchSampler
 
 
 def make_description_source(images=40, per_image=3, languages=("en", "de", "fr"), negatives=5, seed=0, name="desc"):

@@ -40,7 +40,8 @@ from hybrid_tevatron.data.caption_training import DEFAULT_NEGATIVES, choose_nega
 from hybrid_tevatron.data.corpus import ParallelCorpus, csr
 from hybrid_tevatron.data.errors import DataError
 from hybrid_tevatron.dataset import HybridTrainDataset
-from hybrid_tevatron.sampling import CROSS, XX, BatchPlan, draw_indices
+from hybrid_tevatron.keyed_random import draw_indices
+from hybrid_tevatron.sampling import CROSS, XX, BatchPlan
 
 DEFAULT_SOURCE_NAME = "images"
 
