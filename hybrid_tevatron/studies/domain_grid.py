@@ -146,7 +146,7 @@ LATER_SEED_SETS = ("xtd10", "m30k-desc", "xquad-r")  # seeds after the first eva
 # for quick runs only
 DEFAULT_SEEDS, DEFAULT_IMAGES, DEFAULT_QUESTIONS = (1, 2), None, None
 # A headline effect (both cells headline) within noise on the records of SEEDS gets one more seed on its trained
-# cells, up to this many seeds (domain_study.added_seeds)
+# cells, up to this many seeds (domain_plan.added_seeds)
 MAX_SEEDS = 3
 IMAGES = {"xtd10": 1000, "m30k-desc": 1000, "m30k-2016": 1000, "m30k-2018": 1071, "m30k-mscoco": 461,
           "m30k-val": 1014, "m30k-desc-val": 1014}

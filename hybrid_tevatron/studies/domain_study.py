@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
-import glob
 import json
 import os
 import sys
@@ -43,108 +42,26 @@ from hybrid_tevatron.studies import domain_grid as G
 from hybrid_tevatron.studies.budget import Budget
 from hybrid_tevatron.studies.check_expected import leaves, snapshot, write_expected
 from hybrid_tevatron.studies.core import DONE, StudyError, StudyRoot, env_numbers, env_words
+from hybrid_tevatron.studies.domain_plan import added_seeds, estimate, eval_minutes, plan
+from hybrid_tevatron.studies.domain_summary import choose, summarize
 from hybrid_tevatron.studies.domain_tables import (
     BLOCKS,
     EXPECTED_SELECT,
     FIGURE,
     README_BLOCKS,
-    effect_of,
     figure,
     markdown,
     progress,
     run_name,
 )
 from hybrid_tevatron.studies.record_folder import RecordFolder, machine, machine_name, read_or_none
-from hybrid_tevatron.studies.records import read_timings, render_blocks, seed_stats, under_home
+from hybrid_tevatron.studies.records import read_timings, render_blocks, under_home
 
 log = get_logger(__name__)
 
 # The data folders ``run`` needs, each named by its environment variable (the key, upper case); the recipe sets
 # them to ../shared/data/FOLDER beside the checkout unless given
 DATA_FOLDERS = {"xtd10": "xtd10", "multi30k": "multi30k", "multi30k_task2": "multi30k-task2", "xquad_r": "xquad-r"}
-
-
-# ------------------------------------------------------------------------------------------------------ the plan
-
-def plan(seeds: list[int], cells: list[str] | None = None, sets: list[str] | None = None,
-         added: Mapping[str, list[int]] | None = None) -> dict:
-    """Which (cell, seed) trains and which evaluations it gets. ``sets`` picks test sets (default: those marked
-    default in the grid); the validation sets are planned for the aim candidates and the choice's reference cell
-    (first seed) whenever a candidate is planned. ``added``: more seeds of some headline cells
-    (:func:`added_seeds`), evaluated as the later seeds are."""
-    unknown = [c for c in (cells or []) if c not in G.CELL] + [s for s in (sets or []) if s not in G.EVAL_SET]
-    unknown += [s for s in (sets or []) if s in G.EVAL_SET and not G.EVAL_SET[s].test]
-    if unknown:
-        raise StudyError(f"unknown cells or test sets: {unknown} (cells: {list(G.CELL)}; test sets: "
-                         f"{[e.name for e in G.EVAL_SETS if e.test]})")
-    chosen = [c for c in G.CELLS if c.name in cells] if cells else list(G.CELLS)
-    test_sets = [e.name for e in G.EVAL_SETS if e.test and (e.name in sets if sets else e.default)]
-    later = [s for s in test_sets if s in G.LATER_SEED_SETS]
-    candidates = [c.name for c in chosen if c.candidate]
-    guard_set, _, reference, _ = G.CHOICE_GUARD
-    runs = []
-    for cell in chosen:
-        if cell.degenerate:
-            continue
-        cell_seeds = [*seeds, *(added or {}).get(cell.name, [])] if cell.headline else seeds[:1]
-        for seed in [None] if cell.regime == "zero-shot" else cell_seeds:
-            first = seed in (None, seeds[0])
-            evals = [s for s in (test_sets if first else later)
-                     if cell.wikipedia or G.EVAL_SET[s].family != "lareqa"]
-            if first and candidates and cell.candidate:
-                evals += [e.name for e in G.EVAL_SETS if not e.test]
-            elif first and candidates and cell.name == reference:
-                evals.append(guard_set)
-            runs.append({"cell": cell.name, "seed": seed, "evals": evals})
-    grid = {c.name: {"sources": list(c.sources), "weights": list(c.weights), "regime": c.regime}
-            for c in chosen if c.trained}
-    out = {"seeds": seeds, "cells": [c.name for c in chosen], "test_sets": test_sets, "later_seed_sets": later,
-           "runs": runs, "candidates": candidates, "grid": grid}
-    if added:
-        out["added_seeds"] = {c: list(v) for c, v in added.items()}
-    return out
-
-
-def added_seeds(records: RecordFolder, the_plan: dict) -> dict[str, list[int]]:
-    """One more seed for the trained cells of every headline effect (both cells headline) that comes out within
-    noise once every run of ``the_plan`` (its own ``seeds``) is recorded, up to
-    :data:`~hybrid_tevatron.studies.domain_grid.MAX_SEEDS` seeds; ``{}`` before that. Computed from the records of
-    the plan's seeds alone, so it gives the same answer however many added runs are recorded."""
-    seeds = the_plan["seeds"]
-    if len(seeds) >= G.MAX_SEEDS:
-        return {}
-    summary = summarize(records, seeds=seeds)
-    summary["meta"]["plan"] = the_plan
-    if not progress(summary)["complete"]:
-        return {}
-    out: dict[str, list[int]] = {}
-    for e in G.EFFECTS:
-        if all(c in the_plan["cells"] and G.CELL[c].headline for c in (e.a, e.b)) and \
-                effect_of(summary, e)["verdict"] == "within noise":
-            for c in (e.a, e.b):
-                if G.CELL[c].trained:
-                    out[c] = [max(seeds) + 1]
-    return {c: out[c] for c in the_plan["cells"] if c in out}
-
-
-def eval_minutes(eval_set: str, images: int | None, questions: int | None) -> float:
-    """Estimated minutes of one evaluation on 2 CPU cores (:data:`~hybrid_tevatron.studies.domain_grid.MINUTES`)."""
-    es, m = G.EVAL_SET[eval_set], G.MINUTES
-    if es.family == "lareqa":
-        n = min(questions or G.QUESTIONS[eval_set], G.QUESTIONS[eval_set])
-        return m["eval_start"] + m["xquad-r"] * n / G.QUESTIONS["xquad-r"]
-    n = min(images or G.IMAGES[eval_set], G.IMAGES[eval_set])
-    encodings = 2 * n * len(es.languages) * G.CAPTIONS_PER_IMAGE.get(eval_set, 1)
-    return m["eval_start"] + encodings / m["caption_encodings_per_min"]
-
-
-def estimate(the_plan: dict, images: int | None, questions: int | None) -> dict:
-    """Minutes of the plan on 2 CPU cores, with caption pools of ``images`` images and ``questions`` XQuAD-R
-    questions (None: whole)."""
-    trained = {(r["cell"], r["seed"]) for r in the_plan["runs"] if G.CELL[r["cell"]].trained}
-    train = G.MINUTES["train"] * len(trained)
-    evals = sum(eval_minutes(s, images, questions) for r in the_plan["runs"] for s in r["evals"])
-    return {"train_runs": len(trained), "train_min": train, "eval_min": evals, "total_min": train + evals}
 
 
 # ------------------------------------------------------------------------------------------------------ running
@@ -306,94 +223,6 @@ class Clock:
 
 def _hours(minutes: float) -> str:
     return f"{int(minutes // 60)} h {round(minutes % 60):02d} min" if minutes >= 60 else f"{round(minutes)} min"
-
-
-def choose(records: RecordFolder, the_plan: dict) -> str | None:
-    """The aim candidate chosen on the validation sets (first seed), recorded in ``choice.json``; None until every
-    candidate (and the guard's reference cell, when planned) has its validation results.
-
-    Candidates whose Wikipedia validation score stays within the guard's tolerance of the reference cell's come
-    first (:data:`~hybrid_tevatron.studies.domain_grid.CHOICE_GUARD`), then the higher mean of the caption
-    relations' validation scores (:data:`~hybrid_tevatron.studies.domain_grid.CHOICE`); ties go to the earlier
-    candidate of the grid."""
-    seed, (guard_set, guard_key, reference, tol) = the_plan["seeds"][0], G.CHOICE_GUARD
-    candidates = the_plan["candidates"]
-
-    def score(cell: str, where: str, what: str) -> float | None:
-        results = records.results(where, run_name(cell, seed))
-        return None if results is None else float(results["summary"][what])
-
-    by = {f"{s} {k}": {c: score(c, s, k) for c in candidates} for s, k in G.CHOICE}
-    guard = {c: score(c, guard_set, guard_key) for c in candidates}
-    ref = score(reference, guard_set, guard_key) if reference in the_plan["cells"] else None
-    missing = [v for scores in by.values() for v in scores.values()] + list(guard.values())
-    if None in missing or (reference in the_plan["cells"] and ref is None):
-        return None
-    scores = {c: sum(v[c] for v in by.values()) / len(by) for c in candidates}
-    bound = None if ref is None else ref - tol
-    within = {c: bound is None or guard[c] >= bound for c in candidates}
-    best = max(candidates, key=lambda c: (within[c], scores[c], -candidates.index(c)))
-    atomic_write_json(records.path("choice.json"), {
-        "chosen": best, "by": "mean of " + ", ".join(by), "seed": seed, "scores": scores, "scores_by_set": by,
-        "guard": f"{guard_set} {guard_key} >= {reference} - {tol}" if bound is not None else "not run",
-        "guard_bound": bound, "guard_scores": guard, "within_guard": within})
-    return best
-
-
-# ------------------------------------------------------------------------------------------------------ summary
-
-def metrics(results: dict, eval_set: str) -> dict[str, float]:
-    """Flat metrics of one results.json: summary keys, per language and per language group (captions)."""
-    out = {k: float(v) for k, v in results.get("summary", {}).items() if isinstance(v, (int, float))}
-    if G.EVAL_SET[eval_set].family != "captions":
-        return out
-    settings = results.get("settings", {})
-    per = {"to_en.recall_10": (settings.get("to_pivot") or {}).get("per_query_language") or {},
-           "multi.map": (settings.get("multi") or {}).get("per_language") or {}}
-    for key, by_lang in per.items():
-        metric = key.split(".", 1)[1]
-        for lang, vals in by_lang.items():
-            out[f"{key}@{lang}"] = float(vals[metric])
-        if eval_set == "xtd10":
-            for group, langs in G.LANGUAGE_GROUPS.items():
-                present = [by_lang[x][metric] for x in langs if x in by_lang]
-                if present:
-                    out[f"{key}@group:{group}"] = sum(present) / len(present)
-    return out
-
-
-def summarize(records: RecordFolder, seeds: list[int] | None = None) -> dict:
-    """``summary.json`` from the record folder alone: config, plan, choice, machines, timings and every complete
-    evaluation record (mean ± std over seeds per cell and metric; only the runs of ``seeds`` and the zero-shot
-    model when given)."""
-    meta = {k: read_or_none(records.path(f"{k}.json")) or {} for k in ("config", "plan", "choice")}
-    meta["hardware"] = {f"machine {i}": f"{name} ({n} recorded steps)"
-                        for i, (name, n) in enumerate(records.machines().items(), 1)}
-    meta["timings"] = read_timings(records.path("timings.tsv"))
-    meta["replays"] = {os.path.basename(p)[:-5]: r for p in sorted(glob.glob(records.path("replay", "*.json")))
-                       if isinstance(r := read_or_none(p), dict)}
-    summary: dict = {"meta": meta}
-    chosen = meta["choice"].get("chosen")
-    summary["cells"] = {c.name: {"status": c.degenerate or ("chosen aim candidate" if c.name == chosen else
-                                                           "aim candidate" if c.candidate else "trained"),
-                                 "domain": c.domain, "regime": c.regime} for c in G.CELLS}
-    for es in G.EVAL_SETS:
-        folder = records.path("eval", es.name)
-        groups: dict[str, list] = {}
-        for run in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-            cell, _, seed = run.rpartition("-s") if run != "zero-shot" else (run, "", "")
-            if seeds is not None and seed and int(seed) not in seeds:
-                continue
-            results = records.results(es.name, run) if cell in G.CELL else None
-            if results is not None:
-                groups.setdefault(cell, []).append((int(seed) if seed else None, metrics(results, es.name)))
-        summary[es.name] = {}
-        for cell in [c.name for c in G.CELLS if c.name in groups]:
-            runs = sorted(groups[cell], key=lambda x: x[0] or 0)
-            keys = [k for k in runs[0][1] if all(k in m for _, m in runs)]
-            summary[es.name][cell] = {k: {**seed_stats([m[k] for _, m in runs]), "seeds": [s for s, _ in runs]}
-                                      for k in keys}
-    return summary
 
 
 RECORDS = os.path.join("results", "domain_adaptation")  # the default record folder (the recipe: the checkout's)

@@ -1,5 +1,5 @@
 """The domain-adaptation study's tables (markdown) from its ``summary.json``
-(:func:`hybrid_tevatron.studies.domain_study.summarize`): one table per evaluation set, X→en R@10 per XTD10
+(:func:`hybrid_tevatron.studies.domain_summary.summarize`): one table per evaluation set, X→en R@10 per XTD10
 language, the effects the study asks about (a − b against the seed noise) and the "aim high" target, reached or
 not. ``render`` fills the ``<!-- BEGIN GENERATED: name -->`` blocks of docs/domain_adaptation.md (names:
 :data:`BLOCKS`) and leaves the prose alone. Caption numbers are a caption proxy, never image retrieval.

@@ -11,7 +11,8 @@ import pytest
 from helpers import REPO, recipe_env
 
 from hybrid_tevatron.studies import domain_grid as G
-from hybrid_tevatron.studies.domain_study import StudyError, plan
+from hybrid_tevatron.studies.domain_plan import plan
+from hybrid_tevatron.studies.domain_study import StudyError
 from hybrid_tevatron.studies.domain_tables import effect, render
 
 CELLS = "wiki-hybrid flickr-mono wikiflickr-hybrid wikidesc-hybrid wikiflickrdesc-hybrid"
@@ -48,7 +49,7 @@ def test_plan_of_the_full_grid():
 
 
 def test_estimate_counts_whole_pools():
-    from hybrid_tevatron.studies.domain_study import estimate, eval_minutes
+    from hybrid_tevatron.studies.domain_plan import estimate, eval_minutes
 
     whole = estimate(plan([1, 2]), None, None)
     assert whole["train_runs"] == 15 and whole["total_min"] == pytest.approx(whole["train_min"] + whole["eval_min"])

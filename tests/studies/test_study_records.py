@@ -76,7 +76,7 @@ def test_a_headline_effect_within_noise_adds_one_seed(tmp_path):
     """Once every planned run is recorded, the trained cells of a headline effect within noise get one more seed
     (planned as the later seeds are); decided on the plan's own seeds, so recording the added runs changes nothing;
     none with SEEDS at the maximum."""
-    from hybrid_tevatron.studies.domain_study import added_seeds, plan
+    from hybrid_tevatron.studies.domain_plan import added_seeds, plan
 
     cells = ["zero-shot", "desc-cross", "desc-hybrid"]
     base = plan([1, 2], cells, ["m30k-desc"])
@@ -270,7 +270,7 @@ def test_study_resumes_from_records_in_a_temporary_repository(tiny_model_dir, sh
 # ------------------------------------------------------------------------------------------ the committed records
 
 def _committed_summary():
-    from hybrid_tevatron.studies.domain_study import summarize
+    from hybrid_tevatron.studies.domain_summary import summarize
 
     if not os.path.isfile(os.path.join(RECORDS, "plan.json")):
         pytest.skip("no committed records of the domain study")
