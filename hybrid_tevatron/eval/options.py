@@ -120,11 +120,17 @@ def add_lareqa(sub, name: str) -> argparse.ArgumentParser:
                    help="keep these articles (index, title or @FILE; repeatable)")
     d.add_argument("--exclude_articles", action="append", default=words(env("EXCLUDE_ARTICLES")),
                    metavar="SPEC", help="drop these articles (same forms)")
-    d.add_argument("--seen_languages", nargs="+", default=env("SEEN_LANGUAGES"),
-                   help="training languages, for a seen/unseen breakdown")
-    pool_options(la)
-    encoding_options(la)
-    return la
+    return _pool_subcommand(la, d)
+
+
+def _pool_subcommand(parser: argparse.ArgumentParser, data) -> argparse.ArgumentParser:
+    """What every pool subcommand (LAReQA, captions) ends with: --seen_languages in its data group, the pool and
+    the encoding options."""
+    data.add_argument("--seen_languages", nargs="+", default=env("SEEN_LANGUAGES"),
+                      help="training languages, for a seen/unseen breakdown")
+    pool_options(parser)
+    encoding_options(parser)
+    return parser
 
 
 def add_captions(sub, name: str) -> argparse.ArgumentParser:
@@ -140,11 +146,7 @@ def add_captions(sub, name: str) -> argparse.ArgumentParser:
     add_source_arguments(d)
     d.add_argument("--languages", nargs="+", default=env("LANGUAGES"), help="default: every caption file")
     d.add_argument("--max_images", type=int, default=env("MAX_IMAGES"), help="the first N images only")
-    d.add_argument("--seen_languages", nargs="+", default=env("SEEN_LANGUAGES"),
-                   help="training languages, for a seen/unseen breakdown")
-    pool_options(ca)
-    encoding_options(ca)
-    return ca
+    return _pool_subcommand(ca, d)
 
 
 def add_miracl(sub, name: str) -> argparse.ArgumentParser:

@@ -41,21 +41,29 @@ def _open(path: str):
         raise EvalError(f"{path}: file not found") from None
 
 
-def read_qrels(path: str) -> dict[str, dict[str, int]]:
-    """TREC qrels ``qid 0 docid rel`` -> ``{qid: {docid: rel}}``."""
-    qrels: dict[str, dict[str, int]] = {}
+def _records(path: str, fields: str) -> Iterator[tuple[int, list[str], str]]:
+    """``(line number, fields, line)`` of every non-blank line of a whitespace-separated TREC file (``.gz`` too),
+    each with exactly the named ``fields``."""
+    want = len(fields.split())
     with _open(path) as f:
         for n, line in enumerate(f, 1):
             parts = line.split()
             if not parts:
                 continue
-            if len(parts) != 4:
-                raise EvalError(f"{path}:{n}: expected 'qid iter docid rel', got {line.rstrip()!r}")
-            try:
-                rel = int(parts[3])
-            except ValueError:
-                raise EvalError(f"{path}:{n}: relevance {parts[3]!r} is not an integer") from None
-            qrels.setdefault(parts[0], {})[parts[2]] = rel
+            if len(parts) != want:
+                raise EvalError(f"{path}:{n}: expected '{fields}', got {line.rstrip()!r}")
+            yield n, parts, line
+
+
+def read_qrels(path: str) -> dict[str, dict[str, int]]:
+    """TREC qrels ``qid 0 docid rel`` -> ``{qid: {docid: rel}}``."""
+    qrels: dict[str, dict[str, int]] = {}
+    for n, parts, _ in _records(path, "qid iter docid rel"):
+        try:
+            rel = int(parts[3])
+        except ValueError:
+            raise EvalError(f"{path}:{n}: relevance {parts[3]!r} is not an integer") from None
+        qrels.setdefault(parts[0], {})[parts[2]] = rel
     if not qrels:
         raise EvalError(f"{path}: empty qrels")
     return qrels
@@ -63,18 +71,12 @@ def read_qrels(path: str) -> dict[str, dict[str, int]]:
 
 def run_lines(path: str) -> Iterator[tuple[int, str, str, float, str]]:
     """``(line number, qid, docid, score, line)`` for every line of a TREC run (``.gz`` too), format-checked."""
-    with _open(path) as f:
-        for n, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 6:
-                raise EvalError(f"{path}:{n}: expected 'qid Q0 docid rank score tag', got {line.rstrip()!r}")
-            try:
-                score = float(parts[4])
-            except ValueError:
-                raise EvalError(f"{path}:{n}: score {parts[4]!r} is not a number") from None
-            yield n, parts[0], parts[2], score, line
+    for n, parts, line in _records(path, "qid Q0 docid rank score tag"):
+        try:
+            score = float(parts[4])
+        except ValueError:
+            raise EvalError(f"{path}:{n}: score {parts[4]!r} is not a number") from None
+        yield n, parts[0], parts[2], score, line
 
 
 def iter_run(path: str) -> Iterator[tuple[str, dict[str, float]]]:
