@@ -14,7 +14,8 @@ Words, each with one meaning across the package:
   (:class:`~hybrid_tevatron.sampling.BatchPlan`, ``plan_log.rank*.jsonl``).
 * **search plan**: an evaluation's corpora, indexes, query sets, searches and trec_eval arguments
   (:class:`~hybrid_tevatron.eval.pipeline.search_plan.SearchPlan`, ``inputs/plan.json``).
-* **study plan**: the (cell, seed) trainings and evaluations a study will record (:mod:`hybrid_tevatron.studies`).
+* **study plan**: the (cell, seed) trainings and evaluations a study will record
+  (:mod:`hybrid_tevatron.studies.domain_plan`, ``plan.json``).
 * **run** (a noun): a TREC run file, a search's top-k documents per query (``runs/{search}.trec``).
 * **to run a command**: ``python -m MODULE ARGS``, in process or as a subprocess, recorded in ``commands.sh``
   (:class:`~hybrid_tevatron.eval.runner.CliRunner`); a study's recorded commands are its **steps**.
