@@ -17,7 +17,7 @@
 #   EXTRA="--deepspeed recipes/configs/ds_zero3_xlmr_large.json" bash recipes/train_paper.sh ...
 #   EXTRA="--fsdp full_shard --fsdp_config recipes/configs/fsdp_xlmr.json" bash recipes/train_paper.sh ...
 # Several nodes (OUTPUT_DIR and TRAIN_DIR on a shared filesystem): run this script on every node with NNODES=M
-# RDZV_ENDPOINT=NODE0:29500 [RDZV_ID=run-1] (torchrun's c10d rendezvous; docs/evaluation.md, "Beyond one machine").
+# RDZV_ENDPOINT=NODE0:29500 [RDZV_ID=run-1] (torchrun's c10d rendezvous; docs/training.md, "Several GPUs and nodes").
 # Time ~ floor(query ids / BATCH) steps x step time (per-GPU figures pending: docs/performance.md).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
