@@ -82,6 +82,15 @@ class Study(StudyRoot):
             variables[self.budget.model] = "MODEL"
         self.records = RecordFolder(records, variables)
 
+    def check_data(self) -> None:
+        """Every data folder is set and exists (the recipe's default: ../shared/data/FOLDER beside the checkout)."""
+        for k, folder in DATA_FOLDERS.items():
+            if not self.dirs[k]:
+                raise StudyError(f"{k.upper()} is not set: the {folder} data folder (bash recipes/domain_adaptation.sh "
+                                 f"sets it to ../shared/data/{folder} beside the checkout)")
+            if not os.path.isdir(self.dirs[k]):
+                raise StudyError(f"{k} data folder not found: {self.dirs[k]!r} (set {k.upper()})")
+
     def prepare(self, source: str) -> str:
         out = self.path("data", source)
         if os.path.isfile(os.path.join(out, "stats.json")):
@@ -340,12 +349,7 @@ def run(root: str, records: str = RECORDS, stop_after: float | None = None, acce
     seeds = _seeds()
     the_plan = plan(seeds, env_words(env, "CELLS"), env_words(env, "EVAL_SETS"))
     study = Study(root, env, records)
-    for k, folder in DATA_FOLDERS.items():
-        if not study.dirs[k]:
-            raise StudyError(f"{k.upper()} is not set: the {folder} data folder (bash recipes/domain_adaptation.sh "
-                             f"sets it to ../shared/data/{folder} beside the checkout)")
-        if not os.path.isdir(study.dirs[k]):
-            raise StudyError(f"{k} data folder not found: {study.dirs[k]!r} (set {k.upper()})")
+    study.check_data()
     recorded = settings(study, env)
     with study.running(), FolderLock(study.records.folder, "the domain study's records"):
         if os.path.isfile(study.path("summary.json")):  # written again when every planned step is recorded

@@ -265,8 +265,7 @@ def answers_block(summary: dict) -> str:
     return "\n".join(parts)
 
 
-REPLAY_COMMAND = ("MODEL=$(python -m hybrid_tevatron.models.default) python -m hybrid_tevatron.studies.replay "
-                  "--run RUN --root /tmp/replay")
+REPLAY_COMMAND = "bash recipes/domain_adaptation.sh replay --run RUN --root /tmp/replay"
 
 
 def replay_block(summary: dict) -> str:

@@ -1,6 +1,7 @@
 """Replay one recorded run of the domain study on this machine and compare its numbers with the records.
 
-``python -m hybrid_tevatron.studies.replay --run wiki-hybrid-s1 --root /tmp/replay`` (settings from the environment,
+``bash recipes/domain_adaptation.sh replay --run wiki-hybrid-s1 --root /tmp/replay`` (= ``python -m
+hybrid_tevatron.studies.replay ...`` with the recipe's defaults; settings from the environment,
 as the study's: ``MODEL``, the data folders, ``PYTHON``):
 
 1. prepares the run's training data the way the study does, into ``ROOT/data``;
@@ -196,6 +197,7 @@ def main(argv=None) -> int:
     ap.add_argument("--tolerance", type=float, default=TOLERANCE, help=f"default: {TOLERANCE:g}")
     args = ap.parse_args(argv)
     study = Study(args.root, dict(os.environ), args.records)
+    study.check_data()
     replay = Replay(study, args.run, args.sets, args.tolerance)
     with study.running():
         record = replay.replay()

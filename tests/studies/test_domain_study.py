@@ -136,6 +136,26 @@ def test_the_recipe_gives_the_data_folders_beside_the_checkout(tmp_path):
     assert "MULTI30K=/given" in lines and "XQUAD_R=/x" in lines
 
 
+def test_the_recipe_replays_a_run_with_the_same_defaults(tmp_path):
+    """``domain_adaptation.sh replay ...`` runs the replay on the checkout's records, with the data folders set as
+    for the study."""
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/sh\ncase "$*" in *studies.replay*) echo "$*"; env;; *lareqa_release*) echo /x;; '
+                    '*) echo m;; esac\n')
+    fake.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("XTD10", "MULTI30K", "MULTI30K_TASK2", "RECORDS")}
+    proc = subprocess.run(["bash", os.path.join(REPO, "recipes", "domain_adaptation.sh"), "replay", "--run",
+                           "wiki-hybrid-s1", "--root", str(tmp_path / "replay")],
+                          env={**env, "PYTHON": str(fake), "MODEL": "m"}, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    records = os.path.join(REPO, "results", "domain_adaptation")
+    assert [line for line in lines if "studies.replay" in line] == [
+        f"-m hybrid_tevatron.studies.replay --records {records} --run wiki-hybrid-s1 --root {tmp_path / 'replay'}"]
+    shared = os.path.join(os.path.dirname(REPO), "shared", "data")
+    assert f"XTD10={shared}/xtd10" in lines and "XQUAD_R=/x" in lines and not (tmp_path / "replay").exists()
+
+
 @pytest.mark.slow
 def test_domain_study_small(tiny_model_dir, shared_data, tmp_path):
     out = str(tmp_path / "da")
