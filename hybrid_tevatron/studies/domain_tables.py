@@ -31,7 +31,7 @@ def effect(a: dict | None, b: dict | None, lower_better: bool = False) -> dict:
     noise = 2 * math.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"])
     if abs(d) <= noise:
         return {"diff": d, "noise": noise, "verdict": "within noise"}
-    return {"diff": d, "noise": noise, "verdict": ("a better" if d > 0 else "a worse") + " beyond noise"}
+    return {"diff": d, "noise": noise, "verdict": ("higher" if d > 0 else "lower") + " beyond noise"}
 
 
 def target(summary: dict) -> dict:

@@ -61,7 +61,7 @@ def test_estimate_counts_whole_pools():
 def test_effect_verdicts():
     one = {"mean": 0.5, "std": 0.0, "n": 1}
     three = {"mean": 0.6, "std": 0.01, "n": 3}
-    assert effect(three, one)["verdict"] == "a better beyond noise"
+    assert effect(three, one)["verdict"] == "higher beyond noise"
     assert effect(one, one)["verdict"] == "one seed each: no noise estimate"
     assert effect(dict(three, mean=0.49), dict(one, std=0.1, n=3))["verdict"] == "within noise"
     assert effect(None, one)["verdict"] == "not run"
@@ -95,7 +95,7 @@ def test_answers_say_by_how_much_the_aim_is_missed_and_what_moved_it():
     assert "- XTD10 jp→en R@10: 0.700 ± 0.010 against 0.800, **missed by 0.100** (zero-shot 0.600," in text
     assert ("- held-out XQuAD-R multi mAP (wiki-hybrid − 0.01): 0.600 ± 0.010 against 0.605, **missed by 0.005**"
             in text)
-    assert "wiki-hybrid − zero-shot on xtd10 multi.map: +0.280 (2 s.e. ±0.024), a better beyond noise." in text
+    assert "wiki-hybrid − zero-shot on xtd10 multi.map: +0.280 (2 s.e. ±0.024), higher beyond noise." in text
     assert "wikiflickr-hybrid − wiki-hybrid on xquad-r multi.map: not run." in text
     assert "The highest jp→en R@10 of any recorded cell is 0.700 (wikiflickrdesc-hybrid; zero-shot 0.600" in text
     assert "ko→en R@10, whose captions are translations, is 0.900" in text
