@@ -304,7 +304,9 @@ def write_docs(records: str, doc: str, readme: str, figure_path: str, expected: 
         rows = snapshot(summary, [p for p in EXPECTED_SELECT if any(fnmatch.fnmatchcase(x, p) for x in paths)])
         write_expected(expected, rows, "Domain adaptation of hybrid batch training, caption proxy (whole test sets)",
                        "runs/domain_adaptation/summary.json", {"command": "bash recipes/domain_adaptation.sh",
-                                                               "records": source, "config": summary["meta"]["config"]})
+                                                               "records": source,
+                                                               "config": run_config(summary["meta"]["config"],
+                                                                                    summary["meta"]["plan"])})
         print(f"{expected}: {len(rows)} rows")
     else:
         stale = os.path.isfile(expected)  # the plan grew (added seeds): its scores no longer cover every run
@@ -342,6 +344,12 @@ def settings(study: Study, env: Mapping[str, str]) -> dict:
     return out
 
 
+def run_config(recorded: dict, the_plan: dict) -> dict:
+    """A study root's ``config.json``: the records' settings and what the plan covers (seeds, cells, test sets); the
+    expected scores carry the same, so the recipe checks a run against them only when it ran the whole plan."""
+    return dict(recorded, seeds=the_plan["seeds"], cells=the_plan["cells"], eval_sets=the_plan["test_sets"])
+
+
 def run(root: str, records: str = RECORDS, stop_after: float | None = None, accept_changed_code: bool = False) -> bool:
     """Run the study into ``root``, recording into ``records``; False when ``stop_after`` minutes stopped it."""
     deadline = None if stop_after is None else time.time() + 60 * stop_after
@@ -354,7 +362,7 @@ def run(root: str, records: str = RECORDS, stop_after: float | None = None, acce
     with study.running(), FolderLock(study.records.folder, "the domain study's records"):
         if os.path.isfile(study.path("summary.json")):  # written again when every planned step is recorded
             os.remove(study.path("summary.json"))
-        config = dict(recorded, seeds=seeds, cells=the_plan["cells"], eval_sets=the_plan["test_sets"])
+        config = run_config(recorded, the_plan)
         base, ran = the_plan, None
         for _ in range(2):  # the plan, then (once it is recorded) with the seeds its within-noise effects add
             added = added_seeds(study.records, base)

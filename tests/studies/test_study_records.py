@@ -302,6 +302,10 @@ def test_committed_expected_scores_pass_on_the_committed_records():
                     "evaluations recorded)")
     rows = check(load_expected(expected), summary)
     assert rows and all(r["status"] == "OK" for r in rows), [r for r in rows if r["status"] != "OK"]
+    # the recipe checks a study root against them: its config.json (settings and plan) must be the expected's
+    from hybrid_tevatron.studies.domain_study import run_config
+
+    assert load_expected(expected)["meta"]["config"] == run_config(summary["meta"]["config"], summary["meta"]["plan"])
 
 
 def test_committed_zero_shot_xtd10_equals_docs_evaluation():
