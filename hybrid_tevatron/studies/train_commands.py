@@ -87,11 +87,11 @@ def image_text_command(out: str, env: Mapping[str, str]) -> list[str]:
     return ["hybrid_tevatron.images.train", *expand(IMAGE_TEXT, dict(values, out=out, query_prefix=PREFIXES[0]))]
 
 
-def _number(values: Mapping[str, str], name: str) -> int:
+def _number(name: str, value: str) -> int:
     try:
-        return int(values[name])
+        return int(value)
     except ValueError:
-        raise CommandError(f"{name.upper()} must be a whole number, got {values[name]!r}") from None
+        raise CommandError(f"{name} must be a whole number, got {value!r}") from None
 
 
 def paper_command(train_dir: str, output_dir: str, env: Mapping[str, str], cuda_count: int, bf16=None) -> list[str]:
@@ -106,9 +106,9 @@ def paper_command(train_dir: str, output_dir: str, env: Mapping[str, str], cuda_
         if not (os.path.exists(path) and os.path.getsize(path)):
             raise CommandError(f"{path} missing (run recipes/prepare_mmarco.sh)")
     ngpus_given, nnodes_given = env.get("NGPUS") or str(cuda_count), env.get("NNODES") or "1"
-    ngpus, nnodes = _number({"ngpus": ngpus_given}, "ngpus"), _number({"nnodes": nnodes_given}, "nnodes")
+    ngpus, nnodes = _number("NGPUS", ngpus_given), _number("NNODES", nnodes_given)
     world = nnodes * (ngpus if ngpus > 0 else 1)
-    batch = _number(values, "batch")
+    batch = _number("BATCH", values["batch"])
     if batch % world:
         raise CommandError(f"BATCH={values['batch']} is not divisible by NNODES x NGPUS = {world}")
     if ngpus > 0:
